@@ -1,0 +1,39 @@
+"""Encoded audio cells: what goes into the Hugging Face ``struct<bytes, path>`` column."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import soundfile as sf
+
+FLAC_SUBTYPES = {16: "PCM_16", 24: "PCM_24"}
+
+
+def encode_flac(samples: np.ndarray, sample_rate: int, bits: int = 16) -> bytes:
+    """Encode float samples in [-1, 1], shaped ``(time,)`` or ``(time, channels)``, as FLAC.
+
+    Samples are clipped to the PCM range first, so the decoded audio is exactly the
+    quantised input and nothing wraps around.
+    """
+    if bits not in FLAC_SUBTYPES:
+        raise ValueError(f"bits={bits} is not supported: FLAC shards use 16 or 24 bits")
+    samples = np.asarray(samples)
+    if samples.ndim not in (1, 2) or samples.shape[0] == 0:
+        raise ValueError(f"samples must be (time,) or (time, channels) and non-empty, got {samples.shape}")
+    if not np.isfinite(samples).all():
+        raise ValueError("samples contain NaN or infinity; FLAC cannot store them")
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(samples, -1.0, 1.0), sample_rate, format="FLAC", subtype=FLAC_SUBTYPES[bits])
+    return buf.getvalue()
+
+
+def decode_audio(data: bytes, dtype: str = "float32") -> tuple[np.ndarray, int]:
+    """Decode FLAC/WAV/OGG bytes to ``(time, channels)`` samples and the sample rate."""
+    samples, rate = sf.read(io.BytesIO(data), dtype=dtype, always_2d=True)
+    return samples, rate
+
+
+def audio_cell(data: bytes, path: str) -> dict:
+    """One value of the HF audio column: the encoded file and a name kept for provenance."""
+    return {"bytes": data, "path": path}

@@ -1,0 +1,392 @@
+"""The dataset catalog: every dataset version with its files, statistics and lineage.
+
+Backed by Apache Iceberg through pyiceberg's SQL catalog (SQLite file by default,
+Postgres on a cluster) or an Iceberg REST catalog. One Iceberg table per dataset; each
+publish registers a run's finished shards byte-for-byte as exactly one snapshot, whose
+summary properties carry the run's config, code version, inputs and statistics.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import datasets
+import pyarrow as pa
+from pyiceberg.catalog import Catalog as IcebergCatalog
+from pyiceberg.catalog import load_catalog
+from pyiceberg.exceptions import CommitFailedException, NamespaceAlreadyExistsError, NoSuchTableError, \
+    TableAlreadyExistsError
+from pyiceberg.io.pyarrow import parquet_file_to_data_file
+from pyiceberg.table import Table, TableProperties
+
+from catalog.card import per_split, render_card
+from catalog.config import CatalogConfig
+from catalog.errors import NotFoundError, RoomtoneError, SchemaMismatchError
+from catalog.names import DatasetRef, validate_name
+from catalog.runs import DatasetRun, config_hash, redact
+from catalog.shards import SHARD_NAME, ShardStats, arrow_schema, check_same_schema
+from catalog.storage import Location, s3_endpoint, s3_region
+from catalog.version import code_version
+
+P = "roomtone."  # prefix of every snapshot property roomtone writes
+
+
+@dataclass
+class Snapshot:
+    """One published dataset version, as stored in its Iceberg snapshot summary."""
+
+    name: str
+    snapshot_id: int
+    version: int
+    timestamp_ms: int
+    operation: str
+    properties: dict[str, str] = field(repr=False)
+
+    def _json(self, key: str, default: Any) -> Any:
+        return json.loads(self.properties[P + key]) if P + key in self.properties else default
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.snapshot_id}"
+
+    @property
+    def run_id(self) -> str | None:
+        return self.properties.get(P + "run-id")
+
+    @property
+    def config(self) -> dict:
+        return self._json("config", {})
+
+    @property
+    def config_hash(self) -> str | None:
+        return self.properties.get(P + "config-hash")
+
+    @property
+    def inputs(self) -> list[str]:
+        return self._json("inputs", [])
+
+    @property
+    def stats(self) -> dict:
+        return self._json("stats", {})
+
+    @property
+    def features(self) -> datasets.Features:
+        return datasets.Features.from_dict(self._json("features", {}))
+
+    @property
+    def location(self) -> str | None:
+        return self.properties.get(P + "location")
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "snapshot_id": self.snapshot_id, "version": self.version,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.timestamp_ms / 1000)),
+                "operation": self.operation, "run_id": self.run_id, "config_hash": self.config_hash,
+                "code_version": self.properties.get(P + "code-version"), "inputs": self.inputs,
+                "stats": self.stats, "location": self.location, "config": self.config,
+                "ray_job_id": self.properties.get(P + "ray-job-id"),
+                "mlflow_run_id": self.properties.get(P + "mlflow-run-id")}
+
+
+@dataclass
+class DataFileInfo:
+    uri: str
+    split: str
+    rows: int
+    bytes: int
+
+
+class Catalog:
+    """Python entry point: ``Catalog()`` uses the defaults (or the ROOMTONE_* environment)."""
+
+    def __init__(self, config: CatalogConfig | None = None):
+        self.config = config or CatalogConfig.from_env()
+
+    @cached_property
+    def iceberg(self) -> IcebergCatalog:
+        props: dict[str, str] = {"warehouse": self.config.warehouse_uri, "s3.region": s3_region()}
+        if s3_endpoint():
+            props["s3.endpoint"] = s3_endpoint()
+        uri = self.config.database_uri
+        if uri.startswith("http"):
+            cat = load_catalog("roomtone", type="rest", uri=uri, **props)
+        else:
+            if uri.startswith("sqlite:///") and "?" not in uri:
+                uri += "?timeout=60"  # wait for a concurrent writer instead of failing at once
+            cat = load_catalog("roomtone", type="sql", uri=uri, **props)
+            if uri.startswith("sqlite"):
+                with cat.engine.connect() as conn:  # readers beside a writer need WAL
+                    conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+        try:
+            cat.create_namespace_if_not_exists(self.config.namespace)
+        except NamespaceAlreadyExistsError:
+            pass
+        return cat
+
+    def _identifier(self, name: str) -> tuple[str, str]:
+        return (self.config.namespace, validate_name(name))
+
+    def _table(self, name: str) -> Table:
+        try:
+            return self.iceberg.load_table(self._identifier(name))
+        except NoSuchTableError:
+            known = ", ".join(self.names()) or "none yet"
+            raise NotFoundError(f"dataset {name!r} is not in the catalog",
+                                f"known datasets: {known}; see `roomtone catalog ls`") from None
+
+    # -- reading --------------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        return sorted(ident[-1] for ident in self.iceberg.list_tables(self.config.namespace))
+
+    def exists(self, name: str) -> bool:
+        return validate_name(name) in self.names()
+
+    def history(self, name: str) -> list[Snapshot]:
+        table = self._table(name)
+        snaps = sorted(table.snapshots(), key=lambda s: s.sequence_number)
+        return [Snapshot(name, s.snapshot_id, i + 1, s.timestamp_ms, s.summary.operation.value,
+                         dict(s.summary.additional_properties)) for i, s in enumerate(snaps)]
+
+    def show(self, ref: "str | DatasetRef") -> Snapshot:
+        ref = DatasetRef.parse(ref)
+        history = self.history(ref.name)
+        if not history:
+            raise NotFoundError(f"dataset {ref.name!r} has no published snapshot", "run a job that writes it")
+        current = self._table(ref.name).current_snapshot()
+        if ref.snapshot is None:
+            return next(s for s in history if s.snapshot_id == current.snapshot_id)
+        for snap in history:
+            if ref.snapshot in (str(snap.snapshot_id), f"v{snap.version}"):
+                return snap
+        ids = ", ".join(f"v{s.version}={s.snapshot_id}" for s in history[-5:])
+        raise NotFoundError(f"{ref} does not exist", f"recent snapshots of {ref.name}: {ids}")
+
+    def list(self) -> list[Snapshot]:
+        """The current snapshot of every dataset that has one."""
+        out = []
+        for name in self.names():
+            table = self._table(name)
+            if table.current_snapshot() is not None:
+                out.append(self.show(name))
+        return out
+
+    def files(self, ref: "str | DatasetRef") -> list[DataFileInfo]:
+        snap = self.show(ref)
+        table = self._table(snap.name)
+        out = []
+        for task in table.scan(snapshot_id=snap.snapshot_id).plan_files():
+            path = task.file.file_path
+            out.append(DataFileInfo(path, _split_of_uri(path), task.file.record_count, task.file.file_size_in_bytes))
+        return sorted(out, key=lambda f: f.uri)
+
+    def lineage(self, ref: "str | DatasetRef") -> dict:
+        """The snapshot and, recursively, the snapshots it was made from, back to the roots."""
+        snap = self.show(ref)
+        return {"ref": snap.ref, "version": snap.version, "rows": snap.stats.get("rows"),
+                "inputs": [self.lineage(parent) for parent in snap.inputs]}
+
+    def card(self, ref: "str | DatasetRef") -> str:
+        snap = self.show(ref)
+        files = self.files(snap.ref)
+        base = Location.parse(snap.location) if snap.location else None
+        rels = {(Location.parse(f.uri).relative_to(base) if base else f.uri): f.rows for f in files}
+        data_files = None
+        if base is None or any(r.startswith("..") for r in rels):
+            data_files = {}
+            for f in files:
+                data_files.setdefault(f.split, []).append(f.uri)
+        split_rows: dict[str, int] = {}
+        split_bytes: dict[str, int] = {}
+        for f in files:
+            split_rows[f.split] = split_rows.get(f.split, 0) + f.rows
+            split_bytes[f.split] = split_bytes.get(f.split, 0) + f.bytes
+        return render_card(snap.name, snap.features, split_rows, split_bytes, snapshot=str(snap.snapshot_id),
+                           stats=snap.stats, lineage={"inputs": snap.inputs, "config_hash": snap.config_hash,
+                                                      "run_id": snap.run_id}, data_files=data_files)
+
+    # -- writing --------------------------------------------------------------------------
+
+    def create_run(self, name: str, config: Any, features: datasets.Features, *, inputs: list[str] = (),
+                   mode: str = "overwrite", ray_job_id: str | None = None,
+                   mlflow_run_id: str | None = None) -> DatasetRun:
+        """Check everything a publish will need *before* the job does any work, and return
+        the run whose folder the job writes shards into."""
+        validate_name(name)
+        if mode not in ("overwrite", "append"):
+            raise RoomtoneError(f"mode {mode!r} is invalid", "use 'overwrite' (a new version) or 'append'")
+        cfg = redact(config.model_dump(mode="json") if hasattr(config, "model_dump") else dict(config))
+        pinned = [self.show(ref).ref for ref in inputs]  # fails early on an unknown input
+        arrow_schema(features)  # fails early on types a consumer cannot read
+        if self.exists(name):
+            self._check_features(name, features)
+        key = config_hash(cfg, pinned)
+        location = self.config.datasets_location().join(name, key[:16])
+        location.makedirs()
+        location.check_writable()
+        return DatasetRun(name, location, features, cfg, key, pinned, mode=mode, ray_job_id=ray_job_id,
+                          mlflow_run_id=mlflow_run_id)
+
+    def _check_features(self, name: str, features: datasets.Features) -> None:
+        stored = self._table(name).properties.get(P + "features")
+        if stored and datasets.Features.from_dict(json.loads(stored)) != features:
+            check_same_schema(datasets.Features.from_dict(json.loads(stored)).arrow_schema,
+                              features.arrow_schema, f"new data for {name!r}")
+            raise SchemaMismatchError(f"new data for {name!r} has different features than its existing snapshots",
+                                      "publish under a new dataset name, or keep the features unchanged")
+
+    def publish(self, run: DatasetRun, expected_shards: dict[str, int] | None = None) -> Snapshot:
+        """Register the run's finished shards as one snapshot; retried on commit conflicts.
+
+        ``expected_shards`` (split -> shard count) guards against publishing a partial run;
+        by default the counts come from the ``-of-MMMMM`` part of the shard names.
+        """
+        shards = run.shard_stats()
+        if not shards:
+            raise RoomtoneError(f"run {run.run_id} of {run.name!r} wrote no shards under {run.location.uri}",
+                                "the job produced nothing to publish")
+        self._check_complete(run, shards, expected_shards)
+        expected = arrow_schema(run.features)
+        total = ShardStats()
+        for rel, (stats, schema) in sorted(shards.items()):
+            check_same_schema(expected, schema, f"shard {rel}")
+            total = total.add(stats)
+        split_rows = per_split({rel: s.rows for rel, (s, _) in shards.items()})
+        split_bytes = per_split({rel: s.bytes for rel, (s, _) in shards.items()})
+        stats = {**total.to_dict(), "splits": split_rows, "shards": len(shards)}
+        run.location.join("README.md").write_bytes(render_card(
+            run.name, run.features, split_rows, split_bytes, stats=stats,
+            lineage={"inputs": run.inputs, "config_hash": run.config_hash, "run_id": run.run_id}).encode())
+        props = {P + "run-id": run.run_id, P + "config": json.dumps(run.config, sort_keys=True),
+                 P + "config-hash": run.config_hash, P + "code-version": code_version(),
+                 P + "inputs": json.dumps(run.inputs), P + "stats": json.dumps(stats, sort_keys=True),
+                 P + "features": json.dumps(run.features.to_dict(), sort_keys=True),
+                 P + "location": run.location.uri}
+        if run.ray_job_id:
+            props[P + "ray-job-id"] = run.ray_job_id
+        if run.mlflow_run_id:
+            props[P + "mlflow-run-id"] = run.mlflow_run_id
+        paths = [loc.uri for loc in (run.location.join(rel) for rel in sorted(shards))]
+        return self._commit(run, paths, props)
+
+    @staticmethod
+    def _check_complete(run: DatasetRun, shards: dict, expected: dict[str, int] | None) -> None:
+        found: dict[str, set[int]] = {}
+        counts: dict[str, set[int]] = {}
+        for rel in shards:
+            m = SHARD_NAME.match(rel)
+            found.setdefault(m["split"], set()).add(int(m["index"]))
+            counts.setdefault(m["split"], set()).add(int(m["count"]))
+        for split in sorted(set(found) | set(expected or {})):
+            want = (expected or {}).get(split) or max(counts.get(split, {0}))
+            have = found.get(split, set())
+            if len(counts.get(split, set())) > 1 or have != set(range(want)):
+                raise RoomtoneError(f"run of {run.name!r} is incomplete: split {split!r} has {len(have)} of "
+                                    f"{want} shards under {run.location.uri}",
+                                    "re-run the job with the same config to finish the missing shards")
+
+    def _commit(self, run: DatasetRun, paths: list[str], props: dict[str, str]) -> Snapshot:
+        ident = self._identifier(run.name)
+        for attempt in range(30):
+            try:
+                table = self._load_or_create(run)
+                current = table.current_snapshot()
+                existing = {t.file.file_path: t.file for t in table.scan().plan_files()} if current else {}
+                if set(paths) == set(existing) and current.summary.additional_properties.get(
+                        P + "config-hash") == run.config_hash:
+                    return self.show(f"{run.name}@{current.snapshot_id}")  # already published: once only
+                with table.transaction() as tx:
+                    if tx.table_metadata.name_mapping() is None:
+                        tx.set_properties(**{TableProperties.DEFAULT_NAME_MAPPING:
+                                             tx.table_metadata.schema().name_mapping.model_dump_json()})
+                    new = [p for p in paths if p not in existing]
+                    with tx.update_snapshot(snapshot_properties=props).overwrite() as producer:
+                        if run.mode == "overwrite":
+                            for path, data_file in existing.items():
+                                if path not in paths:
+                                    producer.delete_data_file(data_file)
+                        for path in new:
+                            producer.append_data_file(parquet_file_to_data_file(table.io, tx.table_metadata, path))
+                table = self.iceberg.load_table(ident)
+                return self.show(f"{run.name}@{table.current_snapshot().snapshot_id}")
+            except (CommitFailedException, TableAlreadyExistsError) as exc:
+                last = exc
+            except Exception as exc:  # SQLite under concurrent writers: "database is locked"
+                if "locked" not in str(exc).lower():
+                    raise
+                last = exc
+            time.sleep(min(2.0, 0.05 * 2 ** attempt) * (0.5 + random.random()))
+        raise RoomtoneError(f"could not publish {run.name!r} after 30 attempts: {last}",
+                            "another writer keeps committing; retry the publish later")
+
+    def _load_or_create(self, run: DatasetRun) -> Table:
+        ident = self._identifier(run.name)
+        try:
+            return self.iceberg.load_table(ident)
+        except NoSuchTableError:
+            return self.iceberg.create_table(
+                ident, schema=arrow_schema(run.features),
+                properties={P + "features": json.dumps(run.features.to_dict(), sort_keys=True)})
+
+    # -- loaders and SQL ------------------------------------------------------------------
+
+    def to_hf(self, ref: "str | DatasetRef", split: str | None = None, streaming: bool = False):
+        """The snapshot as a ``datasets.DatasetDict`` (or one split), read from its Parquet files."""
+        snap = self.show(ref)
+        files: dict[str, list[str]] = {}
+        for f in self.files(snap.ref):
+            files.setdefault(f.split, []).append(f.uri)
+        if split is not None and split not in files:
+            raise NotFoundError(f"{snap.ref} has no split {split!r}", f"splits: {', '.join(sorted(files))}")
+        options = Location.parse(next(iter(files.values()))[0]).storage_options()
+        ds = datasets.load_dataset("parquet", data_files=files, features=snap.features, streaming=streaming,
+                                   storage_options=options or None)
+        return ds[split] if split else ds
+
+    def to_ray(self, ref: "str | DatasetRef", split: str | None = None, **read_args):
+        """The snapshot as a lazy ``ray.data.Dataset`` (connects to or starts Ray)."""
+        import ray.data
+
+        from catalog.cluster import connect
+
+        connect()
+        locs = [Location.parse(f.uri) for f in self.files(ref) if split is None or f.split == split]
+        if not locs:
+            raise NotFoundError(f"{ref} has no files{f' in split {split!r}' if split else ''}", "check the split")
+        return ray.data.read_parquet([l.path for l in locs], filesystem=locs[0].filesystem, **read_args)
+
+    def arrow_dataset(self, ref: "str | DatasetRef"):
+        """A ``pyarrow.dataset.Dataset`` over the snapshot's files (lazy, column-projecting)."""
+        import pyarrow.dataset as pads
+
+        locs = [Location.parse(f.uri) for f in self.files(ref)]
+        return pads.dataset([l.path for l in locs], filesystem=locs[0].filesystem, format="parquet",
+                            schema=arrow_schema(self.show(ref).features))
+
+    def snapshots_table(self) -> pa.Table:
+        """Every snapshot of every dataset as rows, for SQL over the catalog itself."""
+        rows = []
+        for name in self.names():
+            for s in self.history(name):
+                d = s.to_dict()
+                rows.append({"name": name, "snapshot_id": s.snapshot_id, "version": s.version,
+                             "created": d["created"], "run_id": s.run_id, "config_hash": s.config_hash,
+                             "rows": s.stats.get("rows"), "audio_hours": s.stats.get("audio_hours"),
+                             "bytes": s.stats.get("bytes"), "inputs": ",".join(s.inputs),
+                             "current": s.snapshot_id == self._table(name).current_snapshot().snapshot_id})
+        return pa.Table.from_pylist(rows) if rows else pa.table({"name": pa.array([], pa.string())})
+
+    def query(self, sql: str) -> pa.Table:
+        from catalog.query import run_query
+
+        return run_query(self, sql)
+
+
+def _split_of_uri(uri: str) -> str:
+    parts = uri.rstrip("/").split("/")
+    return parts[-2] if len(parts) >= 2 else "train"
+

@@ -1,0 +1,47 @@
+"""Connect to Ray: the cluster at ``address`` / ``RAY_ADDRESS``, or a local one sized to this machine.
+
+Every job (pipelines, catalog loaders, training) calls :func:`connect`, so the same code
+runs on a laptop and on a cluster. Only non-secret settings travel to remote workers:
+S3 endpoint and region and the ROOMTONE_* locations; credentials come from the platform.
+"""
+
+from __future__ import annotations
+
+import os
+
+from catalog.errors import RoomtoneError
+from catalog.storage import S3_PUBLIC_ENV
+
+FORWARDED_ENV = S3_PUBLIC_ENV + ("ROOMTONE_ROOT", "ROOMTONE_CATALOG_URI", "ROOMTONE_WAREHOUSE",
+                                 "MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL", "AWS_EC2_METADATA_DISABLED")
+
+
+def connect(address: str | None = None, *, num_cpus: int | None = None) -> dict:
+    """Initialise Ray once per process and return its cluster resources."""
+    import ray
+
+    if ray.is_initialized():
+        return ray.cluster_resources()
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    runtime_env = {"env_vars": {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}}
+    try:
+        if address:
+            ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING", log_to_driver=True)
+        else:
+            ray.init(num_cpus=num_cpus or os.cpu_count(), runtime_env=runtime_env, logging_level="WARNING",
+                     include_dashboard=os.environ.get("ROOMTONE_RAY_DASHBOARD", "1") != "0",
+                     dashboard_host="127.0.0.1", configure_logging=True)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise RoomtoneError(f"cannot connect to Ray at {address or 'a new local cluster'}: "
+                            f"{str(exc).splitlines()[0]}",
+                            "check --address / RAY_ADDRESS, or unset it to start a local cluster") from exc
+    return ray.cluster_resources()
+
+
+def dashboard_url() -> str | None:
+    import ray
+
+    if not ray.is_initialized():
+        return None
+    url = ray.get_runtime_context().gcs_address and getattr(ray, "_private").worker.get_dashboard_url()
+    return f"http://{url}" if url and not url.startswith("http") else url

@@ -1,0 +1,48 @@
+"""SQL over the catalog with DuckDB: every dataset is a view named after it.
+
+``SELECT label, count(*) FROM demo_tones GROUP BY label`` reads the current snapshot;
+a pinned version is the quoted identifier ``"demo_tones@v1"``; ``roomtone_snapshots``
+lists every snapshot of every dataset. Files are scanned through pyarrow (local or S3, no
+DuckDB extension to download), and external access is switched off before the user's SQL
+runs, so a query can read the registered datasets but not files or the network.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+import duckdb
+import pyarrow as pa
+
+from catalog.errors import RoomtoneError
+from catalog.names import DatasetRef
+
+if TYPE_CHECKING:
+    from catalog.catalog import Catalog
+
+_PINNED = re.compile(r'"([a-z][a-z0-9_]{0,62}@(?:\d+|v\d+|latest))"')
+
+
+def run_query(catalog: "Catalog", sql: str) -> pa.Table:
+    con = duckdb.connect(":memory:")
+    views = {name: name for name in catalog.names() if re.search(rf"\b{name}\b", sql)}
+    views.update({ref: ref for ref in _PINNED.findall(sql)})
+    for view, ref in views.items():
+        ref = DatasetRef.parse(ref)
+        if ref.snapshot is None and catalog._table(ref.name).current_snapshot() is None:
+            continue
+        con.register(view, catalog.arrow_dataset(ref))
+    if "roomtone_snapshots" in sql:
+        con.register("roomtone_snapshots", catalog.snapshots_table())
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    try:
+        return con.sql(sql).to_arrow_table()
+    except duckdb.Error as exc:
+        known = ", ".join(catalog.names()) or "none"
+        raise RoomtoneError(f"query failed: {str(exc).splitlines()[0]}",
+                            f"datasets you can query: {known}, roomtone_snapshots; "
+                            'pin a version as "name@v1"') from None
+    finally:
+        con.close()

@@ -1,0 +1,68 @@
+"""A dataset run: the staging folder a job writes shards into before the catalog publishes it.
+
+The folder is keyed by the run's config hash, so a re-run of the same config finds the
+shards that already finished and skips them; nothing in it is visible through the catalog
+until :meth:`catalog.Catalog.publish` registers the finished files in one commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import datasets
+
+from catalog.shards import SHARD_NAME, ShardStats, shard_relpath, read_shard_stats
+from catalog.storage import Location
+
+_SECRET_KEY = re.compile(r"(secret|password|passwd|token|credential|access_key|private_key|api_key)", re.I)
+
+
+def redact(value: Any) -> Any:
+    """Drop values under secret-looking keys, so no credential reaches catalog metadata."""
+    if isinstance(value, dict):
+        return {k: ("<redacted>" if _SECRET_KEY.search(str(k)) else redact(v)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(v) for v in value]
+    return value
+
+
+def config_hash(config: dict, inputs: list[str]) -> str:
+    """Stable hash of what determines a run's output: its config and its pinned inputs."""
+    blob = json.dumps({"config": config, "inputs": sorted(inputs)}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass
+class DatasetRun:
+    """One run of a job writing one dataset version. Create it with ``Catalog.create_run``."""
+
+    name: str
+    location: Location
+    features: datasets.Features
+    config: dict
+    config_hash: str
+    inputs: list[str] = field(default_factory=list)
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    mode: str = "overwrite"
+    ray_job_id: str | None = None
+    mlflow_run_id: str | None = None
+
+    def shard(self, split: str, index: int, count: int) -> Location:
+        return self.location.join(shard_relpath(split, index, count))
+
+    def finished_shards(self) -> dict[str, Location]:
+        """Shards already written (a resumed run skips them), keyed by relative path."""
+        found = {}
+        for loc in self.location.join("data").list_files(".parquet"):
+            rel = loc.relative_to(self.location)
+            if SHARD_NAME.match(rel):
+                found[rel] = loc
+        return found
+
+    def shard_stats(self) -> dict[str, tuple[ShardStats, Any]]:
+        return {rel: read_shard_stats(loc) for rel, loc in self.finished_shards().items()}

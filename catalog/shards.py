@@ -1,0 +1,230 @@
+"""Hugging Face-compatible Parquet shards: naming, writing, and the stats in their footers.
+
+A shard is written whole or not at all (temp file, then one rename or one upload), under
+a deterministic name ``data/<split>/<split>-NNNNN-of-MMMMM.parquet``, so a retried task
+overwrites its own file and never adds a second copy. Each shard's footer carries its own
+statistics, so a publish after a crash or resume can sum them without re-reading rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import datasets
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from catalog.errors import SchemaMismatchError
+from catalog.storage import Location
+
+# Near the datasets library's own defaults (config.MAX_SHARD_SIZE / MAX_ROW_GROUP_SIZE).
+DEFAULT_SHARD_BYTES = 500_000_000
+DEFAULT_ROW_GROUP_BYTES = 100_000_000
+STATS_KEY = b"roomtone.stats"
+SHARD_NAME = re.compile(r"^data/(?P<split>[a-z][a-z0-9_]*)/(?P=split)-(?P<index>\d{5})-of-(?P<count>\d{5})\.parquet$")
+SPLIT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+def shard_relpath(split: str, index: int, count: int) -> str:
+    if not SPLIT_NAME.match(split):
+        raise ValueError(f"split {split!r} is invalid: use lowercase letters, digits and underscores")
+    if not 0 <= index < count <= 99_999:
+        raise ValueError(f"shard index {index} of {count} is out of range")
+    return f"data/{split}/{split}-{index:05d}-of-{count:05d}.parquet"
+
+
+def split_of(relpath: str) -> str:
+    match = SHARD_NAME.match(relpath)
+    if not match:
+        raise ValueError(f"{relpath!r} is not a roomtone shard path (data/<split>/<split>-NNNNN-of-MMMMM.parquet)")
+    return match["split"]
+
+
+def plan_num_shards(estimated_bytes: int, max_shard_bytes: int = DEFAULT_SHARD_BYTES, multiple_of: int = 1) -> int:
+    """Fewest shards under ``max_shard_bytes``, rounded up to a multiple of the worker count
+    so that every distributed reader gets whole shards (see datasets' split_dataset_by_node)."""
+    n = max(1, -(-int(estimated_bytes) // int(max_shard_bytes)))
+    return -(-n // multiple_of) * multiple_of
+
+
+def arrow_schema(features: datasets.Features) -> pa.Schema:
+    """The file schema: the Arrow form of ``features`` with the ``huggingface`` metadata,
+    refusing types that would break a consumer (large_* for HF, unsigned ints for Iceberg)."""
+    schema = features.arrow_schema
+    for name, typ in _leaves(schema):
+        if pa.types.is_large_binary(typ) or pa.types.is_large_string(typ) or pa.types.is_large_list(typ):
+            raise ValueError(f"column {name!r} has type {typ}: use non-large types so datasets keeps the feature")
+        if pa.types.is_unsigned_integer(typ):
+            raise ValueError(f"column {name!r} has unsigned type {typ}: Iceberg has none, use a signed integer")
+    return schema
+
+
+def _leaves(schema_or_type, prefix: str = ""):
+    fields = schema_or_type if isinstance(schema_or_type, pa.Schema) else schema_or_type
+    for f in fields:
+        name = f"{prefix}{f.name}"
+        if pa.types.is_struct(f.type):
+            yield from _leaves(list(f.type), name + ".")
+        elif pa.types.is_list(f.type) or pa.types.is_large_list(f.type) or pa.types.is_fixed_size_list(f.type):
+            yield name, f.type
+            yield from _leaves([f.type.value_field], name + ".")
+        else:
+            yield name, f.type
+
+
+def check_same_schema(expected: pa.Schema, found: pa.Schema, what: str) -> None:
+    """Raise a SchemaMismatchError listing the columns that differ (metadata ignored)."""
+    a, b = expected.remove_metadata(), found.remove_metadata()
+    if a.equals(b):
+        return
+    ea, eb = {f.name: f.type for f in a}, {f.name: f.type for f in b}
+    diffs = [f"{n}: {ea.get(n, 'missing')} -> {eb.get(n, 'missing')}"
+             for n in sorted(set(ea) | set(eb)) if ea.get(n) != eb.get(n)]
+    raise SchemaMismatchError(f"{what} has a schema that differs from the dataset's existing snapshots "
+                              f"({'; '.join(diffs) or 'column order'})",
+                              "publish under a new dataset name, or keep the columns and types unchanged")
+
+
+def audio_columns(features: datasets.Features) -> list[str]:
+    return [name for name, feat in features.items() if isinstance(feat, datasets.Audio)]
+
+
+@dataclass
+class ShardStats:
+    """What a shard holds; summed over shards for a snapshot's statistics."""
+
+    rows: int = 0
+    audio_seconds: float = 0.0
+    bytes: int = 0
+    class_counts: Counter = field(default_factory=Counter)
+
+    def add(self, other: "ShardStats") -> "ShardStats":
+        return ShardStats(self.rows + other.rows, self.audio_seconds + other.audio_seconds,
+                          self.bytes + other.bytes, self.class_counts + other.class_counts)
+
+    def to_dict(self) -> dict:
+        return {"rows": self.rows, "audio_hours": round(self.audio_seconds / 3600, 6),
+                "audio_seconds": round(self.audio_seconds, 3), "bytes": self.bytes,
+                "class_counts": dict(sorted(self.class_counts.items()))}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ShardStats":
+        return cls(int(d.get("rows", 0)), float(d.get("audio_seconds", 0.0)), int(d.get("bytes", 0)),
+                   Counter(d.get("class_counts", {})))
+
+
+class ShardWriter:
+    """Writes one shard: rows are buffered into row groups of about ``row_group_bytes``.
+
+    Use as a context manager; on an exception nothing is left at the shard's name.
+    ``duration_column`` (seconds) and ``class_column`` (a string or list of strings) feed
+    the statistics when they exist in the features.
+    """
+
+    def __init__(self, location: Location, features: datasets.Features, *,
+                 row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES,
+                 duration_column: str = "duration", class_column: str = "label"):
+        self.location = location
+        self.schema = arrow_schema(features)
+        self.row_group_bytes = row_group_bytes
+        self.duration_column = duration_column if duration_column in features else None
+        self.class_column = class_column if class_column in features else None
+        self.stats = ShardStats()
+        self._pending: list[pa.Table] = []
+        self._pending_bytes = 0
+        media = {f"{c}.{leaf}" for c in audio_columns(features) for leaf in ("bytes", "path")}
+        leaves = [name for name, _ in _leaves(self.schema)]
+        if location.is_s3:
+            fd, self._tmp = tempfile.mkstemp(suffix=".parquet", prefix="roomtone-shard-")
+            os.close(fd)
+        else:
+            location.parent.makedirs()
+            self._tmp = os.path.join(location.parent.uri, f".{location.name}.tmp-{uuid.uuid4().hex[:8]}")
+        # Media columns are already compressed (FLAC): store them plain, like datasets does.
+        self._writer = pq.ParquetWriter(
+            self._tmp, self.schema,
+            compression={leaf: ("none" if leaf in media else "zstd") for leaf in leaves},
+            use_dictionary=[leaf for leaf in leaves if leaf not in media],
+            write_page_index=True)
+
+    def write(self, rows: "list[dict] | pa.Table") -> None:
+        table = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=self.schema)
+        if not table.schema.equals(self.schema, check_metadata=False):
+            check_same_schema(self.schema, table.schema, f"rows written to {self.location.uri}")
+            table = table.cast(self.schema)
+        self._count(table)
+        self._pending.append(table)
+        self._pending_bytes += table.nbytes
+        if self._pending_bytes >= self.row_group_bytes:
+            self._flush()
+
+    def _count(self, table: pa.Table) -> None:
+        self.stats.rows += table.num_rows
+        if self.duration_column:
+            self.stats.audio_seconds += float(pa.compute.sum(table[self.duration_column]).as_py() or 0.0)
+        if self.class_column:
+            values = table[self.class_column].to_pylist()
+            for v in values:
+                self.stats.class_counts.update(v if isinstance(v, list) else [v] if v is not None else [])
+
+    def _flush(self) -> None:
+        if self._pending:
+            table = pa.concat_tables(self._pending)
+            self._writer.write_table(table, row_group_size=table.num_rows)
+            self._pending, self._pending_bytes = [], 0
+
+    def close(self) -> ShardStats:
+        self._flush()
+        self._writer.add_key_value_metadata({STATS_KEY: json.dumps(self.stats.to_dict()).encode()})
+        self._writer.close()
+        self.stats.bytes = os.path.getsize(self._tmp)
+        self.location.upload_from(self._tmp)
+        return self.stats
+
+    def abort(self) -> None:
+        self._writer.close()
+        if os.path.exists(self._tmp):
+            os.remove(self._tmp)
+
+    def __enter__(self) -> "ShardWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_shard(location: Location, features: datasets.Features, rows: Iterable[dict], *,
+                batch_rows: int = 64, **options) -> ShardStats:
+    """Write an iterable of row dicts as one shard and return its statistics."""
+    with ShardWriter(location, features, **options) as writer:
+        batch: list[dict] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= batch_rows:
+                writer.write(batch)
+                batch = []
+        if batch:
+            writer.write(batch)
+    return writer.stats
+
+
+def read_shard_stats(location: Location) -> tuple[ShardStats, pa.Schema]:
+    """A finished shard's statistics and schema, from its footer alone."""
+    with location.filesystem.open_input_file(location.path) as f:
+        meta = pq.read_metadata(f)
+        schema = meta.schema.to_arrow_schema()
+    kv = meta.metadata or {}
+    stats = ShardStats.from_dict(json.loads(kv[STATS_KEY])) if STATS_KEY in kv else ShardStats(rows=meta.num_rows)
+    stats.rows = meta.num_rows
+    stats.bytes = location.size()
+    return stats, schema

@@ -1,0 +1,218 @@
+"""Locations: one way to address storage, a local path or ``s3://bucket/prefix``.
+
+Everything that reads or writes goes through :class:`Location`, which hands out a
+pyarrow filesystem (for Parquet), fsspec options (for ``datasets``) and a boto3
+client (for clear pre-flight errors). S3 settings come from the standard AWS
+environment (``AWS_ENDPOINT_URL``, ``AWS_REGION``, credentials chain); credentials
+are read by the SDKs themselves and never pass through roomtone's own objects, so
+they cannot end up in logs or metadata.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import uuid
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow.fs as pafs
+
+from catalog.errors import NotFoundError, StorageError
+
+# Environment variables that describe *where* S3 is, never *who* you are. These are
+# the only ones roomtone forwards to Ray workers.
+S3_PUBLIC_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION")
+
+
+def s3_endpoint() -> str | None:
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def s3_region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+@lru_cache(maxsize=8)
+def _s3_filesystem(endpoint: str | None, region: str) -> pafs.S3FileSystem:
+    kwargs: dict = {"region": region}
+    if endpoint:
+        scheme, _, host = endpoint.partition("://")
+        kwargs.update(endpoint_override=host or scheme, scheme=scheme if host else "https")
+    return pafs.S3FileSystem(**kwargs)
+
+
+@dataclass(frozen=True)
+class Location:
+    """A directory or file, local (absolute path) or on S3 (``s3://bucket/key``)."""
+
+    uri: str
+
+    @classmethod
+    def parse(cls, value: "str | os.PathLike | Location") -> "Location":
+        if isinstance(value, Location):
+            return value
+        text = os.fspath(value).strip()
+        if not text:
+            raise StorageError("empty storage location", "give a local path or s3://bucket/prefix")
+        if text.startswith("s3://"):
+            bucket, _, key = text[5:].partition("/")
+            if len(bucket) < 3:
+                raise StorageError(f"{text!r} has no valid bucket name", "use s3://bucket/prefix")
+            return cls("s3://" + posixpath.join(bucket, key).rstrip("/"))
+        if "://" in text and not text.startswith("file://"):
+            scheme = text.split("://", 1)[0]
+            raise StorageError(f"storage scheme {scheme!r} is not supported in {text!r}",
+                               "use a local path or s3://bucket/prefix")
+        text = text.removeprefix("file://")
+        return cls(str(Path(text).expanduser().resolve()))
+
+    @property
+    def is_s3(self) -> bool:
+        return self.uri.startswith("s3://")
+
+    @property
+    def path(self) -> str:
+        """The path as the pyarrow filesystem wants it (``bucket/key`` on S3)."""
+        return self.uri[5:] if self.is_s3 else self.uri
+
+    @property
+    def name(self) -> str:
+        return posixpath.basename(self.uri)
+
+    @property
+    def parent(self) -> "Location":
+        return Location(posixpath.dirname(self.uri) if self.is_s3 else str(Path(self.uri).parent))
+
+    def join(self, *parts: str) -> "Location":
+        for part in parts:
+            if part.startswith("/") or ".." in part.split("/"):
+                raise StorageError(f"path part {part!r} escapes {self.uri}", "use a relative path")
+        return Location(posixpath.join(self.uri, *parts))
+
+    def relative_to(self, base: "Location") -> str:
+        return posixpath.relpath(self.uri, base.uri)
+
+    @property
+    def filesystem(self) -> pafs.FileSystem:
+        return _s3_filesystem(s3_endpoint(), s3_region()) if self.is_s3 else pafs.LocalFileSystem()
+
+    def storage_options(self) -> dict:
+        """fsspec options for ``datasets`` / s3fs (endpoint and region only)."""
+        if not self.is_s3:
+            return {}
+        client = {"region_name": s3_region()}
+        if s3_endpoint():
+            client["endpoint_url"] = s3_endpoint()
+        return {"client_kwargs": client}
+
+    # -- small I/O helpers, all mapping low-level errors to one clear message ----------
+
+    def exists(self) -> bool:
+        return self._info().type != pafs.FileType.NotFound
+
+    def is_file(self) -> bool:
+        return self._info().type == pafs.FileType.File
+
+    def size(self) -> int:
+        info = self._info()
+        if info.type != pafs.FileType.File:
+            raise NotFoundError(f"{self.uri} does not exist", "check the path")
+        return info.size
+
+    def _info(self) -> pafs.FileInfo:
+        with self._errors("read"):
+            return self.filesystem.get_file_info(self.path)
+
+    def list_files(self, suffix: str = "") -> Iterator["Location"]:
+        """Every file below this directory (recursively), skipping hidden temp files."""
+        if not self.exists():
+            return
+        with self._errors("list"):
+            infos = self.filesystem.get_file_info(pafs.FileSelector(self.path, recursive=True))
+        prefix = "s3://" if self.is_s3 else ""
+        for info in sorted(infos, key=lambda i: i.path):
+            if info.type == pafs.FileType.File and info.path.endswith(suffix) \
+                    and not info.base_name.startswith((".", "_")):
+                yield Location(prefix + info.path)
+
+    def read_bytes(self) -> bytes:
+        with self._errors("read"), self.filesystem.open_input_stream(self.path) as f:
+            return f.read()
+
+    def write_bytes(self, data: bytes) -> None:
+        """Write the whole file at once: a reader never sees a partial file."""
+        with self._errors("write"):
+            if self.is_s3:
+                with self.filesystem.open_output_stream(self.path) as f:
+                    f.write(data)
+                return
+            Path(self.uri).parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(self.uri).with_name(f".{self.name}.tmp-{uuid.uuid4().hex[:8]}")
+            tmp.write_bytes(data)
+            os.replace(tmp, self.uri)
+
+    def upload_from(self, local_file: str) -> None:
+        """Move a finished local file here in one step (rename locally, one upload on S3)."""
+        with self._errors("write"):
+            if self.is_s3:
+                pafs.copy_files(local_file, self.path, destination_filesystem=self.filesystem)
+                os.remove(local_file)
+            else:
+                Path(self.uri).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(local_file, self.uri)
+
+    def makedirs(self) -> None:
+        if not self.is_s3:
+            with self._errors("create"):
+                Path(self.uri).mkdir(parents=True, exist_ok=True)
+
+    def check_writable(self) -> None:
+        """Fail fast, before any work, when the bucket or directory cannot be written."""
+        probe = self.join(f".roomtone-probe-{uuid.uuid4().hex[:8]}")
+        probe.write_bytes(b"ok")
+        with self._errors("delete"):
+            probe.filesystem.delete_file(probe.path)
+
+    def _errors(self, action: str):
+        return _translate_errors(self, action)
+
+
+class _translate_errors:
+    """Turn pyarrow/OS errors into a StorageError naming the location and the fix."""
+
+    def __init__(self, location: Location, action: str):
+        self.location, self.action = location, action
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is None or isinstance(exc, StorageError):
+            return False
+        text = str(exc)
+        where = self.location.uri
+        if isinstance(exc, FileNotFoundError):
+            raise NotFoundError(f"{where} does not exist", "check the path") from exc
+        if isinstance(exc, PermissionError):
+            raise StorageError(f"no permission to {self.action} {where}",
+                               "check the file permissions") from exc
+        if not self.location.is_s3:
+            return False
+        lowered = text.lower()
+        bucket = self.location.path.split("/", 1)[0]
+        if "nosuchbucket" in lowered or "bucket does not exist" in lowered or \
+                "the specified bucket does not exist" in lowered:
+            raise StorageError(f"S3 bucket {bucket!r} does not exist",
+                               "create it, or point the location at an existing bucket") from exc
+        if "credential" in lowered or "access denied" in lowered or "accessdenied" in lowered \
+                or "invalidaccesskeyid" in lowered or "signature" in lowered:
+            raise StorageError(f"S3 refused to {self.action} {where}: missing or invalid credentials",
+                               "set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or an AWS profile") from exc
+        if "connect" in lowered or "curl" in lowered or "timed out" in lowered:
+            raise StorageError(f"cannot reach S3 to {self.action} {where}",
+                               f"check AWS_ENDPOINT_URL (now {s3_endpoint() or 'unset'})") from exc
+        raise StorageError(f"S3 error while trying to {self.action} {where}: {text.splitlines()[0]}",
+                           "check the bucket, endpoint and credentials") from exc
