@@ -16,8 +16,12 @@ FORWARDED_ENV = S3_PUBLIC_ENV + ("ROOMTONE_ROOT", "ROOMTONE_CATALOG_URI", "ROOMT
                                  "MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL", "AWS_EC2_METADATA_DISABLED")
 
 
+_dashboard: str | None = None
+
+
 def connect(address: str | None = None, *, num_cpus: int | None = None) -> dict:
     """Initialise Ray once per process and return its cluster resources."""
+    global _dashboard
     import ray
 
     if ray.is_initialized():
@@ -26,22 +30,20 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> dict:
     runtime_env = {"env_vars": {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}}
     try:
         if address:
-            ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING", log_to_driver=True)
+            context = ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING")
         else:
-            ray.init(num_cpus=num_cpus or os.cpu_count(), runtime_env=runtime_env, logging_level="WARNING",
+            context = ray.init(num_cpus=num_cpus or os.cpu_count(), runtime_env=runtime_env, logging_level="WARNING",
                      include_dashboard=os.environ.get("ROOMTONE_RAY_DASHBOARD", "1") != "0",
                      dashboard_host="127.0.0.1", configure_logging=True)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise RoomtoneError(f"cannot connect to Ray at {address or 'a new local cluster'}: "
                             f"{str(exc).splitlines()[0]}",
                             "check --address / RAY_ADDRESS, or unset it to start a local cluster") from exc
+    url = getattr(context, "dashboard_url", None)
+    _dashboard = (url if url.startswith("http") else f"http://{url}") if url else None
     return ray.cluster_resources()
 
 
 def dashboard_url() -> str | None:
-    import ray
-
-    if not ray.is_initialized():
-        return None
-    url = ray.get_runtime_context().gcs_address and getattr(ray, "_private").worker.get_dashboard_url()
-    return f"http://{url}" if url and not url.startswith("http") else url
+    """The Ray dashboard of the cluster this process connected to, if it has one."""
+    return _dashboard

@@ -1,0 +1,65 @@
+"""The ``roomtone`` command: thin wrappers that parse options and call the library.
+
+Errors are printed as one line (what is wrong, what to do); ``--debug`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from catalog.errors import RoomtoneError
+from pipelines.cli import catalog_cmd, generate_cmd
+from pipelines.cli.common import state
+from pipelines.configs import describe_validation_error
+
+app = typer.Typer(
+    help="roomtone: room acoustics -> audio training data -> pretrained audio encoders.\n\n"
+         "Data and catalog live under --root (default ./roomtone-home, or ROOMTONE_ROOT); "
+         "Ray jobs run on --address / RAY_ADDRESS or on a local cluster started for you.",
+    no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode="rich")
+app.add_typer(catalog_cmd.app, name="catalog")
+app.add_typer(generate_cmd.app, name="generate")
+
+
+@app.callback()
+def _main(
+    root: str = typer.Option(None, "--root", envvar="ROOMTONE_ROOT",
+                             help="Where datasets live: a local folder or s3://bucket/prefix."),
+    catalog_uri: str = typer.Option(None, "--catalog-uri", envvar="ROOMTONE_CATALOG_URI",
+                                    help="Catalog database: sqlite:///file.db (default under --root), "
+                                         "postgresql+psycopg2://user@host/db, or an Iceberg REST URL."),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+):
+    state.root, state.catalog_uri, state.debug = root, catalog_uri, debug
+
+
+@app.command()
+def demo(quick: bool = typer.Option(False, "--quick", help="Smallest setting (a smoke test).")):
+    """Run the end-to-end demo on the embedded defaults and show what it made."""
+    from pipelines.demo import run_demo
+
+    run_demo(state.catalog(), quick=quick)
+
+
+def main() -> None:
+    console = Console(stderr=True)
+    try:
+        app()
+    except RoomtoneError as exc:
+        if state.debug or os.environ.get("ROOMTONE_DEBUG"):
+            raise
+        console.print(f"[bold red]error:[/] {exc.problem}", highlight=False, soft_wrap=True)
+        if exc.fix:
+            console.print(f"[bold]fix:[/] {exc.fix}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except ValidationError as exc:
+        if state.debug:
+            raise
+        err = describe_validation_error(exc)
+        console.print(f"[bold red]error:[/] {err.problem}\n[bold]fix:[/] {err.fix}", highlight=False)
+        sys.exit(1)

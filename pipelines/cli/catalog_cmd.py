@@ -1,0 +1,122 @@
+"""``roomtone catalog``: find datasets, their versions, files, lineage; query them with SQL."""
+
+from __future__ import annotations
+
+import typer
+from rich.tree import Tree
+
+from pipelines.cli.common import console, print_json, print_table, state
+
+app = typer.Typer(help="Browse and query the dataset catalog.\n\n"
+                       "A dataset reference is NAME (current version), NAME@vN (N-th version) "
+                       "or NAME@SNAPSHOT_ID.", no_args_is_help=True)
+
+JSON = typer.Option(False, "--json", help="Machine-readable output.")
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return ""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return ""
+
+
+@app.command("ls")
+def ls(json_out: bool = JSON):
+    """List every dataset with its current version."""
+    snaps = state.catalog().list()
+    if json_out:
+        return print_json([s.to_dict() for s in snaps])
+    if not snaps:
+        console.print("The catalog is empty. Try: roomtone demo")
+        return
+    print_table("datasets", ["name", "version", "snapshot", "created", "rows", "hours", "size", "inputs"],
+                [[s.name, f"v{s.version}", s.snapshot_id, s.to_dict()["created"], s.stats.get("rows"),
+                  f"{s.stats.get('audio_hours', 0):.3f}", _size(s.stats.get("bytes")), ", ".join(s.inputs)]
+                 for s in snaps])
+
+
+@app.command("show")
+def show(ref: str = typer.Argument(..., help="NAME, NAME@vN or NAME@SNAPSHOT_ID"), json_out: bool = JSON):
+    """Show one version: statistics, config, lineage and where its files are."""
+    snap = state.catalog().show(ref)
+    d = snap.to_dict()
+    if json_out:
+        return print_json(d)
+    console.print(f"[bold]{snap.name}@v{snap.version}[/]  snapshot {snap.snapshot_id}  created {d['created']}")
+    for key in ("run_id", "config_hash", "code_version", "location", "ray_job_id", "mlflow_run_id"):
+        if d.get(key):
+            console.print(f"  {key:13} {d[key]}", highlight=False)
+    console.print(f"  {'inputs':13} {', '.join(snap.inputs) or '(none: a root dataset)'}", highlight=False)
+    stats = snap.stats
+    print_table("statistics", ["rows", "hours", "size", "shards", "splits"],
+                [[stats.get("rows"), f"{stats.get('audio_hours', 0):.4f}", _size(stats.get("bytes")),
+                  stats.get("shards"), ", ".join(f"{k}={v}" for k, v in stats.get("splits", {}).items())]])
+    if stats.get("class_counts"):
+        print_table("classes", ["class", "count"], [[k, v] for k, v in stats["class_counts"].items()])
+    print_table("config", ["field", "value"], [[k, v] for k, v in sorted(snap.config.items())])
+
+
+@app.command("history")
+def history(name: str = typer.Argument(..., help="Dataset name"), json_out: bool = JSON):
+    """Every published version of a dataset, oldest first."""
+    snaps = state.catalog().history(name)
+    if json_out:
+        return print_json([s.to_dict() for s in snaps])
+    print_table(f"history of {name}", ["version", "snapshot", "created", "operation", "rows", "config hash", "run"],
+                [[f"v{s.version}", s.snapshot_id, s.to_dict()["created"], s.operation, s.stats.get("rows"),
+                  (s.config_hash or "")[:12], s.run_id] for s in snaps])
+
+
+@app.command("lineage")
+def lineage(ref: str = typer.Argument(..., help="NAME, NAME@vN or NAME@SNAPSHOT_ID"), json_out: bool = JSON):
+    """The inputs a version was made from, back to the root datasets."""
+    graph = state.catalog().lineage(ref)
+    if json_out:
+        return print_json(graph)
+
+    def add(node: dict, tree: Tree) -> None:
+        for parent in node["inputs"]:
+            add(parent, tree.add(f"{parent['ref']} (v{parent['version']}, {parent['rows']} rows)"))
+
+    tree = Tree(f"[bold]{graph['ref']}[/] (v{graph['version']}, {graph['rows']} rows)")
+    add(graph, tree)
+    console.print(tree)
+
+
+@app.command("files")
+def files(ref: str = typer.Argument(..., help="NAME, NAME@vN or NAME@SNAPSHOT_ID"), json_out: bool = JSON):
+    """The Parquet files of a version."""
+    found = state.catalog().files(ref)
+    if json_out:
+        return print_json([f.__dict__ for f in found])
+    print_table(f"files of {ref}", ["split", "rows", "size", "uri"],
+                [[f.split, f.rows, _size(f.bytes), f.uri] for f in found])
+
+
+@app.command("query")
+def query(sql: str = typer.Argument(..., help='SQL; datasets are views by name, e.g. "SELECT label, '
+                                              'count(*) FROM demo_tones GROUP BY label"'),
+          limit: int = typer.Option(50, help="Rows to print (--json prints all)."), json_out: bool = JSON):
+    """Run read-only SQL (DuckDB) over the datasets.
+
+    Each dataset is a view of its current version; pin one as "name@v1" (quoted).
+    roomtone_snapshots lists every version of every dataset.
+    """
+    table = state.catalog().query(sql)
+    binary = {f.name for f in table.schema if "binary" in str(f.type)}
+    rows = table.drop_columns(list(binary)).to_pylist() if binary else table.to_pylist()
+    if json_out:
+        return print_json(rows)
+    cols = [c for c in table.column_names if c not in binary]
+    print_table(f"{table.num_rows} rows" + (f" (binary columns hidden: {', '.join(sorted(binary))})" if binary else ""),
+                cols, [[r[c] for c in cols] for r in rows[:limit]])
+
+
+@app.command("card")
+def card(ref: str = typer.Argument(..., help="NAME, NAME@vN or NAME@SNAPSHOT_ID")):
+    """Print the Hugging Face dataset card (README.md) of a version."""
+    print(state.catalog().card(ref))

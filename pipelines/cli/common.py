@@ -1,0 +1,39 @@
+"""Shared CLI state and output helpers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.table import Table
+
+from catalog import Catalog, CatalogConfig
+
+console = Console()
+
+
+@dataclass
+class _State:
+    root: str | None = None
+    catalog_uri: str | None = None
+    debug: bool = False
+
+    def catalog(self) -> Catalog:
+        return Catalog(CatalogConfig.from_env(root=self.root, uri=self.catalog_uri))
+
+
+state = _State()
+
+
+def print_json(value) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def print_table(title: str, columns: list[str], rows: list[list]) -> None:
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)

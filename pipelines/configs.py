@@ -1,0 +1,44 @@
+"""Typed configs from YAML plus command-line overrides, validated at the door."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from catalog.errors import RoomtoneError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def describe_validation_error(exc: ValidationError, where: str = "config") -> RoomtoneError:
+    """One message naming every bad field, what was given and what is allowed."""
+    parts = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "(root)"
+        given = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
+        parts.append(f"{field}: {err['msg']}{given}")
+    return RoomtoneError(f"invalid {where}: " + "; ".join(parts), "fix the named fields; see --help for the ranges")
+
+
+def load_config(model: type[M], path: str | Path | None = None, **overrides) -> M:
+    """Defaults, then the YAML file, then non-None overrides; unknown keys are refused."""
+    values: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise RoomtoneError(f"config file {path} does not exist", "check the path given to --config")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise RoomtoneError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}",
+                                "fix the YAML syntax") from None
+        if not isinstance(values, dict):
+            raise RoomtoneError(f"config file {path} must hold a mapping of fields", "write `field: value` lines")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        raise describe_validation_error(exc, f"{model.__name__}{f' in {path}' if path else ''}") from None
