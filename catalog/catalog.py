@@ -20,7 +20,7 @@ import pyarrow as pa
 from pyiceberg.catalog import Catalog as IcebergCatalog
 from pyiceberg.catalog import load_catalog
 from pyiceberg.exceptions import CommitFailedException, NamespaceAlreadyExistsError, NoSuchTableError, \
-    TableAlreadyExistsError
+    TableAlreadyExistsError, ValidationException
 from pyiceberg.io.pyarrow import parquet_file_to_data_file
 from pyiceberg.table import Table, TableProperties
 
@@ -313,8 +313,8 @@ class Catalog:
                             producer.append_data_file(parquet_file_to_data_file(table.io, tx.table_metadata, path))
                 table = self.iceberg.load_table(ident)
                 return self.show(f"{run.name}@{table.current_snapshot().snapshot_id}")
-            except (CommitFailedException, TableAlreadyExistsError) as exc:
-                last = exc
+            except (CommitFailedException, TableAlreadyExistsError, ValidationException) as exc:
+                last = exc  # another writer committed first: reload and redo on top of it
             except Exception as exc:  # SQLite under concurrent writers: "database is locked"
                 if "locked" not in str(exc).lower():
                     raise

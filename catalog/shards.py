@@ -110,7 +110,7 @@ class ShardStats:
                           self.bytes + other.bytes, self.class_counts + other.class_counts)
 
     def to_dict(self) -> dict:
-        return {"rows": self.rows, "audio_hours": round(self.audio_seconds / 3600, 6),
+        return {"rows": self.rows, "audio_hours": self.audio_seconds / 3600,
                 "audio_seconds": round(self.audio_seconds, 3), "bytes": self.bytes,
                 "class_counts": dict(sorted(self.class_counts.items()))}
 
@@ -177,7 +177,8 @@ class ShardWriter:
     def _flush(self) -> None:
         if self._pending:
             table = pa.concat_tables(self._pending)
-            self._writer.write_table(table, row_group_size=table.num_rows)
+            rows_per_group = max(1, int(self.row_group_bytes * table.num_rows // max(1, table.nbytes)))
+            self._writer.write_table(table, row_group_size=rows_per_group)
             self._pending, self._pending_bytes = [], 0
 
     def close(self) -> ShardStats:

@@ -35,6 +35,13 @@ def s3_region() -> str:
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
+def has_s3_credentials() -> bool:
+    """Whether the standard AWS chain finds any credentials (their values are not looked at)."""
+    import botocore.session
+
+    return botocore.session.get_session().get_credentials() is not None
+
+
 @lru_cache(maxsize=8)
 def _s3_filesystem(endpoint: str | None, region: str) -> pafs.S3FileSystem:
     kwargs: dict = {"region": region}
@@ -171,6 +178,9 @@ class Location:
 
     def check_writable(self) -> None:
         """Fail fast, before any work, when the bucket or directory cannot be written."""
+        if self.is_s3 and not has_s3_credentials():
+            raise StorageError(f"no AWS credentials found for {self.uri}",
+                               "set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or an instance role")
         probe = self.join(f".roomtone-probe-{uuid.uuid4().hex[:8]}")
         probe.write_bytes(b"ok")
         with self._errors("delete"):

@@ -1,0 +1,116 @@
+import datasets
+import duckdb
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from catalog import Location, decode_audio, encode_flac, read_shard_stats, shard_relpath, write_shard
+from catalog.shards import ShardWriter, arrow_schema, plan_num_shards
+from tests.helpers import RATE, clip_features, clip_rows, pcm16_clip
+
+
+def _write_dataset(root: Location, rows=6):
+    feats = clip_features()
+    for k in range(2):
+        write_shard(root.join(shard_relpath("train", k, 2)), feats, clip_rows(k * rows // 2, rows // 2),
+                    row_group_bytes=50_000)
+    from catalog.card import render_card
+
+    root.join("README.md").write_bytes(render_card("t", feats, {"train": rows}, {"train": 0}).encode())
+    return feats
+
+
+def _check_exact_audio(rows):
+    for row in rows:
+        i = int(row["id"].split("-")[1])
+        samples, rate = decode_audio(row["audio"]["bytes"], dtype="int16")
+        assert rate == RATE
+        np.testing.assert_array_equal(samples, pcm16_clip(i))
+
+
+def test_flac_roundtrip_is_exact_at_16_and_24_bits():
+    pcm = pcm16_clip(0)
+    assert np.array_equal(decode_audio(encode_flac(pcm / 32768.0, RATE, 16), dtype="int16")[0], pcm)
+    pcm24 = np.random.default_rng(1).integers(-2 ** 23, 2 ** 23, (1000, 3))
+    decoded = decode_audio(encode_flac(pcm24 / 2 ** 23, RATE, 24), dtype="int32")[0] >> 8
+    assert np.array_equal(decoded, pcm24)
+
+
+def test_encode_refuses_nan():
+    with pytest.raises(ValueError, match="NaN"):
+        encode_flac(np.array([0.0, np.nan]), RATE)
+
+
+def test_shard_schema_metadata_and_layout(tmp_path):
+    root = Location.parse(str(tmp_path))
+    feats = _write_dataset(root)
+    path = tmp_path / "data/train/train-00000-of-00002.parquet"
+    schema = pq.read_schema(path)
+    assert str(schema.field("audio").type) == "struct<bytes: binary, path: string>"
+    assert b"huggingface" in schema.metadata
+    assert datasets.Features.from_arrow_schema(schema) == feats
+    meta = pq.ParquetFile(path).metadata
+    assert meta.num_row_groups > 1  # row groups follow row_group_bytes
+    cols = {meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i).compression
+            for i in range(meta.num_columns)}
+    assert cols["audio.bytes"] == "UNCOMPRESSED" and cols["label"] != "UNCOMPRESSED"
+    stats, _ = read_shard_stats(root.join("data/train/train-00000-of-00002.parquet"))
+    assert stats.rows == 3 and stats.class_counts == {"dog": 2, "bell": 1}
+    assert stats.audio_seconds == pytest.approx(3 * 4800 / RATE)
+
+
+def test_local_shards_load_with_datasets_duckdb_and_ray(tmp_path, ray_cluster):
+    root = Location.parse(str(tmp_path))
+    _write_dataset(root)
+    ds = datasets.load_dataset(str(tmp_path), split="train")
+    assert isinstance(ds.features["audio"], datasets.Audio) and ds.features["audio"].sampling_rate == RATE
+    _check_exact_audio(ds.cast_column("audio", datasets.Audio(decode=False)))
+    streamed = datasets.load_dataset(str(tmp_path), split="train", streaming=True)
+    assert isinstance(streamed.features["audio"], datasets.Audio)
+    _check_exact_audio(streamed.cast_column("audio", datasets.Audio(decode=False)))
+    n = duckdb.connect().execute(f"SELECT count(*) FROM read_parquet('{tmp_path}/data/train/*.parquet')").fetchall()[0][0]
+    assert n == 6
+    import ray.data
+
+    rows = ray.data.read_parquet(str(tmp_path / "data")).take_all()
+    assert len(rows) == 6
+    _check_exact_audio(rows)
+
+
+def test_s3_shards_load_with_datasets_and_ray(bucket, ray_cluster):
+    root = Location.parse(f"s3://{bucket}/ds")
+    _write_dataset(root)
+    ds = datasets.load_dataset("parquet", data_files={"train": root.join("data/train").uri + "/*.parquet"},
+                               split="train", storage_options=root.storage_options())
+    assert isinstance(ds.features["audio"], datasets.Audio)
+    _check_exact_audio(ds.cast_column("audio", datasets.Audio(decode=False)))
+    import ray.data
+
+    rows = ray.data.read_parquet(root.join("data").path, filesystem=root.filesystem).take_all()
+    _check_exact_audio(rows)
+
+
+def test_retried_shard_overwrites_its_own_file(tmp_path):
+    root = Location.parse(str(tmp_path))
+    target = root.join(shard_relpath("train", 0, 1))
+    feats = clip_features()
+    write_shard(target, feats, clip_rows(0, 2))
+    with pytest.raises(RuntimeError):
+        with ShardWriter(target, feats) as w:
+            w.write(list(clip_rows(5, 1)))
+            raise RuntimeError("worker died")
+    write_shard(target, feats, clip_rows(0, 2))
+    assert [p.name for p in (tmp_path / "data/train").iterdir()] == ["train-00000-of-00001.parquet"]
+    assert pq.read_table(target.uri).num_rows == 2
+
+
+def test_large_types_are_refused():
+    feats = datasets.Features({"x": datasets.Value("large_string")})
+    with pytest.raises(ValueError, match="large"):
+        arrow_schema(feats)
+
+
+def test_plan_num_shards_rounds_to_worker_multiple():
+    assert plan_num_shards(1, 100) == 1
+    assert plan_num_shards(1_001, 100) == 11
+    assert plan_num_shards(1_001, 100, multiple_of=4) == 12

@@ -1,0 +1,64 @@
+import boto3
+import pytest
+
+from catalog import Location, NotFoundError, StorageError
+
+
+def test_parse_local_and_s3(tmp_path):
+    assert Location.parse(str(tmp_path)).uri == str(tmp_path)
+    assert Location.parse("s3://bucket/a/b/").uri == "s3://bucket/a/b"
+    assert Location.parse("s3://bucket/a").join("x", "y.parquet").path == "bucket/a/x/y.parquet"
+    assert Location.parse("file://" + str(tmp_path)).uri == str(tmp_path)
+
+
+@pytest.mark.parametrize("bad", ["", "gs://bucket/x", "s3://b"])
+def test_parse_rejects_unsupported(bad):
+    with pytest.raises(StorageError):
+        Location.parse(bad)
+
+
+def test_join_refuses_escapes(tmp_path):
+    with pytest.raises(StorageError, match="escapes"):
+        Location.parse(str(tmp_path)).join("../etc")
+
+
+def test_local_roundtrip_and_listing_skips_temp_files(tmp_path):
+    loc = Location.parse(str(tmp_path)).join("d", "f.bin")
+    loc.write_bytes(b"abc")
+    (tmp_path / "d" / ".f.bin.tmp-1").write_bytes(b"partial")
+    assert loc.read_bytes() == b"abc" and loc.size() == 3
+    assert [f.name for f in Location.parse(str(tmp_path)).list_files()] == ["f.bin"]
+
+
+def test_missing_local_file_is_a_clear_error(tmp_path):
+    with pytest.raises(NotFoundError, match="does not exist"):
+        Location.parse(str(tmp_path / "nope")).read_bytes()
+
+
+def test_s3_roundtrip(bucket):
+    loc = Location.parse(f"s3://{bucket}/x/y.bin")
+    loc.write_bytes(b"hello")
+    assert loc.read_bytes() == b"hello" and loc.exists()
+    assert [f.uri for f in Location.parse(f"s3://{bucket}").list_files()] == [loc.uri]
+    Location.parse(f"s3://{bucket}/out").check_writable()
+
+
+def test_s3_missing_bucket_names_the_bucket(s3_server):
+    with pytest.raises(StorageError, match="bucket 'no-such-bucket' does not exist"):
+        Location.parse("s3://no-such-bucket/x").check_writable()
+
+
+def test_s3_without_credentials_fails_before_work(bucket, monkeypatch, tmp_path):
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    with pytest.raises(StorageError, match="no AWS credentials"):
+        Location.parse(f"s3://{bucket}/x").check_writable()
+
+
+def test_s3_unreachable_endpoint_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    with pytest.raises(StorageError, match="S3"):
+        Location.parse("s3://some-bucket/x").write_bytes(b"x")
