@@ -36,7 +36,7 @@ from .bands import band_pad, band_weights
 from .rooms import Room
 from .scene import as_positions, check_inside, check_signal, normalize_batch
 
-__all__ = ["image_source_rir", "early_bands", "next_fast_len", "DEFAULT_CHUNK"]
+__all__ = ["image_source_rir", "early_bands", "next_fast_len", "check_kernel", "DEFAULT_CHUNK"]
 
 DEFAULT_CHUNK = 1 << 18
 
@@ -148,13 +148,13 @@ def image_source_rir(room: Room, sources: Sequence[Sequence[float]] | np.ndarray
     src = as_positions("sources", sources)
     normalize_batch(room, src, array)
     check_signal(fs, nsample)
-    taps, terms = _check_kernel(fs, order, taps, terms, dtype)
+    taps, terms = check_kernel(fs, order, taps, terms, dtype)
     out = early_bands(room, src, array, fs=fs, nsample=nsample, limit=nsample, order=order, taps=taps, terms=terms,
                       dtype=dtype, device=torch.device(device), chunk_size=chunk_size)
     return out.sum(dim=2)
 
 
-def _check_kernel(fs: float, order: int, taps: int | None, terms: int | None, dtype: torch.dtype) -> tuple[int, int]:
+def check_kernel(fs: float, order: int, taps: int | None, terms: int | None, dtype: torch.dtype) -> tuple[int, int]:
     if not isinstance(order, (int, np.integer)) or order < -1:
         raise ValueError(f"order must be an integer in [-1, inf) (-1 = no limit); got {order!r}")
     if dtype not in (torch.float32, torch.float64):

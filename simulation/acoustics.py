@@ -1,0 +1,84 @@
+"""Labels and room-acoustic figures computed from geometry or from RIRs.
+
+Angles follow DCASE: azimuth counter-clockwise from +x in [-180, 180) degrees
+(+90 is left), elevation up in [-90, 90] degrees. RIR metrics work on the last
+axis of numpy arrays or torch tensors and return float64 numpy arrays shaped
+like the leading axes.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+
+__all__ = ["direct_path_labels", "energy_decay_curve", "decay_time", "direct_to_reverberant_ratio"]
+
+_FITS = {"edt": (0.0, -10.0), "t20": (-5.0, -25.0), "t30": (-5.0, -35.0)}
+
+
+def _as_numpy(x: np.ndarray | torch.Tensor) -> np.ndarray:
+    return x.detach().cpu().double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float64)
+
+
+def direct_path_labels(sources: np.ndarray, receivers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(azimuth deg, elevation deg, distance m) of every source seen from every receiver point.
+
+    sources (S, 3), receivers (R, 3) (e.g. array centres) -> three (S, R) arrays.
+    """
+    src = np.atleast_2d(np.asarray(sources, dtype=np.float64))
+    rec = np.atleast_2d(np.asarray(receivers, dtype=np.float64))
+    d = src[:, None, :] - rec[None, :, :]
+    azimuth = np.degrees(np.arctan2(d[..., 1], d[..., 0]))
+    azimuth = np.where(azimuth >= 180.0, azimuth - 360.0, azimuth)
+    elevation = np.degrees(np.arctan2(d[..., 2], np.hypot(d[..., 0], d[..., 1])))
+    return azimuth, elevation, np.linalg.norm(d, axis=-1)
+
+
+def energy_decay_curve(rir: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Schroeder backward integral in dB re its start (0 dB at t = 0), on the last axis."""
+    energy = _as_numpy(rir) ** 2
+    remaining = np.cumsum(energy[..., ::-1], axis=-1)[..., ::-1]
+    with np.errstate(divide="ignore"):
+        return 10.0 * np.log10(remaining / remaining[..., :1])
+
+
+def decay_time(rir: np.ndarray | torch.Tensor, fs: float, method: Literal["edt", "t20", "t30"] = "t30") -> np.ndarray:
+    """Reverberation time in s from a least-squares line through the EDC.
+
+    edt fits 0 to -10 dB, t20 -5 to -25 dB, t30 -5 to -35 dB; all are scaled to
+    60 dB. NaN where the EDC never reaches the lower level (RIR too short).
+    """
+    if method not in _FITS:
+        raise ValueError(f"method must be one of {sorted(_FITS)}; got {method!r}")
+    high, low = _FITS[method]
+    edc = energy_decay_curve(rir)
+    flat = edc.reshape(-1, edc.shape[-1])
+    t = np.arange(edc.shape[-1]) / fs
+    out = np.full(len(flat), np.nan)
+    for i, curve in enumerate(flat):
+        sel = (curve <= high) & (curve >= low)
+        if curve.min() > low or sel.sum() < 2:
+            continue
+        slope = np.polyfit(t[sel], curve[sel], 1)[0]
+        out[i] = -60.0 / slope
+    return out.reshape(edc.shape[:-1])
+
+
+def direct_to_reverberant_ratio(rir: np.ndarray | torch.Tensor, fs: float, window: float = 0.0025,
+                                direct: np.ndarray | None = None) -> np.ndarray:
+    """DRR in dB: energy within +-`window` s of the direct path over the energy after it.
+
+    direct: direct-path arrival in samples per RIR (default: the largest absolute sample).
+    """
+    x = _as_numpy(rir)
+    flat = x.reshape(-1, x.shape[-1])
+    peaks = np.argmax(np.abs(flat), axis=-1) if direct is None else np.broadcast_to(np.asarray(direct), x.shape[:-1]).reshape(-1)
+    half = int(round(window * fs))
+    n = np.arange(flat.shape[-1])[None, :]
+    near = np.abs(n - np.round(peaks)[:, None]) <= half
+    late = n > np.round(peaks)[:, None] + half
+    energy = flat**2
+    with np.errstate(divide="ignore"):
+        return (10.0 * np.log10((energy * near).sum(-1) / (energy * late).sum(-1))).reshape(x.shape[:-1])
