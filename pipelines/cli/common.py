@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -10,7 +11,8 @@ from rich.table import Table
 
 from catalog import Catalog, CatalogConfig
 
-console = Console()
+# Pipes and log files get wide tables instead of rich's 80-column folding.
+console = Console(width=None if sys.stdout.isatty() else 200)
 
 
 @dataclass
@@ -32,8 +34,8 @@ def print_json(value) -> None:
 
 def print_table(title: str, columns: list[str], rows: list[list]) -> None:
     table = Table(title=title, title_justify="left", header_style="bold")
-    for col in columns:
-        table.add_column(col, overflow="fold")
+    for i, col in enumerate(columns):
+        table.add_column(col, overflow="fold", no_wrap=i == 0)
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))
     console.print(table)

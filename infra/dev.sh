@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Set up roomtone in ./.venv and run the demo or the tests.
+#
+#   bash infra/dev.sh demo [--quick]   set up, then run the end-to-end demo
+#   bash infra/dev.sh test [pytest args] set up, then run the test suite
+#   bash infra/dev.sh setup              set up only
+#
+# Setup is skipped when .venv already matches pyproject.toml. torch is installed first as
+# the CPU wheel (torch==2.13.0): a bare `torch` requirement would pull a multi-GB CUDA build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${ROOMTONE_VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+
+setup() {
+  local stamp="$VENV/.roomtone-setup" want
+  want=$(cat pyproject.toml infra/dev.sh | sha256sum | cut -c1-16)
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then return; fi
+  "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || { echo "roomtone needs Python >= 3.11 (found $("$PYTHON" --version)); set PYTHON=..." >&2; exit 1; }
+  echo "setting up $VENV (first run takes a few minutes)" >&2
+  [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q torch==2.13.0
+  "$VENV/bin/python" -m pip install -q -e ".[dev]"
+  echo "$want" > "$stamp"
+}
+
+cmd=${1:-}
+shift || true
+case "$cmd" in
+  setup) setup ;;
+  demo) setup; exec "$VENV/bin/roomtone" demo "$@" ;;
+  test) setup; exec "$VENV/bin/python" -m pytest "$@" ;;
+  *) sed -n '2,9p' "$0" >&2; exit 2 ;;
+esac

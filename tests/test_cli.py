@@ -1,0 +1,73 @@
+"""The roomtone command as a user runs it: a subprocess, one-line errors, --help that teaches."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOMTONE = str(Path(sys.executable).parent / "roomtone")
+
+
+def roomtone(*args, root, check=True):
+    env = {**os.environ, "ROOMTONE_ROOT": str(root), "ROOMTONE_RAY_DASHBOARD": "0"}
+    proc = subprocess.run([ROOMTONE, *args], capture_output=True, text=True, env=env, timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.mark.parametrize("args", [[], ["catalog"], ["generate", "tones"], ["catalog", "query"]])
+def test_help_teaches(tmp_path, args):
+    out = roomtone(*args, "--help", root=tmp_path).stdout
+    assert "Usage" in out and len(out) > 200
+
+
+def test_generate_then_browse(tmp_path):
+    snap = json.loads(roomtone("generate", "tones", "--num-clips", "4", "--clip-seconds", "0.25",
+                               "--json", root=tmp_path).stdout)
+    assert snap["stats"]["rows"] == 4
+    listed = json.loads(roomtone("catalog", "ls", "--json", root=tmp_path).stdout)
+    assert [d["name"] for d in listed] == ["demo_tones"]
+    shown = json.loads(roomtone("catalog", "show", "demo_tones@v1", "--json", root=tmp_path).stdout)
+    assert shown["snapshot_id"] == snap["snapshot_id"] and shown["config"]["num_clips"] == 4
+    assert len(json.loads(roomtone("catalog", "history", "demo_tones", "--json", root=tmp_path).stdout)) == 1
+    assert json.loads(roomtone("catalog", "lineage", "demo_tones", "--json", root=tmp_path).stdout)["inputs"] == []
+    files = json.loads(roomtone("catalog", "files", "demo_tones", "--json", root=tmp_path).stdout)
+    assert sum(f["rows"] for f in files) == 4
+    rows = json.loads(roomtone("catalog", "query", "SELECT count(*) AS n FROM demo_tones", "--json",
+                               root=tmp_path).stdout)
+    assert rows == [{"n": 4}]
+    card = roomtone("catalog", "card", "demo_tones", root=tmp_path).stdout
+    assert card.startswith("---") and "dataset_info" in card
+    table = roomtone("catalog", "ls", root=tmp_path).stdout
+    assert "demo_tones" in table and "v1" in table
+
+
+@pytest.mark.parametrize("args, message", [
+    (["catalog", "show", "../etc"], "dataset name '../etc' is invalid"),
+    (["catalog", "show", "missing"], "dataset 'missing' is not in the catalog"),
+    (["generate", "tones", "--num-clips", "0"], "num_clips"),
+    (["catalog", "query", "DROP TABLE x"], "query failed"),
+])
+def test_errors_are_one_clear_message(tmp_path, args, message):
+    proc = roomtone(*args, root=tmp_path, check=False)
+    assert proc.returncode == 1
+    assert message in proc.stderr and "Traceback" not in proc.stderr and "fix:" in proc.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    proc = roomtone("--debug", "catalog", "show", "../etc", root=tmp_path, check=False)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+def test_bad_config_file(tmp_path):
+    bad = tmp_path / "c.yaml"
+    bad.write_text("num_clips: [unclosed\n")
+    proc = roomtone("generate", "tones", "--config", str(bad), root=tmp_path, check=False)
+    assert proc.returncode == 1 and "not valid YAML" in proc.stderr
+    bad.write_text("num_clipz: 3\n")
+    proc = roomtone("generate", "tones", "--config", str(bad), root=tmp_path, check=False)
+    assert proc.returncode == 1 and "num_clipz" in proc.stderr
