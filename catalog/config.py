@@ -65,7 +65,11 @@ class CatalogConfig(BaseModel):
     def database_uri(self) -> str:
         if self.uri:
             return self.uri
-        Path(self.root).mkdir(parents=True, exist_ok=True)
+        try:
+            Path(self.root).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RoomtoneError(f"cannot create the data root {self.root}: {exc.strerror}",
+                                "set --root / ROOMTONE_ROOT to a writable directory") from None
         return f"sqlite:///{Path(self.root) / 'catalog.db'}"
 
     @property

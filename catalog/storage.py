@@ -178,13 +178,39 @@ class Location:
 
     def check_writable(self) -> None:
         """Fail fast, before any work, when the bucket or directory cannot be written."""
-        if self.is_s3 and not has_s3_credentials():
-            raise StorageError(f"no AWS credentials found for {self.uri}",
-                               "set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or an instance role")
+        if self.is_s3:
+            self._check_bucket()
         probe = self.join(f".roomtone-probe-{uuid.uuid4().hex[:8]}")
         probe.write_bytes(b"ok")
         with self._errors("delete"):
             probe.filesystem.delete_file(probe.path)
+
+    def s3_client(self):
+        """A boto3 S3 client for the same endpoint and region as the pyarrow filesystem."""
+        import boto3
+
+        return boto3.client("s3", endpoint_url=s3_endpoint(), region_name=s3_region())
+
+    def _check_bucket(self) -> None:
+        """boto3's typed errors tell a missing bucket from missing or wrong credentials."""
+        import botocore.exceptions
+
+        bucket = self.path.split("/", 1)[0]
+        if not has_s3_credentials():
+            raise StorageError(f"no AWS credentials found for {self.uri}",
+                               "set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or an instance role")
+        try:
+            self.s3_client().head_bucket(Bucket=bucket)
+        except botocore.exceptions.ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("404", "NoSuchBucket"):
+                raise StorageError(f"S3 bucket {bucket!r} does not exist",
+                                   "create it, or point the location at an existing bucket") from None
+            raise StorageError(f"S3 refused access to bucket {bucket!r} ({code})",
+                               "check the credentials and the bucket policy") from None
+        except botocore.exceptions.EndpointConnectionError:
+            raise StorageError(f"cannot reach S3 for {self.uri}",
+                               f"check AWS_ENDPOINT_URL (now {s3_endpoint() or 'unset'})") from None
 
     def _errors(self, action: str):
         return _translate_errors(self, action)
@@ -210,6 +236,9 @@ class _translate_errors:
             raise StorageError(f"no permission to {self.action} {where}",
                                "check the file permissions") from exc
         if not self.location.is_s3:
+            if isinstance(exc, OSError):
+                raise StorageError(f"cannot {self.action} {where}: {exc.strerror or text}",
+                                   "point the location at a writable directory") from exc
             return False
         lowered = text.lower()
         bucket = self.location.path.split("/", 1)[0]

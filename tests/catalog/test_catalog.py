@@ -173,3 +173,32 @@ def test_s3_root_needs_a_catalog_database():
 
     with pytest.raises(RoomtoneError, match="ROOMTONE_CATALOG_URI"):
         CatalogConfig(root="s3://bucket/home")
+
+
+def test_loaders_and_float32_array_columns(catalog, ray_cluster):
+    """RIR-style float32 array columns pass through Iceberg, datasets, Ray and DuckDB."""
+    import numpy as np
+
+    features = datasets.Features({"id": datasets.Value("string"),
+                                  "rir": datasets.Sequence(datasets.Value("float32")),
+                                  "rt60": datasets.Value("float32")})
+    run = catalog.create_run("rirs", {"v": 1}, features)
+    rows = [{"id": f"r{i}", "rir": np.linspace(0, 1, 100 + i, dtype=np.float32).tolist(), "rt60": 0.1 * i}
+            for i in range(5)]
+    write_shard(run.shard("train", 0, 1), features, rows)
+    catalog.publish(run)
+    ds = catalog.to_hf("rirs", split="train")
+    assert ds.features == features and len(ds[3]["rir"]) == 103
+    streamed = next(iter(catalog.to_hf("rirs", split="train", streaming=True)))
+    assert streamed["id"] == "r0" and len(streamed["rir"]) == 100
+    assert sorted(r["id"] for r in catalog.to_ray("rirs").take_all()) == [f"r{i}" for i in range(5)]
+    assert catalog.query("SELECT max(len(rir)) AS n FROM rirs").column("n").to_pylist() == [104]
+
+
+def test_unwritable_root_fails_before_work(tmp_path):
+    from catalog import CatalogConfig, StorageError
+
+    (tmp_path / "file").write_text("not a directory")
+    cat = Catalog(CatalogConfig(root=str(tmp_path / "file" / "home"), uri=f"sqlite:///{tmp_path}/c.db"))
+    with pytest.raises(StorageError, match="cannot create"):
+        cat.create_run("clips", {}, clip_features())
