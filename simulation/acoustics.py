@@ -40,7 +40,7 @@ def energy_decay_curve(rir: np.ndarray | torch.Tensor) -> np.ndarray:
     """Schroeder backward integral in dB re its start (0 dB at t = 0), on the last axis."""
     energy = _as_numpy(rir) ** 2
     remaining = np.cumsum(energy[..., ::-1], axis=-1)[..., ::-1]
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):
         return 10.0 * np.log10(remaining / remaining[..., :1])
 
 
@@ -48,7 +48,8 @@ def decay_time(rir: np.ndarray | torch.Tensor, fs: float, method: Literal["edt",
     """Reverberation time in s from a least-squares line through the EDC.
 
     edt fits 0 to -10 dB, t20 -5 to -25 dB, t30 -5 to -35 dB; all are scaled to
-    60 dB. NaN where the EDC never reaches the lower level (RIR too short).
+    60 dB. NaN where fewer than two samples fall in the range (silent RIR). The EDC
+    of a truncated RIR always plunges at its end, so give at least the RT60 of signal.
     """
     if method not in _FITS:
         raise ValueError(f"method must be one of {sorted(_FITS)}; got {method!r}")
@@ -59,7 +60,7 @@ def decay_time(rir: np.ndarray | torch.Tensor, fs: float, method: Literal["edt",
     out = np.full(len(flat), np.nan)
     for i, curve in enumerate(flat):
         sel = (curve <= high) & (curve >= low)
-        if curve.min() > low or sel.sum() < 2:
+        if sel.sum() < 2:
             continue
         slope = np.polyfit(t[sel], curve[sel], 1)[0]
         out[i] = -60.0 / slope

@@ -19,8 +19,11 @@ __all__ = ["simulate", "resolve_device"]
 
 def resolve_device(device: str | torch.device) -> torch.device:
     """torch.device from 'cpu' / 'cuda[:i]', failing early when CUDA is absent."""
-    dev = torch.device(device)
-    if dev.type not in ("cpu", "cuda"):
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda[:index]'; got {device!r}")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' requested but torch.cuda.is_available() is False")

@@ -53,8 +53,8 @@ def _check_pair(sources: np.ndarray, array: MicArray) -> None:
     gap = np.linalg.norm(sources[:, None] - mics[None], axis=-1)
     if (gap < MIN_WALL_DISTANCE).any():
         s, m = np.argwhere(gap < MIN_WALL_DISTANCE)[0]
-        raise ValueError(f"sources[{s}] coincides with array capsule {m}: source-receiver distance must be >= "
-                         f"{MIN_WALL_DISTANCE} m")
+        raise ValueError(f"sources[{s}] coincides with array capsule {m}: source-capsule distance must be in ["
+                         f"{MIN_WALL_DISTANCE}, inf) m")
 
 
 def normalize_batch(rooms: Room | Sequence[Room], sources: Sequence | np.ndarray,
@@ -83,7 +83,7 @@ def normalize_batch(rooms: Room | Sequence[Room], sources: Sequence | np.ndarray
     if len({len(a) for a in array_list}) != 1 or len({len(s) for s in src_list}) != 1:
         raise ValueError("every batch item must have the same number of sources and of capsules (output is a dense tensor)")
     for b, (room, srcs, arr) in enumerate(zip(room_list, src_list, array_list)):
-        check_inside(f"sources[{b}]", srcs, room)
+        check_inside(f"sources[{b}]" if per_item else "sources", srcs, room)
         check_inside(f"arrays[{b}].positions", np.asarray(arr.positions), room)
         _check_pair(srcs, arr)
     return room_list, src_list, array_list

@@ -19,7 +19,7 @@ def test_decay_times_of_an_exponential(rt60: float) -> None:
     rir = _exponential(rt60, 16000, 1.5 * rt60)
     for method in ("t20", "t30", "edt"):
         assert decay_time(rir, 16000, method) == pytest.approx(rt60, rel=0.05)
-    assert np.isnan(decay_time(rir[: int(0.1 * rt60 * 16000)], 16000, "t30"))
+    assert np.isnan(decay_time(np.zeros(100), 16000, "t30"))
 
 
 def test_edc_shape_and_torch_input() -> None:

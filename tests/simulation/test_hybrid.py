@@ -11,11 +11,12 @@ from simulation import Room, custom, decay_time, direct_to_reverberant_ratio, si
 FS = 8000  # the statistics below do not depend on the rate; 8 kHz keeps the full ISM cheap
 
 
-@pytest.mark.parametrize("dims,rt60", [((5.0, 4.0, 3.0), 0.3), ((7.0, 5.0, 3.0), 0.8), ((10.0, 8.0, 4.0), 1.5)])
+@pytest.mark.parametrize("dims,rt60", [((5.0, 4.0, 3.0), 0.3), ((9.0, 7.0, 3.5), 0.8), ((16.0, 12.0, 5.0), 1.5)])
 def test_hybrid_matches_full_image_source_statistics(dims: tuple[float, ...], rt60: float) -> None:
     room = Room.from_rt60(dims, rt60)
     array = custom([[dims[0] * 0.6, dims[1] * 0.55, 1.5], [dims[0] * 0.3, dims[1] * 0.3, 1.2]])
-    kwargs = dict(fs=FS, nsample=int(1.4 * rt60 * FS), dtype=torch.float64)
+    # Both RIRs are cut at the same length, so the EDC truncation bias cancels in the comparison.
+    kwargs = dict(fs=FS, nsample=int(1.2 * rt60 * FS), dtype=torch.float64)
     full = simulate(room, [[1.2, 1.4, 1.6]], array, mode="ism", **kwargs)[0, 0]
     hybrid = simulate(room, [[1.2, 1.4, 1.6]], array, mode="hybrid", **kwargs)[0, 0]
     for method in ("t30", "edt"):
