@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 import datasets
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -104,20 +105,38 @@ class ShardStats:
     audio_seconds: float = 0.0
     bytes: int = 0
     class_counts: Counter = field(default_factory=Counter)
+    histograms: dict[str, Counter] = field(default_factory=dict)  # column -> {"[lo, hi)": count}
 
     def add(self, other: "ShardStats") -> "ShardStats":
+        hists = {k: self.histograms.get(k, Counter()) + other.histograms.get(k, Counter())
+                 for k in set(self.histograms) | set(other.histograms)}
         return ShardStats(self.rows + other.rows, self.audio_seconds + other.audio_seconds,
-                          self.bytes + other.bytes, self.class_counts + other.class_counts)
+                          self.bytes + other.bytes, self.class_counts + other.class_counts, hists)
 
     def to_dict(self) -> dict:
-        return {"rows": self.rows, "audio_hours": self.audio_seconds / 3600,
-                "audio_seconds": round(self.audio_seconds, 3), "bytes": self.bytes,
-                "class_counts": dict(sorted(self.class_counts.items()))}
+        out = {"rows": self.rows, "audio_hours": self.audio_seconds / 3600,
+               "audio_seconds": round(self.audio_seconds, 3), "bytes": self.bytes,
+               "class_counts": dict(sorted(self.class_counts.items()))}
+        if self.histograms:
+            out["histograms"] = {k: dict(sorted(v.items(), key=lambda kv: _bin_start(kv[0])))
+                                 for k, v in sorted(self.histograms.items())}
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "ShardStats":
         return cls(int(d.get("rows", 0)), float(d.get("audio_seconds", 0.0)), int(d.get("bytes", 0)),
-                   Counter(d.get("class_counts", {})))
+                   Counter(d.get("class_counts", {})),
+                   {k: Counter(v) for k, v in d.get("histograms", {}).items()})
+
+
+def _bin_start(label: str) -> float:
+    return float(label.strip("[(").split(",")[0])
+
+
+def histogram(values, edges: list[float]) -> Counter:
+    """Counts per ``[lo, hi)`` bin (the last bin closed); values outside the edges are dropped."""
+    counts, _ = np.histogram(np.asarray(values, dtype=float), bins=edges)
+    return Counter({f"[{lo:g}, {hi:g})": int(c) for lo, hi, c in zip(edges[:-1], edges[1:], counts) if c})
 
 
 class ShardWriter:
@@ -125,17 +144,23 @@ class ShardWriter:
 
     Use as a context manager; on an exception nothing is left at the shard's name.
     ``duration_column`` (seconds) and ``class_column`` (a string or list of strings) feed
-    the statistics when they exist in the features.
+    the statistics when they exist in the features; ``histograms`` maps numeric columns to
+    bin edges whose counts are kept too (for example RT60 or room volume).
     """
 
     def __init__(self, location: Location, features: datasets.Features, *,
                  row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES,
-                 duration_column: str = "duration", class_column: str = "label"):
+                 duration_column: str = "duration", class_column: str = "label",
+                 histograms: dict[str, list[float]] | None = None):
         self.location = location
         self.schema = arrow_schema(features)
         self.row_group_bytes = row_group_bytes
         self.duration_column = duration_column if duration_column in features else None
         self.class_column = class_column if class_column in features else None
+        self.histogram_edges = dict(histograms or {})
+        for column in self.histogram_edges:
+            if column not in features:
+                raise ValueError(f"histogram column {column!r} is not in the features")
         self.stats = ShardStats()
         self._pending: list[pa.Table] = []
         self._pending_bytes = 0
@@ -173,6 +198,9 @@ class ShardWriter:
             values = table[self.class_column].to_pylist()
             for v in values:
                 self.stats.class_counts.update(v if isinstance(v, list) else [v] if v is not None else [])
+        for column, edges in self.histogram_edges.items():
+            counts = histogram(table[column].drop_null().to_numpy(zero_copy_only=False), edges)
+            self.stats.histograms[column] = self.stats.histograms.get(column, Counter()) + counts
 
     def _flush(self) -> None:
         if self._pending:

@@ -3,13 +3,14 @@
 A job lists its shards up front (split, index, count, items). Shards a previous attempt
 already finished are skipped; every task writes its shard whole under its deterministic
 name, so a retried task overwrites its own file. Only when every shard exists does the
-driver publish the run as one catalog snapshot.
+driver publish the run as one catalog snapshot. Stages that can use a GPU get one actor per
+GPU in the cluster (the CUDA context is made once per actor); otherwise CPU tasks.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
     TimeRemainingColumn
@@ -42,50 +43,67 @@ def split_into_shards(items_by_split: dict[str, list], shards_by_split: dict[str
     return tasks
 
 
-def _write(location_uri: str, features, task: ShardTask, make_rows, writer_options: dict) -> tuple[str, int]:
+def write_task(location_uri: str, features, task: ShardTask, make_rows, writer_options: dict) -> int:
+    """Write one shard; any failure comes back as one message naming the shard."""
     from catalog import Location
 
-    stats = write_shard(Location(location_uri), features, make_rows(task), **writer_options)
-    return task.relpath, stats.rows
+    try:
+        return write_shard(Location(location_uri), features, make_rows(task), **writer_options).rows
+    except RoomtoneError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - re-raised with the shard named, cause chained
+        raise RoomtoneError(f"shard {task.relpath} failed: {type(exc).__name__}: {exc}",
+                            "fix the cause and re-run: finished shards are kept and skipped") from exc
+
+
+class _GpuWriter:
+    def write(self, *args) -> int:
+        return write_task(*args)
+
+
+def _results(refs_by_task: dict, ray) -> Iterator[tuple[ShardTask, int]]:
+    pending = dict(refs_by_task)
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        task = pending.pop(ready[0])
+        try:
+            yield task, ray.get(ready[0])
+        except ray.exceptions.RayTaskError as exc:
+            for ref in pending:
+                ray.cancel(ref)
+            cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+            if isinstance(cause, RoomtoneError):
+                raise cause from None
+            raise RoomtoneError(f"shard {task.relpath} failed: {cause}", "see the Ray logs") from None
 
 
 def run_sharded(catalog: Catalog, run: DatasetRun, tasks: list[ShardTask],
                 make_rows: Callable[[ShardTask], Iterable[dict]], *, address: str | None = None,
                 description: str | None = None, writer_options: dict | None = None,
-                show_progress: bool = True) -> Snapshot:
+                use_gpus: bool = False, show_progress: bool = True) -> Snapshot:
     """Write every missing shard on Ray, then publish the run as one snapshot."""
     import ray
 
-    connect(address)
+    resources = connect(address)
     run.ray_job_id = run.ray_job_id or ray.get_runtime_context().get_job_id()
     done = run.finished_shards()
     todo = [t for t in tasks if t.relpath not in done]
-    remote = ray.remote(_write).options(num_cpus=1, max_retries=3)
-    pending = {remote.remote(run.location.join(t.relpath).uri, run.features, t, make_rows,
-                             writer_options or {}): t for t in todo}
+    args = [(run.location.join(t.relpath).uri, run.features, t, make_rows, writer_options or {}) for t in todo]
+    gpus = int(resources.get("GPU", 0)) if use_gpus else 0
+    if gpus:
+        actors = [ray.remote(num_gpus=1, num_cpus=1)(_GpuWriter).remote() for _ in range(min(gpus, len(todo)))]
+        refs = {actors[i % len(actors)].write.remote(*a): t for i, (a, t) in enumerate(zip(args, todo))}
+    else:
+        remote = ray.remote(write_task).options(num_cpus=1, max_retries=3)
+        refs = {remote.remote(*a): t for a, t in zip(args, todo)}
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("shards · {task.fields[rows]} rows"), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, disable=not show_progress, transient=False) as progress:
+    with Progress(*columns, disable=not show_progress) as progress:
         bar = progress.add_task(description or f"writing {run.name}", total=len(tasks),
                                 completed=len(tasks) - len(todo), rows=0)
         rows = 0
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            task = pending.pop(ready[0])
-            try:
-                _, n = ray.get(ready[0])
-            except ray.exceptions.RayTaskError as exc:
-                for ref in pending:
-                    ray.cancel(ref)
-                cause = exc.cause if getattr(exc, "cause", None) is not None else exc
-                if isinstance(cause, RoomtoneError):
-                    raise cause from None
-                raise RoomtoneError(f"shard {task.relpath} of {run.name!r} failed: "
-                                    f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}",
-                                    "fix the cause and re-run: finished shards are kept and skipped") from None
+        for _, n in _results(refs, ray):
             rows += n
             progress.update(bar, advance=1, rows=rows)
-    expected = {}
-    for t in tasks:
-        expected[t.split] = t.count
+    expected = {t.split: t.count for t in tasks}
     return catalog.publish(run, expected_shards=expected)

@@ -71,3 +71,16 @@ def test_bad_config_file(tmp_path):
     bad.write_text("num_clipz: 3\n")
     proc = roomtone("generate", "tones", "--config", str(bad), root=tmp_path, check=False)
     assert proc.returncode == 1 and "num_clipz" in proc.stderr
+
+
+def test_simulate_rirs_then_plot(tmp_path):
+    config = tmp_path / "rirs.yaml"
+    config.write_text("num_rooms: 2\nsources_per_room: 1\nroom_x: [3, 4]\nroom_y: [3, 4]\nroom_z: [2.5, 3]\n"
+                      "rt60: [0.2, 0.3]\nsample_rate: 16000\ntest_fraction: 0\n")
+    snap = json.loads(roomtone("simulate", "rirs", "--config", str(config), "--json", root=tmp_path).stdout)
+    assert snap["stats"]["rows"] == 2
+    out = tmp_path / "rir.png"
+    roomtone("plot", "rir", "rirs", "--out", str(out), root=tmp_path)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
+    proc = roomtone("plot", "rir", "rirs", "--id", "nope", "--out", str(out), root=tmp_path, check=False)
+    assert proc.returncode == 1 and "row 'nope' is not in rirs" in proc.stderr

@@ -114,3 +114,17 @@ def test_plan_num_shards_rounds_to_worker_multiple():
     assert plan_num_shards(1, 100) == 1
     assert plan_num_shards(1_001, 100) == 11
     assert plan_num_shards(1_001, 100, multiple_of=4) == 12
+
+
+def test_histograms_are_kept_in_the_footer_and_summed(tmp_path):
+    from catalog.shards import ShardStats
+
+    root = Location.parse(str(tmp_path))
+    feats = clip_features()
+    edges = [0.0, 0.15, 0.3]
+    for k in range(2):
+        write_shard(root.join(shard_relpath("train", k, 2)), feats, clip_rows(k, 1), histograms={"duration": edges})
+    total = ShardStats()
+    for k in range(2):
+        total = total.add(read_shard_stats(root.join(shard_relpath("train", k, 2)))[0])
+    assert total.to_dict()["histograms"] == {"duration": {"[0.15, 0.3)": 2}}

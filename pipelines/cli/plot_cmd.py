@@ -1,0 +1,33 @@
+"""``roomtone plot``: PNG pictures of dataset rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.compute as pc
+import typer
+
+from catalog.errors import NotFoundError
+from pipelines.cli.common import console, state
+
+app = typer.Typer(help="Draw dataset rows to PNG.", no_args_is_help=True)
+
+
+@app.command("rir")
+def rir(
+    ref: str = typer.Argument(..., help="RIR dataset: NAME, NAME@vN or NAME@SNAPSHOT_ID"),
+    row_id: str = typer.Option(None, "--id", help="Row id (default: the first row)."),
+    out: Path = typer.Option(Path("rir.png"), "--out", "-o", help="PNG file to write."),
+):
+    """Draw one RIR: its channels, the first 50 ms, its energy decay curve and the room geometry."""
+    from pipelines.plots import plot_rir
+
+    dataset = state.catalog().arrow_dataset(ref)
+    if "rir" not in dataset.schema.names:
+        raise NotFoundError(f"{ref} has no 'rir' column", "give an RIR dataset made by `roomtone simulate rirs`")
+    table = dataset.head(1) if row_id is None else dataset.to_table(filter=pc.field("id") == row_id)
+    if table.num_rows == 0:
+        raise NotFoundError(f"row {row_id!r} is not in {ref}", f"list ids with: roomtone catalog query "
+                                                               f"\"SELECT id FROM {ref.split('@')[0]} LIMIT 10\"")
+    path = plot_rir(table.to_pylist()[0], out)
+    console.print(f"wrote {path}")
