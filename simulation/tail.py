@@ -34,7 +34,7 @@ from .rooms import Room
 __all__ = ["default_transition", "lattice_energy", "hybrid_rir"]
 
 _DIRECTIONS = 512
-_STEP = 32  # samples between evaluations of the decay model
+_STEP_S = 0.002  # seconds between evaluations of the decay model (interpolated in between)
 
 
 def default_transition(room: Room, sources: np.ndarray, array: MicArray, fs: float, taps: int) -> float:
@@ -72,14 +72,17 @@ def lattice_moments(room: Room, array: MicArray, fs: float, nsample: int,
     pattern = torch.tensor(array.patterns, dtype=torch.float64, device=device)
     gain = pattern[:, None] + (1.0 - pattern[:, None]) * (look @ u.T)  # (M, U)
     per_sample = room.c / fs
-    metres = torch.arange(0, nsample + _STEP, _STEP, dtype=torch.float64, device=device) * per_sample  # (K,)
-    decay = torch.exp(slope[:, None, :] * metres[None, :, None])  # (B, K, U)
-    mean = per_sample * metres / room.volume * (gain[:, None, :] * decay[0].sqrt()[None]).mean(-1)  # (M, K)
-    var = per_sample / (4.0 * math.pi * room.volume) * torch.einsum("mu,bku->mbk", gain * gain, decay) / len(u)
-    t = torch.arange(nsample, dtype=torch.float64, device=device) / _STEP
+    step = max(1, round(_STEP_S * fs))
+    metres = torch.arange(0, nsample + step, step, dtype=torch.float64, device=device) * per_sample  # (K,)
+    energy = torch.exp(slope[:, None, :] * metres[None, :, None])  # (B, K, U)
+    amplitude = torch.exp(0.5 * slope[0, None, :] * metres[:, None])  # (K, U), lowest band
+    mean = per_sample * metres / room.volume * (amplitude @ gain.T).T / len(u)  # (M, K)
+    var = torch.einsum("mu,bku->mbk", gain * gain, energy) * (per_sample / (4.0 * math.pi * room.volume * len(u)))
+    log_var = var.clamp_min(1e-300).log()  # interpolated in the log domain: the decay is close to exponential
+    t = torch.arange(nsample, dtype=torch.float64, device=device) / step
     lo = t.floor().long()
     w = t - lo
-    return mean[..., lo] * (1.0 - w) + mean[..., lo + 1] * w, var[..., lo] * (1.0 - w) + var[..., lo + 1] * w
+    return mean[..., lo] * (1.0 - w) + mean[..., lo + 1] * w, (log_var[..., lo] * (1.0 - w) + log_var[..., lo + 1] * w).exp()
 
 
 def hybrid_rir(room: Room, sources: np.ndarray, array: MicArray, *, fs: float, nsample: int, transition: float,
@@ -99,7 +102,7 @@ def hybrid_rir(room: Room, sources: np.ndarray, array: MicArray, *, fs: float, n
     direct = np.linalg.norm(sources[:, None] - np.asarray(array.positions)[None], axis=-1) / room.c * fs
     starts = np.maximum(split // 2, np.ceil(direct) + taps).astype(np.int64)  # (S, M)
     stop = split - taps // 2
-    time = torch.arange(nsample, device=device)
+    time = torch.arange(split, device=device)
     band_noise = _band_splitter(room, fs, nsample, n_bands, device)
     generator = torch.Generator().manual_seed(room.seed)
     trend = torch.zeros_like(var)
@@ -110,12 +113,12 @@ def hybrid_rir(room: Room, sources: np.ndarray, array: MicArray, *, fs: float, n
                             taps=taps, terms=terms, dtype=dtype, device=device, chunk_size=chunk_size)[0]  # (M, B, N)
         start = torch.as_tensor(starts[s], device=device)
         inside = ((time >= start[:, None]) & (time < stop))[:, None, :]  # (M, 1, N)
-        early_energy = ((early.double() - trend) ** 2 * inside).sum(-1)  # (M, B)
-        model_energy = (var * inside).sum(-1)
+        early_energy = ((early[..., :split].double() - trend[..., :split]) ** 2 * inside).sum(-1)  # (M, B)
+        model_energy = (var[..., :split] * inside).sum(-1)
         level = torch.where(model_energy > 0, early_energy / model_energy.clamp_min(1e-300), 0.0)
         spread = (level[..., None] * var[..., split:]).sqrt()  # (M, B, N - split)
-        noise = torch.randn(len(array), nsample, generator=generator, dtype=torch.float64).to(device)
-        tail = (trend[..., split:] + spread * band_noise(noise)[..., split:]).sum(dim=1)
+        noise = torch.randn(len(array), nsample, generator=generator, dtype=dtype).to(device)
+        tail = (trend[..., split:] + spread * band_noise(noise.double())[..., split:]).sum(dim=1)
         rir = early.sum(dim=1)
         rir[:, split:] += tail.to(dtype)
         out.append(rir)
