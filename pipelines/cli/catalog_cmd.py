@@ -57,6 +57,10 @@ def show(ref: str = typer.Argument(..., help="NAME, NAME@vN or NAME@SNAPSHOT_ID"
                   stats.get("shards"), ", ".join(f"{k}={v}" for k, v in stats.get("splits", {}).items())]])
     if stats.get("class_counts"):
         print_table("classes", ["class", "count"], [[k, v] for k, v in stats["class_counts"].items()])
+    for column, counts in stats.get("histograms", {}).items():
+        top = max(counts.values(), default=1)
+        print_table(f"histogram of {column}", ["bin", "count", ""],
+                    [[b, n, "█" * max(1, round(30 * n / top))] for b, n in counts.items()])
     print_table("config", ["field", "value"], [[k, v] for k, v in sorted(snap.config.items())])
 
 
