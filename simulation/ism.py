@@ -48,7 +48,9 @@ def next_fast_len(n: int) -> int:
     while p5 < best:
         p35 = p5
         while p35 < best:
-            size = p35 * (1 << max(0, math.ceil(math.log2(n / p35)))) if p35 < n else p35
+            size = p35
+            while size < n:
+                size *= 2
             best = min(best, size)
             p35 *= 3
         p5 *= 5
@@ -99,12 +101,12 @@ def _accumulate(room: Room, sources: np.ndarray, array: MicArray, fs: float, lim
             gain = gain.to(dtype).reshape(n_bands, -1)
             index = (base + torch.where(valid, whole, 0.0).long()).reshape(-1)
             x = (2.0 * (dist - whole) - 1.0).to(dtype).reshape(-1)
-            prev, cur = torch.ones_like(x), x
+            prev, basis = torch.ones_like(x), torch.ones_like(x)  # T_{q-1}, T_q (Chebyshev recurrence)
             for q in range(terms):
-                basis = prev if q == 0 else cur if q == 1 else None
-                if basis is None:
-                    prev, cur = cur, 2.0 * x * cur - prev
-                    basis = cur
+                if q == 1:
+                    prev, basis = basis, x
+                elif q > 1:
+                    prev, basis = basis, 2.0 * x * basis - prev
                 for b in range(n_bands):
                     hist[b * terms + q].index_add_(0, index, gain[b] * basis)
     return hist.view(n_bands, terms, len(sources) * n_mics, limit).permute(2, 0, 1, 3)
