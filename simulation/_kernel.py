@@ -18,7 +18,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-__all__ = ["default_taps", "default_terms", "kernel_coefficients", "chebyshev_basis", "windowed_sinc"]
+__all__ = ["default_taps", "default_terms", "kernel_coefficients", "windowed_sinc"]
 
 
 def default_taps(fs: float) -> int:
@@ -50,15 +50,3 @@ def kernel_coefficients(taps: int, terms: int) -> np.ndarray:
     coeffs = (2.0 / terms) * basis @ values
     coeffs[0] *= 0.5
     return coeffs
-
-
-def chebyshev_basis(x: torch.Tensor, terms: int) -> torch.Tensor:
-    """T_0..T_{terms-1}(x) stacked on a new last axis, by the three-term recurrence."""
-    out = torch.empty(x.shape + (terms,), dtype=x.dtype, device=x.device)
-    out[..., 0] = 1.0
-    if terms > 1:
-        out[..., 1] = x
-    two_x = 2.0 * x
-    for q in range(2, terms):
-        torch.sub(two_x * out[..., q - 1], out[..., q - 2], out=out[..., q])
-    return out
