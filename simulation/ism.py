@@ -34,7 +34,7 @@ from ._kernel import default_taps, default_terms, kernel_coefficients
 from .arrays import MicArray
 from .bands import band_pad, band_weights
 from .rooms import Room
-from .scene import as_positions, check_inside, check_signal, normalize_batch
+from .scene import as_positions, check_signal, normalize_batch
 
 __all__ = ["image_source_rir", "early_bands", "next_fast_len", "check_kernel", "DEFAULT_CHUNK"]
 
