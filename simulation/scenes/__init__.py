@@ -1,0 +1,33 @@
+"""SELD scene synthesis: seeded plans, rendering from RIRs, DCASE frame labels, captions.
+
+Pure compute (numpy, scipy, torch through the engine): no files, no storage.
+"""
+
+from .labels import FrameLabel, caption, direction_words, frame_labels, to_dcase_rows
+from .plan import Box, LibraryItem, PlanConfig, PlannedEvent, ScenePlan, plan_scene
+from .render import Rendered, convolve_moving, convolve_static, diffuse_noise, event_signal, render_scene
+from .synth import Scene, room_region, scene_rirs, synthesize_scene
+
+__all__ = [
+    "Box",
+    "FrameLabel",
+    "LibraryItem",
+    "PlanConfig",
+    "PlannedEvent",
+    "Rendered",
+    "Scene",
+    "ScenePlan",
+    "caption",
+    "convolve_moving",
+    "convolve_static",
+    "diffuse_noise",
+    "direction_words",
+    "event_signal",
+    "frame_labels",
+    "plan_scene",
+    "render_scene",
+    "room_region",
+    "scene_rirs",
+    "synthesize_scene",
+    "to_dcase_rows",
+]

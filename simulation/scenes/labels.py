@@ -1,0 +1,120 @@
+"""Frame labels and a templated caption for a planned scene.
+
+Labels follow the DCASE layout on the plan's hop grid (100 ms): one row per
+active event per frame. Frame k covers [k hop, (k + 1) hop) and carries the
+source position at the frame centre, (k + 0.5) hop, which is also the
+average position the audio of a moving source passes through in that frame.
+Angles: azimuth counter-clockwise from +x in [-180, 180) deg, elevation up in
+[-90, 90] deg, distance in m, all relative to the array centre.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..acoustics import direct_path_labels
+from ..rooms import Room
+from .plan import PlannedEvent, ScenePlan
+
+__all__ = ["FrameLabel", "caption", "direction_words", "frame_labels", "to_dcase_rows"]
+
+
+@dataclass(frozen=True)
+class FrameLabel:
+    """One active event in one frame: frame index, class, track, azimuth deg, elevation deg, distance m."""
+
+    frame: int
+    class_index: int
+    track: int
+    azimuth: float
+    elevation: float
+    distance: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FrameLabel:
+        return cls(**data)
+
+
+def _event_frames(event: PlannedEvent, hop: float) -> np.ndarray:
+    return np.arange(int(round(event.onset / hop)), int(round(event.offset / hop)))
+
+
+def frame_labels(plan: ScenePlan) -> list[FrameLabel]:
+    """Labels of every active event in every frame, sorted by (frame, track)."""
+    rows: list[FrameLabel] = []
+    center = np.asarray(plan.center)[None]
+    for event in plan.events:
+        frames = _event_frames(event, plan.hop)
+        points = event.position_at((frames + 0.5) * plan.hop, plan.center).reshape(-1, 3)
+        az, el, dist = (v[:, 0] for v in direct_path_labels(points, center))
+        rows += [FrameLabel(int(f), event.class_index, event.track, float(a), float(e), float(d))
+                 for f, a, e, d in zip(frames, az, el, dist)]
+    return sorted(rows, key=lambda r: (r.frame, r.track))
+
+
+def to_dcase_rows(labels: Sequence[FrameLabel]) -> list[tuple[int, int, int, int, int, int]]:
+    """DCASE 2024 CSV rows: frame, class, track, azimuth (int deg), elevation (int deg), distance (int cm)."""
+    def wrap(a: float) -> int:
+        return (int(round(a)) + 180) % 360 - 180
+
+    return [(r.frame, r.class_index, r.track, wrap(r.azimuth), int(round(r.elevation)), int(round(100 * r.distance)))
+            for r in labels]
+
+
+def direction_words(azimuth: float, elevation: float) -> str:
+    """'in front', 'to the left', 'behind', 'to the right' (90 deg sectors), with 'above' / 'below' past 30 deg."""
+    a = (azimuth + 180.0) % 360.0 - 180.0
+    side = ("in front" if -45 <= a < 45 else "to the left" if 45 <= a < 135
+            else "to the right" if -135 <= a < -45 else "behind")
+    if elevation > 30:
+        return f"above and {side}" if side != "in front" else "above, in front"
+    if elevation < -30:
+        return f"below and {side}" if side != "in front" else "below, in front"
+    return side
+
+
+_SIDE_NOUNS = {"in front": "the front", "to the left": "the left", "behind": "the back", "to the right": "the right"}
+
+
+def _room_words(room: Room) -> str:
+    size = "small" if room.volume < 50 else "medium-sized" if room.volume < 300 else "large"
+    if max(room.beta) == 0:
+        return f"in a {size} anechoic space"
+    rt60 = room.rt60()
+    reverb = "dry" if rt60 < 0.3 else "moderately reverberant" if rt60 < 0.8 else "very reverberant"
+    return f"in a {size} {reverb} room"
+
+
+def _phrase(event: PlannedEvent, phrases: Mapping[str, str]) -> str:
+    what = phrases.get(event.class_name, f"a {event.class_name.replace('_', ' ')} sounds")
+    if not event.moving:
+        return f"{what} {direction_words(event.azimuth, event.elevation)}"
+    start = direction_words(event.azimuth, event.elevation)
+    end = direction_words(float(event.azimuth_at(event.offset)), 0.0)
+    return f"{what} {start}, moving" + ("" if start.endswith(end) else f" towards {_SIDE_NOUNS[end]}")
+
+
+def caption(plan: ScenePlan, room: Room, phrases: Mapping[str, str] | None = None, max_events: int = 3) -> str:
+    """A one-sentence description, e.g. 'a dog barks to the left while a bell rings behind, in a large ...'.
+
+    phrases: class name -> clause ('dog' -> 'a dog barks'); default 'a <class> sounds'.
+    Events are listed by onset, repeats of the same clause dropped, at most `max_events`.
+    Room words: size from volume (< 50, < 300 m^3), reverberance from the Sabine RT60.
+    """
+    clauses: list[str] = []
+    for event in plan.events:
+        clause = _phrase(event, phrases or {})
+        if clause not in clauses and len(clauses) < max_events:
+            clauses.append(clause)
+    if not clauses:
+        return f"silence {_room_words(room)}"
+    body = clauses[0] if len(clauses) == 1 else f"{clauses[0]} while " + (
+        clauses[1] if len(clauses) == 2 else ", ".join(clauses[1:-1]) + f" and {clauses[-1]}")
+    return f"{body}, {_room_words(room)}"
+

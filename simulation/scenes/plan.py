@@ -1,0 +1,249 @@
+"""Scene plans: a seeded, serialisable recipe for one SELD clip.
+
+A plan fixes everything random about a scene (which library item plays when,
+on which track, how loud, from where, moving or not, the ambience SNR and the
+noise seed) so rendering is a pure function of plan, dry signals and RIRs.
+Times are seconds on a label grid of `hop` s (100 ms, DCASE); onsets and
+durations are multiples of it. Angles follow DCASE: azimuth counter-clockwise
+from +x in [-180, 180) degrees, elevation up, relative to the array centre.
+A moving source follows an arc at constant distance and elevation around the
+centre, its azimuth changing at `speed` deg/s (positive counter-clockwise).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+__all__ = ["Box", "LibraryItem", "PlanConfig", "PlannedEvent", "ScenePlan", "plan_scene"]
+
+Region = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class LibraryItem:
+    """One dry event recording: id, 0-based class index, class name and duration in s."""
+
+    id: str
+    class_index: int
+    class_name: str
+    duration: float
+
+
+@dataclass(frozen=True)
+class Box:
+    """Axis-aligned region (metres) where sources may be; `contains` maps (N, 3) -> (N,) bool."""
+
+    low: tuple[float, float, float]
+    high: tuple[float, float, float]
+
+    def contains(self, points: np.ndarray) -> np.ndarray:
+        p = np.atleast_2d(points)
+        return ((p >= np.asarray(self.low)) & (p <= np.asarray(self.high))).all(axis=-1)
+
+
+@dataclass(frozen=True)
+class PlanConfig:
+    """What to draw. Exactly one of events_per_minute / active_fraction sets the density.
+
+    duration: clip length s. tracks: label track slots (1..3); polyphony: most events
+    at once (1..tracks). active_fraction: stop adding events once at least this
+    fraction of the clip has an event. level_db: event RMS range in dB re the
+    reference (unit-RMS dry signal). snr_db: ambience SNR range in dB (None: no
+    ambience). moving_fraction: probability an event moves; speed_range: |deg/s|.
+    distance_range m, elevation_range deg: where sources are drawn. min_gap: s of
+    silence between events on one track. hop: label frame s.
+    """
+
+    duration: float = 5.0
+    tracks: int = 3
+    polyphony: int = 3
+    events_per_minute: float | None = 36.0
+    active_fraction: float | None = None
+    level_db: tuple[float, float] = (-10.0, 0.0)
+    snr_db: tuple[float, float] | None = (6.0, 30.0)
+    moving_fraction: float = 0.5
+    speed_range: tuple[float, float] = (10.0, 40.0)
+    distance_range: tuple[float, float] = (1.0, 3.0)
+    elevation_range: tuple[float, float] = (-45.0, 45.0)
+    min_gap: float = 0.0
+    hop: float = 0.1
+
+    def validate(self) -> None:
+        """ValueError naming the first bad field; called before any drawing."""
+        def bad(name: str, want: str) -> ValueError:
+            return ValueError(f"PlanConfig.{name} must be {want}; got {getattr(self, name)!r}")
+
+        if not (math.isfinite(self.hop) and self.hop > 0):
+            raise bad("hop", "a time in (0, inf) s")
+        if not (math.isfinite(self.duration) and self.duration >= self.hop):
+            raise bad("duration", f"a clip length in [{self.hop}, inf) s")
+        if self.tracks not in (1, 2, 3):
+            raise bad("tracks", "1, 2 or 3")
+        if not 1 <= self.polyphony <= self.tracks:
+            raise bad("polyphony", f"in [1, tracks={self.tracks}]")
+        if (self.events_per_minute is None) == (self.active_fraction is None):
+            raise bad("events_per_minute", "set, or active_fraction set, but not both")
+        if self.events_per_minute is not None and not self.events_per_minute > 0:
+            raise bad("events_per_minute", "in (0, inf)")
+        if self.active_fraction is not None and not 0 < self.active_fraction <= 1:
+            raise bad("active_fraction", "in (0, 1]")
+        for name in ("level_db", "snr_db", "speed_range", "distance_range", "elevation_range"):
+            lo_hi = getattr(self, name)
+            if lo_hi is not None and not (len(lo_hi) == 2 and np.isfinite(lo_hi).all() and lo_hi[0] <= lo_hi[1]):
+                raise bad(name, "a finite (low, high) pair with low <= high")
+        if not (self.speed_range[0] >= 0 and self.distance_range[0] > 0):
+            raise bad("speed_range" if self.speed_range[0] < 0 else "distance_range", "non-negative / positive")
+        if not -90 <= self.elevation_range[0] <= self.elevation_range[1] <= 90:
+            raise bad("elevation_range", "inside [-90, 90] deg")
+        if not 0 <= self.moving_fraction <= 1:
+            raise bad("moving_fraction", "in [0, 1]")
+        if not self.min_gap >= 0:
+            raise bad("min_gap", "in [0, inf) s")
+
+
+@dataclass(frozen=True)
+class PlannedEvent:
+    """One event: which item, when (s), where at onset (deg, deg, m), and its arc speed (deg/s)."""
+
+    item_id: str
+    class_index: int
+    class_name: str
+    track: int
+    onset: float
+    offset: float
+    level_db: float
+    azimuth: float
+    elevation: float
+    distance: float
+    speed: float = 0.0
+
+    @property
+    def moving(self) -> bool:
+        return self.speed != 0.0
+
+    def azimuth_at(self, t: np.ndarray | float) -> np.ndarray:
+        """Azimuth in [-180, 180) deg at times t (s), clamped to the event span."""
+        tt = np.clip(np.asarray(t, dtype=np.float64), self.onset, self.offset)
+        return (self.azimuth + self.speed * (tt - self.onset) + 180.0) % 360.0 - 180.0
+
+    def position_at(self, t: np.ndarray | float, center: Sequence[float]) -> np.ndarray:
+        """Source position(s) in metres, shape (..., 3), at times t (s)."""
+        return np.asarray(center) + self.distance * _unit(self.azimuth_at(t), self.elevation)
+
+
+@dataclass(frozen=True)
+class ScenePlan:
+    """A replayable scene recipe; `to_dict` / `from_dict` round-trip through JSON types."""
+
+    seed: int
+    duration: float
+    tracks: int
+    polyphony: int
+    hop: float
+    center: tuple[float, float, float]
+    snr_db: float | None
+    noise_seed: int
+    events: tuple[PlannedEvent, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["center"] = list(self.center)
+        out["events"] = [asdict(e) for e in self.events]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScenePlan:
+        known = {f.name for f in fields(cls)}
+        if set(data) != known:
+            raise ValueError(f"ScenePlan.from_dict needs exactly the fields {sorted(known)}; got {sorted(data)}")
+        return cls(**{**data, "center": tuple(data["center"]),
+                      "events": tuple(PlannedEvent(**e) for e in data["events"])})
+
+
+def _unit(azimuth_deg: np.ndarray | float, elevation_deg: float) -> np.ndarray:
+    az, el = np.radians(azimuth_deg), math.radians(elevation_deg)
+    return np.stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.full_like(az, math.sin(el))], axis=-1)
+
+
+def _check_library(library: Sequence[LibraryItem], config: PlanConfig) -> None:
+    if len(library) == 0:
+        raise ValueError("library must hold at least one LibraryItem; got none")
+    for i, item in enumerate(library):
+        if not (math.isfinite(item.duration) and 0 < item.duration <= config.duration):
+            raise ValueError(f"library[{i}].duration must be in (0, duration={config.duration}] s "
+                             f"(the clip must be at least as long as every event); got {item.duration}")
+        if int(item.class_index) != item.class_index or item.class_index < 0:
+            raise ValueError(f"library[{i}].class_index must be a non-negative integer; got {item.class_index}")
+
+
+def _draw_place(rng: np.random.Generator, config: PlanConfig, region: Region, center: np.ndarray,
+                length: float, attempts: int = 200) -> tuple[float, float, float, float]:
+    """(azimuth, elevation, distance, speed) whose whole arc lies inside `region`."""
+    for _ in range(attempts):
+        az = float(rng.uniform(-180.0, 180.0))
+        el = float(rng.uniform(*config.elevation_range))
+        dist = float(rng.uniform(*config.distance_range))
+        speed = 0.0
+        if rng.random() < config.moving_fraction:
+            speed = float(rng.uniform(*config.speed_range) * rng.choice([-1.0, 1.0]))
+        ts = np.linspace(0.0, length, max(2, int(np.ceil(4 * length / config.hop)) + 1))
+        path = center + dist * _unit(az + speed * ts, el)
+        if np.all(region(path)):
+            return az, el, dist, speed
+    raise ValueError(f"region: no source position inside it after {attempts} draws; widen the region or "
+                     f"change distance_range={config.distance_range} / elevation_range={config.elevation_range}")
+
+
+def plan_scene(rng: np.random.Generator | int, library: Sequence[LibraryItem], center: Sequence[float],
+               region: Box | Region, config: PlanConfig = PlanConfig()) -> ScenePlan:
+    """Draw a scene plan. rng: a numpy Generator or an int seed (stored in the plan when an int).
+
+    center: array centre (m). region: Box, or a function (N, 3) points -> (N,) bool
+    saying where a source may be. Events are drawn one at a time (item uniform over
+    the library, track uniform, onset uniform over the grid slots where the track
+    is free and fewer than `polyphony` events sound) until the density target is
+    met or ten items in a row fit nowhere. The plan stores `seed` (-1 when a
+    Generator was given); replay needs only the plan itself.
+    """
+    config.validate()
+    _check_library(library, config)
+    seed = int(rng) if isinstance(rng, (int, np.integer)) else -1
+    gen = np.random.default_rng(seed) if seed >= 0 else rng
+    inside = region.contains if isinstance(region, Box) else region
+    c = np.asarray(center, dtype=np.float64)
+    n_frames = int(round(config.duration / config.hop))
+    gap = int(np.ceil(config.min_gap / config.hop - 1e-9))
+    busy = np.zeros((config.tracks, n_frames), dtype=bool)
+    sounding = np.zeros(n_frames, dtype=np.int64)
+    target = (max(1, round(config.events_per_minute * config.duration / 60.0))
+              if config.events_per_minute is not None else None)
+    events: list[PlannedEvent] = []
+    misses = 0  # consecutive items that fitted nowhere: the clip is full
+    while misses < 10 and ((len(events) < target) if target is not None
+                           else (sounding > 0).mean() < config.active_fraction):
+        item = library[int(gen.integers(len(library)))]
+        span = min(n_frames, max(1, int(round(item.duration / config.hop))))
+        placed = False
+        for track in gen.permutation(config.tracks):
+            starts = [s for s in range(n_frames - span + 1)
+                      if not busy[track, max(0, s - gap):s + span + gap].any() and (sounding[s:s + span] < config.polyphony).all()]
+            if not starts:
+                continue
+            s = int(starts[int(gen.integers(len(starts)))])
+            az, el, dist, speed = _draw_place(gen, config, inside, c, span * config.hop)
+            busy[track, s:s + span] = True
+            sounding[s:s + span] += 1
+            events.append(PlannedEvent(item.id, int(item.class_index), item.class_name, int(track),
+                                       round(s * config.hop, 9), round((s + span) * config.hop, 9),
+                                       float(gen.uniform(*config.level_db)), az, el, dist, speed))
+            placed = True
+            break
+        misses = 0 if placed else misses + 1
+    snr = None if config.snr_db is None else float(gen.uniform(*config.snr_db))
+    events.sort(key=lambda e: (e.onset, e.track))
+    return ScenePlan(seed, float(config.duration), config.tracks, config.polyphony, float(config.hop),
+                     (float(c[0]), float(c[1]), float(c[2])), snr, int(gen.integers(2**31)), tuple(events))
