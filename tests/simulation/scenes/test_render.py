@@ -1,0 +1,165 @@
+"""Rendering agrees with labels: activity, DOA, distance, SNR, and no clicks."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from simulation import Room, foa, tetra_mic
+from simulation.scenes import (LibraryItem, PlanConfig, PlannedEvent, ScenePlan, convolve_moving, diffuse_noise,
+                               event_signal, frame_labels, plan_scene, render_scene, room_region, scene_rirs)
+
+FS = 16000
+ANECHOIC = Room(dims=(8.0, 6.0, 4.0), beta=(0.0,) * 6)
+CENTER = (4.0, 3.0, 1.6)
+LIBRARY = [LibraryItem("a", 0, "dog", 0.8), LibraryItem("b", 1, "bell", 1.5), LibraryItem("c", 2, "door", 1.1)]
+
+
+def _noise_signals(seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {item.id: rng.standard_normal(int(item.duration * FS)) for item in LIBRARY}
+
+
+def _single(event: PlannedEvent, duration: float = 4.0, snr: float | None = None) -> ScenePlan:
+    return ScenePlan(0, duration, 1, 1, 0.1, CENTER, snr, 5, (event,))
+
+
+def _render(plan: ScenePlan, signals: dict[str, np.ndarray], array=None):
+    array = array or foa(CENTER)
+    rirs = scene_rirs(plan, ANECHOIC, array, FS, rir_duration=0.05, mode="ism")
+    return render_scene(plan, signals, rirs, FS, array, c=ANECHOIC.c)
+
+
+def _doa(block: np.ndarray) -> tuple[float, float]:
+    """Intensity-vector DOA (deg) of FOA W, Y, Z, X samples: sum of W * [Y, Z, X]."""
+    w, y, z, x = block
+    iy, iz, ix = (w * y).sum(), (w * z).sum(), (w * x).sum()
+    return math.degrees(math.atan2(iy, ix)), math.degrees(math.atan2(iz, math.hypot(ix, iy)))
+
+
+def _angle_gap(a: float, b: float) -> float:
+    return abs((a - b + 180.0) % 360.0 - 180.0)
+
+
+def test_label_activity_matches_the_energy_envelope() -> None:
+    config = PlanConfig(duration=6.0, tracks=1, polyphony=1, events_per_minute=40.0, min_gap=0.5, snr_db=None,
+                        moving_fraction=0.5)
+    plan = plan_scene(4, LIBRARY, CENTER, room_region(ANECHOIC), config)
+    out = _render(plan, _noise_signals(), tetra_mic(CENTER))
+    frames = out.audio.reshape(4, -1, FS // 10)
+    energy = (frames.astype(np.float64) ** 2).mean(axis=(0, 2))
+    labelled = np.zeros(len(energy), dtype=bool)
+    labelled[[r.frame for r in frame_labels(plan)]] = True
+    active = energy > 1e-3 * energy.max()
+    assert len(plan.events) >= 3
+    change = np.diff(labelled.astype(int)) != 0  # between frames k and k + 1
+    near_edge = np.concatenate([change, [False]]) | np.concatenate([[False], change])
+    mismatch = active != labelled
+    assert not (mismatch & ~near_edge).any()
+    assert active[labelled].mean() > 0.9
+
+
+@pytest.mark.parametrize("az,el,dist", [(30.0, 10.0, 1.5), (-120.0, -25.0, 2.0), (170.0, 40.0, 1.2)])
+def test_static_foa_doa_and_distance_match_labels(az: float, el: float, dist: float) -> None:
+    event = PlannedEvent("b", 1, "bell", 0, 0.5, 2.0, -3.0, az, el, dist)
+    plan = _single(event, duration=3.0)
+    out = _render(plan, _noise_signals())
+    labels = frame_labels(plan)
+    assert len(labels) == 15 and all(r.class_index == 1 and r.track == 0 for r in labels)
+    est_az, est_el = _doa(out.audio[:, int(0.5 * FS):int(2.0 * FS)].astype(np.float64))
+    assert _angle_gap(est_az, labels[0].azimuth) < 5.0 and abs(est_el - labels[0].elevation) < 5.0
+    assert labels[0].azimuth == pytest.approx(az) and labels[0].elevation == pytest.approx(el)
+    np.testing.assert_allclose([r.distance for r in labels], dist, rtol=1e-12)
+    assert np.isfinite(out.audio).all() and np.abs(out.audio).max() == pytest.approx(0.5, rel=1e-6)
+
+
+def test_moving_foa_doa_follows_the_arc_frame_by_frame() -> None:
+    event = PlannedEvent("b", 1, "bell", 0, 0.3, 3.3, 0.0, 60.0, 15.0, 1.8, speed=-40.0)
+    plan = _single(event)
+    signal = np.random.default_rng(1).standard_normal(3 * FS)
+    out = _render(plan, {"b": signal})
+    labels = frame_labels(plan)
+    assert len(labels) == 30
+    for k, row in enumerate(labels):  # the arc: constant distance and elevation, azimuth at frame centres
+        assert row.frame == 3 + k
+        assert row.azimuth == pytest.approx((60.0 - 40.0 * (k + 0.5) * 0.1 + 180) % 360 - 180)
+        assert row.elevation == pytest.approx(15.0) and row.distance == pytest.approx(1.8)
+        pos = np.asarray(CENTER) + 1.8 * np.array([math.cos(math.radians(15)) * math.cos(math.radians(row.azimuth)),
+                                                    math.cos(math.radians(15)) * math.sin(math.radians(row.azimuth)),
+                                                    math.sin(math.radians(15))])
+        assert np.linalg.norm(pos - CENTER) == pytest.approx(row.distance)
+        start = row.frame * FS // 10
+        est_az, est_el = _doa(out.audio[:, start:start + FS // 10].astype(np.float64))
+        assert _angle_gap(est_az, row.azimuth) < 5.0 and abs(est_el - row.elevation) < 5.0
+
+
+def test_time_variant_convolution_reproduces_a_fixed_rir() -> None:
+    rng = np.random.default_rng(2)
+    x, rir = rng.standard_normal(5000), rng.standard_normal((3, 300))
+    frames = np.repeat(rir[None], 5000 // 1600 + 2, axis=0)
+    np.testing.assert_allclose(convolve_moving(x, frames, 1600), np.stack([np.convolve(x, h) for h in rir]),
+                               atol=1e-10)
+    with pytest.raises(ValueError, match="rirs"):
+        convolve_moving(x, frames[:2], 1600)
+
+
+def _second_difference_peak(y: np.ndarray, omega: float) -> float:
+    """Largest |y[n+1] - 2 y[n] + y[n-1]| relative to what a sine of |y|'s peak can produce."""
+    return float(np.abs(np.diff(y, 2, axis=-1)).max() / (omega**2 * np.abs(y).max()))
+
+
+def test_moving_source_has_no_clicks() -> None:
+    f0 = 300.0
+    omega = 2 * math.pi * f0 / FS
+    n = 2 * FS
+    ramp = np.minimum(1.0, np.minimum(np.arange(n), n - 1 - np.arange(n)) / (0.05 * FS))
+    tone = np.sin(omega * np.arange(n)) * ramp
+    event = PlannedEvent("b", 1, "bell", 0, 0.5, 2.5, 0.0, 0.0, 0.0, 1.5, speed=40.0)
+    plan = _single(event, duration=3.0)
+    rirs = scene_rirs(plan, ANECHOIC, foa(CENTER), FS, rir_duration=0.05, mode="ism")
+    smooth = convolve_moving(event_signal(tone, event, FS), rirs[0], FS // 10)
+    assert _second_difference_peak(smooth, omega) < 1.5
+    hop = FS // 10  # the detector fires on hard switching between the same RIRs
+    hard = np.concatenate([np.stack([np.convolve(tone, h) for h in rirs[0][f]])[:, f * hop:(f + 1) * hop]
+                           for f in range(n // hop)], axis=-1)
+    assert _second_difference_peak(hard, omega) > 3.0
+
+
+@pytest.mark.parametrize("array", [foa(CENTER), tetra_mic(CENTER)], ids=["foa", "mic"])
+@pytest.mark.parametrize("snr", [6.0, 20.0])
+def test_ambience_snr_is_exact(array, snr: float) -> None:
+    config = PlanConfig(duration=4.0, events_per_minute=45.0)
+    plan = dataclasses.replace(plan_scene(9, LIBRARY, CENTER, room_region(ANECHOIC), config), snr_db=snr)
+    signals = _noise_signals()
+    noisy = _render(plan, signals, array)
+    clean = _render(dataclasses.replace(plan, snr_db=None), signals, array)
+    events = clean.audio.astype(np.float64) / clean.gain
+    noise = noisy.audio.astype(np.float64) / noisy.gain - events
+    measured = 10 * np.log10((events**2).mean() / (noise**2).mean())
+    assert abs(measured - snr) < 0.5 and noisy.snr_db == snr
+    assert np.isfinite(noisy.audio).all() and np.abs(noisy.audio).max() <= 0.5 + 1e-6
+
+
+def test_diffuse_foa_ambience_has_sn3d_energies_and_no_correlation() -> None:
+    noise = diffuse_noise(foa(), 4 * FS, FS, np.random.default_rng(0), color="white")
+    power = (noise**2).mean(axis=1)
+    np.testing.assert_allclose(power / power[0], [1.0, 1 / 3, 1 / 3, 1 / 3], rtol=0.1)
+    corr = np.corrcoef(noise)
+    assert np.abs(corr[~np.eye(4, dtype=bool)]).max() < 0.05
+    mic = diffuse_noise(tetra_mic(), 4 * FS, FS, np.random.default_rng(0), color="pink")
+    assert np.corrcoef(mic)[0, 1] > 0.3  # pink ambience is coherent at low frequency on a 4.2 cm array
+
+
+def test_render_rejects_bad_inputs() -> None:
+    event = PlannedEvent("b", 1, "bell", 0, 0.5, 1.0, 0.0, 0.0, 0.0, 1.5)
+    plan = _single(event, duration=2.0)
+    rir = np.zeros((4, 100))
+    with pytest.raises(ValueError, match="signals"):
+        render_scene(plan, {"b": np.full(100, np.nan)}, [rir], FS, foa(CENTER))
+    with pytest.raises(ValueError, match="rirs"):
+        render_scene(plan, {"b": np.ones(100)}, [rir, rir], FS, foa(CENTER))
+    with pytest.raises(ValueError, match="peak"):
+        render_scene(plan, {"b": np.ones(100)}, [rir], FS, foa(CENTER), peak=2.0)
