@@ -1,0 +1,27 @@
+"""DCASE SELD labels, metadata CSV, multi-ACCDOA/ADPIT targets and metrics (numpy only).
+
+Angles in degrees (azimuth counter-clockwise from +x in [-180, 180), elevation
+up in [-90, 90]), distances in metres, 100 ms label frames.
+"""
+
+from .labels import (
+    LABEL_HOP_S,
+    Event,
+    SeldLabels,
+    adpit_target,
+    decode_multi_accdoa,
+    multi_accdoa_target,
+    polar_to_unit,
+    unit_to_polar,
+)
+
+__all__ = [
+    "LABEL_HOP_S",
+    "Event",
+    "SeldLabels",
+    "adpit_target",
+    "decode_multi_accdoa",
+    "multi_accdoa_target",
+    "polar_to_unit",
+    "unit_to_polar",
+]
