@@ -1,0 +1,65 @@
+"""synthesize_scene end to end, captions and DCASE rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simulation import Room, foa, tetra_mic
+from simulation.scenes import (FrameLabel, LibraryItem, PlanConfig, PlannedEvent, ScenePlan, caption,
+                               direction_words, frame_labels, synthesize_scene, to_dcase_rows)
+
+FS = 16000
+LIBRARY = [LibraryItem("dog1", 0, "dog", 1.2), LibraryItem("bell1", 1, "bell", 2.0)]
+PHRASES = {"dog": "a dog barks", "bell": "a bell rings"}
+
+
+def _signals() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {item.id: rng.standard_normal(int(item.duration * FS)) for item in LIBRARY}
+
+
+@pytest.mark.parametrize("make_array", [foa, tetra_mic], ids=["foa", "mic"])
+def test_synthesize_scene_reverberant(make_array) -> None:
+    room = Room.from_rt60((6.0, 5.0, 3.0), 0.5)
+    array = make_array((3.0, 2.4, 1.5))
+    config = PlanConfig(duration=5.0, events_per_minute=48.0)
+    scene = synthesize_scene(room, array, 5, LIBRARY, _signals(), FS, config=config, rir_duration=0.15,
+                             phrases=PHRASES)
+    assert scene.audio.shape == (4, 5 * FS) and scene.audio.dtype == np.float32
+    assert np.isfinite(scene.audio).all() and np.abs(scene.audio).max() == pytest.approx(0.5, rel=1e-5)
+    assert scene.gain > 0 and len(scene.plan.events) == 4
+    assert scene.labels == frame_labels(scene.plan) and scene.labels
+    assert scene.plan.center == array.center
+    assert "medium-sized moderately reverberant room" in scene.caption
+    assert ("dog barks" in scene.caption) or ("bell rings" in scene.caption)
+    again = synthesize_scene(room, array, 5, LIBRARY, _signals(), FS, config=config, rir_duration=0.15)
+    assert again.plan == scene.plan and np.array_equal(again.audio, scene.audio)
+
+
+def test_synthesize_scene_needs_every_signal() -> None:
+    room = Room.from_rt60((6.0, 5.0, 3.0), 0.5)
+    with pytest.raises(ValueError, match="bell1"):
+        synthesize_scene(room, foa((3.0, 2.4, 1.5)), 0, LIBRARY, {"dog1": np.ones(10)}, FS)
+
+
+def test_caption_template() -> None:
+    events = (PlannedEvent("dog1", 0, "dog", 0, 0.0, 1.0, 0.0, 90.0, 0.0, 2.0),
+              PlannedEvent("bell1", 1, "bell", 1, 0.5, 2.0, 0.0, 180.0, 0.0, 2.0),
+              PlannedEvent("x", 2, "car_horn", 2, 1.0, 3.0, 0.0, 0.0, 50.0, 2.0, speed=60.0))
+    plan = ScenePlan(0, 4.0, 3, 3, 0.1, (5.0, 5.0, 1.5), None, 0, events)
+    big = Room.from_rt60((12.0, 10.0, 4.0), 1.2)
+    assert caption(plan, big, PHRASES) == ("a dog barks to the left while a bell rings behind and a car horn sounds "
+                                           "above, in front, moving towards the left, in a large very reverberant room")
+    small = Room(dims=(3.0, 3.0, 2.5), beta=(0.0,) * 6)
+    assert caption(ScenePlan(0, 4.0, 3, 3, 0.1, (1.5, 1.5, 1.2), None, 0, events[:1]), small) == \
+        "a dog sounds to the left, in a small anechoic space"
+    assert [direction_words(a, 0.0) for a in (0.0, 60.0, -179.0, -60.0)] == \
+        ["in front", "to the left", "behind", "to the right"]
+    assert direction_words(-90.0, -45.0) == "below and to the right"
+
+
+def test_dcase_rows_use_integer_degrees_and_centimetres() -> None:
+    rows = to_dcase_rows([FrameLabel(3, 1, 0, 179.7, -10.4, 2.6761), FrameLabel(4, 1, 0, -30.2, 89.6, 1.0)])
+    assert rows == [(3, 1, 0, -180, -10, 268), (4, 1, 0, -30, 90, 100)]
+    assert FrameLabel.from_dict(FrameLabel(1, 2, 0, 3.0, 4.0, 5.0).to_dict()) == FrameLabel(1, 2, 0, 3.0, 4.0, 5.0)
