@@ -4,6 +4,7 @@ Angles in degrees (azimuth counter-clockwise from +x in [-180, 180), elevation
 up in [-90, 90]), distances in metres, 100 ms label frames.
 """
 
+from .dcase_csv import ClassMap, format_dcase_csv, parse_dcase_csv, read_dcase_csv, write_dcase_csv
 from .labels import (
     LABEL_HOP_S,
     Event,
@@ -17,11 +18,16 @@ from .labels import (
 
 __all__ = [
     "LABEL_HOP_S",
+    "ClassMap",
     "Event",
     "SeldLabels",
     "adpit_target",
     "decode_multi_accdoa",
+    "format_dcase_csv",
     "multi_accdoa_target",
+    "parse_dcase_csv",
     "polar_to_unit",
+    "read_dcase_csv",
     "unit_to_polar",
+    "write_dcase_csv",
 ]
