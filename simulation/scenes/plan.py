@@ -95,8 +95,10 @@ class PlanConfig:
             lo_hi = getattr(self, name)
             if lo_hi is not None and not (len(lo_hi) == 2 and np.isfinite(lo_hi).all() and lo_hi[0] <= lo_hi[1]):
                 raise bad(name, "a finite (low, high) pair with low <= high")
-        if not (self.speed_range[0] >= 0 and self.distance_range[0] > 0):
-            raise bad("speed_range" if self.speed_range[0] < 0 else "distance_range", "non-negative / positive")
+        if not self.speed_range[0] >= 0:
+            raise bad("speed_range", "inside [0, inf) deg/s")
+        if not self.distance_range[0] > 0:
+            raise bad("distance_range", "inside (0, inf) m")
         if not -90 <= self.elevation_range[0] <= self.elevation_range[1] <= 90:
             raise bad("elevation_range", "inside [-90, 90] deg")
         if not 0 <= self.moving_fraction <= 1:
@@ -230,7 +232,8 @@ def plan_scene(rng: np.random.Generator | int, library: Sequence[LibraryItem], c
         placed = False
         for track in gen.permutation(config.tracks):
             starts = [s for s in range(n_frames - span + 1)
-                      if not busy[track, max(0, s - gap):s + span + gap].any() and (sounding[s:s + span] < config.polyphony).all()]
+                      if not busy[track, max(0, s - gap):s + span + gap].any()
+                      and (sounding[s:s + span] < config.polyphony).all()]
             if not starts:
                 continue
             s = int(starts[int(gen.integers(len(starts)))])
