@@ -1,0 +1,105 @@
+"""The sound-event library ingest and the synthetic library, on a real local Ray cluster."""
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from catalog import Catalog, CatalogConfig, RoomtoneError, decode_audio
+from pipelines.stages.events import EventsConfig, read_quarantine, run_ingest_events
+from tests.conftest import SHARED
+
+SONIC = SHARED / "data" / "events" / "sonic-pi"
+ONTOLOGY = SHARED / "data" / "ontology" / "audioset_ontology.json"
+REAL = ["ambi_choir.flac", "ambi_piano.flac", "bass_hit_c.flac", "bass_voxy_hit_c.flac", "bd_klub.flac",
+        "drum_cymbal_closed.flac", "drum_snare_soft.flac", "drum_tom_mid_soft.flac", "elec_triangle.flac",
+        "tabla_re.flac"]
+BAD = {"corrupt.flac": "unreadable", "empty.wav": "empty file", "silent.wav": "silent",
+       "nan.wav": "NaN"}
+
+
+def make_library(folder):
+    """Ten real CC0 events with their labels.csv rows, plus the four kinds of broken file."""
+    folder.mkdir()
+    with open(SONIC / "labels.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["file"] in REAL]
+    for r in rows:
+        shutil.copy(SONIC / r["file"], folder / r["file"])
+    (folder / "corrupt.flac").write_bytes(np.random.default_rng(0).bytes(4000))
+    (folder / "empty.wav").write_bytes(b"")
+    sf.write(folder / "silent.wav", np.zeros(4800), 48_000)
+    sf.write(folder / "nan.wav", np.array([0.1, np.nan, 0.2] * 1000, np.float32), 48_000, subtype="FLOAT")
+    rows += [{"file": name, "family": "bad", "label": "Bass drum", "samplerate": "48000", "channels": "1",
+              "duration_s": "0.1", "license": "CC0-1.0"} for name in BAD]
+    with open(folder / "labels.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return {r["file"]: r for r in rows}
+
+
+def test_ingest_conditions_events_and_quarantines_broken_files(tmp_path, ray_cluster):
+    listed = make_library(tmp_path / "lib")
+    catalog = Catalog(CatalogConfig(root=str(tmp_path / "home")))
+    cfg = EventsConfig(name="sonic", folder=tmp_path / "lib", labels_csv=tmp_path / "lib" / "labels.csv",
+                       ontology=ONTOLOGY, sample_rate=16_000, max_shard_bytes=400_000)
+    snap = run_ingest_events(cfg, catalog, show_progress=False)
+    assert snap.stats["rows"] == len(REAL) and snap.stats["shards"] > 1
+    quarantine = {q["source_file"]: q["reason"] for q in read_quarantine(catalog, "sonic")}
+    assert set(quarantine) == set(BAD)
+    assert all(word in quarantine[name] for name, word in BAD.items())
+    assert catalog.lineage("sonic_quarantine")["inputs"][0]["ref"] == snap.ref
+
+    ontology = {c["name"]: c["id"] for c in json.loads(ONTOLOGY.read_text())}
+    for row in catalog.arrow_dataset(snap.ref).to_table().to_pylist():
+        audio, rate = decode_audio(row["audio"]["bytes"], "float64")
+        assert audio.shape[1] == 1 and rate == 16_000 and row["duration"] == pytest.approx(len(audio) / rate)
+        x = audio[:, 0]
+        assert min(abs(x[0]), abs(x[-1])) >= 0.97 * np.abs(x).max() * 10 ** (cfg.trim_db / 20)
+        source, _ = sf.read(tmp_path / "lib" / row["source_file"], always_2d=True)
+        y = np.abs(resample_poly(source.mean(axis=1), 160, 441))  # 44.1 kHz -> 16 kHz
+        loud = np.flatnonzero(y >= y.max() * 10 ** (cfg.trim_db / 20))
+        assert len(x) == loud[-1] - loud[0] + 1  # exactly the span between the first and last loud samples
+        assert 20 * np.log10(np.sqrt(np.mean(x ** 2))) == pytest.approx(cfg.loudness_db, abs=0.5)
+        listing = listed[row["source_file"]]
+        assert row["id"] == row["source_file"] and row["label"] == listing["label"]
+        assert row["ontology_id"] == ontology.get(listing["label"])  # Tom-tom drum, Triangle: no AudioSet class
+        assert row["original_sample_rate"] == 44_100 and row["original_channels"] == int(listing["channels"])
+        assert row["license"] == "CC0-1.0" and row["synthetic"] is False
+    assert snap.stats["class_counts"]["Bass guitar"] == 2
+
+
+def test_folder_labels_and_errors_before_publishing(tmp_path, ray_cluster):
+    catalog = Catalog(CatalogConfig(root=str(tmp_path / "home")))
+    for label, files in {"dog": ["bd_klub.flac"], "glass": ["ambi_glass_rub.flac", "elec_triangle.flac"]}.items():
+        (tmp_path / "lib" / label).mkdir(parents=True)
+        for name in files:
+            shutil.copy(SONIC / name, tmp_path / "lib" / label / name)
+    shutil.copy(SONIC / "tabla_re.flac", tmp_path / "lib")  # no class folder
+    snap = run_ingest_events(EventsConfig(name="by_folder", folder=tmp_path / "lib", test_fraction=0.5,
+                                          seed=3), catalog, show_progress=False)
+    rows = catalog.arrow_dataset(snap.ref).to_table(columns=["id", "label", "ontology_id"]).to_pylist()
+    assert {r["id"]: r["label"] for r in rows} == {"dog/bd_klub.flac": "dog", "glass/ambi_glass_rub.flac": "glass",
+                                                   "glass/elec_triangle.flac": "glass"}
+    assert all(r["ontology_id"] is None for r in rows) and sum(snap.stats["splits"].values()) == 3
+    assert [q["source_file"] for q in read_quarantine(catalog, "by_folder")] == ["tabla_re.flac"]
+    (tmp_path / "lib" / "tabla_re.flac").unlink()
+    run_ingest_events(EventsConfig(name="by_folder", folder=tmp_path / "lib"), catalog, show_progress=False)
+    assert read_quarantine(catalog, "by_folder") == []
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RoomtoneError, match=f"folder {tmp_path / 'empty'} has no audio files"):
+        run_ingest_events(EventsConfig(name="none", folder=tmp_path / "empty"), catalog)
+    (tmp_path / "broken" / "dog").mkdir(parents=True)
+    (tmp_path / "broken" / "dog" / "a.wav").write_bytes(b"RIFF not really")
+    with pytest.raises(RoomtoneError, match=f"folder {tmp_path / 'broken'} has no readable"):
+        run_ingest_events(EventsConfig(name="broken", folder=tmp_path / "broken"), catalog)
+    (tmp_path / "lib" / "labels.csv").write_text("file,class\ndog/bd_klub.flac,dog\n")
+    with pytest.raises(RoomtoneError, match="has no column 'label'"):
+        run_ingest_events(EventsConfig(name="nolabel", folder=tmp_path / "lib",
+                                       labels_csv=tmp_path / "lib" / "labels.csv"), catalog)
+    assert catalog.names() == ["by_folder", "by_folder_quarantine"]
