@@ -10,7 +10,9 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from catalog import Catalog, CatalogConfig, RoomtoneError, decode_audio
-from pipelines.stages.events import EventsConfig, read_quarantine, run_ingest_events
+from pipelines.stages.events import EventsConfig, features, read_quarantine, run_ingest_events
+from pipelines.stages.synthetic_events import SyntheticEventsConfig, make_rows, run_synthetic_events
+from pipelines.sharded import ShardTask
 from tests.conftest import SHARED
 
 SONIC = SHARED / "data" / "events" / "sonic-pi"
@@ -103,3 +105,17 @@ def test_folder_labels_and_errors_before_publishing(tmp_path, ray_cluster):
         run_ingest_events(EventsConfig(name="nolabel", folder=tmp_path / "lib",
                                        labels_csv=tmp_path / "lib" / "labels.csv"), catalog)
     assert catalog.names() == ["by_folder", "by_folder_quarantine"]
+
+
+def test_synthetic_library_is_deterministic_with_the_event_schema(tmp_path, ray_cluster):
+    catalog = Catalog(CatalogConfig(root=str(tmp_path)))
+    cfg = SyntheticEventsConfig(per_class=3, duration=(0.1, 0.5), ontology=ONTOLOGY)
+    snap = run_synthetic_events(cfg, catalog, show_progress=False)
+    assert snap.stats["class_counts"] == {kind: 3 for kind in cfg.kinds}
+    assert snap.features == features(EventsConfig(folder=tmp_path))
+    rows = {r["id"]: r for r in catalog.arrow_dataset(snap.ref).to_table().to_pylist()}
+    assert rows["footsteps-000001"]["ontology_id"] == "/m/07pbtc8" and rows["siren-000000"]["ontology_id"]
+    assert rows["harmonic_tone-000002"]["ontology_id"] is None
+    assert all(r["synthetic"] and r["license"] == "CC0-1.0 (generated)" for r in rows.values())
+    again = make_rows(cfg, {kind: None for kind in cfg.kinds}, ShardTask("train", 0, 1, (("siren-000002", "siren"),)))
+    assert next(again)["audio"]["bytes"] == rows["siren-000002"]["audio"]["bytes"]
