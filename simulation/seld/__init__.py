@@ -15,13 +15,19 @@ from .labels import (
     polar_to_unit,
     unit_to_polar,
 )
+from .metrics import SEGMENT_FRAMES, FrameScores, SegmentScores, dcase2023_scores, dcase2024_scores
 
 __all__ = [
     "LABEL_HOP_S",
+    "SEGMENT_FRAMES",
     "ClassMap",
     "Event",
+    "FrameScores",
+    "SegmentScores",
     "SeldLabels",
     "adpit_target",
+    "dcase2023_scores",
+    "dcase2024_scores",
     "decode_multi_accdoa",
     "format_dcase_csv",
     "multi_accdoa_target",
