@@ -127,7 +127,8 @@ def _clip_pairs(reference: Clips, prediction: Clips, n_classes: int,
     refs = [reference] if isinstance(reference, SeldLabels) else list(reference)
     preds = [prediction] if isinstance(prediction, SeldLabels) else list(prediction)
     if len(refs) != len(preds):
-        raise ValueError(f"reference and prediction must hold the same number of clips; got {len(refs)} and {len(preds)}")
+        raise ValueError("reference and prediction must hold the same number of clips; "
+                         f"got {len(refs)} and {len(preds)}")
     for role, clips in (("reference", refs), ("prediction", preds)):
         for i, clip in enumerate(clips):
             if not isinstance(clip, SeldLabels):

@@ -29,7 +29,8 @@ def test_oracle_scores_perfectly() -> None:
     assert (s23.er, s23.f, s23.le, s23.lr, s23.seld) == (0.0, 1.0, 0.0, 1.0, 0.0)
     assert (s24.f, s24.doa_error, s24.rel_dist_error, s24.seld, s24.er, s24.lr) == (1.0, 0.0, 0.0, 0.0, 0.0, 1.0)
     decoded = decode_multi_accdoa(multi_accdoa_target(ref, 3, with_distance=True))
-    assert dcase2023_scores(ref, decoded, 3).f == 1.0 and dcase2024_scores(ref, decoded, 3).seld == pytest.approx(0, abs=1e-12)
+    assert dcase2023_scores(ref, decoded, 3).f == 1.0
+    assert dcase2024_scores(ref, decoded, 3).seld == pytest.approx(0.0, abs=1e-12)
 
 
 def test_small_error_inside_threshold() -> None:
