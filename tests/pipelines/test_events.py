@@ -14,6 +14,7 @@ from pipelines.stages.events import EventsConfig, features, read_quarantine, run
 from pipelines.stages.synthetic_events import SyntheticEventsConfig, make_rows, run_synthetic_events
 from pipelines.sharded import ShardTask
 from tests.conftest import SHARED
+from tests.test_cli import roomtone
 
 SONIC = SHARED / "data" / "events" / "sonic-pi"
 ONTOLOGY = SHARED / "data" / "ontology" / "audioset_ontology.json"
@@ -119,3 +120,8 @@ def test_synthetic_library_is_deterministic_with_the_event_schema(tmp_path, ray_
     assert all(r["synthetic"] and r["license"] == "CC0-1.0 (generated)" for r in rows.values())
     again = make_rows(cfg, {kind: None for kind in cfg.kinds}, ShardTask("train", 0, 1, (("siren-000002", "siren"),)))
     assert next(again)["audio"]["bytes"] == rows["siren-000002"]["audio"]["bytes"]
+
+
+def test_cli_ingest_synthetic(tmp_path):
+    snap = json.loads(roomtone("ingest", "synthetic", "--per-class", "2", "--json", root=tmp_path).stdout)
+    assert snap["name"] == "synthetic_events" and snap["stats"]["rows"] == 12
