@@ -79,6 +79,11 @@ class Snapshot:
         return datasets.Features.from_dict(self._json("features", {}))
 
     @property
+    def info(self) -> dict:
+        """Facts the job derived and recorded for consumers (for example a class map)."""
+        return self._json("info", {})
+
+    @property
     def location(self) -> str | None:
         return self.properties.get(P + "location")
 
@@ -87,7 +92,7 @@ class Snapshot:
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.timestamp_ms / 1000)),
                 "operation": self.operation, "run_id": self.run_id, "config_hash": self.config_hash,
                 "code_version": self.properties.get(P + "code-version"), "inputs": self.inputs,
-                "stats": self.stats, "location": self.location, "config": self.config,
+                "stats": self.stats, "location": self.location, "config": self.config, "info": self.info,
                 "ray_job_id": self.properties.get(P + "ray-job-id"),
                 "mlflow_run_id": self.properties.get(P + "mlflow-run-id")}
 
@@ -212,7 +217,7 @@ class Catalog:
     # -- writing --------------------------------------------------------------------------
 
     def create_run(self, name: str, config: Any, features: datasets.Features, *, inputs: list[str] = (),
-                   mode: str = "overwrite", ray_job_id: str | None = None,
+                   mode: str = "overwrite", info: dict | None = None, ray_job_id: str | None = None,
                    mlflow_run_id: str | None = None) -> DatasetRun:
         """Check everything a publish will need *before* the job does any work, and return
         the run whose folder the job writes shards into."""
@@ -228,8 +233,8 @@ class Catalog:
         location = self.config.datasets_location().join(name, key[:16])
         location.makedirs()
         location.check_writable()
-        return DatasetRun(name, location, features, cfg, key, pinned, mode=mode, ray_job_id=ray_job_id,
-                          mlflow_run_id=mlflow_run_id)
+        return DatasetRun(name, location, features, cfg, key, pinned, mode=mode, info=redact(dict(info or {})),
+                          ray_job_id=ray_job_id, mlflow_run_id=mlflow_run_id)
 
     def _check_features(self, name: str, features: datasets.Features) -> None:
         stored = self._table(name).properties.get(P + "features")
@@ -265,7 +270,7 @@ class Catalog:
                  P + "config-hash": run.config_hash, P + "code-version": code_version(),
                  P + "inputs": json.dumps(run.inputs), P + "stats": json.dumps(stats, sort_keys=True),
                  P + "features": json.dumps(run.features.to_dict(), sort_keys=True),
-                 P + "location": run.location.uri}
+                 P + "location": run.location.uri, P + "info": json.dumps(run.info, sort_keys=True)}
         if run.ray_job_id:
             props[P + "ray-job-id"] = run.ray_job_id
         if run.mlflow_run_id:

@@ -49,6 +49,7 @@ class DatasetRun:
     inputs: list[str] = field(default_factory=list)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     mode: str = "overwrite"
+    info: dict = field(default_factory=dict)  # derived facts consumers need, e.g. a class map
     ray_job_id: str | None = None
     mlflow_run_id: str | None = None
 

@@ -91,8 +91,18 @@ def _room_words(room: Room) -> str:
     return f"in a {size} {reverb} room"
 
 
+def default_phrase(class_name: str) -> str:
+    """'siren' -> 'a siren is heard', 'footsteps' -> 'footsteps are heard', 'clicking' -> 'clicking is heard'."""
+    name = class_name.replace("_", " ").strip()
+    if name.endswith("ing"):
+        return f"{name} is heard"
+    if name.endswith("s") and not name.endswith("ss"):
+        return f"{name} are heard"
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name} is heard"
+
+
 def _phrase(event: PlannedEvent, phrases: Mapping[str, str]) -> str:
-    what = phrases.get(event.class_name, f"a {event.class_name.replace('_', ' ')} sounds")
+    what = phrases.get(event.class_name) or default_phrase(event.class_name)
     if not event.moving:
         return f"{what} {direction_words(event.azimuth, event.elevation)}"
     start = direction_words(event.azimuth, event.elevation)
@@ -103,7 +113,7 @@ def _phrase(event: PlannedEvent, phrases: Mapping[str, str]) -> str:
 def caption(plan: ScenePlan, room: Room, phrases: Mapping[str, str] | None = None, max_events: int = 3) -> str:
     """A one-sentence description, e.g. 'a dog barks to the left while a bell rings behind, in a large ...'.
 
-    phrases: class name -> clause ('dog' -> 'a dog barks'); default 'a <class> sounds'.
+    phrases: class name -> clause ('dog' -> 'a dog barks'); default default_phrase(class).
     Events are listed by onset, repeats of the same clause dropped, at most `max_events`.
     Room words: size from volume (< 50, < 300 m^3), reverberance from the Sabine RT60.
     """

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from simulation import Room, foa, tetra_mic
+from simulation.scenes.labels import default_phrase
 from simulation.scenes import (FrameLabel, LibraryItem, PlanConfig, PlannedEvent, ScenePlan, caption,
                                direction_words, frame_labels, synthesize_scene, to_dcase_rows)
 
@@ -49,11 +50,13 @@ def test_caption_template() -> None:
               PlannedEvent("x", 2, "car_horn", 2, 1.0, 3.0, 0.0, 0.0, 50.0, 2.0, speed=60.0))
     plan = ScenePlan(0, 4.0, 3, 3, 0.1, (5.0, 5.0, 1.5), None, 0, events)
     big = Room.from_rt60((12.0, 10.0, 4.0), 1.2)
-    assert caption(plan, big, PHRASES) == ("a dog barks to the left while a bell rings behind and a car horn sounds "
+    assert caption(plan, big, PHRASES) == ("a dog barks to the left while a bell rings behind and a car horn is heard "
                                            "above, in front, moving towards the left, in a large very reverberant room")
     small = Room(dims=(3.0, 3.0, 2.5), beta=(0.0,) * 6)
     assert caption(ScenePlan(0, 4.0, 3, 3, 0.1, (1.5, 1.5, 1.2), None, 0, events[:1]), small) == \
-        "a dog sounds to the left, in a small anechoic space"
+        "a dog is heard to the left, in a small anechoic space"
+    assert [default_phrase(n) for n in ("siren", "footsteps", "clicking", "alarm_clock", "glass")] == \
+        ["a siren is heard", "footsteps are heard", "clicking is heard", "an alarm clock is heard", "a glass is heard"]
     assert [direction_words(a, 0.0) for a in (0.0, 60.0, -179.0, -60.0)] == \
         ["in front", "to the left", "behind", "to the right"]
     assert direction_words(-90.0, -45.0) == "below and to the right"

@@ -1,0 +1,31 @@
+"""``roomtone export``: datasets in the layouts other tools read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pipelines.cli.common import console, print_json, state
+
+app = typer.Typer(help="Export datasets for other tools.", no_args_is_help=True)
+
+
+@app.command("dcase")
+def dcase(
+    ref: str = typer.Argument(..., help="Scenes dataset: NAME, NAME@vN or NAME@SNAPSHOT_ID"),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write (foa_dev/ or mic_dev/, metadata_dev/)."),
+    distance: bool = typer.Option(True, help="DCASE2024 CSVs with distance in cm; --no-distance for 2022/2023."),
+    json_out: bool = typer.Option(False, "--json"),
+):
+    """Write WAV folders and per-clip label CSVs exactly as the DCASE SELD baselines read them.
+
+    Example: roomtone export dcase scenes --out dcase_data
+    """
+    from pipelines.export_dcase import export_dcase
+
+    summary = export_dcase(state.catalog(), ref, out, with_distance=distance)
+    if json_out:
+        return print_json(summary)
+    console.print(f"wrote {sum(summary['clips'].values())} clips ({summary['clips']}) and "
+                  f"{summary['classes']} classes to {summary['out']}")

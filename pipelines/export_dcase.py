@@ -1,0 +1,50 @@
+"""Export a scenes dataset in the layout the DCASE SELD baselines read unchanged.
+
+``<out>/{foa|mic}_dev/<split>/<id>.wav``, ``<out>/metadata_dev/<split>/<id>.csv`` (no header;
+``frame,class,source,azimuth,elevation[,distance]``; 100 ms frames, integer degrees, distance
+in integer cm as in DCASE2024) and ``<out>/class_map.json`` (index -> class name).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import soundfile as sf
+
+from catalog import Catalog, Location
+from catalog.errors import RoomtoneError
+
+
+def export_dcase(catalog: Catalog, ref: str, out: str | Path, *, with_distance: bool = True) -> dict:
+    from simulation.seld import SeldLabels, write_dcase_csv
+
+    snap = catalog.show(ref)
+    info = snap.info
+    if "labels" not in snap.features or "classes" not in info:
+        raise RoomtoneError(f"{snap.ref} is not a scenes dataset (no labels or class map)",
+                            "export a dataset made by `roomtone simulate scenes`")
+    out = Path(out)
+    audio_dir, meta_dir = out / f"{info['format']}_dev", out / "metadata_dev"
+    counts: dict[str, int] = {}
+    for f in catalog.files(snap.ref):
+        loc = Location.parse(f.uri)
+        with loc.filesystem.open_input_file(loc.path) as handle:
+            table = pq.read_table(handle, columns=["id", "audio", "labels", "duration"])
+        for row in table.to_pylist():
+            (audio_dir / f.split).mkdir(parents=True, exist_ok=True)
+            (meta_dir / f.split).mkdir(parents=True, exist_ok=True)
+            with sf.SoundFile(io.BytesIO(row["audio"]["bytes"])) as src:
+                subtype = "PCM_24" if src.subtype == "PCM_24" else "PCM_16"
+                sf.write(audio_dir / f.split / f"{row['id']}.wav", src.read(dtype="int32"), src.samplerate,
+                         subtype=subtype)
+            n_frames = int(round(row["duration"] / info.get("label_hop_s", 0.1)))
+            labels = SeldLabels.from_events(
+                [(l["frame"], l["class_index"], l["track"], l["azimuth"], l["elevation"], l["distance"])
+                 for l in row["labels"]], n_frames=n_frames)
+            write_dcase_csv(labels, meta_dir / f.split / f"{row['id']}.csv", with_distance=with_distance)
+            counts[f.split] = counts.get(f.split, 0) + 1
+    (out / "class_map.json").write_text(json.dumps(dict(enumerate(info["classes"])), indent=2))
+    return {"dataset": snap.ref, "out": str(out), "clips": counts, "classes": len(info["classes"])}

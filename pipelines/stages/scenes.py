@@ -1,0 +1,246 @@
+"""The SELD scenes job: an event library and an RIR dataset in, labelled multichannel clips out.
+
+The RIR dataset supplies the rooms: geometry, wall reflection, temperature and where the
+array stands (and so the lineage of every scene). Scene RIRs are simulated for the planned
+source positions with the same engine, so sources sit anywhere and move continuously.
+Each Ray worker decodes the event library once and reuses it for every scene it renders.
+Every random draw comes from (seed, scene id): scenes do not depend on the worker count.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache, partial
+from typing import Literal
+
+import datasets
+import numpy as np
+import pyarrow.dataset as pads
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from catalog import Catalog, CatalogConfig, Snapshot, audio_cell, decode_audio, encode_flac, plan_num_shards
+from catalog.errors import RoomtoneError
+from catalog.shards import DEFAULT_SHARD_BYTES
+from pipelines.seeding import item_rng, item_seed
+from pipelines.sharded import ShardTask, run_sharded, split_into_shards
+
+Range = tuple[float, float]
+ARRAY_OF_FORMAT = {"foa": "foa", "mic": "tetra_mic"}
+ROOM_COLUMNS = ["room_id", "room_dims", "beta", "temperature", "array_center", "array", "rt60_target", "rt60"]
+
+
+class ScenesConfig(BaseModel):
+    """Defaults follow the DCASE generators and PSELDNets (60 s clips, up to 3 overlapping
+    events, 6-30 dB ambience); the demo shortens the clips."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "scenes"
+    events: str = Field("events", description="event library dataset (NAME or NAME@vN)")
+    rirs: str = Field("rirs", description="RIR dataset whose rooms and array placements the scenes use")
+    format: Literal["foa", "mic"] = "foa"
+    classes: list[str] | None = Field(None, description="class map (index = position); default: sorted labels")
+    num_scenes: int = Field(8, ge=1, le=10_000_000)
+    clip_seconds: float = Field(60.0, gt=0, le=600)
+    tracks: int = Field(3, ge=1, le=3)
+    polyphony: int = Field(3, ge=1, le=3, description="most events at once (ov1/ov2/ov3)")
+    events_per_minute: float = Field(36.0, gt=0, le=600)
+    level_db: Range = (-10.0, 0.0)
+    snr_db: Range = (6.0, 30.0)
+    moving_fraction: float = Field(0.5, ge=0, le=1)
+    speed_range: Range = (10.0, 40.0)
+    distance_range: Range = (1.0, 3.0)
+    elevation_range: Range = (-45.0, 45.0)
+    max_event_seconds: float | None = Field(None, gt=0, description="skip longer events (default: refuse them)")
+    rir_seconds: float = Field(0.5, gt=0, le=3.0)
+    mode: Literal["hybrid", "ism"] = "hybrid"
+    bits: Literal[16, 24] = 16
+    seed: int = Field(0, ge=0)
+    test_fraction: float = Field(0.25, ge=0, lt=1, description="scenes rendered in the RIR set's test rooms")
+    max_shard_bytes: int = Field(DEFAULT_SHARD_BYTES, ge=100_000)
+
+    @model_validator(mode="after")
+    def _check(self) -> "ScenesConfig":
+        if self.polyphony > self.tracks:
+            raise ValueError(f"polyphony={self.polyphony} is above the number of tracks={self.tracks}")
+        for field in ("level_db", "snr_db", "speed_range", "distance_range", "elevation_range"):
+            lo, hi = getattr(self, field)
+            if lo > hi:
+                raise ValueError(f"{field} must be a range [min, max]; got {[lo, hi]}")
+        return self
+
+
+@dataclass
+class Library:
+    """The decoded event library, by split, plus the class map."""
+
+    items: dict[str, list]              # split -> [LibraryItem]
+    signals: dict[str, np.ndarray]      # event id -> mono float64
+    ontology: dict[str, str | None]     # event id -> ontology id
+    sample_rate: int
+    classes: list[str]
+
+
+def features(cfg: ScenesConfig, sample_rate: int) -> datasets.Features:
+    f32, vec = datasets.Value("float32"), datasets.Sequence(datasets.Value("float32"))
+    label = {"frame": datasets.Value("int32"), "class_index": datasets.Value("int32"),
+             "track": datasets.Value("int32"), "azimuth": f32, "elevation": f32, "distance": f32}
+    event = {"event_id": datasets.Value("string"), "class_name": datasets.Value("string"),
+             "class_index": datasets.Value("int32"), "ontology_id": datasets.Value("string"),
+             "track": datasets.Value("int32"), "onset": f32, "offset": f32, "level_db": f32,
+             "azimuth": f32, "elevation": f32, "distance": f32, "speed": f32, "moving": datasets.Value("bool")}
+    return datasets.Features({
+        "id": datasets.Value("string"), "audio": datasets.Audio(sampling_rate=sample_rate),
+        "duration": f32, "format": datasets.Value("string"), "num_channels": datasets.Value("int32"),
+        "room_id": datasets.Value("string"), "room_dims": vec, "rt60": f32, "array_center": vec,
+        "noise_snr_db": f32, "caption": datasets.Value("string"), "label": datasets.Sequence(datasets.Value("string")),
+        "labels": [label], "events": [event], "plan": datasets.Value("string"), "seed": datasets.Value("int64"),
+    })
+
+
+# -- inputs, read once per worker ------------------------------------------------------------
+
+def _split_tables(catalog: Catalog, ref: str, columns: list[str]) -> dict[str, "pa.Table"]:  # noqa: F821
+    out: dict[str, list[str]] = {}
+    for f in catalog.files(ref):
+        out.setdefault(f.split, []).append(f.uri)
+    from catalog import Location
+
+    tables = {}
+    for split, uris in out.items():
+        locs = [Location.parse(u) for u in uris]
+        tables[split] = pads.dataset([l.path for l in locs], filesystem=locs[0].filesystem,
+                                     format="parquet").to_table(columns=columns)
+    return tables
+
+
+@lru_cache(maxsize=2)
+def load_library(catalog_json: str, events_ref: str, classes: tuple[str, ...] | None,
+                 clip_seconds: float, max_event_seconds: float | None) -> Library:
+    from simulation.scenes import LibraryItem
+
+    catalog = Catalog(CatalogConfig.model_validate_json(catalog_json))
+    snap = catalog.show(events_ref)
+    missing = {"id", "audio", "label", "duration"} - set(snap.features)
+    if missing:
+        raise RoomtoneError(f"{snap.ref} is not an event library: it lacks columns {sorted(missing)}",
+                            "ingest one with `roomtone ingest events` or `roomtone ingest synthetic`")
+    tables = _split_tables(catalog, snap.ref, ["id", "audio", "label", "duration"] +
+                           (["ontology_id"] if "ontology_id" in snap.features else []))
+    labels = sorted({l for t in tables.values() for l in t.column("label").to_pylist()})
+    names = list(classes) if classes else labels
+    unknown = sorted(set(labels) - set(names))
+    if unknown:
+        raise RoomtoneError(f"the class map misses classes present in {snap.ref}: {unknown}",
+                            "add them to `classes`, or leave `classes` unset to use every label")
+    limit = max_event_seconds or clip_seconds
+    longest = max((r["duration"], r["id"]) for t in tables.values() for r in t.select(["id", "duration"]).to_pylist())
+    if longest[0] > clip_seconds and max_event_seconds is None:
+        raise RoomtoneError(f"event {longest[1]!r} lasts {longest[0]:.2f} s, longer than clip_seconds={clip_seconds}",
+                            "raise clip_seconds, or set max_event_seconds to skip longer events")
+    rate = snap.features["audio"].sampling_rate
+    items, signals, ontology = {}, {}, {}
+    for split, table in tables.items():
+        for row in table.to_pylist():
+            if row["duration"] > min(limit, clip_seconds):
+                continue
+            audio, _ = decode_audio(row["audio"]["bytes"], dtype="float64")
+            signals[row["id"]] = audio[:, 0]
+            ontology[row["id"]] = row.get("ontology_id")
+            items.setdefault(split, []).append(
+                LibraryItem(row["id"], names.index(row["label"]), row["label"], len(audio) / rate))
+    if not items:
+        raise RoomtoneError(f"no event of {snap.ref} fits in a {clip_seconds} s clip", "raise clip_seconds")
+    return Library(items, signals, ontology, rate, names)
+
+
+@lru_cache(maxsize=2)
+def load_rooms(catalog_json: str, rirs_ref: str) -> dict[str, list[dict]]:
+    """One record per room of the RIR dataset, by split."""
+    catalog = Catalog(CatalogConfig.model_validate_json(catalog_json))
+    snap = catalog.show(rirs_ref)
+    missing = set(ROOM_COLUMNS) - set(snap.features)
+    if missing:
+        raise RoomtoneError(f"{snap.ref} is not an RIR dataset: it lacks columns {sorted(missing)}",
+                            "make one with `roomtone simulate rirs`")
+    rooms = {}
+    for split, table in _split_tables(catalog, snap.ref, ROOM_COLUMNS).items():
+        seen = {}
+        for row in table.to_pylist():
+            seen.setdefault(row["room_id"], row)
+        rooms[split] = [seen[k] for k in sorted(seen)]
+    return rooms
+
+
+# -- one scene ---------------------------------------------------------------------------------
+
+def render_one(cfg: ScenesConfig, library: Library, rooms: dict[str, list[dict]], scene_id: str,
+               split: str) -> dict:
+    from simulation import Room, foa, tetra_mic
+    from simulation.scenes import PlanConfig, synthesize_scene
+
+    rng = item_rng(cfg.seed, scene_id)
+    pool = rooms.get(split) or rooms["train"]
+    record = pool[int(rng.integers(len(pool)))]
+    room = Room(tuple(record["room_dims"]), tuple(record["beta"]), temperature=record["temperature"],
+                seed=item_seed(cfg.seed, scene_id, "tail"))
+    array = (foa if cfg.format == "foa" else tetra_mic)(tuple(record["array_center"]))
+    plan_cfg = PlanConfig(duration=cfg.clip_seconds, tracks=cfg.tracks, polyphony=cfg.polyphony,
+                          events_per_minute=cfg.events_per_minute, level_db=tuple(cfg.level_db),
+                          snr_db=tuple(cfg.snr_db), moving_fraction=cfg.moving_fraction,
+                          speed_range=tuple(cfg.speed_range), distance_range=tuple(cfg.distance_range),
+                          elevation_range=tuple(cfg.elevation_range))
+    items = library.items.get(split) or library.items["train"]
+    scene = synthesize_scene(room, array, item_seed(cfg.seed, scene_id, "plan"), items, library.signals,
+                             library.sample_rate, config=plan_cfg, rir_duration=cfg.rir_seconds, mode=cfg.mode)
+    plan = scene.plan
+    return {
+        "id": scene_id,
+        "audio": audio_cell(encode_flac(scene.audio.T, library.sample_rate, cfg.bits), f"{scene_id}.flac"),
+        "duration": scene.audio.shape[1] / library.sample_rate, "format": cfg.format,
+        "num_channels": scene.audio.shape[0], "room_id": record["room_id"], "room_dims": list(room.dims),
+        "rt60": record["rt60"], "array_center": list(record["array_center"]),
+        "noise_snr_db": plan.snr_db, "caption": scene.caption,
+        "label": sorted({e.class_name for e in plan.events}),
+        "labels": [l.to_dict() for l in scene.labels],
+        "events": [{"event_id": e.item_id, "class_name": e.class_name, "class_index": e.class_index,
+                    "ontology_id": library.ontology.get(e.item_id), "track": e.track, "onset": e.onset,
+                    "offset": e.offset, "level_db": e.level_db, "azimuth": e.azimuth, "elevation": e.elevation,
+                    "distance": e.distance, "speed": e.speed, "moving": e.moving} for e in plan.events],
+        "plan": json.dumps(plan.to_dict(), sort_keys=True), "seed": cfg.seed,
+    }
+
+
+def make_rows(cfg: ScenesConfig, catalog_json: str, task: ShardTask):
+    library = load_library(catalog_json, cfg.events, tuple(cfg.classes) if cfg.classes else None,
+                           cfg.clip_seconds, cfg.max_event_seconds)
+    rooms = load_rooms(catalog_json, cfg.rirs)
+    for scene_id in task.items:
+        yield render_one(cfg, library, rooms, scene_id, task.split)
+
+
+def run_scenes(cfg: ScenesConfig, catalog: Catalog, *, address: str | None = None,
+               show_progress: bool = True) -> Snapshot:
+    """Validate the inputs on the driver (cheap, before any job), then render on Ray."""
+    catalog_json = catalog.config.model_dump_json()
+    events, rirs = catalog.show(cfg.events), catalog.show(cfg.rirs)
+    library = load_library(catalog_json, events.ref, tuple(cfg.classes) if cfg.classes else None,
+                           cfg.clip_seconds, cfg.max_event_seconds)
+    rooms = load_rooms(catalog_json, rirs.ref)
+    arrays = {r["array"] for split in rooms.values() for r in split}
+    if arrays != {ARRAY_OF_FORMAT[cfg.format]}:
+        raise RoomtoneError(f"format {cfg.format!r} needs an RIR dataset made with the "
+                            f"{ARRAY_OF_FORMAT[cfg.format]} array, but {rirs.ref} holds {sorted(arrays)}",
+                            f"simulate one with `roomtone simulate rirs --array {cfg.format}`")
+    pinned = cfg.model_copy(update={"events": events.ref, "rirs": rirs.ref})
+    run = catalog.create_run(cfg.name, pinned, features(cfg, library.sample_rate), inputs=[events.ref, rirs.ref],
+                             info={"classes": library.classes, "format": cfg.format,
+                                   "sample_rate": library.sample_rate, "label_hop_s": 0.1})
+    ids = [f"scene-{i:07d}" for i in range(cfg.num_scenes)]
+    n_test = int(round(cfg.num_scenes * cfg.test_fraction)) if "test" in rooms else 0
+    by_split = {"train": ids[n_test:], "test": ids[:n_test]} if n_test else {"train": ids}
+    per_scene = cfg.clip_seconds * library.sample_rate * 4 * cfg.bits / 8 * 0.8
+    shards = {s: plan_num_shards(len(v) * per_scene, cfg.max_shard_bytes) for s, v in by_split.items()}
+    return run_sharded(catalog, run, split_into_shards(by_split, shards), partial(make_rows, pinned, catalog_json),
+                       address=address, show_progress=show_progress, description=f"rendering {cfg.name}")

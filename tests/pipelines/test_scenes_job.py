@@ -1,0 +1,111 @@
+"""Scenes from real CC0 events (../shared/data) and simulated rooms, on a real Ray cluster."""
+
+import csv
+import shutil
+
+import numpy as np
+import pytest
+
+from catalog import Catalog, CatalogConfig, RoomtoneError, decode_audio
+from pipelines.stages.events import EventsConfig, run_ingest_events
+from pipelines.stages.rirs import RirsConfig, run_rirs
+from pipelines.stages.scenes import ScenesConfig, run_scenes
+from tests.conftest import SHARED
+
+SONIC_PI = SHARED / "data" / "events" / "sonic-pi"
+ROOMS = dict(num_rooms=2, sources_per_room=1, room_x=(4.0, 6.0), room_y=(4.0, 6.0), room_z=(2.5, 3.5),
+             rt60=(0.2, 0.4), test_fraction=0.5, max_shard_bytes=200_000)
+SCENES = dict(num_scenes=3, clip_seconds=4.0, max_event_seconds=2.0, rir_seconds=0.25, test_fraction=0.34,
+              max_shard_bytes=100_000, events_per_minute=60.0)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, ray_cluster):
+    """A catalog holding ingested sonic-pi events and FOA and MIC RIR sets."""
+    if not SONIC_PI.is_dir():
+        pytest.skip("../shared/data is not beside the checkout")
+    root = tmp_path_factory.mktemp("scenes")
+    with open(SONIC_PI / "labels.csv") as f:
+        rows = [r for r in csv.DictReader(f) if float(r["duration_s"]) <= 1.5][:8]
+    folder = root / "events"
+    folder.mkdir()
+    for r in rows:
+        shutil.copy(SONIC_PI / r["file"], folder / r["file"])
+    with open(folder / "labels.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    catalog = Catalog(CatalogConfig(root=str(root / "home")))
+    run_ingest_events(EventsConfig(folder=folder, labels_csv=folder / "labels.csv"), catalog, show_progress=False)
+    run_rirs(RirsConfig(name="foa_rooms", array="foa", **ROOMS), catalog, show_progress=False)
+    run_rirs(RirsConfig(name="mic_rooms", array="mic", **ROOMS), catalog, show_progress=False)
+    return catalog, sorted({r["label"] for r in rows})
+
+
+def test_scenes_labels_agree_with_their_events_and_export_round_trips(inputs, tmp_path):
+    from simulation.seld import dcase2023_scores, read_dcase_csv, SeldLabels
+
+    catalog, labels = inputs
+    snap = run_scenes(ScenesConfig(rirs="foa_rooms", **SCENES), catalog, show_progress=False)
+    assert snap.stats["rows"] == 3 and snap.stats["splits"] == {"test": 1, "train": 2}
+    assert snap.info["classes"] == labels and snap.inputs == [catalog.show("events").ref, catalog.show("foa_rooms").ref]
+    test_rooms = {r["room_id"] for r in catalog.arrow_dataset("foa_rooms").to_table().to_pylist()
+                  if r["room_id"] == "room-0000000"}
+    rows = catalog.arrow_dataset(snap.ref).to_table().to_pylist()
+    for row in rows:
+        audio, rate = decode_audio(row["audio"]["bytes"])
+        assert audio.shape == (4 * rate, 4) and rate == 24_000 and np.isfinite(audio).all()
+        assert row["caption"] and row["events"]
+        for event in row["events"]:
+            frames = [l for l in row["labels"] if l["track"] == event["track"]
+                      and round(event["onset"] / 0.1) <= l["frame"] < round(event["offset"] / 0.1)]
+            assert len(frames) == round((event["offset"] - event["onset"]) / 0.1)
+            assert all(l["distance"] == pytest.approx(event["distance"], rel=1e-5) for l in frames)
+            assert all(l["class_index"] == labels.index(event["class_name"]) for l in frames)
+        if row["id"] == "scene-0000000":
+            assert row["room_id"] in test_rooms  # test scenes use the RIR set's test rooms
+    from pipelines.export_dcase import export_dcase
+
+    export_dcase(catalog, snap.ref, tmp_path / "dcase")
+    for row in rows:
+        split = "test" if row["id"] == "scene-0000000" else "train"
+        read = read_dcase_csv(tmp_path / "dcase" / "metadata_dev" / split / f"{row['id']}.csv", n_frames=40)
+        assert [(e.frame, e.class_index, e.track) for e in read.events()] == \
+            sorted((l["frame"], l["class_index"], l["track"]) for l in row["labels"])
+        ref = SeldLabels.from_events([(l["frame"], l["class_index"], l["track"], l["azimuth"], l["elevation"],
+                                       l["distance"]) for l in row["labels"]], n_frames=40)
+        scores = dcase2023_scores(ref, read, len(labels))
+        assert scores.er == 0 and scores.f == 1 and scores.lr == 1 and scores.le < 1.0  # integer-degree CSV
+        wav = tmp_path / "dcase" / "foa_dev" / split / f"{row['id']}.wav"
+        assert wav.stat().st_size > 4 * 24_000 * 4 * 2
+
+
+def test_scenes_do_not_depend_on_sharding(inputs):
+    catalog, _ = inputs
+    a = run_scenes(ScenesConfig(name="a", rirs="mic_rooms", format="mic", **{**SCENES, "max_shard_bytes": 10**9}),
+                   catalog, show_progress=False)
+    b = run_scenes(ScenesConfig(name="b", rirs="mic_rooms", format="mic", **SCENES), catalog, show_progress=False)
+    assert a.stats["shards"] < b.stats["shards"]
+    audio = {n: {r["id"]: r["audio"]["bytes"] for r in catalog.arrow_dataset(n).to_table().to_pylist()}
+             for n in ("a", "b")}
+    assert audio["a"] == audio["b"]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"format": "mic"}, "needs an RIR dataset made with the tetra_mic array"),
+    ({"classes": ["Piano"]}, "class map misses classes"),
+    ({"max_event_seconds": None, "clip_seconds": 0.5}, "longer than clip_seconds"),
+    ({"events": "nope"}, "'nope' is not in the catalog"),
+])
+def test_bad_inputs_fail_before_the_job(inputs, overrides, message):
+    catalog, _ = inputs
+    with pytest.raises(RoomtoneError, match=message):
+        run_scenes(ScenesConfig(name="bad", rirs="foa_rooms", **{**SCENES, **overrides}), catalog, show_progress=False)
+    assert not catalog.exists("bad")
+
+
+def test_polyphony_above_tracks_is_refused():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="polyphony=3 is above the number of tracks=2"):
+        ScenesConfig(tracks=2, polyphony=3)
