@@ -19,37 +19,38 @@ def roomtone(*args, root, check=True):
     return proc
 
 
-@pytest.mark.parametrize("args", [[], ["catalog"], ["generate", "tones"], ["catalog", "query"]])
+@pytest.mark.parametrize("args", [[], ["catalog"], ["ingest", "synthetic"], ["simulate", "scenes"],
+                                  ["catalog", "query"], ["export", "dcase"]])
 def test_help_teaches(tmp_path, args):
     out = roomtone(*args, "--help", root=tmp_path).stdout
     assert "Usage" in out and len(out) > 200
 
 
 def test_generate_then_browse(tmp_path):
-    snap = json.loads(roomtone("generate", "tones", "--num-clips", "4", "--clip-seconds", "0.25",
+    snap = json.loads(roomtone("ingest", "synthetic", "--per-class", "1", "--name", "demo_events",
                                "--json", root=tmp_path).stdout)
-    assert snap["stats"]["rows"] == 4
+    assert snap["stats"]["rows"] == 6
     listed = json.loads(roomtone("catalog", "ls", "--json", root=tmp_path).stdout)
-    assert [d["name"] for d in listed] == ["demo_tones"]
-    shown = json.loads(roomtone("catalog", "show", "demo_tones@v1", "--json", root=tmp_path).stdout)
-    assert shown["snapshot_id"] == snap["snapshot_id"] and shown["config"]["num_clips"] == 4
-    assert len(json.loads(roomtone("catalog", "history", "demo_tones", "--json", root=tmp_path).stdout)) == 1
-    assert json.loads(roomtone("catalog", "lineage", "demo_tones", "--json", root=tmp_path).stdout)["inputs"] == []
-    files = json.loads(roomtone("catalog", "files", "demo_tones", "--json", root=tmp_path).stdout)
-    assert sum(f["rows"] for f in files) == 4
-    rows = json.loads(roomtone("catalog", "query", "SELECT count(*) AS n FROM demo_tones", "--json",
+    assert [d["name"] for d in listed] == ["demo_events", "demo_events_quarantine"]
+    shown = json.loads(roomtone("catalog", "show", "demo_events@v1", "--json", root=tmp_path).stdout)
+    assert shown["snapshot_id"] == snap["snapshot_id"] and shown["config"]["per_class"] == 1
+    assert len(json.loads(roomtone("catalog", "history", "demo_events", "--json", root=tmp_path).stdout)) == 1
+    assert json.loads(roomtone("catalog", "lineage", "demo_events", "--json", root=tmp_path).stdout)["inputs"] == []
+    files = json.loads(roomtone("catalog", "files", "demo_events", "--json", root=tmp_path).stdout)
+    assert sum(f["rows"] for f in files) == 6
+    rows = json.loads(roomtone("catalog", "query", "SELECT count(*) AS n FROM demo_events", "--json",
                                root=tmp_path).stdout)
-    assert rows == [{"n": 4}]
-    card = roomtone("catalog", "card", "demo_tones", root=tmp_path).stdout
+    assert rows == [{"n": 6}]
+    card = roomtone("catalog", "card", "demo_events", root=tmp_path).stdout
     assert card.startswith("---") and "dataset_info" in card
     table = roomtone("catalog", "ls", root=tmp_path).stdout
-    assert "demo_tones" in table and "v1" in table
+    assert "demo_events" in table and "v1" in table
 
 
 @pytest.mark.parametrize("args, message", [
     (["catalog", "show", "../etc"], "dataset name '../etc' is invalid"),
     (["catalog", "show", "missing"], "dataset 'missing' is not in the catalog"),
-    (["generate", "tones", "--num-clips", "0"], "num_clips"),
+    (["ingest", "synthetic", "--per-class", "0"], "per_class"),
     (["catalog", "query", "DROP TABLE x"], "query failed"),
 ])
 def test_errors_are_one_clear_message(tmp_path, args, message):
@@ -65,12 +66,12 @@ def test_debug_shows_the_traceback(tmp_path):
 
 def test_bad_config_file(tmp_path):
     bad = tmp_path / "c.yaml"
-    bad.write_text("num_clips: [unclosed\n")
-    proc = roomtone("generate", "tones", "--config", str(bad), root=tmp_path, check=False)
+    bad.write_text("num_rooms: [unclosed\n")
+    proc = roomtone("simulate", "rirs", "--config", str(bad), root=tmp_path, check=False)
     assert proc.returncode == 1 and "not valid YAML" in proc.stderr
-    bad.write_text("num_clipz: 3\n")
-    proc = roomtone("generate", "tones", "--config", str(bad), root=tmp_path, check=False)
-    assert proc.returncode == 1 and "num_clipz" in proc.stderr
+    bad.write_text("num_roomz: 3\n")
+    proc = roomtone("simulate", "rirs", "--config", str(bad), root=tmp_path, check=False)
+    assert proc.returncode == 1 and "num_roomz" in proc.stderr
 
 
 def test_simulate_rirs_then_plot(tmp_path):

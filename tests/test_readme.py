@@ -25,7 +25,9 @@ def test_demo_command_smallest_setting(tmp_path):
     proc = subprocess.run(command, shell=True, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
                           timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "published demo_tones@v1" in proc.stdout and "published rirs@v1" in proc.stdout
-    assert "clips per label" in proc.stdout and "SQL: rooms" in proc.stdout
+    for name in ("events", "rirs", "scenes"):
+        assert f"published {name}@v1" in proc.stdout
+    assert "SQL: rooms" in proc.stdout and "SQL: scenes" in proc.stdout
     assert (tmp_path / "home" / "catalog.db").exists()
     assert (tmp_path / "home" / "plots" / "rir.png").stat().st_size > 20_000
+    assert len(list((tmp_path / "home" / "dcase" / "metadata_dev").glob("*/*.csv"))) == 2

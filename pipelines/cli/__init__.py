@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from catalog.errors import RoomtoneError
-from pipelines.cli import catalog_cmd, export_cmd, generate_cmd, ingest_cmd, plot_cmd, simulate_cmd
+from pipelines.cli import catalog_cmd, export_cmd, ingest_cmd, plot_cmd, simulate_cmd
 from pipelines.cli.common import state
 from pipelines.configs import describe_validation_error
 
@@ -23,7 +23,6 @@ app = typer.Typer(
          "Ray jobs run on --address / RAY_ADDRESS or on a local cluster started for you.",
     no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode="rich")
 app.add_typer(catalog_cmd.app, name="catalog")
-app.add_typer(generate_cmd.app, name="generate")
 app.add_typer(simulate_cmd.app, name="simulate")
 app.add_typer(plot_cmd.app, name="plot")
 app.add_typer(export_cmd.app, name="export")
