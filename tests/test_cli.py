@@ -31,7 +31,7 @@ def test_generate_then_browse(tmp_path):
                                "--json", root=tmp_path).stdout)
     assert snap["stats"]["rows"] == 6
     listed = json.loads(roomtone("catalog", "ls", "--json", root=tmp_path).stdout)
-    assert [d["name"] for d in listed] == ["demo_events", "demo_events_quarantine"]
+    assert [d["name"] for d in listed] == ["demo_events"]
     shown = json.loads(roomtone("catalog", "show", "demo_events@v1", "--json", root=tmp_path).stdout)
     assert shown["snapshot_id"] == snap["snapshot_id"] and shown["config"]["per_class"] == 1
     assert len(json.loads(roomtone("catalog", "history", "demo_events", "--json", root=tmp_path).stdout)) == 1

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal, Mapping, Sequence
 
 import numpy as np
@@ -93,28 +94,67 @@ def _fibonacci_sphere(k: int) -> np.ndarray:
     return np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=-1)
 
 
-def diffuse_noise(array: MicArray, n: int, fs: float, rng: np.random.Generator, *, c: float = 343.0,
-                  directions: int = 64, color: Literal["white", "pink"] = "pink") -> np.ndarray:
-    """(M, n) diffuse ambience at the capsules of `array`; an omni capsule has unit mean power."""
-    if color not in ("white", "pink"):
-        raise ValueError(f"noise_color must be 'white' or 'pink'; got {color!r}")
+_BLOCK_SECONDS = 1.0  # noise is synthesised in blocks this long, overlap-added
+
+
+@lru_cache(maxsize=16)
+def _diffuse_mixing(positions: tuple, patterns: tuple, orientations: tuple, block: int, fs: float, c: float,
+                    directions: int) -> np.ndarray:
+    """(bins, M, M) factors L with L L^H = the capsules' cross-spectral matrix in a diffuse field.
+
+    The field is `directions` uncorrelated unit plane waves from a Fibonacci sphere; the
+    matrix depends only on the array's shape, so it is computed once and reused by every scene.
+    """
     u = _fibonacci_sphere(directions)
-    pos = np.asarray(array.positions) - np.asarray(array.center)
-    pat, ori = np.asarray(array.patterns), np.asarray(array.orientations)
+    pos, pat, ori = np.asarray(positions), np.asarray(patterns), np.asarray(orientations)
     gains = pat[:, None] + (1.0 - pat[:, None]) * (ori @ u.T)  # (M, K)
     delays = -(pos @ u.T) / c  # (M, K) s: capsules further along u hear the wave first
-    freqs = np.fft.rfftfreq(n, 1.0 / fs)
-    spectra = rng.standard_normal((directions, len(freqs))) + 1j * rng.standard_normal((directions, len(freqs)))
+    freqs = np.fft.rfftfreq(block, 1.0 / fs)
+    out = np.empty((len(freqs), len(pos), len(pos)), dtype=np.complex128)
+    for lo in range(0, len(freqs), 1024):  # bounded memory for large arrays
+        f = freqs[lo:lo + 1024, None, None]
+        steer = gains[None] * np.exp(-2j * np.pi * f * delays[None])  # (F, M, K)
+        cov = steer @ steer.conj().transpose(0, 2, 1) / directions
+        lam, vec = np.linalg.eigh(cov)
+        out[lo:lo + 1024] = vec * np.sqrt(np.clip(lam, 0.0, None))[:, None, :]
+    return out
+
+
+def diffuse_noise(array: MicArray, n: int, fs: float, rng: np.random.Generator, *, c: float = 343.0,
+                  directions: int = 64, color: Literal["white", "pink"] = "pink") -> np.ndarray:
+    """(M, n) diffuse ambience at the capsules of `array`; an omni capsule has unit mean power.
+
+    Each 1 s block is white noise shaped by the diffuse field's cross-spectral factors (so
+    capsule coherence is that of `directions` uncorrelated plane waves), coloured, and
+    overlap-added with sqrt-Hann windows at 50 % overlap, whose squares sum to one.
+    """
+    if color not in ("white", "pink"):
+        raise ValueError(f"noise_color must be 'white' or 'pink'; got {color!r}")
+    block = 2 * max(8, int(round(_BLOCK_SECONDS * fs / 2)))
+    hop = block // 2
+    rel = np.asarray(array.positions) - np.asarray(array.center)
+    mixing = _diffuse_mixing(tuple(map(tuple, np.round(rel, 9))), tuple(array.patterns),
+                             tuple(map(tuple, array.orientations)), block, float(fs), round(float(c), 1), directions)
+    freqs = np.fft.rfftfreq(block, 1.0 / fs)
     shape = np.ones_like(freqs)
     if color == "pink":
         shape[1:] = 1.0 / np.sqrt(freqs[1:] / freqs[1])
     shape[0] = 0.0
-    out = np.empty((len(array), n))
-    for ch in range(len(array)):
-        steer = gains[ch, :, None] * np.exp(-2j * np.pi * freqs[None] * delays[ch, :, None])
-        out[ch] = np.fft.irfft((steer * spectra).sum(axis=0) * shape, n)
-    ref = np.fft.irfft(spectra[0] * shape, n)  # one plane wave at an omni capsule
-    return out / (math.sqrt(directions) * max(float(np.std(ref)), 1e-30))
+    window = np.sqrt(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(block) / block))  # periodic sqrt-Hann
+    blocks = -(-(n + hop) // hop) + 1
+    out = np.zeros((len(array), (blocks + 1) * hop))
+    ref_power = None
+    for b0 in range(0, blocks, 16):
+        count = min(16, blocks - b0)
+        white = rng.standard_normal((count, len(array), len(freqs))) \
+            + 1j * rng.standard_normal((count, len(array), len(freqs)))
+        if ref_power is None:  # one omni capsule's power before mixing, for the unit-power scale
+            ref_power = float(np.mean(np.fft.irfft(white[0, 0] * shape, block) ** 2))
+        x = np.fft.irfft(np.einsum("fij,bjf->bif", mixing, white) * shape, block) * window
+        for k in range(count):
+            start = (b0 + k) * hop
+            out[:, start:start + block] += x[k]
+    return out[:, hop:hop + n] / math.sqrt(max(ref_power, 1e-300))
 
 
 def render_scene(plan: ScenePlan, signals: Mapping[str, np.ndarray], rirs: Sequence[np.ndarray], fs: float,
