@@ -40,7 +40,6 @@ import torch  # noqa: E402
 from scipy.signal import fftconvolve  # noqa: E402
 
 from catalog import Catalog, CatalogConfig, Location, audio_cell, encode_flac, shard_relpath, write_shard  # noqa: E402
-from pipelines.seeding import item_rng, item_seed  # noqa: E402
 from pipelines.stages import scenes as stage  # noqa: E402
 
 PSELDNETS_HOURS, CORES, TARGET = 1167.0, 64, 400.0
@@ -80,23 +79,11 @@ def build_inputs(root: Path, fmt: str, per_class: int, rooms: int) -> tuple[Cata
 
 def scene_inputs(cfg, library, rooms, scene_id: str, split: str = "train"):
     """Room, array, plan of one scene exactly as `render_one` draws them."""
-    from simulation import Room, foa, tetra_mic
-    from simulation.scenes import PlanConfig, plan_scene, room_region
+    from simulation.scenes import plan_scene, room_region
 
-    rng = item_rng(cfg.seed, scene_id)
-    pool = rooms.get(split) or rooms["train"]
-    record = pool[int(rng.integers(len(pool)))]
-    room = Room(tuple(record["room_dims"]), tuple(record["beta"]), temperature=record["temperature"],
-                seed=item_seed(cfg.seed, scene_id, "tail"))
-    array = (foa if cfg.format == "foa" else tetra_mic)(tuple(record["array_center"]))
-    plan_cfg = PlanConfig(duration=cfg.clip_seconds, tracks=cfg.tracks, polyphony=cfg.polyphony,
-                          events_per_minute=cfg.events_per_minute, level_db=tuple(cfg.level_db),
-                          snr_db=tuple(cfg.snr_db), moving_fraction=cfg.moving_fraction,
-                          speed_range=tuple(cfg.speed_range), distance_range=tuple(cfg.distance_range),
-                          elevation_range=tuple(cfg.elevation_range))
-    items = library.items.get(split) or library.items["train"]
-    plan = plan_scene(item_seed(cfg.seed, scene_id, "plan"), items, array.center, room_region(room), plan_cfg)
-    return record, room, array, plan
+    draw = stage.draw_scene(cfg, library, rooms, scene_id, split)
+    plan = plan_scene(draw.plan_seed, draw.items, draw.array.center, room_region(draw.room), draw.plan_config)
+    return draw.record, draw.room, draw.array, plan
 
 
 def scene_row(cfg, library, record, room, plan, audio: np.ndarray, flac: bytes, labels, caption: str,

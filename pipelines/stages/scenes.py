@@ -175,10 +175,23 @@ def load_rooms(catalog_json: str, rirs_ref: str) -> dict[str, list[dict]]:
 
 # -- one scene ---------------------------------------------------------------------------------
 
-def render_one(cfg: ScenesConfig, library: Library, rooms: dict[str, list[dict]], scene_id: str,
-               split: str) -> dict:
+@dataclass
+class SceneDraw:
+    """Everything drawn for one scene before any compute: its room record, room, placed
+    array, plan settings, library pool and plan seed (all from (seed, scene id))."""
+
+    record: dict
+    room: object
+    array: object
+    plan_config: object
+    items: list
+    plan_seed: int
+
+
+def draw_scene(cfg: ScenesConfig, library: Library, rooms: dict[str, list[dict]], scene_id: str,
+               split: str) -> SceneDraw:
     from simulation import Room, foa, tetra_mic
-    from simulation.scenes import PlanConfig, synthesize_scene
+    from simulation.scenes import PlanConfig
 
     rng = item_rng(cfg.seed, scene_id)
     pool = rooms.get(split) or rooms["train"]
@@ -186,14 +199,23 @@ def render_one(cfg: ScenesConfig, library: Library, rooms: dict[str, list[dict]]
     room = Room(tuple(record["room_dims"]), tuple(record["beta"]), temperature=record["temperature"],
                 seed=item_seed(cfg.seed, scene_id, "tail"))
     array = (foa if cfg.format == "foa" else tetra_mic)(tuple(record["array_center"]))
-    plan_cfg = PlanConfig(duration=cfg.clip_seconds, tracks=cfg.tracks, polyphony=cfg.polyphony,
-                          events_per_minute=cfg.events_per_minute, level_db=tuple(cfg.level_db),
-                          snr_db=tuple(cfg.snr_db), moving_fraction=cfg.moving_fraction,
-                          speed_range=tuple(cfg.speed_range), distance_range=tuple(cfg.distance_range),
-                          elevation_range=tuple(cfg.elevation_range))
+    plan_config = PlanConfig(duration=cfg.clip_seconds, tracks=cfg.tracks, polyphony=cfg.polyphony,
+                             events_per_minute=cfg.events_per_minute, level_db=tuple(cfg.level_db),
+                             snr_db=tuple(cfg.snr_db), moving_fraction=cfg.moving_fraction,
+                             speed_range=tuple(cfg.speed_range), distance_range=tuple(cfg.distance_range),
+                             elevation_range=tuple(cfg.elevation_range))
     items = library.items.get(split) or library.items["train"]
-    scene = synthesize_scene(room, array, item_seed(cfg.seed, scene_id, "plan"), items, library.signals,
-                             library.sample_rate, config=plan_cfg, rir_duration=cfg.rir_seconds, mode=cfg.mode)
+    return SceneDraw(record, room, array, plan_config, items, item_seed(cfg.seed, scene_id, "plan"))
+
+
+def render_one(cfg: ScenesConfig, library: Library, rooms: dict[str, list[dict]], scene_id: str,
+               split: str) -> dict:
+    from simulation.scenes import synthesize_scene
+
+    draw = draw_scene(cfg, library, rooms, scene_id, split)
+    record, room = draw.record, draw.room
+    scene = synthesize_scene(room, draw.array, draw.plan_seed, draw.items, library.signals, library.sample_rate,
+                             config=draw.plan_config, rir_duration=cfg.rir_seconds, mode=cfg.mode)
     plan = scene.plan
     return {
         "id": scene_id,
