@@ -1,7 +1,11 @@
 """Scenes from real CC0 events (../shared/data) and simulated rooms, on a real Ray cluster."""
 
 import csv
+import json
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,6 +15,7 @@ from pipelines.stages.events import EventsConfig, run_ingest_events
 from pipelines.stages.rirs import RirsConfig, run_rirs
 from pipelines.stages.scenes import ScenesConfig, run_scenes
 from tests.conftest import SHARED
+from tests.helpers import REPO_ROOT
 
 SONIC_PI = SHARED / "data" / "events" / "sonic-pi"
 ROOMS = dict(num_rooms=2, sources_per_room=1, room_x=(4.0, 6.0), room_y=(4.0, 6.0), room_z=(2.5, 3.5),
@@ -89,6 +94,28 @@ def test_scenes_do_not_depend_on_sharding(inputs):
     audio = {n: {r["id"]: r["audio"]["bytes"] for r in catalog.arrow_dataset(n).to_table().to_pylist()}
              for n in ("a", "b")}
     assert audio["a"] == audio["b"]
+
+
+def test_scenes_are_identical_with_one_or_two_ray_workers(inputs):
+    """The session cluster has 2 CPUs; a subprocess renders the same config on a 1-CPU cluster."""
+    catalog, _ = inputs
+    two = run_scenes(ScenesConfig(name="two_workers", rirs="foa_rooms", **SCENES), catalog, show_progress=False)
+    script = f"""
+import json, sys
+sys.path.insert(0, {str(REPO_ROOT)!r})
+from catalog import Catalog, CatalogConfig
+from catalog.cluster import connect
+from pipelines.stages.scenes import ScenesConfig, run_scenes
+connect(num_cpus=1)
+catalog = Catalog(CatalogConfig.model_validate_json({catalog.config.model_dump_json()!r}))
+config = ScenesConfig(name="one_worker", rirs="foa_rooms", **json.loads({json.dumps(SCENES)!r}))
+print(run_scenes(config, catalog, show_progress=False).ref)
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=600,
+                   env={**os.environ, "ROOMTONE_RAY_DASHBOARD": "0"})
+    rows = {n: {r["id"]: (r["audio"]["bytes"], r["labels"]) for r in catalog.arrow_dataset(n).to_table().to_pylist()}
+            for n in ("one_worker", two.name)}
+    assert rows["one_worker"] == rows[two.name] and len(rows["one_worker"]) == 3
 
 
 @pytest.mark.parametrize("overrides, message", [
