@@ -359,18 +359,27 @@ class Catalog:
         from catalog.cluster import connect
 
         connect()
-        locs = [Location.parse(f.uri) for f in self.files(ref) if split is None or f.split == split]
-        if not locs:
-            raise NotFoundError(f"{ref} has no files{f' in split {split!r}' if split else ''}", "check the split")
+        locs = self._locations(ref, split)
         return ray.data.read_parquet([l.path for l in locs], filesystem=locs[0].filesystem, **read_args)
 
-    def arrow_dataset(self, ref: "str | DatasetRef"):
-        """A ``pyarrow.dataset.Dataset`` over the snapshot's files (lazy, column-projecting)."""
+    def splits(self, ref: "str | DatasetRef") -> list[str]:
+        return sorted({f.split for f in self.files(ref)})
+
+    def arrow_dataset(self, ref: "str | DatasetRef", split: str | None = None):
+        """A ``pyarrow.dataset.Dataset`` over the snapshot's files, or one split's (lazy, column-projecting)."""
         import pyarrow.dataset as pads
 
-        locs = [Location.parse(f.uri) for f in self.files(ref)]
+        locs = self._locations(ref, split)
         return pads.dataset([l.path for l in locs], filesystem=locs[0].filesystem, format="parquet",
                             schema=arrow_schema(self.show(ref).features))
+
+    def _locations(self, ref: "str | DatasetRef", split: str | None) -> list[Location]:
+        files = self.files(ref)
+        locs = [Location.parse(f.uri) for f in files if split is None or f.split == split]
+        if not locs:
+            raise NotFoundError(f"{ref} has no files{f' in split {split!r}' if split else ''}",
+                                f"splits: {', '.join(sorted({f.split for f in files})) or 'none'}")
+        return locs
 
     def snapshots_table(self) -> pa.Table:
         """Every snapshot of every dataset as rows, for SQL over the catalog itself."""

@@ -11,10 +11,9 @@ import io
 import json
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import soundfile as sf
 
-from catalog import Catalog, Location
+from catalog import Catalog
 from catalog.errors import RoomtoneError
 
 
@@ -29,22 +28,21 @@ def export_dcase(catalog: Catalog, ref: str, out: str | Path, *, with_distance: 
     out = Path(out)
     audio_dir, meta_dir = out / f"{info['format']}_dev", out / "metadata_dev"
     counts: dict[str, int] = {}
-    for f in catalog.files(snap.ref):
-        loc = Location.parse(f.uri)
-        with loc.filesystem.open_input_file(loc.path) as handle:
-            table = pq.read_table(handle, columns=["id", "audio", "labels", "duration"])
-        for row in table.to_pylist():
-            (audio_dir / f.split).mkdir(parents=True, exist_ok=True)
-            (meta_dir / f.split).mkdir(parents=True, exist_ok=True)
+    for split in catalog.splits(snap.ref):
+        (audio_dir / split).mkdir(parents=True, exist_ok=True)
+        (meta_dir / split).mkdir(parents=True, exist_ok=True)
+        batches = catalog.arrow_dataset(snap.ref, split).to_batches(columns=["id", "audio", "labels", "duration"],
+                                                                      batch_size=16)
+        for row in (r for batch in batches for r in batch.to_pylist()):
             with sf.SoundFile(io.BytesIO(row["audio"]["bytes"])) as src:
                 subtype = "PCM_24" if src.subtype == "PCM_24" else "PCM_16"
-                sf.write(audio_dir / f.split / f"{row['id']}.wav", src.read(dtype="int32"), src.samplerate,
+                sf.write(audio_dir / split / f"{row['id']}.wav", src.read(dtype="int32"), src.samplerate,
                          subtype=subtype)
             n_frames = int(round(row["duration"] / info.get("label_hop_s", 0.1)))
             labels = SeldLabels.from_events(
                 [(l["frame"], l["class_index"], l["track"], l["azimuth"], l["elevation"], l["distance"])
                  for l in row["labels"]], n_frames=n_frames)
-            write_dcase_csv(labels, meta_dir / f.split / f"{row['id']}.csv", with_distance=with_distance)
-            counts[f.split] = counts.get(f.split, 0) + 1
+            write_dcase_csv(labels, meta_dir / split / f"{row['id']}.csv", with_distance=with_distance)
+            counts[split] = counts.get(split, 0) + 1
     (out / "class_map.json").write_text(json.dumps(dict(enumerate(info["classes"])), indent=2))
     return {"dataset": snap.ref, "out": str(out), "clips": counts, "classes": len(info["classes"])}

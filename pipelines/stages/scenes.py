@@ -16,7 +16,6 @@ from typing import Literal
 
 import datasets
 import numpy as np
-import pyarrow.dataset as pads
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from catalog import Catalog, CatalogConfig, Snapshot, audio_cell, decode_audio, encode_flac, plan_num_shards
@@ -101,18 +100,8 @@ def features(cfg: ScenesConfig, sample_rate: int) -> datasets.Features:
 
 # -- inputs, read once per worker ------------------------------------------------------------
 
-def _split_tables(catalog: Catalog, ref: str, columns: list[str]) -> dict[str, "pa.Table"]:  # noqa: F821
-    out: dict[str, list[str]] = {}
-    for f in catalog.files(ref):
-        out.setdefault(f.split, []).append(f.uri)
-    from catalog import Location
-
-    tables = {}
-    for split, uris in out.items():
-        locs = [Location.parse(u) for u in uris]
-        tables[split] = pads.dataset([l.path for l in locs], filesystem=locs[0].filesystem,
-                                     format="parquet").to_table(columns=columns)
-    return tables
+def _split_tables(catalog: Catalog, ref: str, columns: list[str]) -> dict:
+    return {split: catalog.arrow_dataset(ref, split).to_table(columns=columns) for split in catalog.splits(ref)}
 
 
 @lru_cache(maxsize=2)
