@@ -51,6 +51,9 @@ def show(ref: str = typer.Argument(..., help="NAME, NAME@vN or NAME@SNAPSHOT_ID"
         if d.get(key):
             console.print(f"  {key:13} {d[key]}", highlight=False)
     console.print(f"  {'inputs':13} {', '.join(snap.inputs) or '(none: a root dataset)'}", highlight=False)
+    for key, value in snap.info.items():
+        text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+        console.print(f"  {key:13} {text}", highlight=False)
     stats = snap.stats
     print_table("statistics", ["rows", "hours", "size", "shards", "splits"],
                 [[stats.get("rows"), f"{stats.get('audio_hours', 0):.4f}", _size(stats.get("bytes")),
