@@ -10,7 +10,8 @@ import typer
 from pipelines.cli.common import console, print_json, state
 from pipelines.configs import load_config
 
-app = typer.Typer(help="Ingest sound-event libraries (a folder of labelled files, or a generated one).",
+app = typer.Typer(help="Ingest sound-event libraries (a labelled folder, a local Hugging Face dataset, "
+                       "a catalog dataset, or a generated one).",
                   no_args_is_help=True)
 
 
@@ -20,42 +21,64 @@ def _summary(snap, quarantine: list[dict] | None) -> None:
                   f"{stats['audio_hours']:.4f} h, {len(stats['class_counts'])} classes", highlight=False)
     if quarantine:
         reasons = Counter(q["reason"] for q in quarantine)
-        console.print(f"quarantined {len(quarantine)} files (see {snap.name}_quarantine): "
+        console.print(f"quarantined {len(quarantine)} items (see {snap.name}_quarantine): "
                       + "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common()), highlight=False)
     elif quarantine is not None:
-        console.print("quarantined 0 files")
+        console.print("quarantined 0 items")
 
 
 @app.command("events")
 def events(
-    folder: Path = typer.Argument(..., help="Folder of .wav/.flac/.ogg files, searched recursively."),
+    folder: Path = typer.Argument(None, help="Source: a folder of .wav/.flac/.ogg files, searched recursively "
+                                             "(or give --hf-dataset or --catalog-dataset instead)."),
+    hf_dataset: Path = typer.Option(None, "--hf-dataset", metavar="PATH",
+                                    help="Source: a local Hugging Face dataset folder (Parquet shards with a card, "
+                                         "or written by Dataset.save_to_disk); no hub access."),
+    catalog_dataset: str = typer.Option(None, "--catalog-dataset", metavar="NAME[@vN]",
+                                        help="Source: a catalog dataset with audio and label columns (events or "
+                                             "scenes); recorded as the input in lineage."),
     config: Path = typer.Option(None, "--config", "-c", help="YAML file with EventsConfig fields."),
-    labels_csv: Path = typer.Option(None, help="CSV with a file and a label column; default: parent folder "
-                                               "names are the labels."),
+    labels_csv: Path = typer.Option(None, help="FOLDER only: CSV with a file and a label column; default: parent "
+                                               "folder names are the labels."),
     file_column: str = typer.Option(None, help="CSV column with paths relative to FOLDER (default file)."),
-    label_column: str = typer.Option(None, help="CSV column with the class name (default label)."),
+    label_column: str = typer.Option(None, help="Column with the class name in the CSV, the HF dataset or the "
+                                                "catalog dataset (default label)."),
+    audio_column: str = typer.Option(None, help="Audio {bytes, path} column of --hf-dataset or --catalog-dataset "
+                                                "(default audio)."),
+    hf_split: str = typer.Option(None, help="Split of --hf-dataset to read (default train)."),
     ontology: Path = typer.Option(None, help="AudioSet ontology JSON; labels matching a class name get its id."),
-    name: str = typer.Option(None, help="Dataset name (default events); skipped files go to NAME_quarantine."),
+    name: str = typer.Option(None, help="Dataset name (default events); skipped items go to NAME_quarantine."),
     sample_rate: int = typer.Option(None, help="Target sample rate in Hz (default 24000)."),
     trim_db: float = typer.Option(None, help="Trim edges quieter than this many dB below the peak (default -50)."),
     loudness_db: float = typer.Option(None, help="RMS of each trimmed event in dBFS (default -30)."),
-    test_fraction: float = typer.Option(None, help="Fraction of files held out as a test split (default 0)."),
-    seed: int = typer.Option(None, help="Seed of the train/test draw per file."),
+    test_fraction: float = typer.Option(None, help="Fraction of items held out as a test split, drawn per event "
+                                                   "id (default 0)."),
+    seed: int = typer.Option(None, help="Seed of the train/test draw per item."),
     address: str = typer.Option(None, envvar="RAY_ADDRESS", help="Ray cluster address; none starts a local one."),
     json_out: bool = typer.Option(False, "--json", help="Print the snapshot and the quarantine as JSON."),
 ):
-    """Decode, mix to mono, resample, trim and loudness-normalise a labelled folder on Ray.
+    """Decode, mix to mono, resample, trim and loudness-normalise labelled audio on Ray.
 
-    Unreadable, empty, silent, NaN-containing, missing or unlabelled files are skipped and listed,
-    with the reason, in the NAME_quarantine dataset; the run goes on.
+    The source is exactly one of FOLDER, --hf-dataset or --catalog-dataset; every source gets the
+    same conditioning and row schema. Unreadable, empty, silent, NaN-containing, missing or
+    unlabelled items are skipped and listed, with the reason, in the NAME_quarantine dataset;
+    the run goes on.
 
-    Example: roomtone ingest events ./sonic-pi --labels-csv ./sonic-pi/labels.csv --name sonic_pi
+    Examples:
+
+      roomtone ingest events ./sonic-pi --labels-csv ./sonic-pi/labels.csv --name sonic_pi
+
+      roomtone ingest events --hf-dataset ./my_hf_dataset --hf-split train --label-column label
+
+      roomtone ingest events --catalog-dataset sonic_pi@v1 --sample-rate 16000 --name sonic_pi_16k
     """
     from pipelines.stages.events import EventsConfig, read_quarantine, run_ingest_events
 
-    cfg = load_config(EventsConfig, config, folder=folder, labels_csv=labels_csv, file_column=file_column,
-                      label_column=label_column, ontology=ontology, name=name, sample_rate=sample_rate,
-                      trim_db=trim_db, loudness_db=loudness_db, test_fraction=test_fraction, seed=seed)
+    cfg = load_config(EventsConfig, config, folder=folder, hf_dataset=hf_dataset, catalog_dataset=catalog_dataset,
+                      labels_csv=labels_csv, file_column=file_column, label_column=label_column,
+                      audio_column=audio_column, hf_split=hf_split, ontology=ontology, name=name,
+                      sample_rate=sample_rate, trim_db=trim_db, loudness_db=loudness_db,
+                      test_fraction=test_fraction, seed=seed)
     catalog = state.catalog()
     snap = run_ingest_events(cfg, catalog, address=address, show_progress=not json_out)
     quarantine = read_quarantine(catalog, cfg.name)

@@ -1,24 +1,35 @@
-"""The sound-event library ingest: a folder of labelled audio files becomes a catalog dataset.
+"""The sound-event library ingest: labelled audio becomes a catalog dataset of events.
 
-Each file is decoded with soundfile, mixed to mono (channel mean), resampled to the target
+Three sources, exactly one per run: a ``folder`` of .wav/.flac/.ogg files (labels from a CSV
+or from the class folders), a local Hugging Face dataset ``hf_dataset`` (a folder that
+``datasets.load_dataset`` reads, or one written by ``save_to_disk``), or an existing catalog
+dataset ``catalog_dataset`` (``name[@snapshot]``, any dataset with an audio struct column and a
+label column; its snapshot is the run's input in lineage). Every item, whatever its source,
+goes through the same ``condition``:
+
+Each item is decoded with soundfile, mixed to mono (channel mean), resampled to the target
 rate with ``resample_poly`` (a rational approximation of the rate ratio), trimmed of
 leading/trailing samples quieter than ``trim_db`` below the peak, and scaled to an RMS of
 ``loudness_db`` dBFS (plain RMS over the trimmed event, no K-weighting; full scale = 0 dBFS,
 so a full-scale sine is -3 dBFS). The gain is capped so the peak stays under -0.1 dBFS,
 so an event whose crest factor exceeds -0.1 - loudness_db dB ends up quieter than the target.
 
-Files that are unreadable, empty, silent, contain NaN/inf, lack a label or are missing are
-skipped, not fatal: a Ray pass probes every file first, and the skipped ones are published as
+Items that are unreadable, empty, silent, contain NaN/inf, lack a label or are missing are
+skipped, not fatal: a Ray pass probes every item first, and the skipped ones are published as
 a separate small dataset ``<name>_quarantine`` (source_file, reason) whose input is the events
-snapshot. The probe comes first so that a library with no usable file fails before publishing.
+snapshot. The probe comes first so that a library with no usable item fails before publishing.
+Event ids: the path relative to the folder; ``<split>/<index>`` or the ``id`` column of an
+``hf_dataset``; the ``id`` column (else ``<split>/<index>``) of a ``catalog_dataset``.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
+from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import partial
 from pathlib import Path
@@ -26,11 +37,14 @@ from typing import Literal, NamedTuple
 
 import datasets
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import soundfile as sf
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from scipy.signal import resample_poly
 
-from catalog import Catalog, Snapshot, audio_cell, encode_flac, plan_num_shards, validate_name, write_shard
+from catalog import Catalog, DatasetRef, Snapshot, audio_cell, encode_flac, plan_num_shards, validate_name, \
+    write_shard
 from catalog.cluster import connect
 from catalog.errors import RoomtoneError
 from catalog.shards import DEFAULT_SHARD_BYTES
@@ -43,19 +57,31 @@ DURATION_BINS = [0, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 600]
 QUARANTINE_FEATURES = datasets.Features({"source_file": datasets.Value("string"),
                                          "reason": datasets.Value("string")})
 PROBE_FILES_PER_TASK = 64
+SOURCE_FIELDS = ("folder", "hf_dataset", "catalog_dataset")
 
 
 class EventsConfig(BaseModel):
-    """Paths are made absolute at the door so Ray workers find the files from any directory."""
+    """Exactly one source: ``folder``, ``hf_dataset`` or ``catalog_dataset``.
+
+    Paths are made absolute at the door so Ray workers find the files from any directory.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field("events", max_length=52, description="the skipped files go to <name>_quarantine")
-    folder: Path
-    labels_csv: Path | None = Field(None, description="default: each file's parent folder name is its label")
+    name: str = Field("events", max_length=52, description="the skipped items go to <name>_quarantine")
+    folder: Path | None = Field(None, description="source: a folder of .wav/.flac/.ogg files, searched recursively")
+    hf_dataset: Path | None = Field(None, description="source: a local Hugging Face dataset folder (load_dataset "
+                                                      "or save_to_disk)")
+    catalog_dataset: str | None = Field(None, description="source: name[@snapshot] of a catalog dataset with "
+                                                          "audio_column and label_column")
+    hf_split: str = Field("train", min_length=1, description="the hf_dataset split to read")
+    audio_column: str = Field("audio", min_length=1, description="hf_dataset/catalog_dataset: audio {bytes, path}")
+    labels_csv: Path | None = Field(None, description="folder only; default: each file's parent folder name is its "
+                                                      "label")
     file_column: str = Field("file", min_length=1, description="paths relative to folder")
-    label_column: str = Field("label", min_length=1)
-    license_column: str = Field("license", min_length=1, description="copied when the CSV has it")
+    label_column: str = Field("label", min_length=1, description="the class column of labels_csv, hf_dataset or "
+                                                                 "catalog_dataset (a list of labels is joined)")
+    license_column: str = Field("license", min_length=1, description="copied when the source has it")
     ontology: Path | None = Field(None, description="AudioSet ontology JSON; matching labels get ontology_id")
     sample_rate: int = Field(24_000, ge=8_000, le=192_000)
     trim_db: float = Field(-50.0, ge=-120, lt=0, description="trim edges quieter than this, dB below the peak")
@@ -66,16 +92,39 @@ class EventsConfig(BaseModel):
     test_fraction: float = Field(0.0, ge=0, lt=1, description="source files held out for a test split")
     max_shard_bytes: int = Field(DEFAULT_SHARD_BYTES, ge=100_000)
 
-    @field_validator("folder", "labels_csv", "ontology")
+    @field_validator("folder", "hf_dataset", "labels_csv", "ontology")
     @classmethod
     def _absolute(cls, path: Path | None) -> Path | None:
         return None if path is None else path.expanduser().resolve()
 
+    @field_validator("catalog_dataset")
+    @classmethod
+    def _ref(cls, ref: str | None) -> str | None:
+        try:
+            return None if ref is None else str(DatasetRef.parse(ref))
+        except RoomtoneError as exc:
+            raise ValueError(str(exc)) from None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "EventsConfig":
+        given = [f for f in SOURCE_FIELDS if getattr(self, f) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one source of folder, hf_dataset or catalog_dataset "
+                             f"(got {' and '.join(given) if given else 'none'})")
+        if self.labels_csv is not None and self.folder is None:
+            raise ValueError("labels_csv labels a folder source; hf_dataset and catalog_dataset take label_column")
+        return self
+
 
 class EventSource(NamedTuple):
-    relpath: str
+    """One item to ingest: ``locator`` is the path relative to the folder or the row index."""
+
+    id: str
     label: str
     license: str | None
+    source_file: str
+    locator: str | int
+    nbytes: int
 
 
 class Quarantined(Exception):
@@ -104,12 +153,16 @@ def event_row(cfg, event_id: str, audio: np.ndarray, *, label: str, ontology_id:
 
 # -- audio conditioning ----------------------------------------------------------------------
 
-def read_mono(path: Path, silence_db: float) -> tuple[np.ndarray, int, int]:
-    """Mono float64 samples, rate and channel count; raises Quarantined with the reason to skip."""
-    if path.stat().st_size == 0:
+def read_mono(data: Path | bytes, silence_db: float) -> tuple[np.ndarray, int, int]:
+    """Mono float64 samples, rate and channel count of a file or encoded bytes; raises
+    Quarantined with the reason to skip."""
+    if isinstance(data, Path) and not data.is_file():
+        raise Quarantined(f"missing: {data} does not exist")
+    if (data.stat().st_size if isinstance(data, Path) else len(data)) == 0:
         raise Quarantined("empty file (0 bytes)")
     try:
-        samples, rate = sf.read(path, dtype="float64", always_2d=True)
+        samples, rate = sf.read(data if isinstance(data, Path) else io.BytesIO(data), dtype="float64",
+                                always_2d=True)
     except (RuntimeError, OSError, ValueError) as exc:  # soundfile's LibsndfileError is a RuntimeError
         raise Quarantined(f"unreadable: {getattr(exc, 'error_string', exc)}") from None
     if samples.shape[0] == 0:
@@ -142,6 +195,80 @@ def normalise(x: np.ndarray, loudness_db: float) -> np.ndarray:
     """Scale to an RMS of ``loudness_db`` dBFS, never pushing the peak over -0.1 dBFS."""
     gain = 10 ** (loudness_db / 20) / np.sqrt(np.mean(x ** 2))
     return (x * min(gain, PEAK_CEILING / np.abs(x).max())).astype(np.float32)
+
+
+def condition(cfg: EventsConfig, data: Path | bytes) -> tuple[np.ndarray, int, int]:
+    """The one conditioning of every source: the event samples, original rate and channels."""
+    mono, rate, channels = read_mono(data, cfg.silence_db)
+    return normalise(trim(resample(mono, rate, cfg.sample_rate), cfg.trim_db), cfg.loudness_db), rate, channels
+
+
+# -- readers: where each source's items' audio comes from, pickled to the Ray workers ---------
+
+@dataclass(frozen=True)
+class FolderReader:
+    folder: Path
+
+    def load(self, items: tuple[EventSource, ...]) -> list[Path]:
+        return [self.folder / src.locator for src in items]
+
+
+def _audio_data(cell: dict | None, base: Path | None) -> Path | bytes:
+    """The bytes of an audio {bytes, path} cell, else its path (relative ones from ``base``)."""
+    cell = cell or {}
+    if cell.get("bytes"):
+        return cell["bytes"]
+    if cell.get("path"):
+        path = Path(cell["path"])
+        return path if path.is_absolute() or base is None else base / path
+    raise Quarantined("no audio: the cell has neither bytes nor a path")
+
+
+@dataclass(frozen=True)
+class HfReader:
+    """Rows of a Hugging Face dataset (memory-mapped, pickled by reference) by index."""
+
+    dataset: datasets.Dataset
+    audio_column: str
+    base: Path
+
+    def load(self, items: tuple[EventSource, ...]) -> list:
+        cells = self.dataset.select_columns([self.audio_column])[[src.locator for src in items]][self.audio_column]
+        return [_lazy(cell, self.base) for cell in cells]
+
+
+@dataclass(frozen=True)
+class ArrowReader:
+    """Rows of a catalog snapshot's ``pyarrow.dataset`` by position."""
+
+    dataset: object
+    audio_column: str
+
+    def load(self, items: tuple[EventSource, ...]) -> list:
+        rows = sorted({src.locator for src in items})
+        cells = self.dataset.take(pa.array(rows, pa.int64()), columns=[self.audio_column]).column(0).to_pylist()
+        by_row = dict(zip(rows, cells))
+        return [_lazy(by_row[src.locator], None) for src in items]
+
+
+def _lazy(cell: dict | None, base: Path | None):
+    """Defer a bad cell's Quarantined to the item, so one bad row never fails its neighbours."""
+    try:
+        return _audio_data(cell, base)
+    except Quarantined as exc:
+        return exc
+
+
+@dataclass
+class Library:
+    """What a source plans: the items, those skipped already, how to read them, the inputs."""
+
+    where: str
+    hint: str
+    sources: list[EventSource]
+    skipped: list[dict]
+    reader: object
+    inputs: list[str] = field(default_factory=list)
 
 
 # -- planning --------------------------------------------------------------------------------
@@ -182,7 +309,7 @@ def _read_csv(cfg: EventsConfig) -> list[dict]:
         return list(reader)
 
 
-def plan_library(cfg: EventsConfig) -> tuple[list[EventSource], list[dict]]:
+def plan_folder(cfg: EventsConfig) -> Library:
     """Labelled files to ingest and the files skipped already (missing, unlabelled, unlisted)."""
     if not cfg.folder.is_dir():
         raise RoomtoneError(f"folder {cfg.folder} does not exist or is not a folder", "check the FOLDER argument")
@@ -191,14 +318,20 @@ def plan_library(cfg: EventsConfig) -> tuple[list[EventSource], list[dict]]:
     if not found:
         raise RoomtoneError(f"folder {cfg.folder} has no audio files ({', '.join(AUDIO_SUFFIXES)})",
                             "point FOLDER at the event library")
-    sources, skipped = [], []
+    library = Library(f"folder {cfg.folder}", "fix the files; label them with labels_csv (--labels-csv) or class "
+                      "folders", [], [], FolderReader(cfg.folder))
+    sources, skipped = library.sources, library.skipped
+
+    def item(rel: str, label: str, license: str | None) -> EventSource:
+        return EventSource(rel, label, license, rel, rel, (cfg.folder / rel).stat().st_size)
+
     if cfg.labels_csv is None:
         for rel in found:
             if "/" in rel:
-                sources.append(EventSource(rel, rel.split("/")[-2], None))
+                sources.append(item(rel, rel.split("/")[-2], None))
             else:
                 skipped.append({"source_file": rel, "reason": "no label: file is not inside a class folder"})
-        return sources, skipped
+        return library
     listed = set()
     where = cfg.labels_csv.name
     for row in _read_csv(cfg):
@@ -212,17 +345,132 @@ def plan_library(cfg: EventsConfig) -> tuple[list[EventSource], list[dict]]:
         elif not label:
             skipped.append({"source_file": rel, "reason": f"no label in {where}"})
         else:
-            sources.append(EventSource(rel, label, row.get(cfg.license_column) or None))
+            sources.append(item(rel, label, row.get(cfg.license_column) or None))
     skipped += [{"source_file": rel, "reason": f"not listed in {where}"} for rel in found if rel not in listed]
-    return sources, skipped
+    return library
 
 
-def probe(cfg: EventsConfig, sources: tuple[EventSource, ...]) -> list[str | None]:
-    """The reason each file would be skipped, or None when it decodes to usable audio."""
+def _label(value) -> str:
+    """A class name from a label cell; a list of labels (a scene's) becomes one, joined by ', '."""
+    if isinstance(value, (list, tuple)):
+        value = ", ".join(dict.fromkeys(str(v).strip() for v in value if v is not None and str(v).strip()))
+    return "" if value is None else str(value).strip()
+
+
+def _check_columns(cfg: EventsConfig, where: str, columns: list[str], hint: str) -> None:
+    for fld, column in (("audio_column", cfg.audio_column), ("label_column", cfg.label_column)):
+        if column not in columns:
+            raise RoomtoneError(f"{where} has no column {column!r} (its columns: {', '.join(columns) or 'none'})",
+                                f"set {fld} to one of its columns{hint}")
+
+
+def _table_library(cfg: EventsConfig, library: Library, table: pa.Table, ids: list[str]) -> Library:
+    """Items of a table source from its label, license, audio path and audio size columns."""
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise RoomtoneError(f"{library.where} has the id {dup!r} twice", "give every row its own id")
+    labels = table.column("label").to_pylist()
+    licenses = table.column("license").to_pylist() if "license" in table.column_names else [None] * len(ids)
+    paths, sizes = table.column("path").to_pylist(), table.column("nbytes").to_pylist()
+    for index, (event_id, label, license, path, size) in enumerate(zip(ids, labels, licenses, paths, sizes)):
+        label = _label(label)
+        if not label:
+            library.skipped.append({"source_file": event_id, "reason": f"no label in column {cfg.label_column!r}"})
+        else:
+            library.sources.append(EventSource(event_id, label, license or None, path or event_id, index, size or 0))
+    return library
+
+
+def _load_hf(cfg: EventsConfig) -> datasets.Dataset:
+    path = cfg.hf_dataset
+    if not path.is_dir():
+        raise RoomtoneError(f"hf_dataset {path} does not exist or is not a folder", "check --hf-dataset")
+    saved = any((path / f).is_file() for f in ("dataset_info.json", "state.json", "dataset_dict.json"))
+    try:
+        ds = datasets.load_from_disk(str(path)) if saved else datasets.load_dataset(str(path), split=cfg.hf_split)
+    except Exception as exc:  # noqa: BLE001 - datasets raises many types; the message names the cause
+        raise RoomtoneError(f"hf_dataset {path} could not be read (split {cfg.hf_split!r}): "
+                            f"{type(exc).__name__}: {exc}", "point --hf-dataset at a folder that "
+                            "datasets.load_dataset or load_from_disk reads; check hf_split") from None
+    if isinstance(ds, datasets.DatasetDict):
+        if cfg.hf_split not in ds:
+            raise RoomtoneError(f"hf_dataset {path} has no split {cfg.hf_split!r}",
+                                f"set hf_split (--hf-split) to one of: {', '.join(ds)}")
+        ds = ds[cfg.hf_split]
+    return ds
+
+
+def plan_hf(cfg: EventsConfig) -> Library:
+    """Rows of a local Hugging Face dataset; audio is read undecoded and decoded by soundfile."""
+    ds = _load_hf(cfg)
+    where = f"hf_dataset {cfg.hf_dataset} (split {cfg.hf_split})"
+    _check_columns(cfg, where, ds.column_names, " (--audio-column, --label-column)")
+    try:
+        ds = ds.cast_column(cfg.audio_column, datasets.Audio(decode=False))
+    except (TypeError, ValueError) as exc:
+        raise RoomtoneError(f"{where}: column {cfg.audio_column!r} is not audio ({exc})",
+                            "set audio_column to a column of {bytes, path} audio") from None
+    table = ds.with_format("arrow")
+    audio = table[cfg.audio_column]
+    columns = {"label": table[cfg.label_column], "path": pc.struct_field(audio, "path"),
+               "nbytes": pc.binary_length(pc.struct_field(audio, "bytes"))}
+    if cfg.license_column in ds.column_names:
+        columns["license"] = table[cfg.license_column]
+    ids = ([str(i) for i in table["id"].to_pylist()] if "id" in ds.column_names
+           else [f"{cfg.hf_split}/{i}" for i in range(len(ds))])
+    library = Library(where, "fix the rows, or set audio_column and label_column", [], [],
+                      HfReader(ds, cfg.audio_column, cfg.hf_dataset))
+    return _table_library(cfg, library, pa.table(columns), ids)
+
+
+def plan_catalog(cfg: EventsConfig, catalog: Catalog) -> Library:
+    """Rows of a catalog snapshot, read through its Arrow dataset; the snapshot is the input."""
+    snap = catalog.show(cfg.catalog_dataset)
+    where = f"catalog_dataset {snap.ref}"
+    _check_columns(cfg, where, list(snap.features), " (--audio-column, --label-column)")
+    if not isinstance(snap.features[cfg.audio_column], datasets.Audio):
+        raise RoomtoneError(f"{where}: column {cfg.audio_column!r} is not audio",
+                            "set audio_column to the dataset's audio column")
+    dataset = catalog.arrow_dataset(snap.ref)
+    columns = {"label": pc.field(cfg.label_column), "path": pc.field(cfg.audio_column, "path"),
+               "nbytes": pc.binary_length(pc.field(cfg.audio_column, "bytes"))}
+    # a roomtone events dataset's source_file (the original file) wins over the audio cell's name
+    for name, column in (("license", cfg.license_column), ("id", "id"), ("path", "source_file")):
+        if column in snap.features:
+            columns[name] = pc.field(column)
+    table = dataset.to_table(columns=columns)
+    if "id" in table.column_names:
+        ids = [str(i) for i in table.column("id").to_pylist()]
+    else:
+        ids, seen = [], {}
+        for f in catalog.files(snap.ref):  # in arrow_dataset's order; index within the split
+            ids += [f"{f.split}/{seen.get(f.split, 0) + i}" for i in range(f.rows)]
+            seen[f.split] = seen.get(f.split, 0) + f.rows
+    library = Library(where, "fix the rows, or set audio_column and label_column", [], [],
+                      ArrowReader(dataset, cfg.audio_column), inputs=[snap.ref])
+    return _table_library(cfg, library, table, ids)
+
+
+def plan_library(cfg: EventsConfig, catalog: Catalog) -> Library:
+    if cfg.hf_dataset is not None:
+        return plan_hf(cfg)
+    if cfg.catalog_dataset is not None:
+        return plan_catalog(cfg, catalog)
+    return plan_folder(cfg)
+
+
+def _data(loaded):
+    if isinstance(loaded, Quarantined):
+        raise loaded
+    return loaded
+
+
+def probe(cfg: EventsConfig, reader, sources: tuple[EventSource, ...]) -> list[str | None]:
+    """The reason each item would be skipped, or None when it decodes to usable audio."""
     reasons = []
-    for src in sources:
+    for loaded in reader.load(sources):
         try:
-            read_mono(cfg.folder / src.relpath, cfg.silence_db)
+            read_mono(_data(loaded), cfg.silence_db)
             reasons.append(None)
         except Quarantined as exc:
             reasons.append(str(exc))
@@ -238,12 +486,11 @@ def split_by_item(ids: list, seed: int, test_fraction: float, key=str) -> dict[s
 
 # -- the job ---------------------------------------------------------------------------------
 
-def make_rows(cfg: EventsConfig, ontology_ids: dict[str, str | None], task: ShardTask):
-    for src in task.items:
-        mono, rate, channels = read_mono(cfg.folder / src.relpath, cfg.silence_db)
-        audio = normalise(trim(resample(mono, rate, cfg.sample_rate), cfg.trim_db), cfg.loudness_db)
-        yield event_row(cfg, src.relpath, audio, label=src.label, ontology_id=ontology_ids[src.label],
-                        source_file=src.relpath, original_sample_rate=rate, original_channels=channels,
+def make_rows(cfg: EventsConfig, reader, ontology_ids: dict[str, str | None], task: ShardTask):
+    for src, loaded in zip(task.items, reader.load(task.items)):
+        audio, rate, channels = condition(cfg, _data(loaded))
+        yield event_row(cfg, src.id, audio, label=src.label, ontology_id=ontology_ids[src.label],
+                        source_file=src.source_file, original_sample_rate=rate, original_channels=channels,
                         synthetic=False, license=src.license)
 
 
@@ -253,29 +500,29 @@ def quarantine_name(name: str) -> str:
 
 def run_ingest_events(cfg: EventsConfig, catalog: Catalog, *, address: str | None = None,
                       show_progress: bool = True) -> Snapshot:
-    """Probe, then ingest the usable files on Ray; publish the events and ``<name>_quarantine``."""
+    """Probe, then ingest the usable items on Ray; publish the events and ``<name>_quarantine``."""
     import ray
 
     validate_name(quarantine_name(cfg.name))
-    sources, skipped = plan_library(cfg)
+    library = plan_library(cfg, catalog)
+    sources, skipped, reader = library.sources, library.skipped, library.reader
     ontology_ids = match_ontology({s.label for s in sources}, cfg.ontology)
-    run = catalog.create_run(cfg.name, cfg, features(cfg))
+    run = catalog.create_run(cfg.name, cfg, features(cfg), inputs=library.inputs)
     connect(address)
     chunks = [tuple(sources[i:i + PROBE_FILES_PER_TASK]) for i in range(0, len(sources), PROBE_FILES_PER_TASK)]
     remote = ray.remote(probe).options(num_cpus=1)
-    reasons = [r for chunk in ray.get([remote.remote(cfg, c) for c in chunks]) for r in chunk]
-    skipped += [{"source_file": s.relpath, "reason": r} for s, r in zip(sources, reasons) if r]
+    reader_ref = ray.put(reader)
+    reasons = [r for chunk in ray.get([remote.remote(cfg, reader_ref, c) for c in chunks]) for r in chunk]
+    skipped += [{"source_file": s.id, "reason": r} for s, r in zip(sources, reasons) if r]
     usable = [s for s, r in zip(sources, reasons) if r is None]
     if not usable:
         why = "; ".join(f"{q['source_file']}: {q['reason']}" for q in skipped[:5])
-        raise RoomtoneError(f"folder {cfg.folder} has no readable, labelled audio file ({len(skipped)} skipped: "
-                            f"{why}{' ...' if len(skipped) > 5 else ''})",
-                            "fix the files; label them with labels_csv (--labels-csv) or class folders")
-    by_split = split_by_item(usable, cfg.seed, cfg.test_fraction, key=lambda s: s.relpath)
-    size = {s.relpath: (cfg.folder / s.relpath).stat().st_size for s in usable}
-    shards = {split: plan_num_shards(sum(size[s.relpath] for s in items), cfg.max_shard_bytes)
+        raise RoomtoneError(f"{library.where} has no readable, labelled audio ({len(skipped)} skipped: "
+                            f"{why}{' ...' if len(skipped) > 5 else ''})", library.hint)
+    by_split = split_by_item(usable, cfg.seed, cfg.test_fraction, key=lambda s: s.id)
+    shards = {split: plan_num_shards(sum(s.nbytes for s in items), cfg.max_shard_bytes)
               for split, items in by_split.items()}
-    snap = run_sharded(catalog, run, split_into_shards(by_split, shards), partial(make_rows, cfg, ontology_ids),
+    snap = run_sharded(catalog, run, split_into_shards(by_split, shards), partial(make_rows, cfg, reader, ontology_ids),
                        address=address, show_progress=show_progress, description=f"ingesting {cfg.name}",
                        writer_options={"histograms": {"duration": DURATION_BINS}})
     qrun = catalog.create_run(quarantine_name(cfg.name), cfg, QUARANTINE_FEATURES, inputs=[snap.ref])

@@ -4,13 +4,15 @@ import csv
 import json
 import shutil
 
+import datasets
 import numpy as np
 import pytest
 import soundfile as sf
+from pydantic import ValidationError
 from scipy.signal import resample_poly
 
 from catalog import Catalog, CatalogConfig, RoomtoneError, decode_audio
-from pipelines.stages.events import EventsConfig, features, read_quarantine, run_ingest_events
+from pipelines.stages.events import EventsConfig, features, plan_library, read_quarantine, run_ingest_events
 from pipelines.stages.synthetic_events import SyntheticEventsConfig, make_rows, run_synthetic_events
 from pipelines.sharded import ShardTask
 from tests.conftest import SHARED
@@ -125,3 +127,71 @@ def test_synthetic_library_is_deterministic_with_the_event_schema(tmp_path, ray_
 def test_cli_ingest_synthetic(tmp_path):
     snap = json.loads(roomtone("ingest", "synthetic", "--per-class", "2", "--json", root=tmp_path).stdout)
     assert snap["name"] == "synthetic_events" and snap["stats"]["rows"] == 12
+
+
+def hf_dataset():
+    """Three sonic-pi events and one corrupted entry as a Hugging Face dataset (no id column)."""
+    names = ["bd_klub.flac", "elec_triangle.flac", "tabla_re.flac"]
+    cells = [{"bytes": (SONIC / n).read_bytes(), "path": n} for n in names]
+    cells.append({"bytes": np.random.default_rng(1).bytes(3000), "path": "broken.flac"})
+    return datasets.Dataset.from_dict({"audio": cells, "label": ["kick", "triangle", "tabla", "kick"],
+                                       "license": ["CC0-1.0"] * 4}).cast_column("audio", datasets.Audio())
+
+
+def test_ingest_hf_dataset_quarantines_the_corrupted_row(tmp_path, ray_cluster, monkeypatch):
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf_cache")  # load_dataset's cache
+    ds = hf_dataset()
+    ds.save_to_disk(tmp_path / "saved")
+    ds.to_parquet(tmp_path / "parquet" / "data" / "train-00000-of-00001.parquet")
+    catalog = Catalog(CatalogConfig(root=str(tmp_path / "home")))
+    cfg = EventsConfig(name="hf", hf_dataset=tmp_path / "saved", sample_rate=16_000)
+    snap = run_ingest_events(cfg, catalog, show_progress=False)
+    rows = {r["id"]: r for r in catalog.arrow_dataset(snap.ref).to_table().to_pylist()}
+    assert {i: r["label"] for i, r in rows.items()} == {"train/0": "kick", "train/1": "triangle", "train/2": "tabla"}
+    assert rows["train/1"]["source_file"] == "elec_triangle.flac" and rows["train/1"]["license"] == "CC0-1.0"
+    assert decode_audio(rows["train/0"]["audio"]["bytes"])[1] == 16_000
+    assert rows["train/0"]["original_sample_rate"] == 44_100 and snap.inputs == []
+    [skipped] = read_quarantine(catalog, "hf")
+    assert skipped["source_file"] == "train/3" and "unreadable" in skipped["reason"]
+    # a Parquet folder that load_dataset reads plans the same items as the saved copy
+    parquet = EventsConfig(hf_dataset=tmp_path / "parquet")
+    assert plan_library(parquet, catalog).sources == plan_library(cfg, catalog).sources
+
+
+def test_ingest_from_a_catalog_dataset_records_its_snapshot(tmp_path, ray_cluster):
+    for label, name in [("kick", "bd_klub.flac"), ("kick", "bd_haus.flac"), ("tabla", "tabla_re.flac")]:
+        (tmp_path / "lib" / label).mkdir(parents=True, exist_ok=True)
+        shutil.copy(SONIC / name, tmp_path / "lib" / label / name)
+    catalog = Catalog(CatalogConfig(root=str(tmp_path / "home")))
+    first = run_ingest_events(EventsConfig(name="lib", folder=tmp_path / "lib", sample_rate=16_000), catalog,
+                              show_progress=False)
+    cfg = EventsConfig(name="lib_8k", catalog_dataset="lib@v1", sample_rate=8_000)
+    snap = run_ingest_events(cfg, catalog, show_progress=False)
+    assert snap.stats["rows"] == first.stats["rows"] == 3 and snap.inputs == [first.ref]
+    assert catalog.lineage("lib_8k")["inputs"][0]["ref"] == first.ref
+    rows = catalog.arrow_dataset(snap.ref).to_table().to_pylist()
+    assert {r["id"]: (r["label"], r["source_file"]) for r in rows} == {
+        "kick/bd_klub.flac": ("kick", "kick/bd_klub.flac"), "kick/bd_haus.flac": ("kick", "kick/bd_haus.flac"),
+        "tabla/tabla_re.flac": ("tabla", "tabla/tabla_re.flac")}
+    for row in rows:
+        audio, rate = decode_audio(row["audio"]["bytes"], "float64")
+        assert rate == 8_000 and row["original_sample_rate"] == 16_000
+        assert 20 * np.log10(np.sqrt(np.mean(audio ** 2))) == pytest.approx(cfg.loudness_db, abs=0.5)
+    assert read_quarantine(catalog, "lib_8k") == []
+    with pytest.raises(RoomtoneError, match="has no column 'class'"):
+        run_ingest_events(EventsConfig(name="x", catalog_dataset="lib", label_column="class"), catalog)
+
+
+@pytest.mark.parametrize("sources", [{}, {"folder": "a", "hf_dataset": "b"},
+                                     {"hf_dataset": "b", "catalog_dataset": "c"}])
+def test_exactly_one_source(sources):
+    with pytest.raises(ValidationError, match="exactly one source of folder, hf_dataset or catalog_dataset"):
+        EventsConfig(**sources)
+
+
+def test_cli_ingest_events_names_the_sources(tmp_path):
+    assert "--catalog-dataset" in roomtone("ingest", "events", "--help", root=tmp_path).stdout
+    proc = roomtone("ingest", "events", "--hf-dataset", str(tmp_path), "--catalog-dataset", "x", root=tmp_path,
+                    check=False)
+    assert proc.returncode != 0 and "folder, hf_dataset or catalog_dataset (got hf_dataset and catalog_dataset)" \
+        in proc.stdout + proc.stderr
