@@ -152,24 +152,24 @@ class Catalog:
         return validate_name(name) in self.names()
 
     def history(self, name: str) -> list[Snapshot]:
-        table = self._table(name)
-        snaps = sorted(table.snapshots(), key=lambda s: s.sequence_number)
-        return [Snapshot(name, s.snapshot_id, i + 1, s.timestamp_ms, s.summary.operation.value,
-                         dict(s.summary.additional_properties)) for i, s in enumerate(snaps)]
+        return _history(name, self._table(name))
 
-    def show(self, ref: "str | DatasetRef") -> Snapshot:
+    def _resolve(self, ref: "str | DatasetRef") -> tuple[Table, Snapshot]:
+        """The dataset's table (loaded once) and the snapshot ``ref`` names."""
         ref = DatasetRef.parse(ref)
-        history = self.history(ref.name)
+        table = self._table(ref.name)
+        history = _history(ref.name, table)
         if not history:
             raise NotFoundError(f"dataset {ref.name!r} has no published snapshot", "run a job that writes it")
-        current = self._table(ref.name).current_snapshot()
-        if ref.snapshot is None:
-            return next(s for s in history if s.snapshot_id == current.snapshot_id)
+        wanted = ref.snapshot or str(table.current_snapshot().snapshot_id)
         for snap in history:
-            if ref.snapshot in (str(snap.snapshot_id), f"v{snap.version}"):
-                return snap
+            if wanted in (str(snap.snapshot_id), f"v{snap.version}"):
+                return table, snap
         ids = ", ".join(f"v{s.version}={s.snapshot_id}" for s in history[-5:])
         raise NotFoundError(f"{ref} does not exist", f"recent snapshots of {ref.name}: {ids}")
+
+    def show(self, ref: "str | DatasetRef") -> Snapshot:
+        return self._resolve(ref)[1]
 
     def list(self) -> list[Snapshot]:
         """The current snapshot of every dataset that has one."""
@@ -177,17 +177,11 @@ class Catalog:
         for name in self.names():
             table = self._table(name)
             if table.current_snapshot() is not None:
-                out.append(self.show(name))
+                out.append(_current(name, table))
         return out
 
     def files(self, ref: "str | DatasetRef") -> list[DataFileInfo]:
-        snap = self.show(ref)
-        table = self._table(snap.name)
-        out = []
-        for task in table.scan(snapshot_id=snap.snapshot_id).plan_files():
-            path = task.file.file_path
-            out.append(DataFileInfo(path, _split_of_uri(path), task.file.record_count, task.file.file_size_in_bytes))
-        return sorted(out, key=lambda f: f.uri)
+        return _files(*self._resolve(ref))
 
     def lineage(self, ref: "str | DatasetRef") -> dict:
         """The snapshot and, recursively, the snapshots it was made from, back to the roots."""
@@ -196,12 +190,11 @@ class Catalog:
                 "inputs": [self.lineage(parent) for parent in snap.inputs]}
 
     def card(self, ref: "str | DatasetRef") -> str:
-        snap = self.show(ref)
-        files = self.files(snap.ref)
+        table, snap = self._resolve(ref)
+        files = _files(table, snap)
         base = Location.parse(snap.location) if snap.location else None
-        rels = {(Location.parse(f.uri).relative_to(base) if base else f.uri): f.rows for f in files}
         data_files = None
-        if base is None or any(r.startswith("..") for r in rels):
+        if base is None or any(Location.parse(f.uri).relative_to(base).startswith("..") for f in files):
             data_files = {}
             for f in files:
                 data_files.setdefault(f.split, []).append(f.uri)
@@ -303,7 +296,7 @@ class Catalog:
                 existing = {t.file.file_path: t.file for t in table.scan().plan_files()} if current else {}
                 if set(paths) == set(existing) and current.summary.additional_properties.get(
                         P + "config-hash") == run.config_hash:
-                    return self.show(f"{run.name}@{current.snapshot_id}")  # already published: once only
+                    return _current(run.name, table)  # already published: once only
                 with table.transaction() as tx:
                     if tx.table_metadata.name_mapping() is None:
                         tx.set_properties(**{TableProperties.DEFAULT_NAME_MAPPING:
@@ -316,8 +309,7 @@ class Catalog:
                                     producer.delete_data_file(data_file)
                         for path in new:
                             producer.append_data_file(parquet_file_to_data_file(table.io, tx.table_metadata, path))
-                table = self.iceberg.load_table(ident)
-                return self.show(f"{run.name}@{table.current_snapshot().snapshot_id}")
+                return _current(run.name, self.iceberg.load_table(ident))
             except (CommitFailedException, TableAlreadyExistsError, ValidationException) as exc:
                 last = exc  # another writer committed first: reload and redo on top of it
             except Exception as exc:  # SQLite under concurrent writers: "database is locked"
@@ -341,9 +333,9 @@ class Catalog:
 
     def to_hf(self, ref: "str | DatasetRef", split: str | None = None, streaming: bool = False):
         """The snapshot as a ``datasets.DatasetDict`` (or one split), read from its Parquet files."""
-        snap = self.show(ref)
+        table, snap = self._resolve(ref)
         files: dict[str, list[str]] = {}
-        for f in self.files(snap.ref):
+        for f in _files(table, snap):
             files.setdefault(f.split, []).append(f.uri)
         if split is not None and split not in files:
             raise NotFoundError(f"{snap.ref} has no split {split!r}", f"splits: {', '.join(sorted(files))}")
@@ -359,7 +351,7 @@ class Catalog:
         from catalog.cluster import connect
 
         connect()
-        locs = self._locations(ref, split)
+        _, locs = self._locations(ref, split)
         return ray.data.read_parquet([l.path for l in locs], filesystem=locs[0].filesystem, **read_args)
 
     def splits(self, ref: "str | DatasetRef") -> list[str]:
@@ -369,35 +361,54 @@ class Catalog:
         """A ``pyarrow.dataset.Dataset`` over the snapshot's files, or one split's (lazy, column-projecting)."""
         import pyarrow.dataset as pads
 
-        locs = self._locations(ref, split)
+        snap, locs = self._locations(ref, split)
         return pads.dataset([l.path for l in locs], filesystem=locs[0].filesystem, format="parquet",
-                            schema=arrow_schema(self.show(ref).features))
+                            schema=arrow_schema(snap.features))
 
-    def _locations(self, ref: "str | DatasetRef", split: str | None) -> list[Location]:
-        files = self.files(ref)
+    def _locations(self, ref: "str | DatasetRef", split: str | None) -> tuple[Snapshot, list[Location]]:
+        table, snap = self._resolve(ref)
+        files = _files(table, snap)
         locs = [Location.parse(f.uri) for f in files if split is None or f.split == split]
         if not locs:
             raise NotFoundError(f"{ref} has no files{f' in split {split!r}' if split else ''}",
                                 f"splits: {', '.join(sorted({f.split for f in files})) or 'none'}")
-        return locs
+        return snap, locs
 
     def snapshots_table(self) -> pa.Table:
         """Every snapshot of every dataset as rows, for SQL over the catalog itself."""
         rows = []
         for name in self.names():
-            for s in self.history(name):
-                d = s.to_dict()
+            table = self._table(name)
+            current = table.current_snapshot()
+            for s in _history(name, table):
                 rows.append({"name": name, "snapshot_id": s.snapshot_id, "version": s.version,
-                             "created": d["created"], "run_id": s.run_id, "config_hash": s.config_hash,
+                             "created": s.to_dict()["created"], "run_id": s.run_id, "config_hash": s.config_hash,
                              "rows": s.stats.get("rows"), "audio_hours": s.stats.get("audio_hours"),
                              "bytes": s.stats.get("bytes"), "inputs": ",".join(s.inputs),
-                             "current": s.snapshot_id == self._table(name).current_snapshot().snapshot_id})
+                             "current": current is not None and s.snapshot_id == current.snapshot_id})
         return pa.Table.from_pylist(rows) if rows else pa.table({"name": pa.array([], pa.string())})
 
     def query(self, sql: str) -> pa.Table:
         from catalog.query import run_query
 
         return run_query(self, sql)
+
+
+def _history(name: str, table: Table) -> list[Snapshot]:
+    snaps = sorted(table.snapshots(), key=lambda s: s.sequence_number)
+    return [Snapshot(name, s.snapshot_id, i + 1, s.timestamp_ms, s.summary.operation.value,
+                     dict(s.summary.additional_properties)) for i, s in enumerate(snaps)]
+
+
+def _current(name: str, table: Table) -> Snapshot:
+    current = table.current_snapshot().snapshot_id
+    return next(s for s in _history(name, table) if s.snapshot_id == current)
+
+
+def _files(table: Table, snap: Snapshot) -> list[DataFileInfo]:
+    out = [DataFileInfo(t.file.file_path, _split_of_uri(t.file.file_path), t.file.record_count,
+                        t.file.file_size_in_bytes) for t in table.scan(snapshot_id=snap.snapshot_id).plan_files()]
+    return sorted(out, key=lambda f: f.uri)
 
 
 def _split_of_uri(uri: str) -> str:

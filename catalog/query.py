@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import duckdb
 import pyarrow as pa
 
-from catalog.errors import RoomtoneError
+from catalog.errors import NotFoundError, RoomtoneError
 from catalog.names import DatasetRef
 
 if TYPE_CHECKING:
@@ -26,13 +26,14 @@ _PINNED = re.compile(r'"([a-z][a-z0-9_]{0,62}@(?:\d+|v\d+|latest))"')
 
 def run_query(catalog: "Catalog", sql: str) -> pa.Table:
     con = duckdb.connect(":memory:")
-    views = {name: name for name in catalog.names() if re.search(rf"\b{name}\b", sql)}
-    views.update({ref: ref for ref in _PINNED.findall(sql)})
-    for view, ref in views.items():
-        ref = DatasetRef.parse(ref)
-        if ref.snapshot is None and catalog._table(ref.name).current_snapshot() is None:
-            continue
-        con.register(view, catalog.arrow_dataset(ref))
+    for name in catalog.names():
+        if re.search(rf"\b{name}\b", sql):
+            try:
+                con.register(name, catalog.arrow_dataset(name))
+            except NotFoundError:
+                pass  # a dataset with no published snapshot yet: nothing to query
+    for pinned in _PINNED.findall(sql):  # an unknown pinned version is an error, not an empty view
+        con.register(pinned, catalog.arrow_dataset(DatasetRef.parse(pinned)))
     if "roomtone_snapshots" in sql:
         con.register("roomtone_snapshots", catalog.snapshots_table())
     con.execute("SET enable_external_access = false")
