@@ -1,4 +1,3 @@
-import boto3
 import pytest
 
 from catalog import Location, NotFoundError, StorageError
