@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["MicArray", "PATTERNS", "direction", "tetra_mic", "foa", "circular", "linear", "custom"]
+__all__ = ["MicArray", "PATTERNS", "direction", "fibonacci_sphere", "tetra_mic", "foa", "circular", "linear", "custom"]
 
 PATTERNS: dict[str, float] = {
     "omni": 1.0,
@@ -33,6 +33,16 @@ def direction(azimuth_deg: float, elevation_deg: float) -> tuple[float, float, f
     """Unit vector for an azimuth (counter-clockwise from +x) and elevation (up), in degrees."""
     az, el = math.radians(azimuth_deg), math.radians(elevation_deg)
     return (math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el))
+
+
+def fibonacci_sphere(n: int) -> np.ndarray:
+    """(n, 3) unit vectors spread evenly over the sphere (golden-angle spiral): the plane-wave
+    directions of every diffuse-field model here."""
+    k = np.arange(n) + 0.5
+    z = 1.0 - 2.0 * k / n
+    phi = math.pi * (3.0 - math.sqrt(5.0)) * k
+    rho = np.sqrt(1.0 - z * z)
+    return np.stack([rho * np.cos(phi), rho * np.sin(phi), z], axis=-1)
 
 
 def _pattern_value(pattern: str | float) -> float:

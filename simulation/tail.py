@@ -26,12 +26,12 @@ import math
 import numpy as np
 import torch
 
-from .arrays import MicArray
+from .arrays import MicArray, fibonacci_sphere
 from .bands import band_weights
 from .ism import early_bands, next_fast_len
 from .rooms import Room
 
-__all__ = ["default_transition", "lattice_energy", "hybrid_rir"]
+__all__ = ["default_transition", "hybrid_rir", "lattice_moments"]
 
 _DIRECTIONS = 512
 _STEP_S = 0.002  # seconds between evaluations of the decay model (interpolated in between)
@@ -49,18 +49,10 @@ def default_transition(room: Room, sources: np.ndarray, array: MicArray, fs: flo
     return max(0.25 * rt, 0.04, direct + 3.0 * taps / fs)
 
 
-def _fibonacci_sphere(n: int, device: torch.device) -> torch.Tensor:
-    k = torch.arange(n, dtype=torch.float64, device=device) + 0.5
-    z = 1.0 - 2.0 * k / n
-    phi = math.pi * (3.0 - math.sqrt(5.0)) * k
-    rho = (1.0 - z * z).sqrt()
-    return torch.stack([rho * phi.cos(), rho * phi.sin(), z], dim=-1)
-
-
 def lattice_moments(room: Room, array: MicArray, fs: float, nsample: int,
                     device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Expected image-source RIR per sample: mean (M, nsample) and variance (M, B, nsample), float64."""
-    u = _fibonacci_sphere(_DIRECTIONS, device)  # (U, 3)
+    u = torch.as_tensor(fibonacci_sphere(_DIRECTIONS), device=device)  # (U, 3)
     beta = torch.tensor(room.band_reflection() if room.uses_bands else [[b] for b in room.beta],
                         dtype=torch.float64, device=device).clamp_min(1e-30)  # (6, B)
     lengths = torch.tensor(room.dims, dtype=torch.float64, device=device)

@@ -31,7 +31,7 @@ import numpy as np
 from scipy.signal import oaconvolve
 from scipy.fft import irfft, next_fast_len, rfft
 
-from ..arrays import MicArray
+from ..arrays import MicArray, fibonacci_sphere
 from .plan import PlannedEvent, ScenePlan
 
 __all__ = ["Rendered", "convolve_moving", "convolve_static", "diffuse_noise", "event_signal", "render_scene"]
@@ -86,14 +86,6 @@ def convolve_moving(x: np.ndarray, rirs: np.ndarray, hop: int, chunk: int = 32) 
     return out[:, hop:hop + n + length - 1]
 
 
-def _fibonacci_sphere(k: int) -> np.ndarray:
-    i = np.arange(k) + 0.5
-    z = 1.0 - 2.0 * i / k
-    phi = np.pi * (1.0 + math.sqrt(5.0)) * i
-    r = np.sqrt(1.0 - z**2)
-    return np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=-1)
-
-
 _BLOCK_SECONDS = 1.0  # noise is synthesised in blocks this long, overlap-added
 
 
@@ -105,7 +97,7 @@ def _diffuse_mixing(positions: tuple, patterns: tuple, orientations: tuple, bloc
     The field is `directions` uncorrelated unit plane waves from a Fibonacci sphere; the
     matrix depends only on the array's shape, so it is computed once and reused by every scene.
     """
-    u = _fibonacci_sphere(directions)
+    u = fibonacci_sphere(directions)
     pos, pat, ori = np.asarray(positions), np.asarray(patterns), np.asarray(orientations)
     gains = pat[:, None] + (1.0 - pat[:, None]) * (ori @ u.T)  # (M, K)
     delays = -(pos @ u.T) / c  # (M, K) s: capsules further along u hear the wave first
