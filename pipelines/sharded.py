@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Iterator
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
     TimeRemainingColumn
 
-from catalog import Catalog, DatasetRun, Snapshot, write_shard
+from catalog import Catalog, DatasetRun, Snapshot, plan_num_shards, write_shard
 from catalog.cluster import connect
 from catalog.errors import RoomtoneError
 from catalog.shards import shard_relpath
@@ -41,6 +41,20 @@ def split_into_shards(items_by_split: dict[str, list], shards_by_split: dict[str
         bounds = [round(i * len(items) / n) for i in range(n + 1)]
         tasks += [ShardTask(split, i, n, tuple(items[bounds[i]:bounds[i + 1]])) for i in range(n)]
     return tasks
+
+
+def plan_shards(items_by_split: dict[str, list], max_shard_bytes: int,
+                item_bytes: "float | Callable[[Any], float]") -> list[ShardTask]:
+    """Shard tasks sized from an estimate of each item's bytes (a constant or a function)."""
+    sizes = {split: (sum(map(item_bytes, items)) if callable(item_bytes) else len(items) * item_bytes)
+             for split, items in items_by_split.items()}
+    return split_into_shards(items_by_split, {s: plan_num_shards(n, max_shard_bytes) for s, n in sizes.items()})
+
+
+def holdout(ids: list, test_fraction: float) -> dict[str, list]:
+    """The first ``round(len * test_fraction)`` ids as ``test``, the rest as ``train``."""
+    n_test = int(round(len(ids) * test_fraction))
+    return {"train": ids[n_test:], "test": ids[:n_test]} if n_test else {"train": ids}
 
 
 def write_task(location_uri: str, features, task: ShardTask, make_rows, writer_options: dict) -> int:

@@ -43,13 +43,13 @@ import soundfile as sf
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from scipy.signal import resample_poly
 
-from catalog import Catalog, DatasetRef, Snapshot, audio_cell, encode_flac, plan_num_shards, validate_name, \
+from catalog import Catalog, DatasetRef, Snapshot, audio_cell, encode_flac, validate_name, \
     write_shard
 from catalog.cluster import connect
 from catalog.errors import RoomtoneError
 from catalog.shards import DEFAULT_SHARD_BYTES
 from pipelines.seeding import item_rng
-from pipelines.sharded import ShardTask, run_sharded, split_into_shards
+from pipelines.sharded import ShardTask, plan_shards, run_sharded
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 PEAK_CEILING = 10 ** (-0.1 / 20)
@@ -520,9 +520,8 @@ def run_ingest_events(cfg: EventsConfig, catalog: Catalog, *, address: str | Non
         raise RoomtoneError(f"{library.where} has no readable, labelled audio ({len(skipped)} skipped: "
                             f"{why}{' ...' if len(skipped) > 5 else ''})", library.hint)
     by_split = split_by_item(usable, cfg.seed, cfg.test_fraction, key=lambda s: s.id)
-    shards = {split: plan_num_shards(sum(s.nbytes for s in items), cfg.max_shard_bytes)
-              for split, items in by_split.items()}
-    snap = run_sharded(catalog, run, split_into_shards(by_split, shards), partial(make_rows, cfg, reader, ontology_ids),
+    tasks = plan_shards(by_split, cfg.max_shard_bytes, lambda source: source.nbytes)
+    snap = run_sharded(catalog, run, tasks, partial(make_rows, cfg, reader, ontology_ids),
                        address=address, show_progress=show_progress, description=f"ingesting {cfg.name}",
                        writer_options={"histograms": {"duration": DURATION_BINS}})
     qrun = catalog.create_run(quarantine_name(cfg.name), cfg, QUARANTINE_FEATURES, inputs=[snap.ref])

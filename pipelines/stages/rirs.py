@@ -17,10 +17,10 @@ import datasets
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from catalog import Catalog, Snapshot, plan_num_shards
+from catalog import Catalog, Snapshot
 from catalog.shards import DEFAULT_SHARD_BYTES
 from pipelines.seeding import item_rng, item_seed
-from pipelines.sharded import ShardTask, run_sharded, split_into_shards
+from pipelines.sharded import ShardTask, holdout, plan_shards, run_sharded
 
 Range = tuple[float, float]
 RT60_BINS = [round(0.2 * i, 1) for i in range(12)]          # 0.0 .. 2.2 s
@@ -205,11 +205,9 @@ def run_rirs(cfg: RirsConfig, catalog: Catalog, *, address: str | None = None,
     check_before_work(cfg)
     run = catalog.create_run(cfg.name, cfg, features(cfg))
     rooms = [f"room-{i:07d}" for i in range(cfg.num_rooms)]
-    n_test = int(round(cfg.num_rooms * cfg.test_fraction))
-    by_split = {"train": rooms[n_test:], "test": rooms[:n_test]} if n_test else {"train": rooms}
+    by_split = holdout(rooms, cfg.test_fraction)
     per_room = cfg.sources_per_room * cfg.channels * cfg.sample_rate * (cfg.rir_seconds or 0.75 * sum(cfg.rt60)) * 4
-    shards = {s: plan_num_shards(len(v) * per_room, cfg.max_shard_bytes) for s, v in by_split.items()}
-    return run_sharded(catalog, run, split_into_shards(by_split, shards), partial(make_rows, cfg),
+    return run_sharded(catalog, run, plan_shards(by_split, cfg.max_shard_bytes, per_room), partial(make_rows, cfg),
                        address=address, show_progress=show_progress, use_gpus=cfg.device != "cpu",
                        description=f"simulating {cfg.name}",
                        writer_options={"histograms": {"rt60_target": RT60_BINS, "rt60": RT60_BINS,

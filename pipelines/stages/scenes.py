@@ -18,11 +18,11 @@ import datasets
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from catalog import Catalog, CatalogConfig, Snapshot, audio_cell, decode_audio, encode_flac, plan_num_shards
+from catalog import Catalog, CatalogConfig, Snapshot, audio_cell, decode_audio, encode_flac
 from catalog.errors import RoomtoneError
 from catalog.shards import DEFAULT_SHARD_BYTES
 from pipelines.seeding import item_rng, item_seed
-from pipelines.sharded import ShardTask, run_sharded, split_into_shards
+from pipelines.sharded import ShardTask, holdout, plan_shards, run_sharded
 
 Range = tuple[float, float]
 ARRAY_OF_FORMAT = {"foa": "foa", "mic": "tetra_mic"}
@@ -249,9 +249,8 @@ def run_scenes(cfg: ScenesConfig, catalog: Catalog, *, address: str | None = Non
                              info={"classes": library.classes, "format": cfg.format,
                                    "sample_rate": library.sample_rate, "label_hop_s": 0.1})
     ids = [f"scene-{i:07d}" for i in range(cfg.num_scenes)]
-    n_test = int(round(cfg.num_scenes * cfg.test_fraction)) if "test" in rooms else 0
-    by_split = {"train": ids[n_test:], "test": ids[:n_test]} if n_test else {"train": ids}
+    by_split = holdout(ids, cfg.test_fraction if "test" in rooms else 0.0)
     per_scene = cfg.clip_seconds * library.sample_rate * 4 * cfg.bits / 8 * 0.8
-    shards = {s: plan_num_shards(len(v) * per_scene, cfg.max_shard_bytes) for s, v in by_split.items()}
-    return run_sharded(catalog, run, split_into_shards(by_split, shards), partial(make_rows, pinned, catalog_json),
+    return run_sharded(catalog, run, plan_shards(by_split, cfg.max_shard_bytes, per_scene),
+                       partial(make_rows, pinned, catalog_json),
                        address=address, show_progress=show_progress, description=f"rendering {cfg.name}")

@@ -16,10 +16,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from scipy.signal import butter, sosfilt
 
-from catalog import Catalog, Snapshot, plan_num_shards
+from catalog import Catalog, Snapshot
 from catalog.shards import DEFAULT_SHARD_BYTES
 from pipelines.seeding import item_rng
-from pipelines.sharded import ShardTask, run_sharded, split_into_shards
+from pipelines.sharded import ShardTask, plan_shards, run_sharded
 from pipelines.stages.events import DURATION_BINS, event_row, features, match_ontology, normalise, split_by_item
 
 Kind = Literal["harmonic_tone", "chirp_tone", "noise_burst", "clicking", "siren", "footsteps"]
@@ -128,7 +128,7 @@ def run_synthetic_events(cfg: SyntheticEventsConfig, catalog: Catalog, *, addres
     run = catalog.create_run(cfg.name, cfg, features(cfg))
     by_split = split_by_item(event_ids(cfg), cfg.seed, cfg.test_fraction, key=lambda e: e[0])
     bytes_per_event = sum(cfg.duration) / 2 * cfg.sample_rate * cfg.bits / 8 * 0.7
-    shards = {s: plan_num_shards(len(v) * bytes_per_event, cfg.max_shard_bytes) for s, v in by_split.items()}
-    return run_sharded(catalog, run, split_into_shards(by_split, shards), partial(make_rows, cfg, ontology_ids),
+    return run_sharded(catalog, run, plan_shards(by_split, cfg.max_shard_bytes, bytes_per_event),
+                       partial(make_rows, cfg, ontology_ids),
                        address=address, show_progress=show_progress, description=f"generating {cfg.name}",
                        writer_options={"histograms": {"duration": DURATION_BINS}})
