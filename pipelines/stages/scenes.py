@@ -106,7 +106,9 @@ def _split_tables(catalog: Catalog, ref: str, columns: list[str]) -> dict:
 
 @lru_cache(maxsize=2)
 def load_library(catalog_json: str, events_ref: str, classes: tuple[str, ...] | None,
-                 clip_seconds: float, max_event_seconds: float | None) -> Library:
+                 clip_seconds: float, max_event_seconds: float | None, decode: bool = True) -> Library:
+    """The library a worker renders from; ``decode=False`` (the driver) reads no audio, only
+    what the checks, the class map and the sample rate need."""
     from simulation.scenes import LibraryItem
 
     catalog = Catalog(CatalogConfig.model_validate_json(catalog_json))
@@ -115,7 +117,7 @@ def load_library(catalog_json: str, events_ref: str, classes: tuple[str, ...] | 
     if missing:
         raise RoomtoneError(f"{snap.ref} is not an event library: it lacks columns {sorted(missing)}",
                             "ingest one with `roomtone ingest events` or `roomtone ingest synthetic`")
-    tables = _split_tables(catalog, snap.ref, ["id", "audio", "label", "duration"] +
+    tables = _split_tables(catalog, snap.ref, ["id", "label", "duration"] + (["audio"] if decode else []) +
                            (["ontology_id"] if "ontology_id" in snap.features else []))
     labels = sorted({l for t in tables.values() for l in t.column("label").to_pylist()})
     names = list(classes) if classes else labels
@@ -134,11 +136,14 @@ def load_library(catalog_json: str, events_ref: str, classes: tuple[str, ...] | 
         for row in table.to_pylist():
             if row["duration"] > min(limit, clip_seconds):
                 continue
-            audio, _ = decode_audio(row["audio"]["bytes"], dtype="float64")
-            signals[row["id"]] = audio[:, 0]
+            duration = row["duration"]
+            if decode:
+                audio, _ = decode_audio(row["audio"]["bytes"], dtype="float64")
+                signals[row["id"]] = audio[:, 0]
+                duration = len(audio) / rate
             ontology[row["id"]] = row.get("ontology_id")
             items.setdefault(split, []).append(
-                LibraryItem(row["id"], names.index(row["label"]), row["label"], len(audio) / rate))
+                LibraryItem(row["id"], names.index(row["label"]), row["label"], duration))
     if not items:
         raise RoomtoneError(f"no event of {snap.ref} fits in a {clip_seconds} s clip", "raise clip_seconds")
     return Library(items, signals, ontology, rate, names)
@@ -237,7 +242,7 @@ def run_scenes(cfg: ScenesConfig, catalog: Catalog, *, address: str | None = Non
     catalog_json = catalog.config.model_dump_json()
     events, rirs = catalog.show(cfg.events), catalog.show(cfg.rirs)
     library = load_library(catalog_json, events.ref, tuple(cfg.classes) if cfg.classes else None,
-                           cfg.clip_seconds, cfg.max_event_seconds)
+                           cfg.clip_seconds, cfg.max_event_seconds, decode=False)
     rooms = load_rooms(catalog_json, rirs.ref)
     arrays = {r["array"] for split in rooms.values() for r in split}
     if arrays != {ARRAY_OF_FORMAT[cfg.format]}:
