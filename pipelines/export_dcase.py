@@ -18,7 +18,8 @@ from catalog.errors import RoomtoneError
 
 
 def export_dcase(catalog: Catalog, ref: str, out: str | Path, *, with_distance: bool = True) -> dict:
-    from simulation.seld import SeldLabels, write_dcase_csv
+    from simulation.scenes import FrameLabel, to_seld_labels
+    from simulation.seld import write_dcase_csv
 
     snap = catalog.show(ref)
     info = snap.info
@@ -39,9 +40,7 @@ def export_dcase(catalog: Catalog, ref: str, out: str | Path, *, with_distance: 
                 sf.write(audio_dir / split / f"{row['id']}.wav", src.read(dtype="int32"), src.samplerate,
                          subtype=subtype)
             n_frames = int(round(row["duration"] / info.get("label_hop_s", 0.1)))
-            labels = SeldLabels.from_events(
-                [(l["frame"], l["class_index"], l["track"], l["azimuth"], l["elevation"], l["distance"])
-                 for l in row["labels"]], n_frames=n_frames)
+            labels = to_seld_labels([FrameLabel.from_dict(l) for l in row["labels"]], n_frames=n_frames)
             write_dcase_csv(labels, meta_dir / split / f"{row['id']}.csv", with_distance=with_distance)
             counts[split] = counts.get(split, 0) + 1
     (out / "class_map.json").write_text(json.dumps(dict(enumerate(info["classes"])), indent=2))

@@ -3,7 +3,7 @@
 Pure compute (numpy, scipy, torch through the engine): no files, no storage.
 """
 
-from .labels import FrameLabel, caption, direction_words, frame_labels, to_dcase_rows
+from .labels import FrameLabel, caption, direction_words, frame_labels, to_dcase_rows, to_seld_labels
 from .plan import Box, LibraryItem, PlanConfig, PlannedEvent, ScenePlan, plan_scene
 from .render import Rendered, convolve_moving, convolve_static, diffuse_noise, event_signal, render_scene
 from .synth import Scene, room_region, scene_rirs, synthesize_scene
@@ -30,4 +30,5 @@ __all__ = [
     "scene_rirs",
     "synthesize_scene",
     "to_dcase_rows",
+    "to_seld_labels",
 ]

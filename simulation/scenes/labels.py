@@ -17,9 +17,10 @@ import numpy as np
 
 from ..acoustics import direct_path_labels
 from ..rooms import Room
+from ..seld import SeldLabels, dcase_rows
 from .plan import PlannedEvent, ScenePlan
 
-__all__ = ["FrameLabel", "caption", "direction_words", "frame_labels", "to_dcase_rows"]
+__all__ = ["FrameLabel", "caption", "direction_words", "frame_labels", "to_dcase_rows", "to_seld_labels"]
 
 
 @dataclass(frozen=True)
@@ -58,13 +59,15 @@ def frame_labels(plan: ScenePlan) -> list[FrameLabel]:
     return sorted(rows, key=lambda r: (r.frame, r.track))
 
 
+def to_seld_labels(labels: Sequence[FrameLabel], n_frames: int | None = None) -> SeldLabels:
+    """The frame labels as `simulation.seld` labels (for CSVs, targets and metrics)."""
+    return SeldLabels.from_events([(r.frame, r.class_index, r.track, r.azimuth, r.elevation, r.distance)
+                                   for r in labels], n_frames=n_frames)
+
+
 def to_dcase_rows(labels: Sequence[FrameLabel]) -> list[tuple[int, int, int, int, int, int]]:
     """DCASE 2024 CSV rows: frame, class, track, azimuth (int deg), elevation (int deg), distance (int cm)."""
-    def wrap(a: float) -> int:
-        return (int(round(a)) + 180) % 360 - 180
-
-    return [(r.frame, r.class_index, r.track, wrap(r.azimuth), int(round(r.elevation)), int(round(100 * r.distance)))
-            for r in labels]
+    return [tuple(row) for row in dcase_rows(to_seld_labels(labels), with_distance=True).tolist()]
 
 
 def direction_words(azimuth: float, elevation: float) -> str:

@@ -4,7 +4,7 @@ Angles in degrees (azimuth counter-clockwise from +x in [-180, 180), elevation
 up in [-90, 90]), distances in metres, 100 ms label frames.
 """
 
-from .dcase_csv import ClassMap, format_dcase_csv, parse_dcase_csv, read_dcase_csv, write_dcase_csv
+from .dcase_csv import ClassMap, dcase_rows, format_dcase_csv, parse_dcase_csv, read_dcase_csv, write_dcase_csv
 from .labels import (
     LABEL_HOP_S,
     Event,
@@ -28,6 +28,7 @@ __all__ = [
     "adpit_target",
     "dcase2023_scores",
     "dcase2024_scores",
+    "dcase_rows",
     "decode_multi_accdoa",
     "format_dcase_csv",
     "multi_accdoa_target",

@@ -17,7 +17,7 @@ import numpy as np
 
 from .labels import Event, SeldLabels
 
-__all__ = ["ClassMap", "format_dcase_csv", "parse_dcase_csv", "write_dcase_csv", "read_dcase_csv"]
+__all__ = ["ClassMap", "dcase_rows", "format_dcase_csv", "parse_dcase_csv", "write_dcase_csv", "read_dcase_csv"]
 
 _COLUMNS = ("frame", "class", "source", "azimuth", "elevation", "distance")
 
@@ -57,8 +57,9 @@ class ClassMap:
         return self.names[index]
 
 
-def _quantized(labels: SeldLabels, with_distance: bool) -> np.ndarray:
-    """(events, 5 or 6) int64 rows as they appear in the file."""
+def dcase_rows(labels: SeldLabels, with_distance: bool) -> np.ndarray:
+    """(events, 5 or 6) int64 rows as they appear in the file: integer degrees, azimuth
+    wrapped into [-180, 180), distance in integer cm."""
     azimuth = np.round(labels.azimuth).astype(np.int64)
     azimuth = np.where(azimuth >= 180, azimuth - 360, azimuth)
     cols = [labels.frame, labels.class_index, labels.track, azimuth, np.round(labels.elevation).astype(np.int64)]
@@ -72,7 +73,7 @@ def _quantized(labels: SeldLabels, with_distance: bool) -> np.ndarray:
 def format_dcase_csv(labels: SeldLabels, *, with_distance: bool | None = None) -> str:
     """CSV text of labels; with_distance picks the 2024 format (default: if labels have distance)."""
     with_distance = labels.distance is not None if with_distance is None else with_distance
-    return "".join(",".join(map(str, row)) + "\n" for row in _quantized(labels, with_distance).tolist())
+    return "".join(",".join(map(str, row)) + "\n" for row in dcase_rows(labels, with_distance).tolist())
 
 
 def parse_dcase_csv(text: str, *, n_frames: int | None = None, source: str = "<text>") -> SeldLabels:
