@@ -1,0 +1,20 @@
+"""Augmentation as replayable recipes: AudioGen-style mixing, reverb, noise, gain, time shift,
+speed, and the 16 SELD channel-swap rotations, with the clip metadata updated to match.
+
+Pure compute (numpy, torch): no files, no storage, no global random state.
+"""
+
+from .batch import BatchAugment
+from .functional import add_noise, apply_gain, channel_swap, convolve_aligned, mix_gains, mix_placed, rms, shift, speed
+from .metadata import MIX_TEMPLATES, merge_meta, rotate_meta, speed_meta, time_shift_meta
+from .recipe import (STEPS, Context, Gain, Mix, Noise, Recipe, Resources, Reverb, Rotate, Shift, Spec, Speed, Step,
+                     apply_recipe, apply_recipe_batch, apply_recipe_meta, draw_recipe)
+from .spatial import NUM_PATTERNS, channel_map, pattern_angles, rotate_caption, valid_patterns
+
+__all__ = [
+    "MIX_TEMPLATES", "NUM_PATTERNS", "STEPS", "BatchAugment", "Context", "Gain", "Mix", "Noise", "Recipe",
+    "Resources", "Reverb", "Rotate", "Shift", "Spec", "Speed", "Step", "add_noise", "apply_gain", "apply_recipe",
+    "apply_recipe_batch", "apply_recipe_meta", "channel_map", "channel_swap", "convolve_aligned", "draw_recipe",
+    "merge_meta", "mix_gains", "mix_placed", "pattern_angles", "rms", "rotate_caption", "rotate_meta", "shift",
+    "speed", "speed_meta", "time_shift_meta", "valid_patterns",
+]

@@ -1,0 +1,140 @@
+"""Stateless augmentation ops on batches: audio (B, C, T) torch tensors, one parameter per item.
+
+Every op keeps the clip length T (what a training batch needs), works on any device
+and dtype, and takes its randomness only from values the caller passes in (noise
+seeds, offsets), so the offline job and the batched training path share one code path.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+
+__all__ = ["add_noise", "apply_gain", "channel_swap", "convolve_aligned", "direct_path_index", "mix_gains",
+           "mix_placed", "place", "rms", "shift", "speed"]
+
+
+def rms(x: torch.Tensor) -> torch.Tensor:
+    """Root mean square over channels and time: (B, C, T) -> (B,)."""
+    return x.pow(2).mean(dim=(-2, -1)).sqrt()
+
+
+def place(partner: torch.Tensor, offset: int, length: int) -> torch.Tensor:
+    """partner (C, T2) starting at sample `offset` (may be negative) of a zero (C, length) window."""
+    out = partner.new_zeros(partner.shape[0], length)
+    start, stop = max(0, offset), min(length, offset + partner.shape[-1])
+    if stop > start:
+        out[:, start:stop] = partner[:, start - offset:stop - offset]
+    return out
+
+
+def mix_gains(a: torch.Tensor, b: torch.Tensor, snr_db: Sequence[float], norm_db: float,
+              mix_rms_db: Sequence[float], peak: float) -> list[tuple[float, float]]:
+    """AudioGen-style gains (gain_a, gain_b) per item, as Python floats (float64).
+
+    a and b (B, C, T) are the first clip and the placed partner. Both are normalised to
+    `norm_db` dBFS RMS over the window, b is lowered by `snr_db`, the sum rescaled to
+    `mix_rms_db` dBFS RMS, and lowered further if its peak would pass `peak`.
+    """
+    ra, rb = rms(a.double()).tolist(), rms(b.double()).tolist()
+    gains = []
+    for i, (snr, target) in enumerate(zip(snr_db, mix_rms_db)):
+        ga = 10.0 ** (norm_db / 20.0) / max(ra[i], 1e-12)
+        gb = 10.0 ** ((norm_db - snr) / 20.0) / max(rb[i], 1e-12)
+        mixed = ga * a[i].double() + gb * b[i].double()
+        level = float(mixed.pow(2).mean().sqrt())
+        scale = 10.0 ** (target / 20.0) / max(level, 1e-12)
+        top = float(mixed.abs().max()) * scale
+        if top > peak:
+            scale *= peak / top
+        gains.append((ga * scale, gb * scale))
+    return gains
+
+
+def mix_placed(a: torch.Tensor, b: torch.Tensor, gain_a: Sequence[float], gain_b: Sequence[float]) -> torch.Tensor:
+    """gain_a * a + gain_b * b per item; a, b (B, C, T)."""
+    ga = torch.as_tensor(gain_a, dtype=a.dtype, device=a.device)[:, None, None]
+    gb = torch.as_tensor(gain_b, dtype=a.dtype, device=a.device)[:, None, None]
+    return a * ga + b * gb
+
+
+def apply_gain(x: torch.Tensor, gain_db: Sequence[float]) -> torch.Tensor:
+    g = torch.as_tensor([10.0 ** (d / 20.0) for d in gain_db], dtype=x.dtype, device=x.device)
+    return x * g[:, None, None]
+
+
+def add_noise(x: torch.Tensor, snr_db: Sequence[float], seeds: Sequence[int]) -> torch.Tensor:
+    """White Gaussian noise, independent per channel, at `snr_db` below the item's RMS.
+
+    Noise is drawn on the CPU by numpy from each item's seed, so every device and batch
+    layout gets the same samples.
+    """
+    shape = x.shape[1:]
+    noise = torch.stack([torch.from_numpy(np.random.default_rng(s).standard_normal(shape)) for s in seeds])
+    noise = noise.to(device=x.device, dtype=x.dtype)
+    level = rms(x) / rms(noise).clamp_min(1e-12) * torch.as_tensor(
+        [10.0 ** (-s / 20.0) for s in snr_db], dtype=x.dtype, device=x.device)
+    return x + noise * level[:, None, None]
+
+
+def shift(x: torch.Tensor, samples: Sequence[int]) -> torch.Tensor:
+    """Delay (positive) or advance (negative) each item, zero-filled, length kept."""
+    return torch.stack([place(item, int(s), x.shape[-1]) for item, s in zip(x, samples)])
+
+
+def speed(x: torch.Tensor, factors: Sequence[float]) -> torch.Tensor:
+    """Play each item `factor` times faster (pitch moves with it), band-limited, length kept.
+
+    Resampling is by FFT (spectrum cut or zero-padded) after padding the clip with a
+    quarter of its length of zeros, so the circular wrap falls in silence; the result
+    is cut or zero-padded at the end to T samples.
+    """
+    n = x.shape[-1]
+    pad = n // 4
+    out = []
+    for item, f in zip(x, factors):
+        total = n + pad
+        m = max(1, int(round(total / float(f))))
+        spec = torch.fft.rfft(torch.nn.functional.pad(item, (0, pad)), dim=-1)
+        bins = m // 2 + 1
+        spec = spec[..., :bins] if spec.shape[-1] >= bins else torch.nn.functional.pad(spec, (0, bins - spec.shape[-1]))
+        y = torch.fft.irfft(spec, n=m, dim=-1) * (m / total)
+        out.append(place(y, 0, n))
+    return torch.stack(out)
+
+
+def channel_swap(x: torch.Tensor, sources: Sequence[Sequence[int]], signs: Sequence[Sequence[float]]) -> torch.Tensor:
+    """out[b, i] = signs[b][i] * x[b, sources[b][i]]: exact (signed permutations only)."""
+    idx = torch.as_tensor(sources, device=x.device)
+    sgn = torch.as_tensor(signs, dtype=x.dtype, device=x.device)
+    return torch.gather(x, 1, idx[:, :, None].expand(-1, -1, x.shape[-1])) * sgn[:, :, None]
+
+
+def direct_path_index(rir: np.ndarray) -> int:
+    """Sample of the strongest peak over channels: the direct path of a simulated RIR."""
+    return int(np.abs(np.asarray(rir)).max(axis=0).argmax())
+
+
+def convolve_aligned(x: torch.Tensor, rirs: Sequence[torch.Tensor], onsets: Sequence[int]) -> torch.Tensor:
+    """Each item convolved with its RIR (Cr, L), channel by channel, direct path at sample 0.
+
+    A mono item is convolved with every RIR channel (multichannel out, never mixed down);
+    otherwise the item must have Cr channels. Output (B, Cr, T): samples before the direct
+    path are dropped, so the wet signal lines up with the dry one.
+    """
+    n = x.shape[-1]
+    channels = {int(r.shape[0]) for r in rirs}
+    if len(channels) != 1:
+        raise ValueError(f"RIRs in one batch must have one channel count; got {sorted(channels)}")
+    cr = channels.pop()
+    if x.shape[1] not in (1, cr):
+        raise ValueError(f"reverb needs mono audio or audio with the RIR's {cr} channels; got {x.shape[1]}")
+    longest = max(int(r.shape[-1]) for r in rirs)
+    nfft = 1 << math.ceil(math.log2(n + longest - 1))
+    h = torch.stack([torch.nn.functional.pad(r.to(device=x.device, dtype=x.dtype), (0, longest - r.shape[-1]))
+                     for r in rirs])
+    y = torch.fft.irfft(torch.fft.rfft(x, nfft) * torch.fft.rfft(h, nfft), nfft)
+    return torch.stack([y[b, :, int(d):int(d) + n] for b, d in enumerate(onsets)])

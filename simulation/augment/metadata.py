@@ -1,0 +1,153 @@
+"""Metadata of a clip under augmentation: events, frame labels, caption, duration.
+
+A clip's metadata is a dict shaped like a roomtone scenes row without its audio
+(`events`: onset/offset s, azimuth/elevation deg, speed deg/s, level_db, track;
+`labels`: frame labels on a `hop` s grid; `caption`; `label`: sorted class names;
+`duration` s). Every function returns a new dict and touches only the keys present,
+so an event-library row (no events or labels) passes through with its duration.
+Angles follow DCASE: azimuth counter-clockwise from +x in [-180, 180) deg.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, Callable
+
+from ..scenes.labels import frame_labels
+from ..scenes.plan import PlannedEvent, ScenePlan
+from .spatial import azimuth_sign, pattern_angles, rotate_caption
+
+__all__ = ["clip_events", "merge_meta", "rotate_meta", "scale_levels", "speed_meta", "time_shift_meta"]
+
+Meta = dict[str, Any]
+MIX_TEMPLATES = ("{a} and {b}", "{a}, mixed with {b}", "{a}, along with {b}")
+
+
+def _wrap(az: float) -> float:
+    return (az + 180.0) % 360.0 - 180.0
+
+
+def _events_to(meta: Meta, fn: Callable[[dict], dict | None]) -> list[dict]:
+    return [e for e in (fn(dict(ev)) for ev in meta.get("events") or []) if e is not None]
+
+
+def clip_events(events: list[dict], duration: float) -> list[dict]:
+    """Events cut to [0, duration] s; a moving event cut at its start has its onset azimuth moved on."""
+    out = []
+    for ev in events:
+        onset, offset = max(0.0, ev["onset"]), min(duration, ev["offset"])
+        if offset <= onset:
+            continue
+        if onset != ev["onset"] and ev.get("speed"):
+            ev = {**ev, "azimuth": _wrap(ev["azimuth"] + ev["speed"] * (onset - ev["onset"]))}
+        out.append({**ev, "onset": onset, "offset": offset})
+    return out
+
+
+def _finish(meta: Meta, events: list[dict]) -> Meta:
+    meta["events"] = events
+    if isinstance(meta.get("label"), list):
+        meta["label"] = sorted({e["class_name"] for e in events})
+    return meta
+
+
+def _shift_labels(labels: list[dict], frames: int, n_frames: int, track_offset: int = 0) -> list[dict]:
+    return [{**l, "frame": l["frame"] + frames, "track": l["track"] + track_offset} for l in labels
+            if 0 <= l["frame"] + frames < n_frames]
+
+
+def _n_frames(duration: float, hop: float) -> int:
+    return int(math.ceil(round(duration / hop, 6)))
+
+
+def _frames_of(samples: int, rate: int, hop: float) -> int:
+    frames = samples / (rate * hop)
+    if abs(frames - round(frames)) > 1e-9:
+        raise ValueError(f"a time offset of {samples} samples is not a whole number of {hop} s label frames")
+    return int(round(frames))
+
+
+def rotate_meta(meta: Meta, pattern: int) -> Meta:
+    """Every event and frame label direction (and arc speed) mapped by the rotation pattern."""
+    out = copy.deepcopy(meta)
+    sign = azimuth_sign(pattern)
+    for item in out.get("events") or []:
+        az, el = pattern_angles(pattern, item["azimuth"], item["elevation"])
+        item.update(azimuth=float(az), elevation=float(el))
+        if "speed" in item:
+            item["speed"] = sign * item["speed"]
+    for item in out.get("labels") or []:
+        az, el = pattern_angles(pattern, item["azimuth"], item["elevation"])
+        item.update(azimuth=float(az), elevation=float(el))
+    if out.get("caption") and out.get("events") is not None:
+        out["caption"] = rotate_caption(out["caption"], pattern)
+    return out
+
+
+def scale_levels(meta: Meta, gain: float) -> Meta:
+    """Event levels (dB) raised by a linear gain applied to the whole clip."""
+    out = copy.deepcopy(meta)
+    for ev in out.get("events") or []:
+        if "level_db" in ev:
+            ev["level_db"] = ev["level_db"] + 20.0 * math.log10(gain)
+    return out
+
+
+def time_shift_meta(meta: Meta, samples: int, rate: int, hop: float) -> Meta:
+    """Content delayed by `samples` (negative: advanced), clip length kept, events cut at the ends."""
+    out = copy.deepcopy(meta)
+    dt = samples / rate
+    events = clip_events([{**e, "onset": e["onset"] + dt, "offset": e["offset"] + dt}
+                          for e in out.get("events") or []], out["duration"])
+    if "labels" in out:
+        out["labels"] = _shift_labels(out["labels"], _frames_of(samples, rate, hop), _n_frames(out["duration"], hop))
+    return _finish(out, events) if "events" in out else out
+
+
+def speed_meta(meta: Meta, factor: float, hop: float) -> Meta:
+    """Content played `factor` times faster, clip length kept: times / factor, arc speeds * factor.
+
+    Frame labels are recomputed from the rescaled events on the same `hop` grid (the
+    scenes stage's rule: frames round(onset / hop) .. round(offset / hop), positions at
+    frame centres).
+    """
+    out = copy.deepcopy(meta)
+    if "events" not in out:
+        return out
+    events = clip_events([{**e, "onset": e["onset"] / factor, "offset": e["offset"] / factor,
+                           **({"speed": e["speed"] * factor} if "speed" in e else {})}
+                          for e in out["events"]], out["duration"])
+    if "labels" in out:
+        plan = ScenePlan(seed=0, duration=out["duration"], tracks=1, polyphony=1, hop=hop, center=(0.0, 0.0, 0.0),
+                         snr_db=None, noise_seed=0, events=tuple(
+                             PlannedEvent(e["event_id"], e["class_index"], e["class_name"], e["track"], e["onset"],
+                                          e["offset"], e.get("level_db", 0.0), e["azimuth"], e["elevation"],
+                                          e["distance"], e.get("speed", 0.0)) for e in events))
+        out["labels"] = [l.to_dict() for l in frame_labels(plan)]
+    return _finish(out, events)
+
+
+def merge_meta(meta: Meta, partner: Meta, offset: int, rate: int, hop: float, gain_a: float, gain_b: float,
+               template: int) -> Meta:
+    """The mixture's metadata: both parents' events and labels, the partner's shifted by
+    `offset` samples and its tracks renumbered after the first clip's, levels raised by each
+    parent's gain, captions joined with one of `MIX_TEMPLATES`."""
+    if "events" not in meta or "events" not in partner:
+        raise ValueError("mixing needs event metadata on both clips (scenes rows); single-label clips "
+                         "cannot describe a mixture")
+    a, b = scale_levels(meta, gain_a), scale_levels(partner, gain_b)
+    tracks = [e["track"] for e in a["events"]] + [l["track"] for l in a.get("labels") or []]
+    first = max(tracks) + 1 if tracks else 0
+    dt = offset / rate
+    moved = [{**e, "onset": e["onset"] + dt, "offset": e["offset"] + dt, "track": e["track"] + first}
+             for e in b["events"]]
+    out = copy.deepcopy(a)
+    events = a["events"] + clip_events(moved, a["duration"])
+    if "labels" in out:
+        out["labels"] = sorted(a["labels"] + _shift_labels(b.get("labels") or [], _frames_of(offset, rate, hop),
+                                                           _n_frames(a["duration"], hop), first),
+                               key=lambda l: (l["frame"], l["track"]))
+    if a.get("caption") is not None and b.get("caption") is not None:
+        out["caption"] = MIX_TEMPLATES[template].format(a=a["caption"], b=b["caption"])
+    return _finish(out, sorted(events, key=lambda e: (e["onset"], e["track"])))
