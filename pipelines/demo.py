@@ -1,7 +1,7 @@
-"""The end-to-end demo on the embedded defaults; each stage of roomtone extends it.
+"""The end-to-end demo: the pipeline spec ``pipelines/specs/demo.yaml`` on the embedded defaults,
+then a tour of what it made (catalog listing, SQL, a plot, the DCASE export).
 
-Today: a synthetic event library -> spatial RIRs of a few rooms (FOA) -> labelled SELD
-scenes -> DCASE export, all published to the catalog with lineage, plus a plot and SQL.
+``--quick`` shrinks every stage through the same overrides a user passes to ``roomtone run --set``.
 """
 
 from __future__ import annotations
@@ -13,40 +13,32 @@ from catalog.cluster import dashboard_url
 from pipelines.cli.common import console, print_table
 from pipelines.export_dcase import export_dcase
 from pipelines.plots import plot_rir
-from pipelines.stages.rirs import RirsConfig, run_rirs
-from pipelines.stages.scenes import ScenesConfig, run_scenes
-from pipelines.stages.synthetic_events import SyntheticEventsConfig, run_synthetic_events
+from pipelines.spec import plan_spec, read_spec, run_plan
 
-
-def demo_configs(quick: bool) -> tuple[SyntheticEventsConfig, RirsConfig, ScenesConfig]:
-    """Small versions of the defaults: the same code as a cluster run, sized for 2 cores."""
-    events = SyntheticEventsConfig(name="events", per_class=2 if quick else 6, duration=(0.3, 1.5),
-                                   max_shard_bytes=200_000, test_fraction=0.25)
-    rirs = RirsConfig(name="rirs", array="foa", num_rooms=2 if quick else 6, sources_per_room=1 if quick else 4,
-                      room_x=(4.0, 8.0), room_y=(4.0, 8.0), room_z=(2.5, 4.0), rt60=(0.2, 0.4 if quick else 0.8),
-                      test_fraction=0.5 if quick else 0.34, max_shard_bytes=2_000_000)
-    scenes = ScenesConfig(name="scenes", events="events", rirs="rirs", format="foa",
-                          num_scenes=2 if quick else 8, clip_seconds=5.0 if quick else 20.0,
-                          rir_seconds=0.3 if quick else 0.5, test_fraction=0.5 if quick else 0.25,
-                          max_shard_bytes=1_000_000)
-    return events, rirs, scenes
+DEMO_SPEC = Path(__file__).parent / "specs" / "demo.yaml"
+QUICK = ["events.per_class=2", "rirs.num_rooms=2", "rirs.sources_per_room=1", "rirs.rt60=[0.2, 0.4]",
+         "rirs.test_fraction=0.5", "scenes.num_scenes=2", "scenes.clip_seconds=5.0", "scenes.rir_seconds=0.3",
+         "scenes.test_fraction=0.5"]
 
 
 def run_demo(catalog: Catalog, *, quick: bool = False) -> None:
     console.rule("[bold]roomtone demo")
-    console.print(f"data and catalog under {catalog.config.root}")
-    events_cfg, rirs_cfg, scenes_cfg = demo_configs(quick)
-    events = run_synthetic_events(events_cfg, catalog)
-    if dashboard_url():
-        console.print(f"Ray dashboard (while this process runs): {dashboard_url()}")
-    console.print(f"published [bold]{events.name}@v{events.version}[/]: {events.stats['rows']} synthetic events "
-                  f"in {len(events.stats['class_counts'])} classes")
-    rirs = run_rirs(rirs_cfg, catalog)
-    console.print(f"published [bold]{rirs.name}@v{rirs.version}[/]: {rirs.stats['rows']} spatial RIRs "
-                  f"({rirs_cfg.array} array) from {rirs_cfg.num_rooms} rooms")
-    scenes = run_scenes(scenes_cfg, catalog)
-    console.print(f"published [bold]{scenes.name}@v{scenes.version}[/]: {scenes.stats['rows']} labelled "
-                  f"{scenes_cfg.format.upper()} scenes, {scenes.stats['audio_seconds']:.0f} s of audio")
+    console.print(f"data and catalog under {catalog.config.root}; spec {DEMO_SPEC}")
+    plan = plan_spec(read_spec(DEMO_SPEC), where=str(DEMO_SPEC), overrides=QUICK if quick else [])
+
+    first = []
+
+    def announce(result) -> None:
+        first.append(result)
+        snap = result.snapshot
+        note = " (reused: unchanged config and inputs)" if result.reused else ""
+        console.print(f"{result.stage}: [bold]{snap.name}@v{snap.version}[/] {snap.stats['rows']} rows, "
+                      f"{snap.stats.get('audio_seconds', 0):.0f} s of audio{note}", highlight=False)
+        if dashboard_url() and result is first[0]:
+            console.print(f"Ray dashboard (while this process runs): {dashboard_url()}")
+
+    results = {r.stage: r.snapshot for r in run_plan(plan, catalog, on_stage=announce)}
+    rirs, scenes = results["rirs"], results["scenes"]
     root = Path(catalog.config.root) if not catalog.config.root_location.is_s3 else Path("roomtone-demo")
     plot = plot_rir(catalog.arrow_dataset(rirs.ref).head(1).to_pylist()[0], root / "plots" / "rir.png")
     exported = export_dcase(catalog, scenes.ref, root / "dcase")

@@ -9,6 +9,7 @@ GPU in the cluster (the CUDA context is made once per actor); otherwise CPU task
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
@@ -19,6 +20,7 @@ from catalog import Catalog, DatasetRun, Snapshot, plan_num_shards, write_shard
 from catalog.cluster import connect
 from catalog.errors import RoomtoneError
 from catalog.shards import shard_relpath
+from pipelines import metrics
 
 
 @dataclass(frozen=True)
@@ -57,17 +59,28 @@ def holdout(ids: list, test_fraction: float) -> dict[str, list]:
     return {"train": ids[n_test:], "test": ids[:n_test]} if n_test else {"train": ids}
 
 
-def write_task(location_uri: str, features, task: ShardTask, make_rows, writer_options: dict) -> int:
-    """Write one shard; any failure comes back as one message naming the shard."""
+def write_task(location_uri: str, features, task: ShardTask, make_rows, writer_options: dict,
+               tags: dict[str, str]) -> int:
+    """Write one shard and record its metrics; any failure comes back as one message naming the shard."""
     from catalog import Location
 
+    start = time.perf_counter()
     try:
-        return write_shard(Location(location_uri), features, make_rows(task), **writer_options).rows
+        with metrics.shard_scope(tags):
+            stats = write_shard(Location(location_uri), features, make_rows(task), **writer_options)
     except RoomtoneError:
         raise
     except Exception as exc:  # noqa: BLE001 - re-raised with the shard named, cause chained
         raise RoomtoneError(f"shard {task.relpath} failed: {type(exc).__name__}: {exc}",
                             "fix the cause and re-run: finished shards are kept and skipped") from exc
+    seconds = time.perf_counter() - start
+    for name, value in (("items", stats.rows), ("audio_seconds", stats.audio_seconds),
+                        ("bytes_written", stats.bytes), ("shards", 1)):
+        metrics.add(name, value, tags)
+    metrics.observe_latency(seconds, tags)
+    metrics.log.info("run %s stage %s: wrote %s (%d rows, %.1f s)", tags["run"], tags["stage"], task.relpath,
+                     stats.rows, seconds)
+    return stats.rows
 
 
 class _GpuWriter:
@@ -102,7 +115,9 @@ def run_sharded(catalog: Catalog, run: DatasetRun, tasks: list[ShardTask],
     run.ray_job_id = run.ray_job_id or ray.get_runtime_context().get_job_id()
     done = run.finished_shards()
     todo = [t for t in tasks if t.relpath not in done]
-    args = [(run.location.join(t.relpath).uri, run.features, t, make_rows, writer_options or {}) for t in todo]
+    tags = metrics.tags_for(run.name, run.run_id)
+    args = [(run.location.join(t.relpath).uri, run.features, t, make_rows, writer_options or {}, tags)
+            for t in todo]
     gpus = int(resources.get("GPU", 0)) if use_gpus else 0
     if gpus:
         actors = [ray.remote(num_gpus=1, num_cpus=1)(_GpuWriter).remote() for _ in range(min(gpus, len(todo)))]

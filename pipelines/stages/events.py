@@ -48,6 +48,7 @@ from catalog import Catalog, DatasetRef, Snapshot, audio_cell, encode_flac, vali
 from catalog.cluster import connect
 from catalog.errors import RoomtoneError
 from catalog.shards import DEFAULT_SHARD_BYTES
+from pipelines import metrics
 from pipelines.seeding import item_rng
 from pipelines.sharded import ShardTask, plan_shards, run_sharded
 
@@ -527,6 +528,7 @@ def run_ingest_events(cfg: EventsConfig, catalog: Catalog, *, address: str | Non
     qrun = catalog.create_run(quarantine_name(cfg.name), cfg, QUARANTINE_FEATURES, inputs=[snap.ref])
     write_shard(qrun.shard("train", 0, 1), QUARANTINE_FEATURES, sorted(skipped, key=lambda q: q["source_file"]))
     catalog.publish(qrun)
+    metrics.add("quarantined", len(skipped), metrics.tags_for(cfg.name, run.run_id))
     return snap
 
 

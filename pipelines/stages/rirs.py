@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from catalog import Catalog, Snapshot
 from catalog.shards import DEFAULT_SHARD_BYTES
+from pipelines import metrics
 from pipelines.seeding import item_rng, item_seed
 from pipelines.sharded import ShardTask, holdout, plan_shards, run_sharded
 
@@ -186,7 +187,9 @@ def make_rows(cfg: RirsConfig, task: ShardTask):
 
     device = "cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu"
     for room_id in task.items:
-        yield from simulate_room(cfg, room_id, device)
+        rows = simulate_room(cfg, room_id, device)
+        metrics.add("rirs", len(rows))
+        yield from rows
 
 
 def check_before_work(cfg: RirsConfig) -> None:

@@ -1,0 +1,250 @@
+"""A pipeline spec: one YAML file describing a DAG of stages and the datasets between them.
+
+```yaml
+name: nightly
+seed: 0                      # default seed of every stage that has one
+stages:
+  rooms:  {kind: rirs, array: foa, num_rooms: 100}
+  events: {kind: synthetic_events, per_class: 20}
+  scenes: {kind: scenes, events: events, rirs: rooms, num_scenes: 1000}
+```
+
+Each stage is ``kind`` plus the fields of that kind's config; its output dataset is named
+after the stage unless ``name`` says otherwise. A stage's input fields (``events``,
+``rirs``, ...) name another stage's output (an edge of the DAG) or an existing catalog
+dataset, optionally pinned ``NAME@vN``. The whole spec is validated, and every external
+input looked up, before any stage runs. A stage whose config and pinned inputs match the
+dataset's current snapshot reuses it: the catalog keys every run by that hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+from rich.console import Console
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from catalog import Catalog, Snapshot
+from catalog.errors import NotFoundError, RoomtoneError
+from pipelines import metrics
+from pipelines.configs import describe_validation_error
+
+
+@dataclass(frozen=True)
+class StageKind:
+    """How to run one kind of stage: its config model, which fields name input datasets, and the job."""
+
+    config: Callable[[], type[BaseModel]]
+    inputs: tuple[str, ...]
+    run: Callable[[], Callable[..., Snapshot]]
+    help: str
+
+
+def _lazy(module: str, attr: str) -> Callable[[], Any]:
+    def load():
+        import importlib
+
+        return getattr(importlib.import_module(module), attr)
+    return load
+
+
+STAGE_KINDS: dict[str, StageKind] = {
+    "synthetic_events": StageKind(_lazy("pipelines.stages.synthetic_events", "SyntheticEventsConfig"), (),
+                                  _lazy("pipelines.stages.synthetic_events", "run_synthetic_events"),
+                                  "procedural labelled event library (no inputs)"),
+    "events": StageKind(_lazy("pipelines.stages.events", "EventsConfig"), ("catalog_dataset",),
+                        _lazy("pipelines.stages.events", "run_ingest_events"),
+                        "ingest an event library from a folder, HF dataset or catalog dataset"),
+    "rirs": StageKind(_lazy("pipelines.stages.rirs", "RirsConfig"), (),
+                      _lazy("pipelines.stages.rirs", "run_rirs"), "spatial RIRs of sampled rooms"),
+    "scenes": StageKind(_lazy("pipelines.stages.scenes", "ScenesConfig"), ("events", "rirs"),
+                        _lazy("pipelines.stages.scenes", "run_scenes"), "labelled SELD scenes"),
+}
+
+
+class PipelineSpec(BaseModel):
+    """The file format; stage bodies are checked against their kind's config in :func:`load_spec`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    seed: int | None = Field(None, ge=0, description="default seed of every stage whose config has one")
+    stages: dict[str, dict[str, Any]] = Field(min_length=1)
+
+    @field_validator("stages")
+    @classmethod
+    def _kinds(cls, stages: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for key, body in stages.items():
+            if not isinstance(body, dict) or "kind" not in body:
+                raise ValueError(f"stage {key!r} needs a `kind:` ({', '.join(STAGE_KINDS)})")
+            if body["kind"] not in STAGE_KINDS:
+                raise ValueError(f"stage {key!r} has unknown kind {body['kind']!r}; "
+                                 f"known kinds: {', '.join(STAGE_KINDS)}")
+        return stages
+
+
+@dataclass
+class Stage:
+    key: str
+    kind: str
+    config: BaseModel
+    needs: tuple[str, ...]  # stage keys whose outputs this stage reads
+
+    @property
+    def output(self) -> str:
+        return self.config.name
+
+
+@dataclass
+class Plan:
+    spec: PipelineSpec
+    stages: list[Stage]  # in an order where every stage follows the ones it needs
+
+    @property
+    def digest(self) -> str:
+        """Hash of the validated spec: the same work gives the same digest whatever the YAML layout."""
+        body = {"name": self.spec.name, "stages": {s.key: [s.kind, s.config.model_dump(mode="json")]
+                                                   for s in self.stages}}
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass
+class StageResult:
+    stage: str
+    kind: str
+    snapshot: Snapshot
+    reused: bool
+    seconds: float
+
+
+def read_spec(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise RoomtoneError(f"spec file {path} does not exist", "give the path of a pipeline spec YAML")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise RoomtoneError(f"spec file {path} is not valid YAML: {str(exc).splitlines()[0]}",
+                            "fix the YAML syntax") from None
+    if not isinstance(data, dict):
+        raise RoomtoneError(f"spec file {path} must hold a mapping with name and stages",
+                            "see pipelines/specs/demo.yaml for the layout")
+    return data
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """``STAGE.FIELD=VALUE`` (the value read as YAML) or ``seed=N`` on top of a spec mapping."""
+    data = {**data, "stages": {k: dict(v) if isinstance(v, dict) else v for k, v in data.get("stages", {}).items()}}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise RoomtoneError(f"override {item!r} has no '='", "write STAGE.FIELD=VALUE, e.g. scenes.num_scenes=4")
+        value = yaml.safe_load(raw)
+        if "." not in key:
+            data[key] = value
+            continue
+        stage, field = key.split(".", 1)
+        if stage not in data["stages"]:
+            raise RoomtoneError(f"override {item!r} names no stage of the spec",
+                                f"stages are: {', '.join(data['stages'])}")
+        data["stages"][stage][field] = value
+    return data
+
+
+def plan_spec(data: dict, *, where: str = "spec", overrides: list[str] = ()) -> Plan:
+    """Validate every stage's config and order the DAG; no catalog access, no work."""
+    data = apply_overrides(data, list(overrides))
+    try:
+        spec = PipelineSpec.model_validate(data)
+    except ValidationError as exc:
+        raise describe_validation_error(exc, where) from None
+    stages: dict[str, Stage] = {}
+    for key, body in spec.stages.items():
+        kind = STAGE_KINDS[body["kind"]]
+        model = kind.config()
+        values = {"name": key, **{k: v for k, v in body.items() if k != "kind"}}
+        if spec.seed is not None and "seed" in model.model_fields:
+            values.setdefault("seed", spec.seed)
+        try:
+            config = model.model_validate(values)
+        except ValidationError as exc:
+            raise describe_validation_error(exc, f"stage {key!r} ({body['kind']}) of {where}") from None
+        stages[key] = Stage(key, body["kind"], config, ())
+    producers = {s.output: key for key, s in stages.items()}
+    if len(producers) != len(stages):
+        dupes = sorted({s.output for s in stages.values() if sum(t.output == s.output for t in stages.values()) > 1})
+        raise RoomtoneError(f"two stages of {where} write the same dataset {dupes}",
+                            "give each stage its own `name`")
+    for stage in stages.values():
+        refs = [getattr(stage.config, f) for f in STAGE_KINDS[stage.kind].inputs]
+        stage.needs = tuple(producers[r] for r in refs if r and "@" not in r and r in producers)
+    return Plan(spec, _topological(stages, where))
+
+
+def _topological(stages: dict[str, Stage], where: str) -> list[Stage]:
+    order, done, visiting = [], set(), []
+
+    def visit(key: str) -> None:
+        if key in done:
+            return
+        if key in visiting:
+            cycle = visiting[visiting.index(key):] + [key]
+            raise RoomtoneError(f"the stages of {where} form a cycle: {' -> '.join(cycle)}",
+                                "a stage cannot read, directly or through others, the dataset it writes")
+        visiting.append(key)
+        for need in stages[key].needs:
+            visit(need)
+        visiting.pop()
+        done.add(key)
+        order.append(stages[key])
+
+    for key in stages:
+        visit(key)
+    return order
+
+
+def check_external_inputs(plan: Plan, catalog: Catalog) -> None:
+    """Every input no stage of the spec makes must already be in the catalog (before anything runs)."""
+    made = {s.output for s in plan.stages}
+    for stage in plan.stages:
+        for field in STAGE_KINDS[stage.kind].inputs:
+            ref = getattr(stage.config, field)
+            if not ref or ref in made:
+                continue
+            try:
+                catalog.show(ref)
+            except NotFoundError as exc:
+                raise RoomtoneError(f"stage {stage.key!r} field {field!r}: {exc.problem}",
+                                    f"add a stage that makes {ref.split('@')[0]!r}, or name an existing dataset "
+                                    "(roomtone catalog ls)") from None
+
+
+def run_plan(plan: Plan, catalog: Catalog, *, address: str | None = None, show_progress: bool = True,
+             on_stage: Callable[[StageResult], None] | None = None) -> list[StageResult]:
+    """Run the stages in order on one Ray cluster; a stage with unchanged config and inputs is reused."""
+    check_external_inputs(plan, catalog)
+    os.environ[metrics.PIPELINE_ENV] = plan.spec.name
+    results, console = [], Console(stderr=True)
+    for i, stage in enumerate(plan.stages, 1):
+        if show_progress:
+            console.rule(f"[{i}/{len(plan.stages)}] {stage.key} ({stage.kind})")
+        before = catalog.show(stage.output).snapshot_id if catalog.exists(stage.output) else None
+        start = time.perf_counter()
+        try:
+            snap = STAGE_KINDS[stage.kind].run()(stage.config, catalog, address=address,
+                                                 show_progress=show_progress)
+        except RoomtoneError as exc:
+            raise RoomtoneError(f"stage {stage.key!r} ({stage.kind}) failed: {exc.problem}", exc.fix) from exc
+        result = StageResult(stage.key, stage.kind, snap, snap.snapshot_id == before, time.perf_counter() - start)
+        results.append(result)
+        if on_stage:
+            on_stage(result)
+    return results
