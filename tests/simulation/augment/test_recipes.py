@@ -1,0 +1,194 @@
+"""Recipes: mixing SNR as recorded, bit-exact replay, metadata kept true, batched == per item."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from simulation import Room
+from simulation.augment import (BatchAugment, Context, Gain, Mix, Noise, Recipe, Resources, Reverb, Rotate, Shift,
+                                Spec, Speed, apply_recipe, apply_recipe_batch, apply_recipe_meta, draw_recipe)
+from simulation.scenes import Box, LibraryItem, PlanConfig, caption, frame_labels, plan_scene
+
+FS = 8_000
+SPECS = [Spec.from_dict(d) for d in ({"name": "mix", "p": 0.7}, {"name": "rotate", "p": 0.7}, {"name": "gain"},
+                                     {"name": "noise", "p": 0.5}, {"name": "shift", "p": 0.5},
+                                     {"name": "speed", "p": 0.5})]
+
+
+def scene_meta(seed: int, duration: float = 4.0) -> dict:
+    """A scenes row's metadata (no audio) from a real scene plan."""
+    library = [LibraryItem(f"item-{i}", i, name, 1.0) for i, name in enumerate(["dog", "bell", "siren"])]
+    plan = plan_scene(seed, library, (3.0, 3.0, 1.5), Box((0.5, 0.5, 0.5), (5.5, 5.5, 2.5)),
+                      PlanConfig(duration=duration, events_per_minute=60.0))
+    return {"id": f"scene-{seed}", "duration": duration, "format": "foa", "num_channels": 4,
+            "caption": caption(plan, Room((6.0, 6.0, 3.0), (0.8,) * 6)),
+            "label": sorted({e.class_name for e in plan.events}),
+            "labels": [l.to_dict() for l in frame_labels(plan)],
+            "events": [{"event_id": e.item_id, "class_name": e.class_name, "class_index": e.class_index,
+                        "track": e.track, "onset": e.onset, "offset": e.offset, "level_db": e.level_db,
+                        "azimuth": e.azimuth, "elevation": e.elevation, "distance": e.distance,
+                        "speed": e.speed, "moving": e.moving} for e in plan.events]}
+
+
+def audio(seed: int, channels: int = 4, seconds: float = 4.0) -> torch.Tensor:
+    return torch.from_numpy(np.random.default_rng(seed).standard_normal((channels, int(seconds * FS))) * 0.1)
+
+
+def pool(n: int = 4, channels: int = 4):
+    ids = [f"scene-{i}" for i in range(n)]
+    return ids, {i: audio(k, channels) for k, i in enumerate(ids)}, {i: scene_meta(k) for k, i in enumerate(ids)}
+
+
+@pytest.mark.parametrize("channels", [1, 4])
+@pytest.mark.parametrize("seed", range(6))
+def test_mix_snr_of_the_scaled_parents_equals_the_recorded_snr(channels, seed):
+    a, b = audio(100 + seed, channels, 3.0), audio(200 + seed, channels, 2.0) * (1 + seed)
+    ctx = Context("a", a.shape[-1], FS, hop=0.1, partners=[("a", a.shape[-1]), ("b", b.shape[-1])])
+    step = Mix.draw(np.random.default_rng(seed), ctx, snr_db=(-5.0, 5.0))
+    assert step.partner_id == "b" and step.offset % 800 == 0
+    assert isinstance(step.snr_db, float) and step.snr_db != round(step.snr_db)
+    out, _, done = apply_recipe(Recipe("a", ("a", "b"), 0, 0, (step,)), a, FS, res=Resources(partners={"b": b}))
+    mixed = done.steps[0]
+    placed = torch.zeros_like(a)
+    lo, hi = max(0, step.offset), min(a.shape[-1], step.offset + b.shape[-1])
+    placed[:, lo:hi] = b[:, lo - step.offset:hi - step.offset]
+    assert hi - lo >= 0.5 * min(a.shape[-1], b.shape[-1])  # at least 50 % overlap
+    snr = 10 * math.log10(float((mixed.gain_a * a).pow(2).sum() / (mixed.gain_b * placed).pow(2).sum()))
+    assert abs(snr - step.snr_db) < 0.1
+    torch.testing.assert_close(out, mixed.gain_a * a + mixed.gain_b * placed, rtol=0, atol=1e-12)
+    level = 20 * math.log10(float(out.pow(2).mean().sqrt()))
+    assert level == pytest.approx(step.mix_rms_db, abs=1e-6) or out.abs().max() == pytest.approx(0.99)
+
+
+def test_mixing_clips_of_different_channel_counts_is_refused():
+    step = Mix("b", 0.0, 0, -20.0)
+    with pytest.raises(ValueError, match="mix clips of one format"):
+        apply_recipe(Recipe("a", ("a", "b"), 0, 0, (step,)), audio(0, 4), FS, res=Resources(partners={"b": audio(1, 1)}))
+
+
+def test_mixed_metadata_holds_both_parents_shifted_with_disjoint_tracks():
+    ids, audios, metas = pool(2)
+    step = Mix("scene-1", 2.0, 8 * 800, -20.0, template=1)
+    out, meta, done = apply_recipe(Recipe("m", ("scene-0", "scene-1"), 0, 0, (step,)), audios["scene-0"], FS,
+                                   metas["scene-0"], Resources(audios, metas))
+    a, b = metas["scene-0"], metas["scene-1"]
+    first = 1 + max(e["track"] for e in a["events"])
+    moved = [e for e in meta["events"] if e["track"] >= first]
+    assert {e["track"] for e in meta["events"]} >= {e["track"] for e in a["events"]}
+    assert len(meta["events"]) == len(a["events"]) + len([e for e in b["events"] if e["onset"] + 0.8 < 4.0])
+    for e in moved:
+        src = next(s for s in b["events"] if s["event_id"] == e["event_id"] and s["track"] == e["track"] - first
+                   and math.isclose(s["onset"] + 0.8, e["onset"]))
+        assert e["offset"] == min(4.0, src["offset"] + 0.8)
+        assert e["level_db"] == pytest.approx(src["level_db"] + 20 * math.log10(done.steps[0].gain_b))
+    assert all(0 <= l["frame"] < 40 for l in meta["labels"])
+    assert len([l for l in meta["labels"] if l["track"] >= first]) == \
+        len([l for l in b["labels"] if l["frame"] + 8 < 40])
+    assert meta["caption"] == f"{a['caption']}, mixed with {b['caption']}"
+    assert meta["label"] == sorted({e["class_name"] for e in meta["events"]})
+    assert apply_recipe_meta(done, a, FS, partner_meta=metas) == meta  # metadata alone, from the stored recipe
+    with pytest.raises(ValueError, match="no gains yet"):
+        apply_recipe_meta(Recipe("m", ("scene-0", "scene-1"), 0, 0, (step,)), a, FS, partner_meta=metas)
+
+
+def test_shift_and_speed_rescale_events_and_labels():
+    meta = scene_meta(3)
+    shifted = apply_recipe_meta(Recipe("s", ("s",), 0, 0, (Shift(-2 * 800),)), meta, FS)
+    assert all(l["frame"] >= 0 for l in shifted["labels"])
+    assert len(shifted["labels"]) == len([l for l in meta["labels"] if l["frame"] >= 2])
+    fast = apply_recipe_meta(Recipe("s", ("s",), 0, 0, (Speed(1.25),)), meta, FS)
+    for e in fast["events"]:
+        src = next(s for s in meta["events"] if s["event_id"] == e["event_id"] and s["track"] == e["track"]
+                   and math.isclose(s["onset"] / 1.25, e["onset"]))
+        assert e["offset"] == pytest.approx(src["offset"] / 1.25) and e["speed"] == pytest.approx(src["speed"] * 1.25)
+    assert len(fast["labels"]) == sum(round(e["offset"] / 0.1) - round(e["onset"] / 0.1) for e in fast["events"])
+    with pytest.raises(ValueError, match="whole number of 0.1 s label frames"):
+        apply_recipe_meta(Recipe("s", ("s",), 0, 0, (Shift(100),)), meta, FS)
+
+
+def test_speed_moves_a_tone_and_its_timing():
+    t = np.arange(FS) / FS
+    tone = torch.from_numpy(np.sin(2 * np.pi * 500 * t) * (t < 0.5))[None]
+    out, _, _ = apply_recipe(Recipe("s", ("s",), 0, 0, (Speed(1.25),)), tone, FS)
+    spectrum = np.abs(np.fft.rfft(out[0].numpy()))
+    assert np.argmax(spectrum) * FS / len(out[0]) == pytest.approx(625, abs=2)
+    energy = out[0].numpy() ** 2
+    assert energy[int(0.42 * FS):].sum() < 1e-3 * energy.sum()  # the tone now ends at 0.4 s
+
+
+def test_reverb_keeps_channels_and_aligns_on_the_direct_path():
+    rir = torch.zeros(4, 400, dtype=torch.float64)
+    rir[:, 50] = torch.tensor([1.0, 0.5, -0.5, 0.25])
+    rir[:, 200] = 0.3
+    dry = torch.zeros(1, FS, dtype=torch.float64)
+    dry[0, 1000] = 1.0
+    out, _, done = apply_recipe(Recipe("r", ("r",), 0, 0, (Reverb("h"),)), dry, FS, res=Resources(rirs={"h": rir}))
+    assert out.shape == (4, FS) and done.steps[0].onset == 50
+    peak = out.abs().max(dim=0).values
+    assert int(peak.argmax()) == 1000  # the direct path lands where the dry impulse was
+    torch.testing.assert_close(out[:, 1150] / out[:, 1000], 0.3 / rir[:, 50])
+    assert float(out.pow(2).mean().sqrt()) == pytest.approx(float(dry.pow(2).mean().sqrt()))
+    with pytest.raises(ValueError, match="mono audio or audio with the RIR's 4 channels"):
+        apply_recipe(Recipe("r", ("r",), 0, 0, (Reverb("h"),)), torch.zeros(2, 100), FS, res=Resources(rirs={"h": rir}))
+
+
+def test_replaying_a_stored_recipe_is_bit_exact():
+    ids, audios, metas = pool()
+    rng = np.random.default_rng(7)
+    for i in ids:
+        ctx = Context(i, audios[i].shape[-1], FS, "foa", 0.1, [(k, v.shape[-1]) for k, v in audios.items()])
+        recipe = draw_recipe(SPECS, rng, ctx, parent_id=i, seed=7, epoch=0)
+        out, meta, done = apply_recipe(recipe, audios[i], FS, metas[i], Resources(audios, metas))
+        again, meta2, _ = apply_recipe(Recipe.from_json(done.to_json()), audios[i], FS, metas[i],
+                                       Resources(audios, metas))
+        assert torch.equal(out, again) and meta == meta2
+
+
+def test_batched_path_agrees_with_per_item_and_ignores_batch_composition(device):
+    ids, audios, metas = pool(6)
+    rirs = {"h": torch.from_numpy(np.random.default_rng(3).standard_normal((4, 300)) * np.exp(-np.arange(300) / 50))}
+    specs = [{"name": "mix", "p": 0.6}, {"name": "rotate", "p": 0.6}, {"name": "reverb", "p": 0.5},
+             {"name": "noise", "p": 0.6}, {"name": "gain"}, {"name": "shift", "p": 0.5}, {"name": "speed", "p": 0.5}]
+    module = BatchAugment(specs, FS, fmt="foa", hop=0.1, pool=audios, rirs=rirs, seed=5)
+    rngs = lambda names: [np.random.default_rng([5, 0, int(n.split('-')[1])]) for n in names]  # noqa: E731
+    x = torch.stack([audios[i] for i in ids]).to(device)
+    y, recipes = module(x, ids, rngs(ids))
+    assert len({r.to_json() for r in recipes}) == len(ids) and any(len(r.steps) > 2 for r in recipes)
+    for i, name in enumerate(ids):
+        alone, _, done = apply_recipe(recipes[i], audios[name], FS, None, module.resources)
+        assert done == recipes[i]
+        torch.testing.assert_close(y[i].cpu(), alone, rtol=1e-9, atol=1e-9)
+    part = ids[3:1:-1]
+    y2, recipes2 = module(torch.stack([audios[i] for i in part]).to(device), part, rngs(part))
+    assert [r.to_json() for r in recipes2] == [recipes[3].to_json(), recipes[2].to_json()]
+    torch.testing.assert_close(y2, y[[3, 2]], rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"name": "echo"}, "unknown augmentation 'echo'"),
+    ({"name": "mix", "snr_db": [5, -5]}, r"mix.snr_db must be a range \[min, max\] with min <= max"),
+    ({"name": "gain", "level": 3}, r"gain has no parameter\(s\) \['level'\]"),
+    ({"name": "noise", "p": 1.5}, "p must be a probability"),
+    ({"name": "rotate", "patterns": [16]}, "patterns must be a non-empty list"),
+])
+def test_bad_specs_are_refused(spec, message):
+    with pytest.raises(ValueError, match=message):
+        Spec.from_dict(spec)
+
+
+def test_rotation_of_a_mono_clip_is_refused():
+    with pytest.raises(ValueError, match="rotation needs 'foa' or 'mic' clips"):
+        draw_recipe([Spec("rotate")], np.random.default_rng(0), Context("a", 10, FS), parent_id="a", seed=0, epoch=0)
+    with pytest.raises(ValueError, match="rotation needs 4-channel"):
+        apply_recipe(Recipe("a", ("a",), 0, 0, (Rotate(1, "foa"),)), torch.zeros(1, 10), FS)
+
+
+def test_gain_and_noise_levels():
+    x = audio(9)
+    out, meta, _ = apply_recipe(Recipe("a", ("a",), 0, 0, (Gain(-6.0),)), x, FS, scene_meta(0))
+    torch.testing.assert_close(out, x * 10 ** (-6 / 20))
+    assert [e["level_db"] for e in meta["events"]] == pytest.approx([e["level_db"] - 6 for e in scene_meta(0)["events"]])
+    noisy, _, _ = apply_recipe(Recipe("a", ("a",), 0, 0, (Noise(20.0, 1),)), x, FS)
+    assert 10 * math.log10(float(x.pow(2).mean() / (noisy - x).pow(2).mean())) == pytest.approx(20.0, abs=1e-9)
