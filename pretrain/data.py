@@ -1,0 +1,241 @@
+"""Stream a catalog snapshot into training: Ray Data reads, decodes, crops and featurises.
+
+The driver resolves the snapshot once (`open_source`): its split's Parquet files with row
+counts, the columns a method needs (checked before anything starts) and a digest of the
+file manifest for lineage. Each training rank then streams only its own *lanes* (whole
+files, or row ranges of files when there are fewer files than ranks), so no worker reads
+another's rows and nothing is materialised: a Ray Data pipeline of file segments ->
+decode FLAC + crop (CPU tasks) -> batched features (CPU tasks) -> `iter_torch_batches`.
+
+The stream position is a row count, so a run resumed at step s starts exactly at row
+s * rows-per-step; crop offsets derive from (seed, item id, epoch) and lane order from
+(seed, rank, epoch), so batches never depend on timing or on which task ran where.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+import torch
+
+from catalog import Catalog, Location, decode_audio
+from catalog.errors import RoomtoneError
+
+NEEDED_COLUMNS = {"ssast": ("audio",), "beats": ("audio",), "tagging": ("audio", "label"),
+                  "seld": ("audio", "labels", "format")}
+SELD_RATE = 24_000  # PSELDNets' FOA rate; seld_features' 10 ms hop assumes it
+LABEL_HOP_S = 0.1
+
+
+def derive_seed(seed: int, *parts) -> int:
+    """A 63-bit seed from (seed, parts...); the same recipe as ``pipelines.seeding.item_seed``,
+    which pretrain may not import."""
+    text = ":".join([str(int(seed)), *map(str, parts)])
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1
+
+
+@dataclass(frozen=True)
+class Source:
+    """One split of a pinned snapshot: what every rank needs to find its rows."""
+
+    ref: str                                   # name@snapshot-id
+    split: str
+    files: tuple[tuple[str, int], ...]         # (uri, rows), sorted by uri
+    digest: str                                # sha256 of the snapshot id and file manifest
+    classes: tuple[str, ...]
+    info: dict
+
+    @property
+    def rows(self) -> int:
+        return sum(n for _, n in self.files)
+
+    @property
+    def name(self) -> str:
+        return self.ref.split("@")[0]
+
+
+def open_source(catalog: Catalog, ref: str, split: str, family: str) -> Source:
+    """Resolve ``ref`` and check it can feed ``family`` (ssast, beats, tagging, seld), before any work."""
+    snap = catalog.show(ref)  # NotFoundError names the known snapshots
+    columns = set(snap.features)
+    missing = [c for c in NEEDED_COLUMNS[family] if c not in columns]
+    if missing:
+        raise RoomtoneError(f"{snap.ref} has no column {', '.join(map(repr, missing))}, which {family} training needs"
+                            f" (it has: {', '.join(sorted(columns))})",
+                            "use an events dataset (audio, label) or a scenes dataset (audio, labels, format)")
+    files = [f for f in catalog.files(snap.ref) if f.split == split and f.rows > 0]
+    if not files:
+        splits = sorted({f.split for f in catalog.files(snap.ref)})
+        raise RoomtoneError(f"{snap.ref} has no rows in split {split!r}", f"splits: {', '.join(splits) or 'none'}")
+    classes = tuple(snap.info.get("classes") or sorted(snap.stats.get("class_counts", {})))
+    if family in ("tagging", "seld") and not classes:
+        raise RoomtoneError(f"{snap.ref} records no class map", "publish it with info.classes or class counts")
+    manifest = {"snapshot": snap.ref, "files": [(f.uri, f.rows, f.bytes) for f in files]}
+    digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+    return Source(snap.ref, split, tuple((f.uri, f.rows) for f in files), digest, classes, snap.info)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How one row becomes a model input: crop length, rate, features and target."""
+
+    family: str
+    clip_seconds: float
+    sample_rate: int
+    seed: int
+    classes: tuple[str, ...] = ()
+    random_crop: bool = True
+
+    @property
+    def rate(self) -> int:
+        return SELD_RATE if self.family == "seld" else self.sample_rate
+
+    @property
+    def frames(self) -> int:
+        """Fbank frames of one crop (10 ms hop), the length models are built for."""
+        return int(round(self.clip_seconds * 100))
+
+    def preset(self):
+        from pretrain.features import PRESETS
+
+        return PRESETS["beats" if self.family == "beats" else "ssast"].with_(target_frames=self.frames)
+
+
+# -- which rows each rank reads ------------------------------------------------------------
+
+Lane = tuple[str, int, int]  # (uri, first row, end row)
+
+
+def lanes_for_rank(source: Source, rank: int, world: int) -> list[Lane]:
+    """Whole files round-robin over ranks; with fewer files than ranks, each file in ``world`` row ranges."""
+    if len(source.files) >= world:
+        return [(uri, 0, n) for uri, n in source.files[rank::world]]
+    lanes = [(uri, n * i // world, n * (i + 1) // world) for uri, n in source.files for i in range(world)]
+    return [lane for lane in lanes[rank::world] if lane[2] > lane[1]]
+
+
+def plan_segments(lanes: list[Lane], seed: int, rank: int, start_row: int, num_rows: int) -> list[dict]:
+    """The rank's endless stream (epochs of its lanes in a seeded order), cut to rows [start, start + num)."""
+    per_epoch = sum(b - a for _, a, b in lanes)
+    if per_epoch == 0:
+        raise RoomtoneError(f"rank {rank} has no rows to read", "use fewer workers than the dataset has rows")
+    out, pos, end = [], start_row, start_row + num_rows
+    while pos < end:
+        epoch, within = divmod(pos, per_epoch)
+        order = np.random.default_rng(derive_seed(seed, "lanes", rank, epoch)).permutation(len(lanes))
+        for i in order:
+            uri, a, b = lanes[i]
+            if within >= b - a:
+                within -= b - a
+                continue
+            take = min(b - a - within, end - pos)
+            out.append({"uri": uri, "epoch": int(epoch), "start": a + within, "stop": a + within + take})
+            pos += take
+            break
+    return out
+
+
+# -- Ray Data stages -----------------------------------------------------------------------
+
+def _resample(x: np.ndarray, rate: int, target: int) -> np.ndarray:
+    from scipy.signal import resample_poly
+
+    if rate == target:
+        return x
+    ratio = Fraction(target, rate).limit_denominator(1000)
+    return resample_poly(x, ratio.numerator, ratio.denominator, axis=-1)
+
+
+def crop_row(row: dict, spec: InputSpec, epoch: int) -> dict:
+    """Decode one row, crop ``clip_seconds`` at a seeded offset, resample, and build its target."""
+    audio, rate = decode_audio(row["audio"]["bytes"])
+    audio = audio.T  # (channels, time)
+    if spec.family == "seld" and audio.shape[0] != 4:
+        raise RoomtoneError(f"row {row['id']} has {audio.shape[0]} channels; SELD training needs FOA (4)",
+                            "train SELD on a scenes dataset made with --format foa")
+    wave = audio if spec.family == "seld" else audio[:1]  # mono models read the omni / first channel
+    hop = int(round(rate * LABEL_HOP_S))
+    length = int(round(spec.clip_seconds * rate))
+    room = max(0, wave.shape[1] - length)
+    offset = 0
+    if spec.random_crop and room:
+        offset = int(np.random.default_rng(derive_seed(spec.seed, row["id"], "crop", epoch)).integers(0, room + 1))
+    if spec.family == "seld":
+        offset -= offset % hop  # crops start on a label frame
+    wave = _resample(wave[:, offset:offset + length].astype(np.float32), rate, spec.rate)
+    n = int(round(spec.clip_seconds * spec.rate))
+    wave = np.pad(wave, ((0, 0), (0, max(0, n - wave.shape[1]))))[:, :n].astype(np.float32)
+    out = {"wave": wave if spec.family == "seld" else wave[0], "id": row["id"]}
+    if spec.family == "tagging":
+        names = [row["label"]] if isinstance(row["label"], str) else list(row["label"] or [])
+        target = np.zeros(len(spec.classes), np.float32)
+        target[[spec.classes.index(c) for c in names if c in spec.classes]] = 1.0
+        out["target"] = target
+    elif spec.family == "seld":
+        out["target"] = seld_target(row["labels"], offset // hop, int(round(spec.clip_seconds / LABEL_HOP_S)),
+                                    len(spec.classes))
+    return out
+
+
+def seld_target(labels: list[dict], first_frame: int, n_frames: int, n_classes: int) -> np.ndarray:
+    """Multi-ACCDOA target (frames, 3, 3, classes) of the label frames inside a crop."""
+    from simulation.seld import SeldLabels, multi_accdoa_target
+
+    keep = [l for l in labels if first_frame <= l["frame"] < first_frame + n_frames]
+    events = [(l["frame"] - first_frame, l["class_index"], l["track"], l["azimuth"], l["elevation"], l["distance"])
+              for l in keep]
+    return multi_accdoa_target(SeldLabels.from_events(events, n_frames=n_frames), n_classes).astype(np.float32)
+
+
+def _read_segments(batch: dict, spec: InputSpec):
+    """Ray Data UDF: file segments in, cropped clips out (a generator, so memory stays one chunk)."""
+    import pyarrow.parquet as pq
+
+    columns = ["id", *NEEDED_COLUMNS[spec.family]]
+    columns = [c for c in columns if c != "format"]
+    for uri, epoch, start, stop in zip(batch["uri"], batch["epoch"], batch["start"], batch["stop"]):
+        loc = Location.parse(str(uri))
+        with loc.filesystem.open_input_file(loc.path) as f:
+            table = pq.ParquetFile(f).read(columns=columns).slice(int(start), int(stop) - int(start))
+        for chunk in table.to_batches(max_chunksize=32):
+            rows = [crop_row(r, spec, int(epoch)) for r in chunk.to_pylist()]
+            yield {k: np.stack([r[k] for r in rows]) if k != "id" else np.array([r[k] for r in rows])
+                   for k in rows[0]}
+
+
+def _featurise(batch: dict, spec: InputSpec) -> dict:
+    """Ray Data UDF: a batch of waves -> model features (fbank, or 7-channel SELD features)."""
+    from pretrain.features import fbank, seld_features
+
+    wave = torch.from_numpy(np.ascontiguousarray(batch.pop("wave")))
+    with torch.no_grad():
+        feats = seld_features(wave, spec.rate) if spec.family == "seld" else fbank(wave, spec.rate, spec.preset())
+    batch["fbank"] = feats.numpy()
+    return batch
+
+
+def collate(batch: dict) -> dict:
+    """numpy columns -> tensors; the ids stay a list (for messages such as a NaN batch)."""
+    return {k: list(v) if k == "id" else torch.from_numpy(np.require(v, requirements=["C", "W"]))
+            for k, v in batch.items()}
+
+
+def stream(segments: list[dict], spec: InputSpec, *, batch_size: int, data_cpus: float = 1.0):
+    """A lazy ``ray.data.Dataset`` of featurised rows in segment order (never materialised)."""
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True  # batches depend on the plan only, not on task timing
+    ds = ray.data.from_items(segments, override_num_blocks=max(1, min(len(segments), 1000)))
+    ds = ds.map_batches(_read_segments, fn_kwargs={"spec": spec}, batch_size=1, num_cpus=data_cpus)
+    return ds.map_batches(_featurise, fn_kwargs={"spec": spec}, batch_size=batch_size, num_cpus=data_cpus)
+
+
+def iter_batches(segments: list[dict], spec: InputSpec, *, batch_size: int, data_cpus: float = 1.0):
+    """Torch batches of ``batch_size`` rows ({"fbank", "id"[, "target"]}), in plan order."""
+    ds = stream(segments, spec, batch_size=batch_size, data_cpus=data_cpus)
+    return ds.iter_torch_batches(batch_size=batch_size, collate_fn=collate, prefetch_batches=2)
