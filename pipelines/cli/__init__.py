@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from catalog.errors import RoomtoneError
-from pipelines.cli import catalog_cmd, export_cmd, ingest_cmd, plot_cmd, run_cmd, simulate_cmd
+from pipelines.cli import catalog_cmd, export_cmd, ingest_cmd, plot_cmd, pretrain_cmd, run_cmd, simulate_cmd
 from pipelines.cli.common import state
 from pipelines.configs import describe_validation_error
 
@@ -30,6 +30,8 @@ app.add_typer(ingest_cmd.app, name="ingest")
 app.add_typer(run_cmd.jobs_app, name="jobs")
 app.command("run")(run_cmd.run)
 app.command("submit")(run_cmd.submit)
+app.command("pretrain")(pretrain_cmd.pretrain)
+app.command("eval")(pretrain_cmd.evaluate)
 
 
 @app.callback()

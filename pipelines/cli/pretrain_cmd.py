@@ -1,0 +1,107 @@
+"""``roomtone pretrain`` and ``roomtone eval``: training runs on Ray Train, tracked in MLflow."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+import typer
+import yaml
+
+from catalog.errors import RoomtoneError
+from pipelines.cli.common import console, print_json, state
+from pipelines.configs import load_config
+
+
+class Method(str, Enum):
+    ssast = "ssast"
+    beats = "beats"
+    supervised = "supervised"
+
+
+class Mode(str, Enum):
+    probe = "probe"
+    finetune = "finetune"
+    seld = "seld"
+
+
+def parse_sets(items: list[str] | None) -> dict:
+    """``--set a=1 --set model_overrides.depth=2`` -> {"a": 1, "model_overrides": {"depth": 2}} (YAML values)."""
+    out: dict = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise RoomtoneError(f"--set {item!r} is not KEY=VALUE", "write e.g. --set steps=100")
+        node = out
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = yaml.safe_load(value)
+    return out
+
+
+def pretrain(
+    method: Method = typer.Argument(..., help="ssast, beats (self-supervised) or supervised (tagging-*/seld-*)."),
+    dataset: str = typer.Option(None, "--dataset", "-d", metavar="NAME[@SNAPSHOT]", help="Catalog dataset."),
+    config: Path = typer.Option(None, "--config", "-c", help="YAML file with TrainConfig fields."),
+    model: str = typer.Option(None, help="Registry name (default ssast-tiny; e.g. beats-base, seld-small)."),
+    steps: int = typer.Option(None, help="Optimizer steps (default 200)."),
+    num_workers: int = typer.Option(None, help="Ray Train workers, one DDP rank each (default 1)."),
+    sets: list[str] = typer.Option(None, "--set", metavar="KEY=VALUE", help="Any TrainConfig field; repeatable."),
+    address: str = typer.Option(None, envvar="RAY_ADDRESS", help="Ray cluster address; none starts a local one."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+):
+    """Pretrain (SSAST, BEATs) or train (tagging, SELD) a model on a catalog dataset with Ray Train.
+
+    Streams the snapshot's shards through Ray Data, trains with DDP (gloo on CPU, NCCL + bf16
+    on GPUs), checkpoints to <root>/runs/<run_name> (or --set storage=s3://...), logs params,
+    metrics, the dataset snapshot and the final encoder to MLflow (default: SQLite under the
+    root; MLFLOW_TRACKING_URI for a server). Re-running the same config resumes it.
+
+    Example: roomtone pretrain ssast --dataset scenes --steps 100 --set batch_size=8
+    """
+    from pretrain.config import TrainConfig
+    from pretrain.train import run_training
+
+    overrides = {**parse_sets(sets), "method": method.value, "dataset": dataset, "model": model, "steps": steps,
+                 "num_workers": num_workers}
+    if method != Method.ssast and model is None and "model" not in overrides:
+        overrides["model"] = {"beats": "beats-tiny", "supervised": "tagging-tiny"}[method.value]
+    cfg = load_config(TrainConfig, config, **overrides)
+    result = run_training(cfg, state.catalog(), address=address)
+    if json_out:
+        print_json(result.__dict__)
+    else:
+        console.print(f"trained [bold]{result.run_name}[/] for {result.steps} steps; checkpoint {result.checkpoint}; "
+                      f"MLflow run {result.mlflow_run_id}"
+                      + (f"; registered encoder version {result.model_version}" if result.model_version else "")
+                      + f"\nevaluate with: roomtone eval probe {result.run_dir} --dataset DATASET", highlight=False)
+
+
+def evaluate(
+    mode: Mode = typer.Argument(..., help="probe (frozen encoder), finetune, or seld (SELD runs)."),
+    checkpoint: str = typer.Argument(..., help="A run folder (its newest checkpoint) or a step-*.pt file."),
+    dataset: str = typer.Option(None, "--dataset", "-d", metavar="NAME[@SNAPSHOT]",
+                                help="Labelled catalog dataset with train and test splits."),
+    config: Path = typer.Option(None, "--config", "-c", help="YAML file with EvalConfig fields."),
+    sets: list[str] = typer.Option(None, "--set", metavar="KEY=VALUE", help="Any EvalConfig field; repeatable."),
+    json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+):
+    """Evaluate a trained run; the metrics are logged to its MLflow run.
+
+    Example: roomtone eval probe roomtone-home/runs/NAME --dataset events
+    """
+    from catalog.cluster import connect
+    from pretrain.config import EvalConfig
+    from pretrain.evaluate import run_eval
+
+    cfg = load_config(EvalConfig, config, **{**parse_sets(sets), "mode": mode.value, "checkpoint": checkpoint,
+                                             "dataset": dataset})
+    connect()
+    result = run_eval(cfg, state.catalog())
+    if json_out:
+        print_json(result)
+    else:
+        for k, v in result["metrics"].items():
+            console.print(f"{k} = {v:.4f}", highlight=False)
+        console.print(f"logged to MLflow run {result['mlflow_run_id']}", highlight=False)
