@@ -32,9 +32,10 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> dict:
         if address:
             context = ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING")
         else:
-            context = ray.init(num_cpus=num_cpus or os.cpu_count(), runtime_env=runtime_env, logging_level="WARNING",
-                     include_dashboard=os.environ.get("ROOMTONE_RAY_DASHBOARD", "1") != "0",
-                     dashboard_host="127.0.0.1", configure_logging=True)
+            # "local" always starts a new cluster: a stale /tmp/ray/ray_current_cluster must not be joined
+            context = ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), runtime_env=runtime_env,
+                               logging_level="WARNING", configure_logging=True, dashboard_host="127.0.0.1",
+                               include_dashboard=os.environ.get("ROOMTONE_RAY_DASHBOARD", "1") != "0")
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise RoomtoneError(f"cannot connect to Ray at {address or 'a new local cluster'}: "
                             f"{str(exc).splitlines()[0]}",

@@ -34,13 +34,27 @@ class Submission:
     created: bool  # False when the same spec and time had already been submitted
 
 
+def auth_token() -> str | None:
+    """Ray's token (clusters with token authentication): RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return os.environ["RAY_AUTH_TOKEN"].strip()
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    return path.read_text().strip() if path.is_file() else None
+
+
 def client(address: str):
+    from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient
 
     if not address:
         raise RoomtoneError("no Ray cluster address given", "pass --address http://HEAD:8265 or set RAY_ADDRESS")
+    token = auth_token()
     try:
-        return JobSubmissionClient(address)
+        return JobSubmissionClient(address, headers={"Authorization": f"Bearer {token}"} if token else None)
+    except AuthenticationError:
+        raise RoomtoneError(f"the Ray cluster at {address} refused our credentials",
+                            "set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH) to the cluster's token; "
+                            "`ray get-auth-token` prints it on the head node") from None
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise RoomtoneError(f"cannot reach the Ray Jobs API at {address}: {str(exc).splitlines()[0]}",
                             "check the dashboard address (http://HEAD:8265) and that the cluster is up") from None
@@ -63,6 +77,7 @@ def submit(plan: Plan, address: str, *, scheduled: datetime | None = None) -> Su
     root = Path(__file__).resolve().parents[1]
     env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
     env[metrics.PIPELINE_ENV] = plan.spec.name
+    env["RAY_OVERRIDE_JOB_RUNTIME_ENV"] = "1"  # the job's driver calls connect(), which adds the same env vars
     with tempfile.TemporaryDirectory() as workdir:
         (Path(workdir) / "spec.yaml").write_text(yaml.safe_dump(_spec_body(plan), sort_keys=False))
         runtime_env = {"working_dir": workdir, "env_vars": env,

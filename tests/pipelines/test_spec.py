@@ -1,0 +1,101 @@
+"""Pipeline specs: validation at the door, DAG order, and reuse of unchanged stages on a real Ray cluster."""
+
+import pytest
+import yaml
+
+from catalog import RoomtoneError
+from pipelines.spec import check_external_inputs, plan_spec, read_spec, run_plan
+from tests.helpers import REPO_ROOT
+
+TINY = {
+    "name": "tiny",
+    "seed": 3,
+    "stages": {
+        "scenes": {"kind": "scenes", "events": "events", "rirs": "rooms", "num_scenes": 2, "clip_seconds": 3.0,
+                   "rir_seconds": 0.2, "test_fraction": 0.0, "max_shard_bytes": 100_000},
+        "events": {"kind": "synthetic_events", "per_class": 1, "duration": [0.3, 0.6], "max_shard_bytes": 100_000},
+        "rooms": {"kind": "rirs", "array": "foa", "num_rooms": 1, "sources_per_room": 1, "room_x": [4, 5],
+                  "room_y": [4, 5], "room_z": [2.5, 3], "rt60": [0.2, 0.3], "test_fraction": 0.0,
+                  "max_shard_bytes": 200_000},
+    },
+}
+
+
+def test_plan_orders_the_dag_and_applies_the_spec_seed():
+    plan = plan_spec(TINY)
+    order = [s.key for s in plan.stages]
+    assert order.index("scenes") > order.index("events") and order.index("scenes") > order.index("rooms")
+    assert {s.key: s.needs for s in plan.stages}["scenes"] == ("events", "rooms")
+    assert all(s.config.seed == 3 for s in plan.stages)
+    assert plan.digest == plan_spec(yaml.safe_load(yaml.safe_dump(TINY, sort_keys=True))).digest
+
+
+def test_demo_spec_is_valid():
+    plan = plan_spec(read_spec(REPO_ROOT / "pipelines" / "specs" / "demo.yaml"))
+    assert plan.stages[-1].needs
+
+
+@pytest.mark.parametrize("change, message", [
+    (("scenes", "num_scenes", -1), r"stage 'scenes' \(scenes\)"),
+    (("scenes", "polyphony_typo", 2), "polyphony_typo"),
+    (("rooms", "kind", "rooms"), "unknown kind 'rooms'"),
+    (("events", "name", "rooms"), "write the same dataset"),
+])
+def test_a_bad_stage_is_refused_naming_stage_and_field(change, message):
+    stage, field, value = change
+    spec = {**TINY, "stages": {k: dict(v) for k, v in TINY["stages"].items()}}
+    spec["stages"][stage][field] = value
+    with pytest.raises(RoomtoneError, match=message) as err:
+        plan_spec(spec)
+    assert field in err.value.problem or field == "kind" or field == "name"
+
+
+def test_a_cycle_is_refused_with_its_path():
+    spec = {"name": "loop", "stages": {
+        "events": {"kind": "events", "catalog_dataset": "scenes"},
+        "scenes": {"kind": "scenes", "events": "events", "rirs": "rooms"},
+        "rooms": {"kind": "rirs"}}}
+    with pytest.raises(RoomtoneError, match=r"cycle: (events -> scenes -> events|scenes -> events -> scenes)"):
+        plan_spec(spec)
+
+
+def test_overrides_and_their_errors():
+    plan = plan_spec(TINY, overrides=["scenes.num_scenes=5", "seed=9"])
+    assert {s.key: s.config for s in plan.stages}["scenes"].num_scenes == 5
+    assert all(s.config.seed == 9 for s in plan.stages)
+    with pytest.raises(RoomtoneError, match="names no stage"):
+        plan_spec(TINY, overrides=["nope.x=1"])
+    with pytest.raises(RoomtoneError, match="has no '='"):
+        plan_spec(TINY, overrides=["scenes.num_scenes"])
+
+
+def test_unreadable_spec_files(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed")
+    with pytest.raises(RoomtoneError, match="not valid YAML"):
+        read_spec(bad)
+    with pytest.raises(RoomtoneError, match="does not exist"):
+        read_spec(tmp_path / "missing.yaml")
+
+
+def test_missing_external_input_is_named_before_anything_runs(catalog):
+    spec = {"name": "ext", "stages": {"scenes": {"kind": "scenes", "events": "library", "rirs": "rooms@v3"}}}
+    with pytest.raises(RoomtoneError, match="stage 'scenes' field 'events'") as err:
+        check_external_inputs(plan_spec(spec), catalog)
+    assert "roomtone catalog ls" in err.value.fix
+    assert catalog.list() == []
+
+
+def test_second_run_of_an_unchanged_spec_reuses_every_snapshot(catalog, ray_cluster):
+    plan = plan_spec(TINY)
+    first = run_plan(plan, catalog, show_progress=False)
+    assert not any(r.reused for r in first)
+    scenes = {r.stage: r.snapshot for r in first}["scenes"]
+    assert set(scenes.inputs) == {first[0].snapshot.ref, first[1].snapshot.ref}
+    again = run_plan(plan_spec(TINY), catalog, show_progress=False)
+    assert all(r.reused for r in again)
+    assert [r.snapshot.snapshot_id for r in again] == [r.snapshot.snapshot_id for r in first]
+    assert [s.version for s in catalog.history("scenes")] == [1]
+    changed = run_plan(plan_spec(TINY, overrides=["scenes.num_scenes=3"]), catalog, show_progress=False)
+    assert [r.reused for r in changed] == [True, True, False]
+    assert catalog.show("scenes").stats["rows"] == 3
