@@ -1,0 +1,223 @@
+"""Model inputs: Kaldi log-mel filterbanks (SSAST and BEATs conventions), SELD features, augmentation.
+
+`fbank` reimplements Kaldi's `compute-fbank-feats` (as torchaudio's `compliance.kaldi.fbank`,
+which roomtone cannot use) in batched torch, on any device: 25 ms frames every 10 ms
+(`snip_edges`), DC removal, pre-emphasis 0.97, povey or hanning window, 512-point power
+spectrum, triangular HTK-mel banks from 20 Hz to Nyquist, log with a float32-epsilon floor.
+A `FbankPreset` adds one model's conventions around it (waveform scaling and mean removal,
+padding to a frame count, mean/std normalisation, patch order); tests pin agreement with
+`kaldi_native_fbank`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from catalog.errors import RoomtoneError
+
+__all__ = ["FbankPreset", "PRESETS", "kaldi_fbank", "fbank", "seld_features", "spec_augment", "mixup"]
+
+_EPS = torch.finfo(torch.float32).eps  # Kaldi's log floor
+
+
+@dataclass(frozen=True)
+class FbankPreset:
+    """One model's input convention around the Kaldi filterbank.
+
+    `scale` multiplies the waveform (BEATs feeds int16-range audio); `remove_mean` subtracts
+    the waveform mean first (SSAST); `target_frames` pads (with zeros, before normalising,
+    as SSAST does) or cuts to a fixed length, None keeps every frame; the output is
+    `(x - mean) / (2 * std)`. `patch_order` records how the model tokenises (B, T, F):
+    "freq_major" (SSAST: token = f * time_patches + t) or "time_major" (BEATs: t * 8 + f).
+    """
+
+    name: str
+    sample_rate: int = 16000
+    num_mel_bins: int = 128
+    window: Literal["povey", "hanning"] = "povey"
+    scale: float = 1.0
+    remove_mean: bool = False
+    target_frames: int | None = None
+    mean: float = 0.0
+    std: float = 0.5
+    patch_order: Literal["freq_major", "time_major"] = "freq_major"
+
+    def with_(self, **changes) -> FbankPreset:
+        """A copy with some fields changed, e.g. `PRESETS["ssast"].with_(target_frames=256)`."""
+        return replace(self, **changes)
+
+
+PRESETS: dict[str, FbankPreset] = {
+    "ssast": FbankPreset(
+        "ssast", window="hanning", remove_mean=True, target_frames=1024,
+        mean=-4.2677393, std=4.5689974, patch_order="freq_major",
+    ),
+    "beats": FbankPreset(
+        "beats", window="povey", scale=2.0**15, mean=15.41663, std=6.55582, patch_order="time_major",
+    ),
+}
+
+
+def _mel(f: Tensor) -> Tensor:
+    return 1127.0 * torch.log1p(f / 700.0)
+
+
+def _mel_banks(num_bins: int, n_fft: int, sample_rate: float, low: float, high: float) -> Tensor:
+    """Kaldi's triangular banks (num_bins, n_fft // 2 + 1), linear in HTK mel; Nyquist column zero."""
+    high = sample_rate / 2 + high if high <= 0 else high
+    mel_low, mel_high = _mel(torch.tensor(low, dtype=torch.float64)), _mel(torch.tensor(high, dtype=torch.float64))
+    delta = (mel_high - mel_low) / (num_bins + 1)
+    i = torch.arange(num_bins, dtype=torch.float64)[:, None]
+    left, center, right = mel_low + i * delta, mel_low + (i + 1) * delta, mel_low + (i + 2) * delta
+    mel = _mel(sample_rate / n_fft * torch.arange(n_fft // 2, dtype=torch.float64))[None]
+    w = torch.clamp(torch.minimum((mel - left) / (center - left), (right - mel) / (right - center)), min=0)
+    return F.pad(w, (0, 1))
+
+
+def _window(kind: str, length: int) -> Tensor:
+    hann = torch.hann_window(length, periodic=False, dtype=torch.float64)
+    return hann.pow(0.85) if kind == "povey" else hann
+
+
+def kaldi_fbank(
+    wave: Tensor, sample_rate: int, *, num_mel_bins: int = 128, window: str = "povey",
+    frame_length_ms: float = 25.0, frame_shift_ms: float = 10.0, preemphasis: float = 0.97,
+    low_freq: float = 20.0, high_freq: float = 0.0,
+) -> Tensor:
+    """Kaldi log-mel filterbank of (..., T) audio -> (..., frames, num_mel_bins), dither 0.
+
+    Runs in the input's dtype (float32 unless float64 is given) on its device.
+    """
+    if wave.ndim < 1 or not wave.is_floating_point():
+        raise ValueError(f"kaldi_fbank wants a float waveform (..., samples), got {tuple(wave.shape)} {wave.dtype}")
+    size, shift = int(sample_rate * frame_length_ms / 1000), int(sample_rate * frame_shift_ms / 1000)
+    if wave.shape[-1] < size:
+        raise ValueError(f"kaldi_fbank needs at least {size} samples ({frame_length_ms} ms), got {wave.shape[-1]}")
+    lead = wave.shape[:-1]
+    frames = wave.reshape(-1, wave.shape[-1]).unfold(-1, size, shift)  # snip_edges: whole frames only
+    frames = frames - frames.mean(-1, keepdim=True)
+    frames = frames - preemphasis * torch.cat([frames[..., :1], frames[..., :-1]], -1)
+    frames = frames * _window(window, size).to(frames)
+    n_fft = 1 << (size - 1).bit_length()
+    power = torch.fft.rfft(frames, n=n_fft).abs().pow(2)
+    banks = _mel_banks(num_mel_bins, n_fft, sample_rate, low_freq, high_freq).to(power)
+    out = torch.clamp(power @ banks.T, min=_EPS).log()
+    return out.reshape(*lead, *out.shape[-2:])
+
+
+def _preset(preset: str | FbankPreset) -> FbankPreset:
+    if isinstance(preset, FbankPreset):
+        return preset
+    if preset not in PRESETS:
+        raise RoomtoneError(f"unknown fbank preset {preset!r}", f"use one of {sorted(PRESETS)} or a FbankPreset")
+    return PRESETS[preset]
+
+
+def fbank(wave: Tensor, sample_rate: int, preset: str | FbankPreset = "ssast") -> Tensor:
+    """Normalised model input (B, frames, mels) from (B, T) float audio in [-1, 1].
+
+    Batched and device-agnostic; frames are padded or cut to the preset's `target_frames`.
+    """
+    p = _preset(preset)
+    if wave.ndim != 2:
+        raise RoomtoneError(f"fbank wants a (batch, samples) waveform, got shape {tuple(wave.shape)}",
+                            "mix to mono and stack clips into one (B, T) tensor")
+    if sample_rate != p.sample_rate:
+        raise RoomtoneError(f"preset {p.name!r} expects {p.sample_rate} Hz audio, got {sample_rate} Hz",
+                            "resample the audio (or use a preset with that rate)")
+    x = wave.float() * p.scale
+    if p.remove_mean:
+        x = x - x.mean(-1, keepdim=True)
+    feats = kaldi_fbank(x, sample_rate, num_mel_bins=p.num_mel_bins, window=p.window)
+    if p.target_frames is not None:
+        n = feats.shape[1]
+        feats = F.pad(feats, (0, 0, 0, p.target_frames - n)) if n < p.target_frames else feats[:, : p.target_frames]
+    return (feats - p.mean) / (2 * p.std)
+
+
+def _slaney_mel_banks(n_mels: int, n_fft: int, sample_rate: int, f_min: float) -> Tensor:
+    """Slaney-scale, Slaney-normalised triangles (n_mels, n_fft // 2 + 1), as librosa's default."""
+
+    def hz_to_mel(f: Tensor) -> Tensor:
+        lin = f / (200.0 / 3)
+        return torch.where(f >= 1000, 15.0 + torch.log(f / 1000) / (math.log(6.4) / 27), lin)
+
+    def mel_to_hz(m: Tensor) -> Tensor:
+        return torch.where(m >= 15.0, 1000 * torch.exp((math.log(6.4) / 27) * (m - 15.0)), m * (200.0 / 3))
+
+    lo, hi = hz_to_mel(torch.tensor(float(f_min), dtype=torch.float64)), hz_to_mel(torch.tensor(sample_rate / 2, dtype=torch.float64))
+    hz = mel_to_hz(torch.linspace(float(lo), float(hi), n_mels + 2, dtype=torch.float64))
+    freqs = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
+    lower = (freqs[None] - hz[:-2, None]) / (hz[1:-1] - hz[:-2])[:, None]
+    upper = (hz[2:, None] - freqs[None]) / (hz[2:] - hz[1:-1])[:, None]
+    return torch.clamp(torch.minimum(lower, upper), min=0) * (2.0 / (hz[2:] - hz[:-2]))[:, None]
+
+
+def seld_features(wave: Tensor, sample_rate: int, *, n_fft: int = 1024, hop: int = 240, n_mels: int = 64,
+                  f_min: float = 20.0) -> Tensor:
+    """PSELDNets input (B, 7, frames, n_mels) from FOA audio (B, 4, T) in W, Y, Z, X order.
+
+    Channels 0-3: log-mel power of W, Y, Z, X (dB, 1e-10 floor); 4-6: the active intensity
+    vector Re(conj(W) * (Y, Z, X)) per STFT bin, normalised by the total energy of the bin
+    and projected onto the same mel banks. Hann window, centred STFT; at 24 kHz the defaults
+    give 10 ms frames (10 per 100 ms label frame).
+    """
+    if wave.ndim != 3 or wave.shape[1] != 4:
+        raise RoomtoneError(f"seld_features wants FOA audio (batch, 4, samples), got shape {tuple(wave.shape)}",
+                            "pass first-order ambisonics in W, Y, Z, X order")
+    b, _, t = wave.shape
+    window = torch.hann_window(n_fft, device=wave.device, dtype=wave.dtype)
+    spec = torch.stft(wave.reshape(b * 4, t), n_fft, hop, window=window, center=True, pad_mode="reflect",
+                      return_complex=True).reshape(b, 4, n_fft // 2 + 1, -1).transpose(2, 3)  # (B, 4, frames, bins)
+    banks = _slaney_mel_banks(n_mels, n_fft, sample_rate, f_min).to(wave.dtype).to(wave.device)
+    power = spec.abs().pow(2)
+    logmel = 10 * torch.log10(torch.clamp(power @ banks.T, min=1e-10))
+    w, dirs = spec[:, :1], spec[:, 1:]
+    intensity = torch.real(w.conj() * dirs)
+    energy = (power[:, :1] + power[:, 1:].sum(1, keepdim=True) / 3) / 2  # |W|^2 + |X,Y,Z|^2/3 (SN3D), halved
+    iv = (intensity / (energy + 1e-8)) @ banks.T
+    return torch.cat([logmel, iv], 1)
+
+
+def spec_augment(x: Tensor, generator: torch.Generator, *, time_masks: int = 2, time_width: int = 64,
+                 freq_masks: int = 2, freq_width: int = 8) -> Tensor:
+    """Zero random time and frequency stripes of (B, [C,] frames, mels), per example.
+
+    PANNs' setting by default (two stripes of up to 64 frames, two of up to 8 bins). Masks
+    are drawn on the generator's device (CPU generators give device-independent draws).
+    """
+    *lead, frames, mels = x.shape
+    b = lead[0]
+    gdev = generator.device
+    keep = torch.ones(b, frames, mels, dtype=torch.bool, device=gdev)
+    for n, width, size, axis in ((time_masks, time_width, frames, 1), (freq_masks, freq_width, mels, 2)):
+        for _ in range(n):
+            w = torch.randint(0, width + 1, (b,), generator=generator, device=gdev)
+            start = (torch.rand(b, generator=generator, device=gdev) * (size - w + 1).clamp(min=1)).long()
+            pos = torch.arange(size, device=gdev)[None]
+            hit = (pos >= start[:, None]) & (pos < (start + w)[:, None])
+            keep &= ~(hit[:, :, None] if axis == 1 else hit[:, None, :])
+    keep = keep.to(x.device)
+    return x * (keep if x.ndim == 3 else keep[:, None]).to(x.dtype)
+
+
+def mixup(x: Tensor, y: Tensor, generator: torch.Generator, *, alpha: float = 1.0) -> tuple[Tensor, Tensor]:
+    """Mix each example with a shuffled partner: lam ~ Beta(alpha, alpha) per example.
+
+    Returns (lam * x + (1 - lam) * x[perm], same for the targets y), as PANNs trains.
+    """
+    b = x.shape[0]
+    perm = torch.randperm(b, generator=generator, device=generator.device).to(x.device)
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+    lam = torch.from_numpy(np.random.default_rng(seed).beta(alpha, alpha, b))  # Beta draws torch cannot seed
+    lx = lam.to(x.device, x.dtype).reshape(b, *[1] * (x.ndim - 1))
+    ly = lam.to(y.device, y.dtype if y.is_floating_point() else torch.float32).reshape(b, *[1] * (y.ndim - 1))
+    y = y.float() if not y.is_floating_point() else y
+    return lx * x + (1 - lx) * x[perm], ly * y + (1 - ly) * y[perm]

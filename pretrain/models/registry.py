@@ -1,0 +1,77 @@
+"""Model registry: `create_model("ssast-tiny", **overrides)` builds an objective module by name.
+
+A name is `<family>-<size>`; each family's builder turns the size and the overrides into its
+config (encoder fields such as `max_frames` or `patch` go to the encoder, the rest to the
+objective), so configs stay validated pydantic models and every model has `.config`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch.nn as nn
+from pydantic import ValidationError
+
+from catalog.errors import RoomtoneError
+
+from .encoder import SIZES, EncoderConfig
+from .heads import Seld, SeldConfig, Tagging, TaggingConfig
+from .ssast import SSAST, SSASTConfig
+
+__all__ = ["create_model", "list_models", "register_family"]
+
+_FAMILIES: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_family(family: str):
+    """Register `builder(size, **overrides) -> nn.Module` under `<family>-<size>` for every size."""
+
+    def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        _FAMILIES[family] = builder
+        return builder
+
+    return wrap
+
+
+def list_models() -> list[str]:
+    return [f"{family}-{size}" for family in _FAMILIES for size in SIZES]
+
+
+def create_model(name: str, **overrides) -> nn.Module:
+    """Build a registered model; None-valued overrides are dropped so optional settings pass through."""
+    family, _, size = name.rpartition("-")
+    if family not in _FAMILIES or size not in SIZES:
+        raise RoomtoneError(f"unknown model {name!r}", f"use one of {', '.join(list_models())}")
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return _FAMILIES[family](size, **overrides)
+    except ValidationError as e:
+        raise RoomtoneError(f"invalid settings for {name}: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}",
+                            "fix or drop that override") from e
+    except TypeError as e:
+        raise RoomtoneError(f"invalid settings for {name}: {e}", "fix or drop that override") from e
+
+
+def split_encoder(size: str, overrides: dict, **defaults) -> tuple[EncoderConfig, dict]:
+    """The encoder config (size preset + encoder-field overrides) and the remaining overrides."""
+    fields = set(EncoderConfig.model_fields) - {"size"}
+    enc = {**defaults, **{k: v for k, v in overrides.items() if k in fields}}
+    return EncoderConfig.sized(size, **enc), {k: v for k, v in overrides.items() if k not in fields}
+
+
+@register_family("ssast")
+def _ssast(size: str, **overrides) -> SSAST:
+    enc, rest = split_encoder(size, overrides)
+    return SSAST(SSASTConfig(encoder=enc, **rest))
+
+
+@register_family("tagging")
+def _tagging(size: str, **overrides) -> Tagging:
+    enc, rest = split_encoder(size, overrides)
+    return Tagging(TaggingConfig(encoder=enc, **rest))
+
+
+@register_family("seld")
+def _seld(size: str, **overrides) -> Seld:
+    enc, rest = split_encoder(size, overrides, in_chans=7, n_mels=64, max_frames=1008)
+    return Seld(SeldConfig(encoder=enc, **rest))
