@@ -3,6 +3,7 @@
 Pure compute (numpy, scipy, torch through the engine): no files, no storage.
 """
 
+from .grid import RirGrid, grid_rirs
 from .labels import FrameLabel, caption, direction_words, frame_labels, to_dcase_rows, to_seld_labels
 from .plan import Box, LibraryItem, PlanConfig, PlannedEvent, ScenePlan, plan_scene
 from .render import Rendered, convolve_moving, convolve_static, diffuse_noise, event_signal, render_scene
@@ -15,6 +16,7 @@ __all__ = [
     "PlanConfig",
     "PlannedEvent",
     "Rendered",
+    "RirGrid",
     "Scene",
     "ScenePlan",
     "caption",
@@ -24,6 +26,7 @@ __all__ = [
     "direction_words",
     "event_signal",
     "frame_labels",
+    "grid_rirs",
     "plan_scene",
     "render_scene",
     "room_region",

@@ -13,10 +13,13 @@ centre, its azimuth changing at `speed` deg/s (positive counter-clockwise).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Callable, Sequence
+from dataclasses import MISSING, asdict, dataclass, fields
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .grid import RirGrid
 
 __all__ = ["Box", "LibraryItem", "PlanConfig", "PlannedEvent", "ScenePlan", "plan_scene"]
 
@@ -47,13 +50,16 @@ class Box:
 
 @dataclass(frozen=True)
 class PlanConfig:
-    """What to draw. Exactly one of events_per_minute / active_fraction sets the density.
+    """What to draw. Exactly one of events_per_minute / active_fraction sets the density,
+    and exactly one of level_db / event_snr_db sets the event levels.
 
     duration: clip length s. tracks: label track slots (1..3); polyphony: most events
     at once (1..tracks). active_fraction: stop adding events once at least this
     fraction of the clip has an event. level_db: event RMS range in dB re the
-    reference (unit-RMS dry signal). snr_db: ambience SNR range in dB (None: no
-    ambience). moving_fraction: probability an event moves; speed_range: |deg/s|.
+    reference (unit-RMS dry signal). event_snr_db: instead, each event's SNR range in
+    dB against the ambience (see `render_scene`); the ambience then has a fixed level and
+    snr_db must be None. snr_db: ambience SNR range of the whole clip in dB (None: no
+    ambience, unless event_snr_db is set). moving_fraction: probability an event moves; speed_range: |deg/s|.
     distance_range m, elevation_range deg: where sources are drawn. min_gap: s of
     silence between events on one track. hop: label frame s.
     """
@@ -63,8 +69,9 @@ class PlanConfig:
     polyphony: int = 3
     events_per_minute: float | None = 36.0
     active_fraction: float | None = None
-    level_db: tuple[float, float] = (-10.0, 0.0)
+    level_db: tuple[float, float] | None = (-10.0, 0.0)
     snr_db: tuple[float, float] | None = (6.0, 30.0)
+    event_snr_db: tuple[float, float] | None = None
     moving_fraction: float = 0.5
     speed_range: tuple[float, float] = (10.0, 40.0)
     distance_range: tuple[float, float] = (1.0, 3.0)
@@ -91,7 +98,12 @@ class PlanConfig:
             raise bad("events_per_minute", "in (0, inf)")
         if self.active_fraction is not None and not 0 < self.active_fraction <= 1:
             raise bad("active_fraction", "in (0, 1]")
-        for name in ("level_db", "snr_db", "speed_range", "distance_range", "elevation_range"):
+        if (self.level_db is None) == (self.event_snr_db is None):
+            raise bad("level_db", "set, or event_snr_db set, but not both (exactly one sets the event levels)")
+        if self.event_snr_db is not None and self.snr_db is not None:
+            raise bad("snr_db", "None when event_snr_db sets each event against the ambience (both would fix "
+                                "the ambience level)")
+        for name in ("level_db", "snr_db", "event_snr_db", "speed_range", "distance_range", "elevation_range"):
             lo_hi = getattr(self, name)
             if lo_hi is not None and not (len(lo_hi) == 2 and np.isfinite(lo_hi).all() and lo_hi[0] <= lo_hi[1]):
                 raise bad(name, "a finite (low, high) pair with low <= high")
@@ -109,7 +121,12 @@ class PlanConfig:
 
 @dataclass(frozen=True)
 class PlannedEvent:
-    """One event: which item, when (s), where at onset (deg, deg, m), and its arc speed (deg/s)."""
+    """One event: which item, when (s), where at onset (deg, deg, m), and its arc speed (deg/s).
+
+    level_db: dry RMS in dB re unit; or None when snr_db (dB against the ambience) sets the
+    level at render time. azimuth_step > 0 (deg): the source moves on a stored RIR grid,
+    jumping from one ring point to the next (azimuth + k step) instead of gliding.
+    """
 
     item_id: str
     class_index: int
@@ -117,20 +134,25 @@ class PlannedEvent:
     track: int
     onset: float
     offset: float
-    level_db: float
+    level_db: float | None
     azimuth: float
     elevation: float
     distance: float
     speed: float = 0.0
+    azimuth_step: float = 0.0
+    snr_db: float | None = None
 
     @property
     def moving(self) -> bool:
         return self.speed != 0.0
 
     def azimuth_at(self, t: np.ndarray | float) -> np.ndarray:
-        """Azimuth in [-180, 180) deg at times t (s), clamped to the event span."""
+        """Azimuth in [-180, 180) deg at times t (s), clamped to the event span (on the grid, if stepped)."""
         tt = np.clip(np.asarray(t, dtype=np.float64), self.onset, self.offset)
-        return (self.azimuth + self.speed * (tt - self.onset) + 180.0) % 360.0 - 180.0
+        turn = self.speed * (tt - self.onset)
+        if self.azimuth_step > 0:
+            turn = self.azimuth_step * np.round(turn / self.azimuth_step)
+        return (self.azimuth + turn + 180.0) % 360.0 - 180.0
 
     def position_at(self, t: np.ndarray | float, center: Sequence[float]) -> np.ndarray:
         """Source position(s) in metres, shape (..., 3), at times t (s)."""
@@ -139,7 +161,11 @@ class PlannedEvent:
 
 @dataclass(frozen=True)
 class ScenePlan:
-    """A replayable scene recipe; `to_dict` / `from_dict` round-trip through JSON types."""
+    """A replayable scene recipe; `to_dict` / `from_dict` round-trip through JSON types.
+
+    snr_db: ambience SNR of the whole clip (dB); noise_db: instead, the ambience's absolute
+    power (dB re unit mean square), which events with an snr_db are set against.
+    """
 
     seed: int
     duration: float
@@ -150,6 +176,7 @@ class ScenePlan:
     snr_db: float | None
     noise_seed: int
     events: tuple[PlannedEvent, ...]
+    noise_db: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -160,8 +187,10 @@ class ScenePlan:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ScenePlan:
         known = {f.name for f in fields(cls)}
-        if set(data) != known:
-            raise ValueError(f"ScenePlan.from_dict needs exactly the fields {sorted(known)}; got {sorted(data)}")
+        required = {f.name for f in fields(cls) if f.default is MISSING}
+        if not required <= set(data) <= known:  # plans stored before a defaulted field existed still load
+            raise ValueError(f"ScenePlan.from_dict needs the fields {sorted(required)} (optional: "
+                             f"{sorted(known - required)}); got {sorted(data)}")
         return cls(**{**data, "center": tuple(data["center"]),
                       "events": tuple(PlannedEvent(**e) for e in data["events"])})
 
@@ -182,6 +211,12 @@ def _check_library(library: Sequence[LibraryItem], config: PlanConfig) -> None:
             raise ValueError(f"library[{i}].class_index must be a non-negative integer; got {item.class_index}")
 
 
+def _draw_speed(rng: np.random.Generator, config: PlanConfig) -> float:
+    if rng.random() < config.moving_fraction:
+        return float(rng.uniform(*config.speed_range) * rng.choice([-1.0, 1.0]))
+    return 0.0
+
+
 def _draw_place(rng: np.random.Generator, config: PlanConfig, region: Region, center: np.ndarray,
                 length: float, attempts: int = 200) -> tuple[float, float, float, float]:
     """(azimuth, elevation, distance, speed) whose whole arc lies inside `region`."""
@@ -189,9 +224,7 @@ def _draw_place(rng: np.random.Generator, config: PlanConfig, region: Region, ce
         az = float(rng.uniform(-180.0, 180.0))
         el = float(rng.uniform(*config.elevation_range))
         dist = float(rng.uniform(*config.distance_range))
-        speed = 0.0
-        if rng.random() < config.moving_fraction:
-            speed = float(rng.uniform(*config.speed_range) * rng.choice([-1.0, 1.0]))
+        speed = _draw_speed(rng, config)
         ts = np.linspace(0.0, length, max(2, int(np.ceil(4 * length / config.hop)) + 1))
         path = center + dist * _unit(az + speed * ts, el)
         if np.all(region(path)):
@@ -200,8 +233,37 @@ def _draw_place(rng: np.random.Generator, config: PlanConfig, region: Region, ce
                      f"change distance_range={config.distance_range} / elevation_range={config.elevation_range}")
 
 
+def _usable_grid_points(grid: RirGrid, config: PlanConfig, region: Region, center: np.ndarray) -> np.ndarray:
+    """Indices of the grid points inside the region and the distance and elevation ranges."""
+    ok = (region(center + grid.offsets())
+          & (grid.distance >= config.distance_range[0] - 1e-6) & (grid.distance <= config.distance_range[1] + 1e-6)
+          & (grid.elevation >= config.elevation_range[0] - 1e-6)
+          & (grid.elevation <= config.elevation_range[1] + 1e-6))
+    if not ok.any():
+        raise ValueError(f"grid: none of its {len(grid)} points lies inside the region, distance_range="
+                         f"{config.distance_range} and elevation_range={config.elevation_range}; widen them")
+    return np.flatnonzero(ok)
+
+
+def _draw_grid_place(rng: np.random.Generator, config: PlanConfig, grid: RirGrid, usable: np.ndarray,
+                     length: float, attempts: int = 200) -> tuple[float, float, float, float]:
+    """A usable grid point, and for a moving source a speed whose ring steps all land on usable points."""
+    allowed = np.zeros(len(grid), dtype=bool)
+    allowed[usable] = True
+    for _ in range(attempts):
+        g = int(usable[int(rng.integers(len(usable)))])
+        az, el, dist = float(grid.azimuth[g]), float(grid.elevation[g]), float(grid.distance[g])
+        speed = _draw_speed(rng, config)
+        steps = int(np.round(abs(speed) * length / grid.azimuth_step))
+        ring = grid.find(az + np.sign(speed) * grid.azimuth_step * np.arange(steps + 1), el, dist)
+        if (ring >= 0).all() and allowed[ring].all():
+            return az, el, dist, speed
+    raise ValueError(f"grid: no moving source fits on its rings after {attempts} draws; lower speed_range="
+                     f"{config.speed_range} or moving_fraction, or store a fuller grid")
+
+
 def plan_scene(rng: np.random.Generator | int, library: Sequence[LibraryItem], center: Sequence[float],
-               region: Box | Region, config: PlanConfig = PlanConfig()) -> ScenePlan:
+               region: Box | Region, config: PlanConfig = PlanConfig(), grid: RirGrid | None = None) -> ScenePlan:
     """Draw a scene plan. rng: a numpy Generator or an int seed (stored in the plan when an int).
 
     center: array centre (m). region: Box, or a function (N, 3) points -> (N,) bool
@@ -209,7 +271,8 @@ def plan_scene(rng: np.random.Generator | int, library: Sequence[LibraryItem], c
     the library, track uniform, onset uniform over the grid slots where the track
     is free and fewer than `polyphony` events sound) until the density target is
     met or ten items in a row fit nowhere. The plan stores `seed` (-1 when a
-    Generator was given); replay needs only the plan itself.
+    Generator was given); replay needs only the plan itself. grid: sources sit only on
+    its points (inside the region and ranges); moving ones step along their ring.
     """
     config.validate()
     _check_library(library, config)
@@ -217,6 +280,7 @@ def plan_scene(rng: np.random.Generator | int, library: Sequence[LibraryItem], c
     gen = np.random.default_rng(seed) if seed >= 0 else rng
     inside = region.contains if isinstance(region, Box) else region
     c = np.asarray(center, dtype=np.float64)
+    usable = None if grid is None else _usable_grid_points(grid, config, inside, c)
     n_frames = int(round(config.duration / config.hop))
     gap = int(np.ceil(config.min_gap / config.hop - 1e-9))
     busy = np.zeros((config.tracks, n_frames), dtype=bool)
@@ -237,16 +301,24 @@ def plan_scene(rng: np.random.Generator | int, library: Sequence[LibraryItem], c
             if not starts:
                 continue
             s = int(starts[int(gen.integers(len(starts)))])
-            az, el, dist, speed = _draw_place(gen, config, inside, c, span * config.hop)
+            if grid is None:
+                az, el, dist, speed = _draw_place(gen, config, inside, c, span * config.hop)
+            else:
+                az, el, dist, speed = _draw_grid_place(gen, config, grid, usable, span * config.hop)
             busy[track, s:s + span] = True
             sounding[s:s + span] += 1
+            level, snr = ((float(gen.uniform(*config.level_db)), None) if config.level_db is not None
+                          else (None, float(gen.uniform(*config.event_snr_db))))
             events.append(PlannedEvent(item.id, int(item.class_index), item.class_name, int(track),
                                        round(s * config.hop, 9), round((s + span) * config.hop, 9),
-                                       float(gen.uniform(*config.level_db)), az, el, dist, speed))
+                                       level, az, el, dist, speed,
+                                       azimuth_step=0.0 if grid is None or not speed else float(grid.azimuth_step),
+                                       snr_db=snr))
             placed = True
             break
         misses = 0 if placed else misses + 1
     snr = None if config.snr_db is None else float(gen.uniform(*config.snr_db))
     events.sort(key=lambda e: (e.onset, e.track))
     return ScenePlan(seed, float(config.duration), config.tracks, config.polyphony, float(config.hop),
-                     (float(c[0]), float(c[1]), float(c[2])), snr, int(gen.integers(2**31)), tuple(events))
+                     (float(c[0]), float(c[1]), float(c[2])), snr, int(gen.integers(2**31)), tuple(events),
+                     noise_db=0.0 if config.event_snr_db is not None else None)

@@ -7,7 +7,9 @@ by periodic Hann windows of 2 hops centred on the RIR times; at 50 % overlap
 these windows sum to exactly one, so each segment is convolved with the RIR
 of its centre and the results are overlap-added. The input cross-fades
 smoothly from one RIR to the next: no clicks, and a fixed RIR is reproduced
-exactly.
+exactly. A source stepping through a stored RIR grid uses few distinct RIRs:
+the windows of all frames sharing one are summed first (linearity), so it
+costs one FFT convolution per distinct RIR.
 
 Ambience model: a spatially diffuse field, the sum of `directions`
 uncorrelated noise plane waves arriving from quasi-uniform directions
@@ -15,9 +17,11 @@ uncorrelated noise plane waves arriving from quasi-uniform directions
 its propagation delay (applied as a phase in the FFT domain). This gives the
 right inter-capsule coherence for spaced arrays (tetra_mic: sinc(k d)) and,
 for FOA (SN3D), mutually uncorrelated W, Y, Z, X with energies 1 : 1/3 : 1/3 :
-1/3. Spectrum white or pink (-3 dB/octave). SNR is the ratio of mean squares
-over all channels and the whole clip, of the summed event signal to the
-ambience.
+1/3. Spectrum white or pink (-3 dB/octave). A clip SNR is the ratio of mean
+squares over all channels and the whole clip, of the summed event signal to
+the ambience. An event's SNR is the mean square of its spatialised signal over
+all channels and its own span [onset, offset) (its reverberant tail after the
+offset excluded) over the ambience's mean square (the ambience is stationary).
 """
 
 from __future__ import annotations
@@ -39,20 +43,24 @@ __all__ = ["Rendered", "convolve_moving", "convolve_static", "diffuse_noise", "e
 
 @dataclass(frozen=True)
 class Rendered:
-    """audio (channels, samples) float32; gain applied to the whole mix to reach the peak; SNR used."""
+    """audio (channels, samples) float32; gain applied to the whole mix to reach the peak; clip SNR;
+    per event, its dry RMS level (dB re unit, before `gain`) and its SNR (None without ambience)."""
 
     audio: np.ndarray
     gain: float
     snr_db: float | None
+    event_level_db: tuple[float, ...] = ()
+    event_snr_db: tuple[float | None, ...] = ()
 
 
 def event_signal(dry: np.ndarray, event: PlannedEvent, fs: float) -> np.ndarray:
-    """The dry signal trimmed or zero-padded to the event span, scaled to RMS 10**(level_db / 20)."""
+    """The dry signal trimmed or zero-padded to the event span, scaled to RMS 10**(level_db / 20)
+    (unit RMS when the level is set later from the event's SNR)."""
     n = int(round((event.offset - event.onset) * fs))
     x = np.zeros(n)
     x[:min(n, len(dry))] = dry[:n]
     rms = math.sqrt(float(np.mean(x**2)))
-    return x * (10.0 ** (event.level_db / 20.0) / rms) if rms > 0 else x
+    return x * (10.0 ** ((event.level_db or 0.0) / 20.0) / rms) if rms > 0 else x
 
 
 def convolve_static(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
@@ -60,21 +68,29 @@ def convolve_static(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
     return oaconvolve(x[None, :], np.asarray(rir, dtype=np.float64), axes=-1)
 
 
-def convolve_moving(x: np.ndarray, rirs: np.ndarray, hop: int, chunk: int = 32) -> np.ndarray:
+def convolve_moving(x: np.ndarray, rirs: np.ndarray, hop: int, chunk: int = 32,
+                    index: np.ndarray | None = None) -> np.ndarray:
     """Time-variant convolution of x (N,) with rirs (F, M, L) taken at samples 0, hop, 2 hop, ...
 
     Needs F >= ceil(N / hop) + 1 so the windows cover the whole signal. Returns
     (M, N + L - 1) float64. `chunk` frames are transformed at a time to bound memory.
+    index (F,): instead, rirs (U, M, L) holds the distinct RIRs and index[k] the one at
+    k hop; frames sharing an RIR are convolved together.
     """
     n = len(x)
     f_needed = -(-n // hop) + 1
-    if rirs.ndim != 3 or len(rirs) < f_needed:
-        raise ValueError(f"rirs must be (F, M, L) with F >= {f_needed} frames for {n} samples at hop {hop}; "
-                         f"got shape {rirs.shape}")
+    stamps = len(rirs) if index is None else len(index)
+    if rirs.ndim != 3 or stamps < f_needed or (index is not None and not 0 <= np.min(index) <= np.max(index)
+                                               < len(rirs)):
+        raise ValueError(f"rirs must be (F, M, L) (or index (F,) into it) with F >= {f_needed} frames for {n} "
+                         f"samples at hop {hop}; got shape {rirs.shape}"
+                         + ("" if index is None else f" and index of length {stamps}"))
     frames, (m, length) = f_needed, rirs.shape[1:]
     window = np.sin(np.pi * np.arange(2 * hop) / (2 * hop)) ** 2  # periodic Hann: w[k] + w[k + hop] = 1
     padded = np.zeros((frames + 1) * hop)
     padded[hop:hop + n] = x
+    if index is not None:
+        return _convolve_stepped(padded, rirs, np.asarray(index[:frames]), window, hop)[:, hop:hop + n + length - 1]
     nfft = next_fast_len(2 * hop + length - 1)
     out = np.zeros((m, frames * hop + nfft))
     for start in range(0, frames, chunk):
@@ -84,6 +100,20 @@ def convolve_moving(x: np.ndarray, rirs: np.ndarray, hop: int, chunk: int = 32) 
         for k, f in enumerate(idx):
             out[:, f * hop:f * hop + nfft] += y[k]
     return out[:, hop:hop + n + length - 1]
+
+
+def _convolve_stepped(padded: np.ndarray, rirs: np.ndarray, index: np.ndarray, window: np.ndarray,
+                      hop: int) -> np.ndarray:
+    """sum_k (window at k hop * padded) conv rirs[index[k]], one convolution per distinct RIR."""
+    out = np.zeros((rirs.shape[1], len(padded) + rirs.shape[2] - 1))
+    for u in np.unique(index):
+        ks = np.flatnonzero(index == u)
+        lo, hi = int(ks[0]) * hop, int(ks[-1]) * hop + 2 * hop
+        weight = np.zeros(hi - lo)
+        for k in ks:
+            weight[k * hop - lo:k * hop - lo + 2 * hop] += window
+        out[:, lo:hi + rirs.shape[2] - 1] += convolve_static(padded[lo:hi] * weight, rirs[u])
+    return out
 
 
 _BLOCK_SECONDS = 1.0  # noise is synthesised in blocks this long, overlap-added
@@ -119,9 +149,13 @@ def diffuse_noise(array: MicArray, n: int, fs: float, rng: np.random.Generator, 
     Each 1 s block is white noise shaped by the diffuse field's cross-spectral factors (so
     capsule coherence is that of `directions` uncorrelated plane waves), coloured, and
     overlap-added with sqrt-Hann windows at 50 % overlap, whose squares sum to one.
+    A coincident array (FOA) has no delays, so its factors do not depend on frequency:
+    its noise is mixed in the time domain and coloured with one FFT (several times faster).
     """
     if color not in ("white", "pink"):
         raise ValueError(f"noise_color must be 'white' or 'pink'; got {color!r}")
+    if np.ptp(np.asarray(array.positions), axis=0).max() < 1e-9:
+        return _coincident_noise(array, n, fs, rng, directions, color)
     block = 2 * max(8, int(round(_BLOCK_SECONDS * fs / 2)))
     hop = block // 2
     rel = np.asarray(array.positions) - np.asarray(array.center)
@@ -149,40 +183,85 @@ def diffuse_noise(array: MicArray, n: int, fs: float, rng: np.random.Generator, 
     return out[:, hop:hop + n] / math.sqrt(max(ref_power, 1e-300))
 
 
-def render_scene(plan: ScenePlan, signals: Mapping[str, np.ndarray], rirs: Sequence[np.ndarray], fs: float,
+def _coincident_noise(array: MicArray, n: int, fs: float, rng: np.random.Generator, directions: int,
+                      color: str) -> np.ndarray:
+    """diffuse_noise for capsules at one point: real mixing factors, float32 white noise, one FFT."""
+    mixing = _diffuse_mixing(((0.0, 0.0, 0.0),) * len(array), tuple(array.patterns),
+                             tuple(map(tuple, array.orientations)), 2, float(fs), 343.0, directions)[0].real
+    white = rng.standard_normal((len(array), n), dtype=np.float32)
+    if color == "white":
+        return mixing.astype(np.float32) @ white
+    freqs = np.fft.rfftfreq(n, 1.0 / fs)
+    shape = np.zeros(len(freqs), dtype=np.float32)
+    shape[1:] = 1.0 / np.sqrt(freqs[1:] * _BLOCK_SECONDS)  # -3 dB/octave, 0 dB at the block path's first bin
+    weights = np.full(len(freqs), 2.0)
+    weights[0] = 1.0
+    weights[-1] = 1.0 if n % 2 == 0 else 2.0
+    power = float(np.sum(weights * shape.astype(np.float64) ** 2)) / n  # mean square after shaping unit white
+    coloured = irfft(rfft(white, axis=-1) * shape, n, axis=-1)
+    return (mixing / math.sqrt(power)).astype(np.float32) @ coloured
+
+
+def render_scene(plan: ScenePlan, signals: Mapping[str, np.ndarray], rirs: Sequence, fs: float,
                  array: MicArray, *, c: float = 343.0, peak: float = 0.5,
                  noise_color: Literal["white", "pink"] = "pink") -> Rendered:
-    """Mix every event of `plan`, add ambience at plan.snr_db, scale to `peak` (max |sample|).
+    """Mix every event of `plan`, add ambience, scale to `peak` (max |sample|).
 
     signals: dry mono arrays at fs keyed by library item id. rirs: one per plan event,
-    in order: (M, L) for a static event; (F, M, L) for a moving one, RIRs at onset,
-    onset + hop, ... with F >= event frames + 1. c: speed of sound (m/s) for the
-    ambience delays. No ambience when plan.snr_db is None.
+    in order: (M, L) for a static event; for a moving one (F, M, L), RIRs at onset,
+    onset + hop, ... with F >= event frames + 1, or a pair (distinct RIRs (U, M, L),
+    index (F,)) as `grid_rirs` makes for a stored grid. c: speed of sound (m/s) for the
+    ambience delays. Ambience: at plan.snr_db against the whole mix, or at the absolute
+    power plan.noise_db, against which events with an snr_db are levelled; none when both
+    are None. Event powers are measured after spatialisation (see the module docstring).
     """
     if len(rirs) != len(plan.events):
         raise ValueError(f"rirs must hold one entry per plan event ({len(plan.events)}); got {len(rirs)}")
     if not (0 < peak < 1):
         raise ValueError(f"peak must be in (0, 1) (full scale is 1); got {peak}")
+    if plan.snr_db is not None and plan.noise_db is not None:
+        raise ValueError("plan.snr_db and plan.noise_db both set the ambience level; set one")
     n = int(round(plan.duration * fs))
     hop = int(round(plan.hop * fs))
     channels = len(array)
+    noise_power = None if plan.noise_db is None else 10.0 ** (plan.noise_db / 10.0)
     mix = np.zeros((channels, n))
+    levels, powers = [], []
     for i, (event, rir) in enumerate(zip(plan.events, rirs)):
         dry = signals.get(event.item_id)
         if dry is None or np.ndim(dry) != 1 or not np.isfinite(dry).all():
             raise ValueError(f"signals[{event.item_id!r}] must be a finite mono array (events[{i}])")
-        rir = np.asarray(rir)
-        if rir.shape[-2] != channels or not np.isfinite(rir).all():
-            raise ValueError(f"rirs[{i}] must be finite with {channels} channels on axis -2; got shape {rir.shape}")
+        stack, index = (np.asarray(rir[0]), rir[1]) if isinstance(rir, tuple) else (np.asarray(rir), None)
+        if stack.shape[-2] != channels or not np.isfinite(stack).all():
+            raise ValueError(f"rirs[{i}] must be finite with {channels} channels on axis -2; got shape {stack.shape}")
+        if event.snr_db is not None and noise_power is None:
+            raise ValueError(f"events[{i}].snr_db needs an ambience level to stand against: set plan.noise_db")
         x = event_signal(np.asarray(dry, dtype=np.float64), event, fs)
-        wet = convolve_moving(x, rir, hop) if event.moving else convolve_static(x, rir[0] if rir.ndim == 3 else rir)
+        if not event.moving:
+            wet = convolve_static(x, stack[0] if stack.ndim == 3 else stack)
+        else:
+            wet = convolve_moving(x, stack, hop, index=index)
+        power = float(np.mean(wet[:, :len(x)] ** 2)) if len(x) else 0.0
+        level = event.level_db or 0.0
+        if event.snr_db is not None and power > 0:
+            scale = math.sqrt(noise_power * 10.0 ** (event.snr_db / 10.0) / power)
+            wet, power, level = wet * scale, power * scale**2, 20.0 * math.log10(scale)
+        levels.append(level)
+        powers.append(power)
         start = int(round(event.onset * fs))
         stop = min(n, start + wet.shape[1])
         mix[:, start:stop] += wet[:, :stop - start]
-    if plan.snr_db is not None:
+    snr = plan.snr_db
+    if plan.snr_db is not None or noise_power is not None:
         noise = diffuse_noise(array, n, fs, np.random.default_rng(plan.noise_seed), c=c, color=noise_color)
-        target = float(np.mean(mix**2)) / 10.0 ** (plan.snr_db / 10.0)
-        mix += noise * math.sqrt(target / max(float(np.mean(noise**2)), 1e-300))
+        events_power = float(np.mean(mix**2))
+        if noise_power is None:
+            noise_power = events_power / 10.0 ** (plan.snr_db / 10.0)
+        else:
+            snr = 10.0 * math.log10(events_power / noise_power) if events_power > 0 else -math.inf
+        mix += noise * math.sqrt(noise_power / max(float(np.mean(noise**2)), 1e-300))
+    event_snrs = tuple(None if not noise_power else 10.0 * math.log10(p / noise_power) if p > 0 else -math.inf
+                       for p in powers)
     top = float(np.max(np.abs(mix))) if mix.size else 0.0
     gain = peak / top if top > 0 else 1.0
-    return Rendered((mix * gain).astype(np.float32), gain, plan.snr_db)
+    return Rendered((mix * gain).astype(np.float32), gain, snr, tuple(levels), event_snrs)

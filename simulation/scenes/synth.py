@@ -11,6 +11,7 @@ from ..api import simulate
 from ..arrays import MicArray
 from ..rooms import Room
 from ..trajectory import trajectory_rirs
+from .grid import RirGrid, grid_rirs
 from .labels import FrameLabel, caption, frame_labels
 from .plan import Box, LibraryItem, PlanConfig, ScenePlan, plan_scene
 from .render import render_scene
@@ -20,13 +21,17 @@ __all__ = ["Scene", "room_region", "scene_rirs", "synthesize_scene"]
 
 @dataclass(frozen=True)
 class Scene:
-    """audio (channels, samples) float32 at fs, its recipe, frame labels, caption and the peak gain applied."""
+    """audio (channels, samples) float32 at fs, its recipe, frame labels, caption and the peak gain applied;
+    the clip SNR and, per plan event, its dry level and SNR in dB (see `render_scene`)."""
 
     audio: np.ndarray
     plan: ScenePlan
     labels: list[FrameLabel]
     caption: str
     gain: float
+    snr_db: float | None = None
+    event_level_db: tuple[float, ...] = ()
+    event_snr_db: tuple[float | None, ...] = ()
 
 
 def room_region(room: Room, margin: float = 0.5) -> Box:
@@ -63,18 +68,26 @@ def synthesize_scene(room: Room, array: MicArray, seed: int, library: Sequence[L
                      signals: Mapping[str, np.ndarray], fs: float, *, config: PlanConfig = PlanConfig(),
                      region: Box | None = None, rir_duration: float = 0.5, mode: Literal["ism", "hybrid"] = "hybrid",
                      phrases: Mapping[str, str] | None = None, peak: float = 0.5,
-                     noise_color: Literal["white", "pink"] = "pink", **simulate_options: Any) -> Scene:
-    """Plan (seeded), simulate RIRs, render, label and caption one clip.
+                     noise_color: Literal["white", "pink"] = "pink",
+                     stored: tuple[RirGrid, np.ndarray] | None = None, **simulate_options: Any) -> Scene:
+    """Plan (seeded), get RIRs, render, label and caption one clip.
 
     array: tetra_mic or foa (or any MicArray) already placed in `room`; its centre is
     the label origin. signals: dry mono arrays at fs keyed by library item id.
     region: where sources may be (default: the room less 0.5 m on every side).
+    stored: (grid, rirs (G, M, L)) of RIRs stored around this array: sources sit on the
+    grid and nothing is simulated. Otherwise RIRs are simulated for the planned positions:
     rir_duration s, mode and `simulate_options` go to the engine.
     """
     missing = sorted({item.id for item in library} - set(signals))
     if missing:
         raise ValueError(f"signals has no dry signal for library ids {missing}")
-    plan = plan_scene(seed, library, array.center, region or room_region(room), config)
-    rirs = scene_rirs(plan, room, array, fs, rir_duration=rir_duration, mode=mode, **simulate_options)
+    grid = stored[0] if stored is not None else None
+    plan = plan_scene(seed, library, array.center, region or room_region(room), config, grid=grid)
+    if stored is not None:
+        rirs = grid_rirs(plan, grid, stored[1])
+    else:
+        rirs = scene_rirs(plan, room, array, fs, rir_duration=rir_duration, mode=mode, **simulate_options)
     rendered = render_scene(plan, signals, rirs, fs, array, c=room.c, peak=peak, noise_color=noise_color)
-    return Scene(rendered.audio, plan, frame_labels(plan), caption(plan, room, phrases), rendered.gain)
+    return Scene(rendered.audio, plan, frame_labels(plan), caption(plan, room, phrases), rendered.gain,
+                 rendered.snr_db, rendered.event_level_db, rendered.event_snr_db)

@@ -1,0 +1,89 @@
+"""Stored RIR grids: scenes rendered from RIRs measured or simulated once, as the DCASE generators do.
+
+A grid is the set of source positions around one array for which an RIR is stored:
+rings of constant elevation and distance with a point every `azimuth_step` degrees
+(points outside the room are simply absent). Static events sit exactly on a grid point;
+moving events step along their ring, one grid point at a time, so every label is the
+true direction of a stored RIR. Angles follow DCASE (azimuth counter-clockwise from +x).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .plan import PlannedEvent, ScenePlan
+
+__all__ = ["RirGrid", "grid_rirs"]
+
+_MATCH_METRES = 1e-3  # a planned position and a stored one closer than this are the same point
+
+
+@dataclass(frozen=True)
+class RirGrid:
+    """Positions (G,) of the stored RIRs relative to the array centre: deg, deg, m; ring spacing in deg."""
+
+    azimuth: np.ndarray
+    elevation: np.ndarray
+    distance: np.ndarray
+    azimuth_step: float
+
+    def __post_init__(self) -> None:
+        shapes = {np.shape(self.azimuth), np.shape(self.elevation), np.shape(self.distance)}
+        if len(shapes) != 1 or len(next(iter(shapes))) != 1 or not np.size(self.azimuth):
+            raise ValueError(f"RirGrid needs equal-length, non-empty 1-D azimuth, elevation and distance; got {shapes}")
+        if not (math.isfinite(self.azimuth_step) and 0 < self.azimuth_step <= 360):
+            raise ValueError(f"RirGrid.azimuth_step must be in (0, 360] deg; got {self.azimuth_step}")
+
+    def __len__(self) -> int:
+        return len(self.azimuth)
+
+    def offsets(self) -> np.ndarray:
+        """(G, 3) positions relative to the array centre, m."""
+        return _offsets(self.azimuth, self.elevation, self.distance)
+
+    def find(self, azimuth, elevation, distance) -> np.ndarray:
+        """Index of the stored point at each position (broadcast arrays); -1 where there is none."""
+        query = _offsets(*np.broadcast_arrays(azimuth, elevation, distance)).reshape(-1, 3)
+        gap = np.linalg.norm(query[:, None, :] - self.offsets()[None], axis=-1)
+        best = gap.argmin(axis=1)
+        found = np.where(gap[np.arange(len(query)), best] < _MATCH_METRES, best, -1)
+        return found.reshape(np.broadcast(azimuth, elevation, distance).shape)
+
+
+def _offsets(azimuth, elevation, distance) -> np.ndarray:
+    az, el = np.radians(np.asarray(azimuth, float)), np.radians(np.asarray(elevation, float))
+    return np.asarray(distance, float)[..., None] * np.stack(
+        [np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)], axis=-1)
+
+
+def stamp_times(event: PlannedEvent, hop: float) -> np.ndarray:
+    """The RIR times of an event (s): onset + k hop, k = 0..frames (the time-variant convolution's stamps)."""
+    frames = int(round((event.offset - event.onset) / hop))
+    return event.onset + np.arange(frames + 1) * hop
+
+
+def grid_rirs(plan: ScenePlan, grid: RirGrid, rirs: np.ndarray) -> list:
+    """Each plan event's RIRs from the stored `rirs` (G, M, L), in `render_scene`'s layout.
+
+    Static: the (M, L) RIR of its grid point. Moving: a pair (distinct RIRs (U, M, L), index (F,))
+    naming the RIR at each stamp, so frames on the same grid point share one convolution.
+    ValueError when a planned position is not a grid point (the plan was not drawn on `grid`).
+    """
+    if len(rirs) != len(grid):
+        raise ValueError(f"rirs must hold one RIR per grid point ({len(grid)}); got {len(rirs)}")
+    out = []
+    for i, event in enumerate(plan.events):
+        times = stamp_times(event, plan.hop) if event.moving else np.array([event.onset])
+        points = grid.find(event.azimuth_at(times), event.elevation, event.distance)
+        if (points < 0).any():
+            raise ValueError(f"plan.events[{i}] is not on the RIR grid (azimuth {event.azimuth:.2f}, elevation "
+                             f"{event.elevation:.2f}, distance {event.distance:.3f}); plan it with grid=")
+        if event.moving:
+            distinct, index = np.unique(points, return_inverse=True)
+            out.append((rirs[distinct], index))
+        else:
+            out.append(rirs[points[0]])
+    return out
