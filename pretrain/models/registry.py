@@ -14,9 +14,11 @@ from pydantic import ValidationError
 
 from catalog.errors import RoomtoneError
 
+from .beats import BeatsConfig, BeatsPretrain, BeatsPretrainConfig
 from .encoder import SIZES, EncoderConfig
 from .heads import Seld, SeldConfig, Tagging, TaggingConfig
 from .ssast import SSAST, SSASTConfig
+from .tokenizer import BeatsTokenizerConfig, BeatsTokenizerTraining
 
 __all__ = ["create_model", "list_models", "register_family"]
 
@@ -52,11 +54,11 @@ def create_model(name: str, **overrides) -> nn.Module:
         raise RoomtoneError(f"invalid settings for {name}: {e}", "fix or drop that override") from e
 
 
-def split_encoder(size: str, overrides: dict, **defaults) -> tuple[EncoderConfig, dict]:
+def split_encoder(size: str, overrides: dict, config=EncoderConfig, **defaults):
     """The encoder config (size preset + encoder-field overrides) and the remaining overrides."""
-    fields = set(EncoderConfig.model_fields) - {"size"}
+    fields = set(config.model_fields) - {"size"}
     enc = {**defaults, **{k: v for k, v in overrides.items() if k in fields}}
-    return EncoderConfig.sized(size, **enc), {k: v for k, v in overrides.items() if k not in fields}
+    return config.sized(size, **enc), {k: v for k, v in overrides.items() if k not in fields}
 
 
 @register_family("ssast")
@@ -75,3 +77,18 @@ def _tagging(size: str, **overrides) -> Tagging:
 def _seld(size: str, **overrides) -> Seld:
     enc, rest = split_encoder(size, overrides, in_chans=7, n_mels=64, max_frames=1008)
     return Seld(SeldConfig(encoder=enc, **rest))
+
+
+@register_family("beats")
+def _beats(size: str, tokenizer: nn.Module | None = None, **overrides) -> BeatsPretrain:
+    """Iteration 1 (random-projection labels) by default; pass `tokenizer=` a trained BeatsTokenizer for 2+."""
+    enc, rest = split_encoder(size, overrides, BeatsConfig)
+    kind = "random-projection" if tokenizer is None else "distilled"
+    return BeatsPretrain(BeatsPretrainConfig(encoder=enc, tokenizer=kind, **rest), tokenizer)
+
+
+@register_family("beats-tokenizer")
+def _beats_tokenizer(size: str, teacher: nn.Module | None = None, **overrides) -> BeatsTokenizerTraining:
+    """Tokenizer distillation from `teacher` (the previous iteration's BEATs encoder)."""
+    enc, rest = split_encoder(size, overrides, BeatsConfig)
+    return BeatsTokenizerTraining(BeatsTokenizerConfig(encoder=enc, **rest), teacher)

@@ -1,0 +1,168 @@
+"""BEATs acoustic tokenizer for iteration 2+: distilled from the previous iteration's model.
+
+`BeatsTokenizer` = a BEATs encoder, `quantize_layer` (Linear, Tanh, Linear to 256) and a
+`NormEMAVectorQuantizer` (1024 x 256, L2-normalised inputs and codes, cosine k-means start, EMA
+codebook updates with decay 0.99), names as the released `Tokenizers.py`. `BeatsTokenizerTraining`
+trains it: a small transformer estimator reconstructs the frozen teacher's last-layer features
+from the quantized codes (cosine loss) plus the commitment loss; then
+`create_model("beats-<size>", tokenizer=trained.tokenizer)` pretrains the next iteration.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor
+
+from catalog.errors import RoomtoneError
+
+from .beats import BeatsConfig, BeatsEncoder, BeatsTransformer
+
+__all__ = ["NormEMAVectorQuantizer", "BeatsTokenizer", "BeatsTokenizerConfig", "BeatsTokenizerTraining"]
+
+
+def _all_reduce(x: Tensor) -> Tensor:
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(x)
+    return x
+
+
+class _Codebook(nn.Module):
+    """Holds the EMA state under the released names (`embedding.weight`, `cluster_size`, `embed_avg`, `initted`)."""
+
+    def __init__(self, n: int, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(F.normalize(torch.randn(n, dim), dim=-1), requires_grad=False)
+        self.register_buffer("cluster_size", torch.zeros(n))
+        self.register_buffer("embed_avg", self.weight.data.clone())
+        self.register_buffer("initted", torch.tensor(False))
+
+
+class NormEMAVectorQuantizer(nn.Module):
+    """Cosine vector quantizer with EMA codebook updates; k-means (cosine) initialisation on the first batch."""
+
+    def __init__(self, n_embed: int = 1024, dim: int = 256, beta: float = 1.0, decay: float = 0.99,
+                 kmeans_iters: int = 10, seed: int = 0):
+        super().__init__()
+        self.beta, self.decay, self.kmeans_iters, self.seed = beta, decay, kmeans_iters, seed
+        self.embedding = _Codebook(n_embed, dim)
+
+    @torch.no_grad()
+    def _kmeans_init(self, z: Tensor) -> None:
+        g = torch.Generator(device=z.device).manual_seed(self.seed)
+        n = self.embedding.weight.shape[0]
+        pick = torch.randint(z.shape[0], (n,), generator=g, device=z.device)
+        means = z[pick]
+        for _ in range(self.kmeans_iters):
+            assign = (z @ means.T).argmax(-1)
+            sums = torch.zeros_like(means).index_add_(0, assign, z)
+            counts = torch.bincount(assign, minlength=n)
+            means = torch.where(counts[:, None] > 0, F.normalize(sums, dim=-1), means)
+        if dist.is_available() and dist.is_initialized():
+            dist.broadcast(means, 0)  # every rank starts from rank 0's codebook
+        self.embedding.weight.data.copy_(means)
+        self.embedding.embed_avg.copy_(means)
+        self.embedding.cluster_size.fill_(1.0)
+        self.embedding.initted.fill_(True)
+
+    def codes(self, z: Tensor) -> Tensor:
+        """Nearest code index per vector of z (..., dim), by cosine similarity."""
+        return (F.normalize(z.float(), dim=-1) @ self.embedding.weight.T).argmax(-1)
+
+    def forward(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(quantized with straight-through gradients, commitment loss, code indices)."""
+        z = F.normalize(z.float(), dim=-1)
+        flat = z.reshape(-1, z.shape[-1])
+        if self.training and not bool(self.embedding.initted):
+            self._kmeans_init(flat.detach())
+        idx = self.codes(flat)
+        q = self.embedding.weight[idx]
+        if self.training:
+            with torch.no_grad():
+                onehot = F.one_hot(idx, self.embedding.weight.shape[0]).to(flat.dtype)
+                bins = _all_reduce(onehot.sum(0))
+                sums = _all_reduce(onehot.T @ flat)
+                e = self.embedding
+                e.cluster_size.mul_(self.decay).add_(bins, alpha=1 - self.decay)
+                e.embed_avg.mul_(self.decay).add_(sums, alpha=1 - self.decay)
+                e.weight.data.copy_(torch.where(bins[:, None] > 0, F.normalize(e.embed_avg, dim=-1), e.weight))
+        loss = self.beta * F.mse_loss(q.detach(), flat)
+        q = flat + (q - flat).detach()
+        return q.reshape(z.shape), loss, idx.reshape(z.shape[:-1])
+
+
+class BeatsTokenizer(nn.Module):
+    """`labels(fbank) -> (B, N)` code per patch; `quantize(fbank)` for training."""
+
+    def __init__(self, config: BeatsConfig, codebook_size: int = 1024, code_dim: int = 256, seed: int = 0):
+        super().__init__()
+        self.config = config
+        self.encoder = BeatsEncoder(config)
+        d = config.encoder_embed_dim
+        self.quantize_layer = nn.Sequential(nn.Linear(d, d), nn.Tanh(), nn.Linear(d, code_dim))
+        self.quantize = NormEMAVectorQuantizer(codebook_size, code_dim, seed=seed)
+
+    def quantize_fbank(self, fbank: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return self.quantize(self.quantize_layer(self.encoder(fbank)))
+
+    @torch.no_grad()
+    def labels(self, fbank: Tensor) -> Tensor:
+        return self.quantize.codes(self.quantize_layer(self.encoder(fbank)))
+
+
+class BeatsTokenizerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    encoder: BeatsConfig
+    codebook_size: int = Field(1024, gt=1)
+    code_dim: int = Field(256, gt=0)
+    estimator_layers: int = Field(3, gt=0)
+    seed: int = 0
+
+
+class BeatsTokenizerTraining(nn.Module):
+    """forward(batch) -> {"loss", "cosine", "vq", "codes_used"}: distil the frozen `teacher` into the tokenizer.
+
+    `teacher` maps fbank (B, frames, mels) to (B, N, dim) in the same patch order, e.g. the
+    previous iteration's `create_model("beats-<size>").encoder` after pretraining.
+    """
+
+    def __init__(self, config: BeatsTokenizerConfig, teacher: nn.Module | None):
+        super().__init__()
+        if teacher is None:
+            raise RoomtoneError("a BEATs tokenizer is distilled from a teacher, and none was given",
+                                "pass teacher=<previous iteration's model>.encoder to create_model")
+        self.config = c = config
+        e = c.encoder
+        self.tokenizer = BeatsTokenizer(e, c.codebook_size, c.code_dim, c.seed)
+        self.teacher = teacher.eval().requires_grad_(False)
+        self.encoder = self.tokenizer.encoder
+        d = e.encoder_embed_dim
+        self.estimator_proj = nn.Linear(c.code_dim, d)
+        self.estimator = BeatsTransformer(e, d, c.estimator_layers, e.encoder_attention_heads, e.encoder_ffn_embed_dim)
+        teacher_dim = getattr(getattr(teacher, "config", None), "encoder_embed_dim", None)
+        if teacher_dim is None:
+            raise RoomtoneError(f"teacher {type(teacher).__name__} is not a BEATs encoder",
+                                "pass the previous iteration's BEATs model's .encoder")
+        self.head = nn.Linear(d, teacher_dim)
+
+    def train(self, mode: bool = True) -> BeatsTokenizerTraining:
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    def forward(self, batch: dict[str, Tensor], generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        fbank = batch["fbank"]
+        with torch.no_grad():
+            target = self.teacher(fbank).float()
+        q, vq, idx = self.tokenizer.quantize_fbank(fbank)
+        pred = self.head(self.estimator(self.estimator_proj(q.to(self.estimator_proj.weight.dtype)))).float()
+        if pred.shape != target.shape:
+            raise RoomtoneError(f"teacher gives {tuple(target.shape)} features, the tokenizer {tuple(pred.shape)}",
+                                "use a teacher with the same patch size and order (a BEATs encoder)")
+        cosine = (1 - F.cosine_similarity(pred, target, dim=-1)).mean()
+        used = torch.tensor(float(idx.unique().numel()), device=pred.device)
+        return {"loss": cosine + vq, "cosine": cosine.detach(), "vq": vq.detach(), "codes_used": used}
