@@ -13,7 +13,8 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from catalog.errors import RoomtoneError
-from pipelines.cli import catalog_cmd, export_cmd, ingest_cmd, plot_cmd, pretrain_cmd, run_cmd, simulate_cmd
+from pipelines.cli import (augment_cmd, catalog_cmd, export_cmd, ingest_cmd, plot_cmd, pretrain_cmd, qa_cmd,
+                           run_cmd, simulate_cmd)
 from pipelines.cli.common import state
 from pipelines.configs import describe_validation_error
 
@@ -27,9 +28,12 @@ app.add_typer(simulate_cmd.app, name="simulate")
 app.add_typer(plot_cmd.app, name="plot")
 app.add_typer(export_cmd.app, name="export")
 app.add_typer(ingest_cmd.app, name="ingest")
+app.add_typer(qa_cmd.app, name="qa")
+app.command("augment")(augment_cmd.augment)
 app.add_typer(run_cmd.jobs_app, name="jobs")
 app.command("run")(run_cmd.run)
 app.command("submit")(run_cmd.submit)
+app.command("report")(plot_cmd.report)
 app.command("pretrain")(pretrain_cmd.pretrain)
 app.command("eval")(pretrain_cmd.evaluate)
 

@@ -34,7 +34,7 @@ class BatchAugment(torch.nn.Module):
              epoch: int = 0) -> list[Recipe]:
         return [draw_recipe(self.specs, rng, Context(i, length, self.rate, self.fmt, self.hop, self._partners,
                                                      sorted(self.resources.rirs)),
-                            parent_id=i, seed=self.seed, epoch=epoch) for i, rng in zip(ids, rngs)]
+                            seed=self.seed, epoch=epoch) for i, rng in zip(ids, rngs)]
 
     def forward(self, x: torch.Tensor, ids: Sequence[str], rngs: Sequence[np.random.Generator],
                 epoch: int = 0) -> tuple[torch.Tensor, list[Recipe]]:

@@ -41,9 +41,10 @@ NORM_DB, PEAK = -25.0, 0.99
 
 @dataclass(frozen=True)
 class Context:
-    """What drawing needs to know about one clip: its length (samples), rate, format
-    ('foa', 'mic' or None), label hop (time offsets are whole hops when set), the mixing
-    candidates as (id, length) and the RIR ids."""
+    """What drawing needs to know about one clip: the output id, its length (samples), rate,
+    format ('foa', 'mic' or None), label hop (time offsets are whole hops when set), the
+    mixing candidates as (id, length), the RIR ids, and the id of the clip it starts from
+    (default: the output id); a clip is never mixed with itself."""
 
     item_id: str
     length: int
@@ -52,6 +53,11 @@ class Context:
     hop: float | None = None
     partners: Sequence[tuple[str, int]] = ()
     rirs: Sequence[str] = ()
+    parent_id: str | None = None
+
+    @property
+    def parent(self) -> str:
+        return self.parent_id or self.item_id
 
     @property
     def grid(self) -> int:
@@ -122,14 +128,14 @@ class Mix(Step):
 
     @classmethod
     def draw(cls, rng, ctx, snr_db=(-5.0, 5.0), mix_rms_db=(-35.0, -15.0), min_overlap=0.5):
-        pool = [(i, n) for i, n in ctx.partners if i != ctx.item_id]
+        pool = [(i, n) for i, n in ctx.partners if i != ctx.parent]
         if not pool:
-            raise ValueError(f"no clip to mix {ctx.item_id!r} with: the pool holds no other clip")
+            raise ValueError(f"no clip to mix {ctx.parent!r} with: the pool holds no other clip")
         partner, n2 = pool[int(rng.integers(len(pool)))]
         need = math.ceil(min_overlap * min(ctx.length, n2))
         lo, hi = math.ceil((need - n2) / ctx.grid), math.floor((ctx.length - need) / ctx.grid)
         if lo > hi:
-            raise ValueError(f"clips {ctx.item_id!r} and {partner!r} cannot overlap by {min_overlap:.0%} "
+            raise ValueError(f"clips {ctx.parent!r} and {partner!r} cannot overlap by {min_overlap:.0%} "
                              f"on a {ctx.grid}-sample grid")
         offset = int(rng.integers(lo, hi + 1)) * ctx.grid
         return cls(partner, _uniform(rng, snr_db), offset, _uniform(rng, mix_rms_db),
@@ -354,8 +360,7 @@ class Recipe:
                    tuple(Step.from_dict(s) for s in d["steps"]))
 
 
-def draw_recipe(specs: Sequence[Spec], rng: np.random.Generator, ctx: Context, *, parent_id: str,
-                seed: int, epoch: int) -> Recipe:
+def draw_recipe(specs: Sequence[Spec], rng: np.random.Generator, ctx: Context, *, seed: int, epoch: int) -> Recipe:
     """Draw one recipe: for each spec in order, apply with probability p and draw its values.
 
     The coin is tossed for every spec, applied or not, so one spec's draws never shift another's.
@@ -364,7 +369,7 @@ def draw_recipe(specs: Sequence[Spec], rng: np.random.Generator, ctx: Context, *
     for spec in specs:
         if rng.random() < spec.p:
             steps.append(STEPS[spec.name].draw(rng, ctx, **spec.params))
-    parents = [parent_id] + [s.partner_id for s in steps if isinstance(s, Mix)]
+    parents = [ctx.parent] + [s.partner_id for s in steps if isinstance(s, Mix)]
     return Recipe(ctx.item_id, tuple(parents), int(seed), int(epoch), tuple(steps))
 
 

@@ -62,10 +62,21 @@ def test_mix_snr_of_the_scaled_parents_equals_the_recorded_snr(channels, seed):
     assert level == pytest.approx(step.mix_rms_db, abs=1e-6) or out.abs().max() == pytest.approx(0.99)
 
 
+def test_a_clip_is_never_mixed_with_itself():
+    partners = [(f"scene-{i}", 800) for i in range(3)]
+    for k in range(30):
+        ctx = Context(f"scene-1-aug{k}", 800, FS, partners=partners, parent_id="scene-1")
+        recipe = draw_recipe([Spec("mix")], np.random.default_rng(k), ctx, seed=0, epoch=0)
+        assert recipe.parent_ids[0] == "scene-1" != recipe.parent_ids[1]
+    with pytest.raises(ValueError, match="no clip to mix 'scene-1' with"):
+        Mix.draw(np.random.default_rng(0), Context("x", 800, FS, partners=partners[1:2], parent_id="scene-1"))
+
+
 def test_mixing_clips_of_different_channel_counts_is_refused():
     step = Mix("b", 0.0, 0, -20.0)
     with pytest.raises(ValueError, match="mix clips of one format"):
-        apply_recipe(Recipe("a", ("a", "b"), 0, 0, (step,)), audio(0, 4), FS, res=Resources(partners={"b": audio(1, 1)}))
+        apply_recipe(Recipe("a", ("a", "b"), 0, 0, (step,)), audio(0, 4), FS,
+                     res=Resources(partners={"b": audio(1, 1)}))
 
 
 def test_mixed_metadata_holds_both_parents_shifted_with_disjoint_tracks():
@@ -139,7 +150,7 @@ def test_replaying_a_stored_recipe_is_bit_exact():
     rng = np.random.default_rng(7)
     for i in ids:
         ctx = Context(i, audios[i].shape[-1], FS, "foa", 0.1, [(k, v.shape[-1]) for k, v in audios.items()])
-        recipe = draw_recipe(SPECS, rng, ctx, parent_id=i, seed=7, epoch=0)
+        recipe = draw_recipe(SPECS, rng, ctx, seed=7, epoch=0)
         out, meta, done = apply_recipe(recipe, audios[i], FS, metas[i], Resources(audios, metas))
         again, meta2, _ = apply_recipe(Recipe.from_json(done.to_json()), audios[i], FS, metas[i],
                                        Resources(audios, metas))
@@ -180,7 +191,7 @@ def test_bad_specs_are_refused(spec, message):
 
 def test_rotation_of_a_mono_clip_is_refused():
     with pytest.raises(ValueError, match="rotation needs 'foa' or 'mic' clips"):
-        draw_recipe([Spec("rotate")], np.random.default_rng(0), Context("a", 10, FS), parent_id="a", seed=0, epoch=0)
+        draw_recipe([Spec("rotate")], np.random.default_rng(0), Context("a", 10, FS), seed=0, epoch=0)
     with pytest.raises(ValueError, match="rotation needs 4-channel"):
         apply_recipe(Recipe("a", ("a",), 0, 0, (Rotate(1, "foa"),)), torch.zeros(1, 10), FS)
 
@@ -189,6 +200,7 @@ def test_gain_and_noise_levels():
     x = audio(9)
     out, meta, _ = apply_recipe(Recipe("a", ("a",), 0, 0, (Gain(-6.0),)), x, FS, scene_meta(0))
     torch.testing.assert_close(out, x * 10 ** (-6 / 20))
-    assert [e["level_db"] for e in meta["events"]] == pytest.approx([e["level_db"] - 6 for e in scene_meta(0)["events"]])
+    expect = [e["level_db"] - 6 for e in scene_meta(0)["events"]]
+    assert [e["level_db"] for e in meta["events"]] == pytest.approx(expect)
     noisy, _, _ = apply_recipe(Recipe("a", ("a",), 0, 0, (Noise(20.0, 1),)), x, FS)
     assert 10 * math.log10(float(x.pow(2).mean() / (noisy - x).pow(2).mean())) == pytest.approx(20.0, abs=1e-9)

@@ -1,0 +1,240 @@
+"""The augmentation job: a catalog dataset (and an RIR dataset for reverb) in, augmented copies out.
+
+The driver checks every input (formats, rates, RIR channels, which transforms the data
+can take) and draws every recipe from (seed, epoch, output id) before any job starts,
+mixing partners included: a partner is drawn from the ids of the same split, so pairing
+does not depend on shards or workers. Workers read only the rows and RIRs their shard's
+recipes name, apply them, and write rows with the input's schema plus `recipe` (the
+resolved, replayable JSON) and `parent_ids`; the metadata columns describe the new audio.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Any, Literal
+
+import datasets
+import numpy as np
+import pyarrow.compute as pc
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from catalog import Catalog, CatalogConfig, Snapshot, audio_cell, decode_audio, encode_flac
+from catalog.errors import RoomtoneError
+from catalog.shards import DEFAULT_SHARD_BYTES
+from pipelines.seeding import item_rng
+from pipelines.sharded import ShardTask, plan_shards, run_sharded
+
+ARRAY_OF_FORMAT = {"foa": "foa", "mic": "tetra_mic"}
+PEAK = 0.99
+DEFAULT_STEPS = [{"name": "mix", "p": 0.5}, {"name": "rotate", "p": 0.5}, {"name": "gain", "gain_db": [-6.0, 0.0]}]
+
+
+class AugmentConfig(BaseModel):
+    """steps: applied in order, each with probability `p` and its ranges, e.g.
+    ``{"name": "mix", "p": 0.5, "snr_db": [-5, 5]}``; names: mix, reverb, rotate, noise, gain,
+    shift, speed (see `simulation.augment`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "augmented"
+    source: str = Field("scenes", description="dataset to augment (NAME or NAME@vN)")
+    rirs: str | None = Field(None, description="RIR dataset for reverb (NAME or NAME@vN)")
+    steps: list[dict[str, Any]] = Field(default_factory=lambda: [dict(s) for s in DEFAULT_STEPS])
+    copies: int = Field(1, ge=1, le=1000, description="augmented rows per input row")
+    seed: int = Field(0, ge=0)
+    epoch: int = Field(0, ge=0, description="a new epoch draws new recipes from the same seed")
+    bits: Literal[16, 24] = 16
+    max_shard_bytes: int = Field(DEFAULT_SHARD_BYTES, ge=100_000)
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, steps: list[dict]) -> list[dict]:
+        from simulation.augment import Spec
+
+        if not steps:
+            raise ValueError("give at least one augmentation step")
+        for i, step in enumerate(steps):
+            try:
+                Spec.from_dict(step)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"step {i}: {exc}") from None
+        return steps
+
+    def specs(self) -> list:
+        from simulation.augment import Spec
+
+        return [Spec.from_dict(s) for s in self.steps]
+
+
+def features(source: datasets.Features) -> datasets.Features:
+    return datasets.Features({**source, "recipe": datasets.Value("string"),
+                              "parent_ids": datasets.Sequence(datasets.Value("string"))})
+
+
+def _column(catalog: Catalog, ref: str, split: str | None, columns: list[str], ids=None) -> list[dict]:
+    dataset = catalog.arrow_dataset(ref, split)
+    where = pc.field("id").isin(sorted(ids)) if ids is not None else None
+    return dataset.to_table(columns=columns, filter=where).to_pylist()
+
+
+def _kind(snap: Snapshot) -> dict:
+    """What the source holds: rate, format, label hop, and whether rows carry scene metadata."""
+    missing = {"id", "audio", "duration"} - set(snap.features)
+    if missing:
+        raise RoomtoneError(f"{snap.ref} cannot be augmented: it lacks columns {sorted(missing)}",
+                            "augment an event library, a scenes dataset or a mixture of them")
+    scenes = {"events", "labels"} <= set(snap.features)
+    return {"rate": snap.features["audio"].sampling_rate, "format": snap.info.get("format"), "scenes": scenes,
+            "hop": snap.info.get("label_hop_s", 0.1) if scenes else None}
+
+
+def check_inputs(cfg: AugmentConfig, catalog: Catalog) -> tuple[Snapshot, Snapshot | None, dict, dict, dict]:
+    """Everything that can be wrong with the inputs, found before the job: returns the source and
+    RIR snapshots, the source kind, its rows (id, duration) by split and the RIR ids by split."""
+    src = catalog.show(cfg.source)
+    kind = _kind(src)
+    names = [s["name"] for s in cfg.steps]
+    cols = ["id", "duration"] + [c for c in ("format", "num_channels") if c in src.features]
+    rows = {split: _column(catalog, src.ref, split, cols) for split in catalog.splits(src.ref)}
+    formats = {(r.get("format"), r.get("num_channels")) for split in rows.values() for r in split}
+    if "mix" in names:
+        if not kind["scenes"]:
+            raise RoomtoneError(f"mix needs scene metadata (events and frame labels), but {src.ref} has one label "
+                                "per clip, which cannot describe a mixture",
+                                "mix a scenes dataset (roomtone simulate scenes), or drop mix from steps")
+        if len(formats) > 1:
+            raise RoomtoneError(f"mix needs clips of one format, but {src.ref} holds {sorted(map(str, formats))}",
+                                "augment each format as its own dataset")
+    if "rotate" in names and kind["format"] not in ARRAY_OF_FORMAT:
+        raise RoomtoneError(f"rotate needs FOA or MIC clips, but {src.ref} has format {kind['format']!r}",
+                            "drop rotate from steps, or augment a foa/mic scenes dataset")
+    rir_snap, rir_ids = None, {}
+    if "reverb" in names:
+        if kind["scenes"]:
+            raise RoomtoneError(f"{src.ref} is already reverberant and its room columns (room_id, rt60) would no "
+                                "longer describe the audio after another RIR",
+                                "reverberate a dry event library instead, or drop reverb from steps")
+        if not cfg.rirs:
+            raise RoomtoneError("reverb needs an RIR dataset", "set rirs (--rirs NAME)")
+    if cfg.rirs:
+        rir_snap = catalog.show(cfg.rirs)
+        missing = {"id", "rir", "sample_rate", "num_channels", "array"} - set(rir_snap.features)
+        if missing:
+            raise RoomtoneError(f"{rir_snap.ref} is not an RIR dataset: it lacks columns {sorted(missing)}",
+                                "make one with `roomtone simulate rirs`")
+        rir_rows = {split: _column(catalog, rir_snap.ref, split, ["id", "sample_rate", "num_channels", "array"])
+                    for split in catalog.splits(rir_snap.ref)}
+        every = [r for split in rir_rows.values() for r in split]
+        rates, arrays = {r["sample_rate"] for r in every}, {r["array"] for r in every}
+        channels = {r["num_channels"] for r in every}
+        source_channels = {c for _, c in formats if c is not None}
+        if rates != {kind["rate"]}:
+            raise RoomtoneError(f"{rir_snap.ref} is sampled at {sorted(rates)} Hz but {src.ref} at {kind['rate']} Hz",
+                                f"simulate RIRs with sample_rate: {kind['rate']}, or resample the source")
+        if len(channels) != 1 or (source_channels and source_channels != {1} and source_channels != channels):
+            raise RoomtoneError(f"{rir_snap.ref} has {sorted(channels)}-channel RIRs but {src.ref} holds "
+                                f"{sorted(source_channels)}-channel clips",
+                                "use RIRs with the clips' channel count (or mono clips, which take any)")
+        if kind["format"] in ARRAY_OF_FORMAT and arrays != {ARRAY_OF_FORMAT[kind["format"]]}:
+            raise RoomtoneError(f"{src.ref} is {kind['format']} but {rir_snap.ref} holds {sorted(arrays)} RIRs",
+                                f"simulate RIRs with --array {kind['format']}")
+        rir_ids = {split: sorted(r["id"] for r in split_rows) for split, split_rows in rir_rows.items()}
+    return src, rir_snap, kind, rows, rir_ids
+
+
+def draw_all(cfg: AugmentConfig, kind: dict, rows: dict, rir_ids: dict) -> dict[str, list[tuple]]:
+    """Every output item as (output id, recipe JSON, duration), by split; draws come from
+    (seed, output id, epoch) and the sorted ids of the split, never from the shard layout."""
+    from simulation.augment import Context, draw_recipe
+
+    specs, out = cfg.specs(), {}
+    for split, split_rows in rows.items():
+        ordered = sorted(split_rows, key=lambda r: r["id"])
+        pool = [(r["id"], int(round(r["duration"] * kind["rate"]))) for r in ordered]
+        rirs = rir_ids.get(split) or rir_ids.get("train") or []
+        items = []
+        for (parent, length), row in zip(pool, ordered):
+            for c in range(cfg.copies):
+                out_id = f"{parent}-aug{c}"
+                ctx = Context(out_id, length, kind["rate"], kind["format"], kind["hop"], pool, rirs, parent)
+                try:
+                    recipe = draw_recipe(specs, item_rng(cfg.seed, out_id, "augment", str(cfg.epoch)), ctx,
+                                         seed=cfg.seed, epoch=cfg.epoch)
+                except ValueError as exc:
+                    raise RoomtoneError(f"cannot draw a recipe for {out_id} (split {split!r}): {exc}",
+                                        "fix the step ranges, or give the split more clips to mix") from None
+                items.append((out_id, recipe.to_json(), float(row["duration"])))
+        out[split] = items
+    return out
+
+
+def load_rows(catalog: Catalog, ref: str, split: str, ids: set[str], rate: int) -> dict[str, tuple]:
+    """Rows by id as (audio (C, T) float64 tensor, metadata without audio)."""
+    out = {}
+    for row in _column(catalog, ref, split, list(catalog.show(ref).features), ids):
+        audio, got = decode_audio(row.pop("audio")["bytes"], dtype="float64")
+        if got != rate:
+            raise RoomtoneError(f"row {row['id']} of {ref} is sampled at {got} Hz, not the dataset's {rate} Hz",
+                                "re-ingest the source so every clip has one rate")
+        out[row["id"]] = (torch.from_numpy(np.ascontiguousarray(audio.T)), row)
+    return out
+
+
+def load_rirs(catalog: Catalog, ref: str, ids: set[str]) -> dict[str, torch.Tensor]:
+    rows = _column(catalog, ref, None, ["id", "rir"], ids)
+    return {r["id"]: torch.tensor(np.array(r["rir"], dtype=np.float64)) for r in rows}
+
+
+def augment_row(recipe_json: str, rows: dict, rirs: dict, kind: dict) -> tuple[np.ndarray, dict, str]:
+    """Apply one stored recipe; a mixture that would pass the 0.99 peak gets a recorded gain step."""
+    from simulation.augment import Gain, Recipe, Resources, apply_recipe
+
+    recipe = Recipe.from_json(recipe_json)
+    audio, meta = rows[recipe.parent_ids[0]]
+    res = Resources(partners={k: v[0] for k, v in rows.items()}, partner_meta={k: v[1] for k, v in rows.items()},
+                    rirs=rirs)
+    hop = kind["hop"] or 0.1
+    out, new_meta, done = apply_recipe(recipe, audio, kind["rate"], meta, res, hop=hop)
+    peak = float(out.abs().max())
+    if peak > PEAK:
+        limit = Gain(20.0 * math.log10(PEAK / peak))
+        done = Recipe(done.item_id, done.parent_ids, done.seed, done.epoch, done.steps + (limit,))
+        out, new_meta, done = apply_recipe(done, audio, kind["rate"], meta, res, hop=hop)
+    return out.numpy(), new_meta, done.to_json()
+
+
+def make_rows(cfg: AugmentConfig, catalog_json: str, source: str, rirs_ref: str | None, kind: dict,
+              task: ShardTask):
+    from simulation.augment import Recipe, Reverb
+
+    catalog = Catalog(CatalogConfig.model_validate_json(catalog_json))
+    recipes = [Recipe.from_json(r) for _, r, _ in task.items]
+    rows = load_rows(catalog, source, task.split, {p for r in recipes for p in r.parent_ids}, kind["rate"])
+    rir_ids = {s.rir_id for r in recipes for s in r.steps if isinstance(s, Reverb)}
+    rirs = load_rirs(catalog, rirs_ref, rir_ids) if rir_ids else {}
+    for out_id, recipe_json, _ in task.items:
+        audio, meta, resolved = augment_row(recipe_json, rows, rirs, kind)
+        meta = {**meta, "id": out_id, "recipe": resolved, "parent_ids": list(Recipe.from_json(resolved).parent_ids),
+                "audio": audio_cell(encode_flac(audio.T, kind["rate"], cfg.bits), f"{out_id}.flac")}
+        if "num_channels" in meta:
+            meta["num_channels"] = audio.shape[0]
+        yield meta
+
+
+def run_augment(cfg: AugmentConfig, catalog: Catalog, *, address: str | None = None,
+                show_progress: bool = True) -> Snapshot:
+    """Check inputs and draw every recipe on the driver (cheap), then augment on Ray."""
+    src, rir_snap, kind, rows, rir_ids = check_inputs(cfg, catalog)
+    items = draw_all(cfg, kind, rows, rir_ids)
+    pinned = cfg.model_copy(update={"source": src.ref, "rirs": rir_snap.ref if rir_snap else None})
+    inputs = [src.ref] + ([rir_snap.ref] if rir_snap else [])
+    info = {**src.info, "augmented_from": src.ref, "steps": cfg.steps}
+    run = catalog.create_run(cfg.name, pinned, features(src.features), inputs=inputs, info=info)
+    channels = max([r.get("num_channels") or 1 for split in rows.values() for r in split] + [4 if rir_snap else 1])
+    per_second = kind["rate"] * channels * cfg.bits / 8 * 0.8
+    tasks = plan_shards(items, cfg.max_shard_bytes, lambda item: item[2] * per_second)
+    return run_sharded(catalog, run, tasks, partial(make_rows, pinned, catalog.config.model_dump_json(), src.ref,
+                                                    rir_snap.ref if rir_snap else None, kind),
+                       address=address, show_progress=show_progress, description=f"augmenting {cfg.name}")

@@ -1,0 +1,170 @@
+"""The augmentation job on real scenes (sonic-pi events, simulated rooms) on a real Ray cluster."""
+
+import csv
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from catalog import Catalog, CatalogConfig, RoomtoneError, decode_audio, encode_flac
+from pipelines.stages.augment import AugmentConfig, augment_row, run_augment
+from pipelines.stages.events import EventsConfig, run_ingest_events
+from pipelines.stages.rirs import RirsConfig, run_rirs
+from pipelines.stages.scenes import ScenesConfig, run_scenes
+from tests.conftest import SHARED
+from tests.helpers import REPO_ROOT
+
+SONIC_PI = SHARED / "data" / "events" / "sonic-pi"
+ROOMS = dict(num_rooms=2, sources_per_room=1, room_x=(4.0, 6.0), room_y=(4.0, 6.0), room_z=(2.5, 3.5),
+             rt60=(0.2, 0.4), test_fraction=0.5, max_shard_bytes=200_000, rir_seconds=0.2)
+STEPS = [{"name": "mix", "p": 0.8, "snr_db": [-5, 5]}, {"name": "rotate", "p": 0.8}, {"name": "gain", "p": 0.5},
+         {"name": "noise", "p": 0.5, "snr_db": [20, 40]}, {"name": "shift", "p": 0.5}, {"name": "speed", "p": 0.5}]
+AUG = dict(source="scenes", steps=STEPS, copies=2, seed=3, max_shard_bytes=100_000)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, ray_cluster):
+    """A catalog with 8 sonic-pi events, FOA and MIC rooms, and 4 FOA scenes of 2 s."""
+    if not SONIC_PI.is_dir():
+        pytest.skip("../shared/data is not beside the checkout")
+    root = tmp_path_factory.mktemp("augment")
+    with open(SONIC_PI / "labels.csv") as f:
+        rows = [r for r in csv.DictReader(f) if float(r["duration_s"]) <= 1.0][:8]
+    folder = root / "events"
+    folder.mkdir()
+    for r in rows:
+        shutil.copy(SONIC_PI / r["file"], folder / r["file"])
+    with open(folder / "labels.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    catalog = Catalog(CatalogConfig(root=str(root / "home")))
+    run_ingest_events(EventsConfig(folder=folder, labels_csv=folder / "labels.csv"), catalog, show_progress=False)
+    run_rirs(RirsConfig(name="foa_rooms", array="foa", **ROOMS), catalog, show_progress=False)
+    run_rirs(RirsConfig(name="mic_rooms", array="mic", **ROOMS), catalog, show_progress=False)
+    run_scenes(ScenesConfig(rirs="foa_rooms", num_scenes=4, clip_seconds=2.0, max_event_seconds=1.0,
+                            rir_seconds=0.2, test_fraction=0.0, events_per_minute=90.0, max_shard_bytes=100_000),
+               catalog, show_progress=False)
+    return catalog
+
+
+def _float32(value):
+    """Values as the float32 columns store them."""
+    if isinstance(value, float):
+        return float(np.float32(value))
+    if isinstance(value, dict):
+        return {k: _float32(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_float32(v) for v in value]
+    return value
+
+
+def _rows(catalog, ref):
+    return {r["id"]: r for r in catalog.arrow_dataset(ref).to_table().to_pylist()}
+
+
+def test_augmented_scenes_keep_the_schema_and_replay_from_the_stored_row(inputs):
+    catalog = inputs
+    snap = run_augment(AugmentConfig(name="aug", **AUG), catalog, show_progress=False)
+    source = catalog.show("scenes")
+    assert snap.inputs == [source.ref] and snap.stats["rows"] == 8
+    assert dict(snap.features) == {**dict(source.features), "recipe": snap.features["recipe"],
+                                   "parent_ids": snap.features["parent_ids"]}
+    rows, parents = _rows(catalog, "aug"), _rows(catalog, "scenes")
+    assert sorted(rows) == sorted(f"{p}-aug{c}" for p in parents for c in range(2))
+    kinds = {s["name"] for r in rows.values() for s in json.loads(r["recipe"])["steps"]}
+    assert {"mix", "rotate"} <= kinds
+    decoded = {k: (torch.from_numpy(decode_audio(v["audio"]["bytes"], "float64")[0].T.copy()),
+                   {c: x for c, x in v.items() if c != "audio"}) for k, v in parents.items()}
+    kind = {"rate": 24_000, "format": "foa", "scenes": True, "hop": 0.1}
+    for out_id, row in rows.items():
+        recipe = json.loads(row["recipe"])
+        assert row["parent_ids"] == recipe["parent_ids"] and recipe["item_id"] == out_id
+        assert row["parent_ids"][0] == out_id.rsplit("-aug", 1)[0]
+        audio, meta, replayed = augment_row(row["recipe"], decoded, {}, kind)
+        assert replayed == row["recipe"]  # a resolved recipe resolves to itself
+        assert encode_flac(audio.T, 24_000) == row["audio"]["bytes"]  # bit for bit
+        assert _float32(meta["events"]) == row["events"] and _float32(meta["labels"]) == row["labels"]
+        assert row["label"] == sorted({e["class_name"] for e in row["events"]})
+        names = [s["name"] for s in recipe["steps"]]
+        if "mix" in names:
+            partner = recipe["steps"][names.index("mix")]["partner_id"]
+            assert row["parent_ids"][1] == partner and partner != row["parent_ids"][0]
+            if "rotate" not in names:
+                assert parents[partner]["caption"] in row["caption"]
+            if not {"shift", "speed"} & set(names):  # nothing cut at the clip's ends: every event is kept
+                assert len(row["events"]) == len(parents[row["parent_ids"][0]]["events"]) + len(
+                    [e for e in parents[partner]["events"] if e["onset"] + recipe["steps"][names.index("mix")]
+                     ["offset"] / 24_000 < 2.0 and e["offset"] + recipe["steps"][names.index("mix")]["offset"]
+                     / 24_000 > 0.0])
+
+
+def test_output_does_not_depend_on_shards_or_workers(inputs):
+    catalog = inputs
+    one = run_augment(AugmentConfig(name="one_shard", **{**AUG, "max_shard_bytes": 10**9}), catalog,
+                      show_progress=False)
+    many = run_augment(AugmentConfig(name="many_shards", **AUG), catalog, show_progress=False)
+    assert one.stats["shards"] == 1 < many.stats["shards"]
+    script = f"""
+import json, sys
+sys.path.insert(0, {str(REPO_ROOT)!r})
+from catalog import Catalog, CatalogConfig
+from catalog.cluster import connect
+from pipelines.stages.augment import AugmentConfig, run_augment
+connect(num_cpus=1)
+catalog = Catalog(CatalogConfig.model_validate_json({catalog.config.model_dump_json()!r}))
+print(run_augment(AugmentConfig(name="one_worker", **json.loads({json.dumps(AUG)!r})), catalog, show_progress=False).ref)
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=600,
+                   env={**os.environ, "ROOMTONE_RAY_DASHBOARD": "0"})
+    rows = {n: {k: (r["audio"]["bytes"], r["recipe"], r["labels"]) for k, r in _rows(catalog, n).items()}
+            for n in ("one_shard", "many_shards", "one_worker")}
+    assert rows["one_shard"] == rows["many_shards"] == rows["one_worker"] and len(rows["one_shard"]) == 8
+
+
+def test_reverb_of_a_dry_event_library_with_catalog_rirs(inputs):
+    catalog = inputs
+    snap = run_augment(AugmentConfig(name="wet_events", source="events", rirs="foa_rooms",
+                                     steps=[{"name": "reverb"}, {"name": "gain", "gain_db": [-3, 0]}]),
+                       catalog, show_progress=False)
+    assert snap.inputs == [catalog.show("events").ref, catalog.show("foa_rooms").ref]
+    rirs = {r["id"]: np.array(r["rir"]) for r in catalog.arrow_dataset("foa_rooms").to_table().to_pylist()}
+    for row in _rows(catalog, "wet_events").values():
+        audio, rate = decode_audio(row["audio"]["bytes"])
+        step = json.loads(row["recipe"])["steps"][0]
+        assert audio.shape[1] == 4 and step["rir_id"] in rirs and step["onset"] == \
+            int(np.abs(rirs[step["rir_id"]]).max(axis=0).argmax())
+        assert math.isfinite(step["gain"]) and row["label"] and row["duration"] == pytest.approx(len(audio) / rate)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"source": "events", "steps": [{"name": "mix"}]}, "mix needs scene metadata"),
+    ({"source": "events", "steps": [{"name": "rotate"}]}, "rotate needs FOA or MIC clips"),
+    ({"steps": [{"name": "reverb"}], "rirs": "foa_rooms"}, "already reverberant"),
+    ({"source": "events", "steps": [{"name": "reverb"}]}, "reverb needs an RIR dataset"),
+    ({"source": "scenes", "steps": [{"name": "gain"}], "rirs": "mic_rooms"}, r"is foa but .* holds \['tetra_mic'\]"),
+    ({"source": "scenes", "steps": [{"name": "gain"}], "rirs": "events"}, "is not an RIR dataset"),
+])
+def test_bad_inputs_fail_before_the_job(inputs, overrides, message):
+    catalog = inputs
+    with pytest.raises(RoomtoneError, match=message):
+        run_augment(AugmentConfig(name="bad", **{**AUG, **overrides}), catalog, show_progress=False)
+    assert not catalog.exists("bad")
+
+
+@pytest.mark.parametrize("steps, message", [
+    ([{"name": "echo"}], "unknown augmentation 'echo'"),
+    ([{"name": "mix", "snr_db": [5, -5]}], "min <= max"),
+    ([{"name": "speed", "factor": [1.2, 0.8]}], "min <= max"),
+])
+def test_bad_steps_are_refused_by_the_config(steps, message):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=message):
+        AugmentConfig(steps=steps)
