@@ -31,3 +31,19 @@ def rir(
                                                                f"\"SELECT id FROM {ref.split('@')[0]} LIMIT 10\"")
     path = plot_rir(table.to_pylist()[0], out)
     console.print(f"wrote {path}")
+
+
+def report(
+    ref: str = typer.Argument(..., help="Dataset: NAME, NAME@vN or NAME@SNAPSHOT_ID"),
+    out: Path = typer.Option(Path("reports"), "--out", "-o", help="Folder for NAME-vN.png and NAME-vN.html."),
+    sample_rows: int = typer.Option(2000, "--sample-rows", min=1, help="Rows read for directions and distances."),
+):
+    """Summarise a dataset version in one page: class or QA-family counts, histograms from the
+    catalog statistics (RT60, durations, ...), source directions and distances from a sample.
+
+    Example: roomtone report scenes@v1 --out reports/
+    """
+    from pipelines.report import write_report
+
+    paths = write_report(state.catalog(), ref, out, sample_rows=sample_rows)
+    console.print(f"wrote {paths['png']} and {paths['html']}")
