@@ -1,0 +1,196 @@
+"""Facts of one clip, read from its row metadata only (no audio): what every answer is built from.
+
+Conventions (stated in every QA record): azimuth in degrees counter-clockwise from +x, the
+array's front, so +90 is left and -90 right, in [-180, 180); elevation in degrees up from the
+horizontal plane; distance in metres from the array centre; times in seconds from the clip
+start. A moving source follows an arc at constant distance and elevation, its azimuth changing
+at ``speed`` deg/s (positive = counter-clockwise seen from above), as in ``simulation.scenes``.
+
+Coarse words are only given where they are unambiguous: a source within ``MARGIN_DEG`` of a
+sector boundary gets no sector word, and comparisons (nearest, loudest, order) need a clear
+winner. Sectors match the scene captions (``simulation.scenes.direction_words``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from simulation.scenes import direction_words
+
+CONVENTION = ("azimuth: degrees counter-clockwise from +x (the array's front), +90 = left, -90 = right, "
+              "in [-180, 180); elevation: degrees up from the horizontal plane; distance: metres from the "
+              "array centre; times: seconds from the clip start; levels: dB")
+MARGIN_DEG = 5.0          # no coarse direction word this close to a sector boundary
+DISTANCE_MARGIN_M = 0.25   # nearest / farthest need this much lead
+LEVEL_MARGIN_DB = 3.0      # loudest needs this much lead
+TIME_MARGIN_S = 0.1        # "which came first" needs onsets this far apart (one label frame)
+SIDES = ("in front", "to the left", "behind", "to the right")
+SIDE_CENTRES = {"in front": 0.0, "to the left": 90.0, "behind": 180.0, "to the right": -90.0}
+ROOM_SIZES = ("small", "medium-sized", "large")          # < 50, < 300, >= 300 m^3 (as the captions)
+REVERB_WORDS = ("dry", "moderately reverberant", "very reverberant")  # < 0.3, < 0.8, >= 0.8 s
+
+
+def wrap(azimuth: float) -> float:
+    return (azimuth + 180.0) % 360.0 - 180.0
+
+
+def side(azimuth: float) -> str | None:
+    """The 90-degree sector word, or None within MARGIN_DEG of a sector boundary."""
+    a = wrap(azimuth)
+    if min(abs(wrap(a - b)) for b in (45.0, 135.0, -45.0, -135.0)) < MARGIN_DEG:
+        return None
+    return direction_words(a, 0.0)
+
+
+def vertical(elevation: float) -> str | None:
+    """'above' or 'below' the array's horizontal plane (SpatialSoundQA's sign rule), None within
+    MARGIN_DEG of it."""
+    if abs(elevation) < MARGIN_DEG:
+        return None
+    return "above" if elevation > 0 else "below"
+
+
+def octant(azimuth: float, elevation: float) -> list[str]:
+    """SpatialSoundQA-style words by sign: left/right, front/behind, above/below; a word is
+    left out when the source lies within MARGIN_DEG of that axis' boundary."""
+    a = wrap(azimuth)
+    words = []
+    if MARGIN_DEG <= abs(a) <= 180.0 - MARGIN_DEG:
+        words.append("left" if a > 0 else "right")
+    if abs(abs(a) - 90.0) >= MARGIN_DEG:
+        words.append("front" if abs(a) < 90.0 else "behind")
+    if vertical(elevation):
+        words.append(vertical(elevation))
+    return words
+
+
+def distance_bin(distance: float) -> int:
+    """SpatialSoundQA's 0.5 m bins: round(2 d)."""
+    return int(round(2.0 * distance))
+
+
+def room_size(volume: float) -> str:
+    return ROOM_SIZES[0] if volume < 50 else ROOM_SIZES[1] if volume < 300 else ROOM_SIZES[2]
+
+
+def reverb_word(rt60: float) -> str:
+    return REVERB_WORDS[0] if rt60 < 0.3 else REVERB_WORDS[1] if rt60 < 0.8 else REVERB_WORDS[2]
+
+
+@dataclass(frozen=True)
+class EventFact:
+    """One event as the row's metadata describes it (azimuth at onset for a moving source)."""
+
+    class_name: str
+    ontology_id: str | None
+    event_id: str
+    onset: float
+    offset: float
+    azimuth: float | None = None
+    elevation: float | None = None
+    distance: float | None = None
+    speed: float = 0.0
+    level_db: float | None = None
+    snr_db: float | None = None
+    ref: str = ""   # how questions name it: "Dog", or "second Dog" when the class recurs
+
+    @property
+    def name(self) -> str:
+        return self.ref or self.class_name
+
+    @property
+    def moving(self) -> bool:
+        return self.speed != 0.0
+
+    @property
+    def end_azimuth(self) -> float:
+        """Azimuth at the offset, along the arc (the plan's trajectory)."""
+        return wrap(self.azimuth + self.speed * (self.offset - self.onset))
+
+    @property
+    def loudness(self) -> float | None:
+        """Level at the array: the per-event SNR when the row has it, else the source level
+        less the direct-path spreading loss 20 log10(d)."""
+        if self.snr_db is not None:
+            return self.snr_db
+        if self.level_db is None or self.distance is None:
+            return None
+        return self.level_db - 20.0 * np.log10(max(self.distance, 1e-3))
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Everything the question families read. ``classes``: sorted distinct class names."""
+
+    audio_id: str
+    duration: float | None
+    classes: tuple[str, ...]
+    ontology_ids: dict[str, str | None]
+    events: tuple[EventFact, ...] = ()
+    spatial: bool = False
+    max_polyphony: int | None = None
+    rt60: float | None = None
+    volume: float | None = None
+    room_id: str | None = None
+    caption: str | None = None
+    clips: frozenset[str] = field(default_factory=frozenset)   # source recordings (event ids, parents)
+    rooms: frozenset[str] = field(default_factory=frozenset)
+    parents: tuple[str, ...] = ()
+
+    def by_class(self, name: str) -> list[EventFact]:
+        return [e for e in self.events if e.class_name == name]
+
+
+ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
+
+
+def _named(events: list[EventFact]) -> tuple[EventFact, ...]:
+    """Events (by onset) with unambiguous names: the class, with an ordinal when it recurs."""
+    total: dict[str, int] = {}
+    for e in events:
+        total[e.class_name] = total.get(e.class_name, 0) + 1
+    seen: dict[str, int] = {}
+    out = []
+    for e in events:
+        k = seen[e.class_name] = seen.get(e.class_name, 0) + 1
+        word = ORDINALS[k - 1] if k <= len(ORDINALS) else f"{k}th"
+        out.append(replace(e, ref=e.class_name if total[e.class_name] == 1 else f"{word} {e.class_name}"))
+    return tuple(out)
+
+
+def _polyphony(labels: list[dict] | None, events: tuple[EventFact, ...]) -> int | None:
+    """Most events in one frame, from the frame labels (from the event spans without them)."""
+    if labels:
+        return int(np.bincount([l["frame"] for l in labels]).max())
+    if not events:
+        return None
+    times = sorted([(e.onset, 1) for e in events] + [(e.offset, -1) for e in events], key=lambda t: (t[0], t[1]))
+    return int(max(np.cumsum([d for _, d in times])))
+
+
+def extract_facts(row: dict) -> Facts:
+    """Facts from a scenes, mixtures or event-library row (columns as their stages write them)."""
+    spatial = row.get("format") in ("foa", "mic") and (row.get("num_channels") or 0) > 1
+    events = _named(sorted((EventFact(
+        e["class_name"], e.get("ontology_id"), e.get("event_id") or "", float(e["onset"]), float(e["offset"]),
+        e.get("azimuth") if spatial else None, e.get("elevation") if spatial else None,
+        e.get("distance") if spatial else None, float(e.get("speed") or 0.0) if spatial else 0.0,
+        e.get("level_db"), e.get("snr_db")) for e in row.get("events") or []),
+        key=lambda e: (e.onset, e.offset, e.class_name)))
+    label = row.get("label")
+    names = set(label if isinstance(label, list) else [label] if label else []) | {e.class_name for e in events}
+    ontology = {e.class_name: e.ontology_id for e in events if e.ontology_id}
+    if isinstance(label, str) and row.get("ontology_id"):
+        ontology[label] = row["ontology_id"]
+    dims = row.get("room_dims")
+    clips = {e.event_id for e in events if e.event_id} | set(row.get("parent_ids") or [])
+    if not row.get("events"):
+        clips.add(row["id"])  # an event-library row is its own recording
+    return Facts(row["id"], row.get("duration"), tuple(sorted(names)),
+                 {n: ontology.get(n) for n in sorted(names)}, events, spatial,
+                 _polyphony(row.get("labels"), events) if row.get("events") is not None else None,
+                 row.get("rt60"), float(np.prod(dims)) if dims else None, row.get("room_id"), row.get("caption"),
+                 frozenset(clips), frozenset([row["room_id"]] if row.get("room_id") else []),
+                 tuple(row.get("parent_ids") or ()))

@@ -1,0 +1,466 @@
+"""Question families: closed-ended tuples from exact facts, in several forms and phrasings.
+
+Forms: ``exact`` (the value), ``bin`` (a coarse class), ``choice`` (multiple choice, the
+answer's letter and text) and ``yesno``. Yes/no questions are always made in pairs about the
+same subject, one true and one false (the false one a hard negative), so every family is
+balanced at exactly 50 %. ``open`` tuples are open-ended answers written from templates.
+Each family draws from its own generator seeded by (seed, audio id, family).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Callable
+
+import numpy as np
+
+from pipelines.qa.facts import (DISTANCE_MARGIN_M, LEVEL_MARGIN_DB, REVERB_WORDS, ROOM_SIZES, SIDE_CENTRES, SIDES,
+                                TIME_MARGIN_S, EventFact, Facts, distance_bin, octant, reverb_word, room_size,
+                                side, vertical, wrap)
+from pipelines.qa.ontology import Ontology
+from pipelines.seeding import item_rng
+
+FAMILIES = ("classification", "description", "temporal", "counting", "direction", "distance", "motion", "room",
+            "loudest", "caption", "open")
+LETTERS = "ABCDEFGH"
+
+
+@dataclass
+class QA:
+    """One question-answer tuple. ``answer``: the typed answer for automatic scoring."""
+
+    family: str
+    task: str
+    form: str
+    question: str
+    output: str
+    answer: dict
+    question_type: str
+    subjects: list[str] = field(default_factory=list)   # the events (or classes) asked about
+    generator: str = "template"
+
+    @property
+    def closed(self) -> bool:
+        return self.form != "open"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a worker shares across rows: the seed, the dataset's class map, the ontology."""
+
+    seed: int = 0
+    class_map: tuple[str, ...] = ()
+    ontology: Ontology | None = None
+    max_subjects: int = 2          # events a family asks about per clip
+    families: tuple[str, ...] = FAMILIES
+
+
+def answer(kind: str, text: str, *, values=(), unit: str = "", labels=(), choices=(), choice_index: int = -1,
+           boolean: bool | None = None) -> dict:
+    return {"kind": kind, "text": text, "values": [float(v) for v in values], "unit": unit,
+            "labels": list(labels), "choices": list(choices), "choice_index": choice_index, "boolean": boolean}
+
+
+def _pick(rng: np.random.Generator, options):
+    return options[int(rng.integers(len(options)))]
+
+
+def _the(name: str) -> str:
+    return f"the {name}"
+
+
+def _fmt(x: float, digits: int = 1) -> str:
+    return f"{x:.{digits}f}"
+
+
+class _Builder:
+    """Collects one family's tuples; phrasings are drawn from the family's generator."""
+
+    def __init__(self, family: str, rng: np.random.Generator, question_type: str):
+        self.family, self.rng, self.question_type, self.out = family, rng, question_type, []
+
+    def add(self, task: str, form: str, phrasings: tuple[str, ...], output: str, ans: dict, **fields) -> None:
+        question = _pick(self.rng, phrasings).format(**fields)
+        self.out.append(QA(self.family, task, form, question, output, ans, self.question_type, _named(fields)))
+
+    def yes_no(self, task: str, phrasings: tuple[str, ...], true: dict, false: dict,
+               false_phrasings: tuple[str, ...] | None = None) -> None:
+        """One true and one false question (same phrasing unless ``false_phrasings``): the family
+        stays balanced."""
+        template = _pick(self.rng, phrasings)
+        pair = [(template, true, True), (_pick(self.rng, false_phrasings) if false_phrasings else template, false,
+                                         False)]
+        for i in self.rng.permutation(2):
+            template, fields, value = pair[i]
+            self.out.append(QA(self.family, task, "yesno", template.format(**fields), "Yes" if value else "No",
+                               answer("boolean", "Yes" if value else "No", boolean=value), self.question_type,
+                               _named(fields)))
+
+    def choice(self, task: str, phrasings: tuple[str, ...], correct: str, distractors: list[str],
+               unit: str = "", **fields) -> None:
+        options = [correct, *distractors[:3]]
+        order = self.rng.permutation(len(options))
+        choices = [options[i] for i in order]
+        k = int(np.argmax(order == 0))
+        listed = " ".join(f"({LETTERS[i]}) {c}" for i, c in enumerate(choices))
+        question = _pick(self.rng, phrasings).format(**fields) + f" Options: {listed}"
+        self.out.append(QA(self.family, task, "choice", question, f"({LETTERS[k]}) {correct}",
+                           answer("choice", correct, unit=unit, choices=choices, choice_index=k),
+                           self.question_type, _named(fields)))
+
+
+def _named(fields: dict) -> list[str]:
+    """The subjects a question names (its x, a, b fields), without the article."""
+    return [str(fields[k]).removeprefix("the ") for k in ("x", "a", "b") if k in fields]
+
+
+def _subjects(f: Facts, ctx: Context, rng: np.random.Generator, keep: Callable[[EventFact], bool]):
+    """Up to max_subjects events that pass ``keep``."""
+    pool = [e for e in f.events if keep(e)]
+    return [pool[i] for i in rng.permutation(len(pool))[:ctx.max_subjects]]
+
+
+def negatives(f: Facts, ctx: Context) -> list[str]:
+    """Classes absent from the clip: ontology siblings first (hard negatives), else the class map."""
+    present = {n.lower() for n in f.classes}
+    out: list[str] = []
+    if ctx.ontology is not None:
+        ids = {oid for oid in f.ontology_ids.values() if oid}
+        out = [n for n in (ctx.ontology.name(i) for i in ctx.ontology.hard_negatives(ids)) if n.lower() not in present]
+    return out or [n for n in ctx.class_map if n.lower() not in present]
+
+
+# -- families -----------------------------------------------------------------------------------
+
+Q_LABELS = ("What sound events can be heard in the recording?", "Identify the sounds in the audio clip.",
+            "Which sound classes are present in this audio?", "List the sound events you hear.")
+Q_PRESENT = ("Is there any {x} in the recording?", "Can {x} be heard in this audio?", "Does the clip contain {x}?")
+Q_WHICH_PRESENT = ("Which of these sounds can be heard in the recording?", "Which sound is present in the clip?")
+
+
+def classification(f: Facts, ctx: Context, rng: np.random.Generator) -> list[QA]:
+    b = _Builder("classification", rng, "CLASSIFICATION")
+    if not f.classes:
+        return []
+    names = list(f.classes)
+    b.add("cla_label", "exact", Q_LABELS, "; ".join(names), answer("labels", "; ".join(names), labels=names))
+    negs = negatives(f, ctx)
+    if negs:
+        x = _pick(rng, names)
+        wrong = [negs[i] for i in rng.permutation(len(negs))[:3]]
+        b.choice("cla_choice", Q_WHICH_PRESENT, x, wrong)
+        b.yes_no("cla_yesno", Q_PRESENT, {"x": x}, {"x": wrong[0]})
+    return b.out
+
+
+Q_DESCRIBED = ("Identify the sounds in the recording and describe their acoustic traits.",
+               "What sounds are present, and what do they sound like?",
+               "Label the sound events and give a short acoustic description of each.")
+
+
+def description(f: Facts, ctx: Context, rng: np.random.Generator) -> list[QA]:
+    b = _Builder("description", rng, "CLASSIFICATION")
+    described = [(n, ctx.ontology.description(f.ontology_ids.get(n))) for n in f.classes] if ctx.ontology else []
+    if not described or not all(d for _, d in described):
+        return []
+    text = "; ".join(f"{n}: {d}" for n, d in described)
+    b.add("cla_label_des", "exact", Q_DESCRIBED, f"Labels with descriptions: {text}",
+          answer("labels", text, labels=[n for n, _ in described]))
+    return b.out
+
+
+Q_ONSET = ("When does {x} start, in seconds?", "At what time does {x} begin?", "What is the onset time of {x}?")
+Q_OFFSET = ("When does {x} stop, in seconds?", "At what time does {x} end?", "What is the offset time of {x}?")
+Q_PART = ("In which part of the clip does {x} start: the beginning, the middle or the end?",
+          "Does {x} start near the beginning, in the middle or near the end of the clip?")
+Q_FIRST = ("Which sound starts first, {a} or {b}?", "Which is heard first: {a} or {b}?")
+Q_BEFORE = ("Does {a} start before {b}?", "Is {a} heard before {b} begins?")
+Q_WHILE = ("What else can be heard while {x} is sounding?", "Which other sounds overlap with {x}?")
+Q_ALL_TIMES = ("List every sound event with its start and end time.",
+               "Give the onset and offset of each sound event in the clip.")
+PARTS = ("the beginning", "the middle", "the end")
+
+
+def temporal(f: Facts, ctx: Context, rng: np.random.Generator) -> list[QA]:
+    b = _Builder("temporal", rng, "TEMPORAL")
+    if not f.events:
+        return []
+    spans = "; ".join(f"{e.class_name} [{_fmt(e.onset, 2)}s-{_fmt(e.offset, 2)}s]" for e in f.events)
+    b.add("temporal_all", "exact", Q_ALL_TIMES, spans,
+          answer("intervals", spans, labels=[e.class_name for e in f.events],
+                 values=[v for e in f.events for v in (e.onset, e.offset)], unit="s"))
+    for e in _subjects(f, ctx, rng, lambda e: True):
+        x = _the(e.name)
+        b.add("temporal_onset", "exact", Q_ONSET, f"{_fmt(e.onset, 2)} s",
+              answer("number", f"{_fmt(e.onset, 2)} s", values=[e.onset], unit="s"), x=x)
+        b.add("temporal_offset", "exact", Q_OFFSET, f"{_fmt(e.offset, 2)} s",
+              answer("number", f"{_fmt(e.offset, 2)} s", values=[e.offset], unit="s"), x=x)
+        third = 3.0 * e.onset / f.duration if f.duration else None
+        if third is not None and min(abs(third - 1), abs(third - 2)) * f.duration / 3 >= TIME_MARGIN_S:
+            part = PARTS[min(2, int(third))]
+            b.add("temporal_part", "bin", Q_PART, part, answer("label", part, labels=[part], choices=PARTS), x=x)
+        overlap = sorted({o.class_name for o in f.events if o is not e and o.onset < e.offset and o.offset > e.onset})
+        text = "; ".join(overlap) if overlap else "nothing else"
+        b.add("temporal_while", "exact", Q_WHILE, text, answer("labels", text, labels=overlap), x=x)
+    pairs = [(p, q) for p, q in combinations(f.events, 2) if abs(p.onset - q.onset) >= TIME_MARGIN_S]
+    for i in rng.permutation(len(pairs))[:ctx.max_subjects]:
+        early, late = sorted(pairs[i], key=lambda e: e.onset)
+        a, c = (early, late) if rng.random() < 0.5 else (late, early)
+        b.add("temporal_order", "exact", Q_FIRST, early.name,
+              answer("label", early.name, labels=[early.class_name], choices=[a.name, c.name]),
+              a=_the(a.name), b=_the(c.name))
+        b.yes_no("temporal_before", Q_BEFORE, {"a": _the(early.name), "b": _the(late.name)},
+                 {"a": _the(late.name), "b": _the(early.name)})
+    return b.out
+
+
+Q_COUNT = ("How many sound events are in the recording?", "How many separate sound events occur in the clip?",
+           "Count the sound events in this audio.")
+Q_KINDS = ("How many different kinds of sound can be heard?", "How many distinct sound classes are present?")
+Q_POLY = ("What is the largest number of sounds heard at the same time?",
+          "At most how many sound events overlap at once?")
+Q_MORE = ("Are there more than {k} sound events in the recording?", "Does the clip hold more than {k} sound events?")
+Q_BUSY = ("Is the scene sparse (1-2 events), moderate (3-5 events) or busy (6 or more events)?",)
+BUSY = ("sparse", "moderate", "busy")
+
+
+def counting(f: Facts, ctx: Context, rng: np.random.Generator) -> list[QA]:
+    b = _Builder("counting", rng, "COUNTING")
+    if not f.events:
+        return []
+    n = len(f.events)
+    b.add("count_events", "exact", Q_COUNT, str(n), answer("number", str(n), values=[n], unit="events"))
+    b.add("count_classes", "exact", Q_KINDS, str(len(f.classes)),
+          answer("number", str(len(f.classes)), values=[len(f.classes)], unit="classes"))
+    if f.max_polyphony is not None:
+        b.add("count_polyphony", "exact", Q_POLY, str(f.max_polyphony),
+              answer("number", str(f.max_polyphony), values=[f.max_polyphony], unit="events"))
+    busy = BUSY[0] if n <= 2 else BUSY[1] if n <= 5 else BUSY[2]
+    b.add("count_bin", "bin", Q_BUSY, busy, answer("label", busy, labels=[busy], choices=BUSY))
+    b.choice("count_choice", Q_COUNT, str(n), [str(k) for k in (n + 1, n + 2, n - 1 if n > 1 else n + 3)],
+             unit="events")
+    b.yes_no("count_more", Q_MORE, {"k": n - 1}, {"k": n})
+    return b.out
+
+
+SPATIAL_NOTE = " (relative to the microphone array; azimuth counter-clockwise from its front, 90 degrees = left)"
+Q_DOA = ("What are the azimuth and elevation of {x}, in degrees?", "From which direction does {x} come, "
+         "as azimuth and elevation in degrees?")
+Q_SIDE = ("Where is {x} relative to the microphone array?", "From which side is {x} heard?")
+Q_IS_SIDE = ("Is {x} {side}?", "Does {x} come from {side_noun}?")
+Q_VERTICAL = ("Is {x} above or below the microphone array?", "Is {x} higher or lower than the microphone array?")
+Q_OCTANT = ("Where is {x}? Answer with left or right, front or behind, above or below, and its distance.",
+            "Give the direction (left/right, front/behind, above/below) and distance of {x}.")
+SIDE_NOUNS = {"in front": "the front", "to the left": "the left", "behind": "behind", "to the right": "the right"}
+
+
+def direction(f: Facts, ctx: Context, rng: np.random.Generator) -> list[QA]:
+    b = _Builder("direction", rng, "DOA")
+    for e in _subjects(f, ctx, rng, lambda e: not e.moving and e.azimuth is not None):
+        x = _the(e.name)
+        az, el = wrap(e.azimuth), e.elevation
+        text = f"azimuth {az:.0f} degrees, elevation {el:.0f} degrees"
+        b.add("doa_exact", "exact", tuple(q + SPATIAL_NOTE for q in Q_DOA), text,
+              answer("direction", text, values=[az, el], unit="deg"), x=x)
+        words = octant(az, el)
+        if e.distance is not None and words:
+            text = f"{', '.join(words)}; {distance_bin(e.distance) / 2:g}m"
+            b.add("doa_octant", "bin", tuple(q + SPATIAL_NOTE for q in Q_OCTANT), text,
+                  answer("direction_words", text, labels=words, values=[distance_bin(e.distance) / 2], unit="m"), x=x)
+        where = side(az)
+        if where:
+            b.add("doa_side", "bin", tuple(q + SPATIAL_NOTE for q in Q_SIDE), where,
+                  answer("label", where, labels=[where], choices=SIDES), x=x)
+            others = [s for s in SIDES if s != where]
+            b.choice("doa_choice", tuple(q + SPATIAL_NOTE for q in Q_SIDE), where,
+                     [others[i] for i in rng.permutation(3)], x=x)
+            opposite = min(SIDES, key=lambda s: -abs(wrap(SIDE_CENTRES[s] - SIDE_CENTRES[where])))
+            b.yes_no("doa_yesno", tuple(q + SPATIAL_NOTE for q in Q_IS_SIDE),
+                     {"x": x, "side": where, "side_noun": SIDE_NOUNS[where]},
+                     {"x": x, "side": opposite, "side_noun": SIDE_NOUNS[opposite]})
+        level = vertical(el)
+        if level:
+            b.add("doa_vertical", "bin", Q_VERTICAL, level, answer("label", level, labels=[level],
+                                                                    choices=("above", "below")), x=x)
+    return b.out
+
+
+DIST_NOTE = " (distance from the centre of the microphone array)"
+Q_DIST = ("How far is {x} from the microphone array, in metres?", "What is the distance to {x} in metres?")
+Q_DIST_BIN = ("How far is {x}, to the nearest half metre?",)
+Q_NEAREST = ("Which sound source is closest to the microphone array?", "Which sound is nearest?")
+Q_FARTHEST = ("Which sound source is farthest from the microphone array?", "Which sound is the most distant?")
+Q_CLOSER = ("Is {a} closer to the microphone array than {b}?", "Is {a} nearer than {b}?")
+
+
+def _winner(events: list[EventFact], key: Callable[[EventFact], float], margin: float) -> EventFact | None:
+    """The event with the largest key if it leads the runner-up by at least margin."""
+    ranked = sorted(events, key=key, reverse=True)
+    if len(ranked) >= 2 and key(ranked[0]) - key(ranked[1]) >= margin:
+        return ranked[0]
+    return None
+
+
+def distance(f: Facts, ctx: Context, rng: np.random.Generator) -> list[QA]:
+    b = _Builder("distance", rng, "DISTANCE")
+    for e in _subjects(f, ctx, rng, lambda e: e.distance is not None):
+        x = _the(e.name)
+        b.add("distance_exact", "exact", tuple(q + DIST_NOTE for q in Q_DIST), f"{e.distance:.1f} m",
+              answer("number", f"{e.distance:.1f} m", values=[e.distance], unit="m"), x=x)
+        k = distance_bin(e.distance)
+        b.add("distance_bin", "bin", tuple(q + DIST_NOTE for q in Q_DIST_BIN), f"{k / 2:g}m",
+              answer("number", f"{k / 2:g}m", values=[k / 2], unit="m", labels=[str(k)]), x=x)
+    placed = [e for e in f.events if e.distance is not None]
+    for task, phrasings, sign in (("distance_nearest", Q_NEAREST, -1.0), ("distance_farthest", Q_FARTHEST, 1.0)):
+        win = _winner(placed, lambda e: sign * e.distance, DISTANCE_MARGIN_M)
+        if win:
+            b.add(task, "exact", tuple(q + DIST_NOTE for q in phrasings), win.name,
+                  answer("label", win.name, labels=[win.class_name], choices=[e.name for e in placed]),
+                  x=_the(win.name))
+    pairs = [(p, q) for p, q in combinations(placed, 2) if abs(p.distance - q.distance) >= DISTANCE_MARGIN_M]
+    for i in rng.permutation(len(pairs))[:ctx.max_subjects]:
+        near, far = sorted(pairs[i], key=lambda e: e.distance)
+        b.yes_no("distance_closer", tuple(q + DIST_NOTE for q in Q_CLOSER),
+                 {"a": _the(near.name), "b": _the(far.name)}, {"a": _the(far.name), "b": _the(near.name)})
+    return b.out
+
+
+Q_MOVING = ("Is {x} moving?", "Does {x} change position during the clip?")
+Q_STATIC = ("Is {x} stationary?", "Does {x} stay in one place?")
+Q_SENSE = ("In which direction does {x} move around the microphone array, seen from above: clockwise or "
+           "counter-clockwise?",)
+Q_PATH = ("Where does {x} move from and to?", "Describe the path of {x} around the microphone array.")
+Q_SPEED = ("How fast does {x} move around the microphone array, in degrees per second?",)
+Q_NUM_MOVING = ("How many of the sound sources are moving?",)
+
+
+def motion(f: Facts, ctx: Context, rng: np.random.Generator) -> list[QA]:
+    b = _Builder("motion", rng, "MOTION")
+    placed = [e for e in f.events if e.azimuth is not None]
+    if not placed:
+        return []
+    moving = sum(e.moving for e in placed)
+    b.add("motion_count", "exact", Q_NUM_MOVING, str(moving), answer("number", str(moving), values=[moving],
+                                                                      unit="events"))
+    for e in _subjects(f, ctx, rng, lambda e: e.azimuth is not None):
+        x = _the(e.name)
+        true, false = (Q_MOVING, Q_STATIC) if e.moving else (Q_STATIC, Q_MOVING)
+        b.yes_no("motion_state", true, {"x": x}, {"x": x}, false_phrasings=false)
+        if not e.moving:
+            continue
+        sense = "counter-clockwise" if e.speed > 0 else "clockwise"
+        b.add("motion_sense", "bin", tuple(q + SPATIAL_NOTE for q in Q_SENSE), sense,
+              answer("label", sense, labels=[sense], choices=("clockwise", "counter-clockwise")), x=x)
+        speed = abs(e.speed)
+        b.add("motion_speed", "exact", Q_SPEED, f"{speed:.0f} degrees per second",
+              answer("number", f"{speed:.0f} degrees per second", values=[speed], unit="deg/s"), x=x)
+        start, end = side(e.azimuth), side(e.end_azimuth)
+        if start and end and start != end:
+            text = f"from {SIDE_NOUNS[start]} to {SIDE_NOUNS[end]}, {sense}"
+            b.add("motion_path", "bin", tuple(q + SPATIAL_NOTE for q in Q_PATH), text,
+                  answer("direction_words", text, labels=[start, end, sense],
+                         values=[wrap(e.azimuth), e.end_azimuth], unit="deg"), x=x)
+    return b.out
+
+
+Q_RT60 = ("What is the reverberation time (RT60) of the room, in seconds?", "How long is the room's RT60?")
+Q_REVERB = ("Is the room dry, moderately reverberant or very reverberant?",
+            "How reverberant does the room sound: dry, moderately or very reverberant?")
+Q_SIZE = ("Is the room small, medium-sized or large?", "How big is the room?")
+Q_IS_SIZE = ("Is this a {size} room?", "Was this recorded in a {size} room?")
+Q_VOLUME = ("What is the volume of the room, in cubic metres?",)
+
+
+def room(f: Facts, ctx: Context, rng: np.random.Generator) -> list[QA]:
+    b = _Builder("room", rng, "ROOM")
+    if f.rt60 is not None:
+        b.add("room_rt60", "exact", Q_RT60, f"{f.rt60:.2f} s", answer("number", f"{f.rt60:.2f} s", values=[f.rt60],
+                                                                       unit="s"))
+        if min(abs(f.rt60 - 0.3), abs(f.rt60 - 0.8)) >= 0.02:
+            word = reverb_word(f.rt60)
+            b.add("room_reverb", "bin", Q_REVERB, word, answer("label", word, labels=[word], choices=REVERB_WORDS))
+    if f.volume is not None:
+        b.add("room_volume", "exact", Q_VOLUME, f"{f.volume:.0f} cubic metres",
+              answer("number", f"{f.volume:.0f} cubic metres", values=[f.volume], unit="m^3"))
+        if min(abs(f.volume / 50 - 1), abs(f.volume / 300 - 1)) >= 0.05:
+            size = room_size(f.volume)
+            b.add("room_size", "bin", Q_SIZE, size, answer("label", size, labels=[size], choices=ROOM_SIZES))
+            others = [s for s in ROOM_SIZES if s != size]
+            b.choice("room_size_choice", Q_SIZE, size, [others[i] for i in rng.permutation(2)])
+            b.yes_no("room_size_yesno", Q_IS_SIZE, {"size": size}, {"size": _pick(rng, others)})
+    return b.out
+
+
+Q_LOUDEST = ("Which sound is loudest at the microphone array?", "Which sound event is the loudest?")
+Q_LOUDER = ("Is {a} louder than {b}?", "Does {a} sound louder than {b}?")
+
+
+def loudest(f: Facts, ctx: Context, rng: np.random.Generator) -> list[QA]:
+    b = _Builder("loudest", rng, "LOUDEST")
+    rated = [e for e in f.events if e.loudness is not None]
+    win = _winner(rated, lambda e: e.loudness, LEVEL_MARGIN_DB)
+    if win:
+        names = [e.name for e in rated]
+        b.add("loudest", "exact", Q_LOUDEST, win.name,
+              answer("label", win.name, labels=[win.class_name], choices=names), x=_the(win.name))
+        others = [n for n in names if n != win.name]
+        b.choice("loudest_choice", Q_LOUDEST, win.name, [others[i] for i in rng.permutation(len(others))],
+                 x=_the(win.name))
+    pairs = [(p, q) for p, q in combinations(rated, 2) if abs(p.loudness - q.loudness) >= LEVEL_MARGIN_DB]
+    for i in rng.permutation(len(pairs))[:ctx.max_subjects]:
+        loud, quiet = sorted(pairs[i], key=lambda e: -e.loudness)
+        b.yes_no("loudest_louder", Q_LOUDER, {"a": _the(loud.name), "b": _the(quiet.name)},
+                 {"a": _the(quiet.name), "b": _the(loud.name)})
+    return b.out
+
+
+Q_CAPTION = ("Write an audio caption describing the sound.", "Describe the audio in one sentence.",
+             "Create a caption for the audio.")
+
+
+def caption(f: Facts, ctx: Context, rng: np.random.Generator) -> list[QA]:
+    b = _Builder("caption", rng, "CAPTION")
+    if f.caption:
+        b.add("caption", "exact", Q_CAPTION, f.caption, answer("text", f.caption))
+    return b.out
+
+
+Q_OPEN_SCENE = ("What happens in this recording, in order?", "Walk me through the sound events of this clip.")
+Q_OPEN_SPACE = ("Describe where each sound comes from.", "How are the sound sources arranged around the listener?")
+
+
+def open_ended(f: Facts, ctx: Context, rng: np.random.Generator) -> list[QA]:
+    """Template answers that string exact facts together (the language model writes freer ones)."""
+    b = _Builder("open", rng, "OPEN")
+    if f.events:
+        steps = [f"{e.name} from {_fmt(e.onset)} s to {_fmt(e.offset)} s" for e in f.events]
+        text = ("First " + steps[0] + ("" if len(steps) == 1 else ", then " + ", then ".join(steps[1:])) +
+                f". That is {len(f.events)} event{'s' if len(f.events) > 1 else ''}" +
+                (f", with at most {f.max_polyphony} at once." if f.max_polyphony else "."))
+        b.add("open-ended question", "open", Q_OPEN_SCENE, text, answer("text", text))
+    placed = [e for e in f.events if e.azimuth is not None and side(e.azimuth)]
+    if placed:
+        parts = []
+        for e in placed:
+            where = f"{e.name} is {side(e.azimuth)}, about {e.distance:.1f} m away"
+            end = side(e.end_azimuth) if e.moving else None
+            parts.append(where + (f", moving towards {SIDE_NOUNS[end]}" if end and end != side(e.azimuth)
+                                  else ", moving" if e.moving else ", staying still"))
+        text = "The " + "; the ".join(parts) + "."
+        b.add("open-ended question", "open", Q_OPEN_SPACE, text, answer("text", text))
+    return b.out
+
+
+GENERATORS: dict[str, Callable[[Facts, Context, np.random.Generator], list[QA]]] = {
+    "classification": classification, "description": description, "temporal": temporal, "counting": counting,
+    "direction": direction, "distance": distance, "motion": motion, "room": room, "loudest": loudest,
+    "caption": caption, "open": open_ended}
+
+
+def generate(f: Facts, ctx: Context) -> list[QA]:
+    """Every family's tuples for one clip; random choices from (seed, audio id, family)."""
+    out: list[QA] = []
+    for family in ctx.families:
+        out += GENERATORS[family](f, ctx, item_rng(ctx.seed, f.audio_id, family))
+    return out

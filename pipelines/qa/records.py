@@ -1,0 +1,82 @@
+"""QA records: the Parquet row schema (with a typed answer for automatic scoring) and the
+LTU and SpatialSoundQA exports made from it.
+
+Every Parquet row carries ``convention`` (coordinate frame and units) and the answer's
+``unit``; spatial questions also state the frame in their text, so the LTU and
+SpatialSoundQA records, whose keys are fixed by those formats, are self-describing too.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable
+
+import datasets
+
+from pipelines.qa.facts import CONVENTION, Facts
+from pipelines.qa.families import QA
+from pipelines.seeding import item_rng
+
+CLOSED_PREFIX = "Closed-ended question: "   # LTU's training spelling, on a seeded half of closed questions
+LTU_KEYS = ("instruction", "input", "audio_id", "dataset", "task", "output")
+SPATIAL_KEYS = ("audio_id", "reverb_id", "audio_id2", "reverb_id2", "question_id", "question_type", "question",
+                "answer")
+
+
+def features() -> datasets.Features:
+    string, f64 = datasets.Value("string"), datasets.Value("float64")
+    answer = {"kind": string, "text": string, "values": datasets.Sequence(f64), "unit": string,
+              "labels": datasets.Sequence(string), "choices": datasets.Sequence(string),
+              "choice_index": datasets.Value("int32"), "boolean": datasets.Value("bool")}
+    return datasets.Features({
+        "id": string, "audio_id": string, "dataset": string, "family": string, "task": string, "form": string,
+        "closed": datasets.Value("bool"), "instruction": string, "input": string, "question": string,
+        "output": string, "answer": answer, "question_type": string, "subjects": datasets.Sequence(string), "generator": string,
+        "convention": string, "room_id": string, "audio_id2": string, "reverb_id2": string,
+        "clips": datasets.Sequence(string),
+    })
+
+
+def to_rows(facts: Facts, qas: list[QA], *, seed: int, dataset: str) -> list[dict]:
+    """One row per tuple; the closed-ended prefix goes on a half drawn from (seed, audio id)."""
+    rng = item_rng(seed, facts.audio_id, "prefix")
+    draws = rng.random(len(qas))
+    parent2 = facts.parents[1] if len(facts.parents) > 1 else None
+    clips = sorted(facts.clips)
+    return [{"id": f"{facts.audio_id}/{i:03d}", "audio_id": facts.audio_id, "dataset": dataset, "family": q.family,
+             "task": q.task, "form": q.form, "closed": q.closed,
+             "instruction": (CLOSED_PREFIX + q.question) if q.closed and draws[i] < 0.5 else q.question,
+             "input": "", "question": q.question, "output": q.output, "answer": q.answer,
+             "question_type": q.question_type, "subjects": q.subjects, "generator": q.generator,
+             "convention": CONVENTION, "room_id": facts.room_id, "audio_id2": parent2, "reverb_id2": None,
+             "clips": clips} for i, q in enumerate(qas)]
+
+
+def ltu_record(row: dict, audio_path: str = "{audio_id}") -> dict:
+    """LTU's six keys, exactly; ``audio_path`` formats ``audio_id`` and ``split`` into a file path."""
+    return {"instruction": row["instruction"], "input": row["input"],
+            "audio_id": audio_path.format(audio_id=row["audio_id"], split=row.get("split", "")),
+            "dataset": row["dataset"], "task": row["task"], "output": row["output"]}
+
+
+def spatial_record(row: dict) -> dict:
+    """SpatialSoundQA's keys: the room stands in for the reverb id (our scenes are simulated
+    in rooms, not convolved with a stored binaural RIR)."""
+    return {"audio_id": row["audio_id"], "reverb_id": row["room_id"], "audio_id2": row["audio_id2"],
+            "reverb_id2": row["reverb_id2"], "question_id": row["id"], "question_type": row["question_type"],
+            "question": row["question"], "answer": row["output"]}
+
+
+def write_json(records: Iterable[dict], path: str | Path) -> int:
+    """A JSON list, written streaming (OpenAQA-sized sets do not fit twice in memory)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with open(path, "w") as f:
+        f.write("[")
+        for record in records:
+            f.write(("," if n else "") + "\n" + json.dumps(record, ensure_ascii=False))
+            n += 1
+        f.write("\n]\n")
+    return n

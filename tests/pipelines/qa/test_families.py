@@ -1,0 +1,276 @@
+"""Property tests: every closed-ended answer agrees with the scene metadata, recomputed here
+from the raw row (not through pipelines.qa.facts), also after rotation and mixing."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipelines.qa import Context, Ontology, extract_facts, generate
+from simulation.augment import merge_meta, pattern_angles, rotate_meta
+from simulation.scenes import Box, LibraryItem, PlanConfig, frame_labels, plan_scene
+from tests.conftest import SHARED
+
+ONTOLOGY = SHARED / "data" / "ontology" / "audioset_ontology.json"
+CLASSES = {"Dog": "/m/0bt9lr", "Bell": "/m/0395lw", "Speech": "/m/09x0r", "Knock": "/m/07r4wb8",
+           "Telephone": "/m/07cx4"}
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def scene_row(seed: int, duration: float, moving: float, names: list[str], dims=(8.0, 6.0, 3.0), rt60=0.5) -> dict:
+    library = [LibraryItem(f"{n.lower()}-{i}", i, n, d) for i, n in enumerate(names) for d in (0.6, 1.4)]
+    library = [LibraryItem(f"{it.id}-{j}", it.class_index, it.class_name, it.duration)
+               for j, it in enumerate(library)]
+    plan = plan_scene(seed, library, (4.0, 3.0, 1.5), Box((0.5, 0.5, 0.5), (7.5, 5.5, 2.5)),
+                      PlanConfig(duration=duration, events_per_minute=90.0, moving_fraction=moving))
+    rng = np.random.default_rng(seed)
+    return {"id": f"scene-{seed}", "duration": duration, "format": "foa", "num_channels": 4, "room_id": "room-1",
+            "room_dims": list(dims), "rt60": rt60, "caption": "a caption",
+            "label": sorted({e.class_name for e in plan.events}), "labels": [l.to_dict() for l in frame_labels(plan)],
+            "events": [{"event_id": e.item_id, "class_name": e.class_name, "class_index": e.class_index,
+                        "ontology_id": CLASSES[e.class_name], "track": e.track, "onset": e.onset, "offset": e.offset,
+                        "level_db": float(rng.uniform(-30, 0)), "azimuth": e.azimuth, "elevation": e.elevation,
+                        "distance": e.distance, "speed": e.speed, "moving": e.moving} for e in plan.events]}
+
+
+scenes = st.builds(scene_row, st.integers(0, 10_000), st.sampled_from([3.0, 6.0, 10.0]), st.sampled_from([0.0, 0.5, 1.0]),
+                   st.lists(st.sampled_from(sorted(CLASSES)), min_size=1, max_size=4, unique=True),
+                   st.tuples(st.floats(2.5, 12), st.floats(2.5, 12), st.floats(2.5, 4)), st.floats(0.15, 1.5))
+
+
+# -- an independent oracle over the raw row ------------------------------------------------------
+
+def refs(row: dict) -> dict[str, dict]:
+    """Name -> event: the class, or 'second Dog' when the class recurs (by onset)."""
+    events = sorted(row["events"], key=lambda e: (e["onset"], e["offset"], e["class_name"]))
+    counts = Counter(e["class_name"] for e in events)
+    ordinals = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth"]
+    seen, out = Counter(), {}
+    for e in events:
+        seen[e["class_name"]] += 1
+        k = seen[e["class_name"]]
+        word = ordinals[k - 1] if k <= len(ordinals) else f"{k}th"
+        out[e["class_name"] if counts[e["class_name"]] == 1 else f"{word} {e['class_name']}"] = e
+    return out
+
+
+def sector(az: float) -> str | None:
+    a = (az + 180) % 360 - 180
+    if any(abs(((a - b) + 180) % 360 - 180) < 5 for b in (45, 135, -45, -135)):
+        return None
+    return "in front" if -45 < a < 45 else "to the left" if 45 < a < 135 else "to the right" if -135 < a < -45 \
+        else "behind"
+
+
+def side_of(text: str) -> str:
+    for words, s in ((("the front", "in front"), "in front"), (("the left", "to the left"), "to the left"),
+                     (("the right", "to the right"), "to the right"), (("behind",), "behind")):
+        if any(w in text for w in words):
+            return s
+    raise AssertionError(text)
+
+
+def level(e: dict) -> float:
+    return e["level_db"] - 20 * math.log10(e["distance"])
+
+
+def polyphony(row: dict) -> int:
+    frames = Counter()
+    for e in row["events"]:
+        for f in range(round(e["onset"] / 0.1), round(e["offset"] / 0.1)):
+            frames[f] += 1
+    return max(frames.values())
+
+
+def check(qa, row: dict, ontology: Ontology | None) -> None:
+    """Assert that one closed-ended tuple is true of the row."""
+    ev = refs(row)
+    names = {e["class_name"] for e in row["events"]}
+    subj = [ev.get(s) for s in qa.subjects]
+    a = qa.answer
+    if qa.form == "choice":
+        assert a["choices"][a["choice_index"]] == a["text"] and qa.output.endswith(a["text"])
+        assert len(set(a["choices"])) == len(a["choices"])
+    t = qa.task
+    if t == "cla_label":
+        assert a["labels"] == sorted(names)
+    elif t == "cla_choice":
+        assert [c in names for c in a["choices"]].count(True) == 1 and a["text"] in names
+    elif t == "cla_yesno":
+        present = qa.subjects[0] in names
+        assert a["boolean"] == present
+        if not present and ontology:  # a hard negative: unrelated to every class in the clip
+            oid = next(i for i, e in ontology.entries.items() if e["name"] == qa.subjects[0])
+            for n in names:
+                assert oid not in ontology.ancestors(CLASSES[n]) | ontology.descendants(CLASSES[n])
+    elif t == "cla_label_des":
+        assert a["labels"] == sorted(names)
+    elif t == "temporal_all":
+        assert a["values"] == pytest.approx([v for e in sorted(row["events"], key=lambda e: (e["onset"], e["offset"],
+                                             e["class_name"])) for v in (e["onset"], e["offset"])])
+    elif t == "temporal_onset":
+        assert a["values"][0] == pytest.approx(subj[0]["onset"])
+    elif t == "temporal_offset":
+        assert a["values"][0] == pytest.approx(subj[0]["offset"])
+    elif t == "temporal_part":
+        assert a["text"] == ("the beginning", "the middle", "the end")[int(3 * subj[0]["onset"] / row["duration"])]
+    elif t == "temporal_while":
+        e = subj[0]
+        assert a["labels"] == sorted({o["class_name"] for o in row["events"] if o is not e
+                                      and o["onset"] < e["offset"] and o["offset"] > e["onset"]})
+    elif t == "temporal_order":
+        first = min((ev[c] for c in a["choices"]), key=lambda e: e["onset"])
+        assert ev[a["text"]] is first
+    elif t == "temporal_before":
+        assert a["boolean"] == (subj[0]["onset"] < subj[1]["onset"])
+    elif t in ("count_events", "count_choice"):
+        assert a["text"] == str(len(row["events"]))
+    elif t == "count_classes":
+        assert a["values"] == [len(names)]
+    elif t == "count_polyphony":
+        assert a["values"] == [polyphony(row)]
+    elif t == "count_bin":
+        n = len(row["events"])
+        assert a["text"] == ("sparse" if n <= 2 else "moderate" if n <= 5 else "busy")
+    elif t == "count_more":
+        k = int(qa.question.split("more than ")[1].split()[0])
+        assert a["boolean"] == (len(row["events"]) > k)
+    elif t == "doa_exact":
+        assert not subj[0]["moving"]
+        assert a["values"] == pytest.approx([(subj[0]["azimuth"] + 180) % 360 - 180, subj[0]["elevation"]], abs=1e-6)
+        assert "counter-clockwise" in qa.question  # the convention is in the question
+    elif t in ("doa_side", "doa_choice"):
+        assert a["text"] == sector(subj[0]["azimuth"])
+    elif t == "doa_yesno":
+        assert a["boolean"] == (side_of(qa.question.split("(")[0]) == sector(subj[0]["azimuth"]))
+    elif t == "doa_vertical":
+        assert a["text"] == ("above" if subj[0]["elevation"] > 0 else "below")
+    elif t == "doa_octant":
+        az, el = (subj[0]["azimuth"] + 180) % 360 - 180, subj[0]["elevation"]
+        words = set(a["labels"])
+        assert ("left" in words) <= (az > 0) and ("right" in words) <= (az < 0)
+        assert ("front" in words) <= (abs(az) < 90) and ("behind" in words) <= (abs(az) > 90)
+        assert ("above" in words) <= (el > 0) and ("below" in words) <= (el < 0)
+        assert a["values"] == [round(2 * subj[0]["distance"]) / 2]
+    elif t == "distance_exact":
+        assert a["values"][0] == pytest.approx(subj[0]["distance"])
+    elif t == "distance_bin":
+        assert a["values"][0] == round(2 * subj[0]["distance"]) / 2
+    elif t in ("distance_nearest", "distance_farthest"):
+        pick = min if t == "distance_nearest" else max
+        assert ev[a["text"]] is pick(ev.values(), key=lambda e: e["distance"])
+    elif t == "distance_closer":
+        assert a["boolean"] == (subj[0]["distance"] < subj[1]["distance"])
+    elif t == "motion_count":
+        assert a["values"] == [sum(e["speed"] != 0 for e in row["events"])]
+    elif t == "motion_state":
+        asks_moving = "moving" in qa.question or "change position" in qa.question
+        assert a["boolean"] == (asks_moving == (subj[0]["speed"] != 0))
+    elif t == "motion_sense":
+        assert a["text"] == ("counter-clockwise" if subj[0]["speed"] > 0 else "clockwise")
+    elif t == "motion_speed":
+        assert a["values"][0] == pytest.approx(abs(subj[0]["speed"]))
+    elif t == "motion_path":
+        e = subj[0]
+        end = e["azimuth"] + e["speed"] * (e["offset"] - e["onset"])
+        start_word, end_word = a["text"].split(",")[0].removeprefix("from ").split(" to ")
+        assert side_of(start_word) == sector(e["azimuth"]) and side_of(end_word) == sector(end)
+    elif t == "room_rt60":
+        assert a["values"] == [pytest.approx(row["rt60"])]
+    elif t == "room_volume":
+        assert a["values"][0] == pytest.approx(np.prod(row["room_dims"]))
+    elif t in ("room_size", "room_size_choice"):
+        v = np.prod(row["room_dims"])
+        assert a["text"] == ("small" if v < 50 else "medium-sized" if v < 300 else "large")
+    elif t == "room_size_yesno":
+        v = np.prod(row["room_dims"])
+        assert a["boolean"] == (("small" if v < 50 else "medium-sized" if v < 300 else "large") in qa.question)
+    elif t == "room_reverb":
+        r = row["rt60"]
+        assert a["text"] == ("dry" if r < 0.3 else "moderately reverberant" if r < 0.8 else "very reverberant")
+    elif t in ("loudest", "loudest_choice"):
+        assert ev[a["text"]] is max(ev.values(), key=level)
+    elif t == "loudest_louder":
+        assert a["boolean"] == (level(subj[0]) > level(subj[1]))
+    elif t == "caption":
+        assert a["text"] == row["caption"]
+    else:
+        assert qa.form == "open", f"task {t} has no check"
+
+
+@pytest.fixture(scope="module")
+def ontology():
+    if not ONTOLOGY.is_file():
+        pytest.skip("../shared/data is not beside the checkout")
+    return Ontology.load(ONTOLOGY)
+
+
+@SETTINGS
+@given(row=scenes, seed=st.integers(0, 100))
+def test_every_closed_answer_agrees_with_the_metadata(ontology, row, seed):
+    ctx = Context(seed=seed, class_map=tuple(CLASSES), ontology=ontology)
+    qas = generate(extract_facts(row), ctx)
+    assert {q.family for q in qas} >= {"classification", "temporal", "counting", "room", "caption"}
+    for qa in qas:
+        check(qa, row, ontology)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seeds=st.lists(st.integers(0, 10_000), min_size=20, max_size=20, unique=True))
+def test_yes_no_is_balanced_per_family(ontology, seeds):
+    ctx = Context(seed=1, class_map=tuple(CLASSES), ontology=ontology)
+    answers: dict[str, list[bool]] = {}
+    for s in seeds:
+        for qa in generate(extract_facts(scene_row(s, 6.0, 0.5, sorted(CLASSES)[:3])), ctx):
+            if qa.form == "yesno":
+                answers.setdefault(qa.family, []).append(qa.answer["boolean"])
+    assert set(answers) >= {"classification", "temporal", "counting", "direction", "motion", "room"}
+    for family, values in answers.items():
+        assert 0.45 <= np.mean(values) <= 0.55, family
+
+
+def test_same_seed_same_tuples_and_the_seed_matters():
+    row = scene_row(7, 10.0, 0.5, ["Dog", "Bell", "Speech"])
+    a, b = (generate(extract_facts(row), Context(seed=3)) for _ in range(2))
+    assert [(q.question, q.output) for q in a] == [(q.question, q.output) for q in b]
+    c = generate(extract_facts(row), Context(seed=4))
+    assert [(q.question, q.output) for q in a] != [(q.question, q.output) for q in c]
+
+
+@SETTINGS
+@given(row=scenes, pattern=st.integers(0, 15))
+def test_a_rotated_scenes_direction_answers_follow_the_rotation(row, pattern):
+    rotated = {**rotate_meta(row, pattern), "id": row["id"]}
+    ctx = Context(seed=0, class_map=tuple(CLASSES))
+    for qa in generate(extract_facts(rotated), ctx):
+        check(qa, rotated, None)  # true of the rotated metadata ...
+        if qa.task == "doa_exact":  # ... which is the original direction under the rotation
+            e = refs(row)[qa.subjects[0]]
+            az, el = pattern_angles(pattern, e["azimuth"], e["elevation"])
+            assert qa.answer["values"] == pytest.approx([float(az), float(el)], abs=1e-6)
+
+
+@SETTINGS
+@given(a=scenes, b=scenes, frames=st.integers(0, 20))
+def test_a_mixed_clips_counting_answers_count_both_parents_events(a, b, frames):
+    b = {**b, "duration": a["duration"]}
+    mixed = {**merge_meta(a, b, offset=frames * 800, rate=8000, hop=0.1, gain_a=1.0, gain_b=1.0, template=0),
+             "id": "mix", "parent_ids": [a["id"], b["id"]]}
+    kept_b = [e for e in b["events"] if e["onset"] + frames * 0.1 < a["duration"]]
+    qas = {q.task: q for q in generate(extract_facts(mixed), Context(seed=0, families=("counting",)))}
+    assert qas["count_events"].answer["values"] == [len(a["events"]) + len(kept_b)]
+    for qa in qas.values():
+        check(qa, mixed, None)
+    assert extract_facts(mixed).clips >= {a["id"], b["id"]}
+
+
+def test_a_mono_event_row_answers_only_what_it_has():
+    row = {"id": "ev-1", "label": "Dog", "duration": 1.2, "ontology_id": "/m/0bt9lr"}
+    qas = generate(extract_facts(row), Context(class_map=("Dog", "Bell")))
+    assert {q.family for q in qas} == {"classification"}
+    assert extract_facts(row).clips == {"ev-1"}
