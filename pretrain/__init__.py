@@ -1,5 +1,6 @@
 """Pretraining: model inputs (features), objectives (models), checkpoints; training and evaluation."""
 
+from .checkpoints import export_beats, export_ssast, load_beats, load_checkpoint, load_ssast, save_checkpoint
 from .features import PRESETS, FbankPreset, fbank, mixup, seld_features, spec_augment
 from .models import create_model, list_models
 
@@ -7,9 +8,15 @@ __all__ = [
     "PRESETS",
     "FbankPreset",
     "create_model",
+    "export_beats",
+    "export_ssast",
     "fbank",
     "list_models",
+    "load_beats",
+    "load_checkpoint",
+    "load_ssast",
     "mixup",
+    "save_checkpoint",
     "seld_features",
     "spec_augment",
 ]

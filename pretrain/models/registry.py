@@ -46,12 +46,14 @@ def create_model(name: str, **overrides) -> nn.Module:
         raise RoomtoneError(f"unknown model {name!r}", f"use one of {', '.join(list_models())}")
     overrides = {k: v for k, v in overrides.items() if v is not None}
     try:
-        return _FAMILIES[family](size, **overrides)
+        model = _FAMILIES[family](size, **overrides)
     except ValidationError as e:
         raise RoomtoneError(f"invalid settings for {name}: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}",
                             "fix or drop that override") from e
     except TypeError as e:
         raise RoomtoneError(f"invalid settings for {name}: {e}", "fix or drop that override") from e
+    model.registry_name = name  # saved in checkpoints, so errors can name both models
+    return model
 
 
 def split_encoder(size: str, overrides: dict, config=EncoderConfig, **defaults):
