@@ -83,6 +83,8 @@ def test_moving_arcs_stay_in_the_region_at_constant_distance() -> None:
     (dict(), [], "library"),
     (dict(active_fraction=0.5), LIBRARY, "events_per_minute"),
     (dict(level_db=(0.0, -10.0)), LIBRARY, "level_db"),
+    (dict(event_snr_db=(0.0, 10.0)), LIBRARY, "level_db"),  # exactly one of them sets the levels
+    (dict(level_db=None, event_snr_db=(0.0, 10.0)), LIBRARY, "snr_db"),  # both would fix the ambience level
     (dict(elevation_range=(-100.0, 0.0)), LIBRARY, "elevation_range"),
     (dict(distance_range=(0.0, 1.0)), LIBRARY, "distance_range"),
     (dict(distance_range=(20.0, 30.0)), LIBRARY, "region"),

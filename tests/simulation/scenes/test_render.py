@@ -163,3 +163,42 @@ def test_render_rejects_bad_inputs() -> None:
         render_scene(plan, {"b": np.ones(100)}, [rir, rir], FS, foa(CENTER))
     with pytest.raises(ValueError, match="peak"):
         render_scene(plan, {"b": np.ones(100)}, [rir], FS, foa(CENTER), peak=2.0)
+
+
+@pytest.mark.parametrize("per_event", [True, False], ids=["event_snr_db", "level_db"])
+def test_each_events_snr_is_what_the_rendered_scene_measures(per_event: bool) -> None:
+    """Event i alone and the ambience alone are rendered from the same plan (rendering is linear),
+    so the ratio of their mean squares is the scene's: it must equal the recorded SNR to float32
+    rounding (0.01 dB). Over the event's own span the stationary ambience's power differs from the
+    clip's only by estimation noise, well inside 1.5 dB for spans of 0.8 s or more."""
+    room = Room(dims=(8.0, 6.0, 4.0), beta=(0.8,) * 6)
+    config = PlanConfig(duration=6.0, events_per_minute=50.0, level_db=None if per_event else (-20.0, 0.0),
+                        event_snr_db=(0.0, 20.0) if per_event else None, snr_db=None if per_event else (6.0, 30.0))
+    plan = plan_scene(6, LIBRARY, CENTER, room_region(room), config)
+    array, signals = foa(CENTER), _noise_signals(3)
+    rirs = scene_rirs(plan, room, array, FS, rir_duration=0.1, mode="ism")
+    full = render_scene(plan, signals, rirs, FS, array, c=room.c)
+    assert len(plan.events) >= 4 and len(full.event_snr_db) == len(plan.events)
+
+    def alone(sub: ScenePlan, sub_rirs: list) -> np.ndarray:
+        out = render_scene(sub, signals, sub_rirs, FS, array, c=room.c)
+        return out.audio.astype(np.float64) / out.gain
+
+    if per_event:
+        noise = alone(dataclasses.replace(plan, events=()), [])
+        events = [alone(dataclasses.replace(plan, events=(e,)), [r]) - noise for e, r in zip(plan.events, rirs)]
+    else:
+        noise = full.audio.astype(np.float64) / full.gain - alone(dataclasses.replace(plan, snr_db=None), rirs)
+        events = [alone(dataclasses.replace(plan, events=(e,), snr_db=None), [r]) for e, r in zip(plan.events, rirs)]
+    for event, wet, recorded, level in zip(plan.events, events, full.event_snr_db, full.event_level_db):
+        span = slice(int(round(event.onset * FS)), int(round(event.offset * FS)))
+        power = (wet[:, span] ** 2).mean()
+        assert 10 * np.log10(power / (noise**2).mean()) == pytest.approx(recorded, abs=0.01)
+        assert abs(10 * np.log10(power / (noise[:, span] ** 2).mean()) - recorded) < 1.5
+        if per_event:
+            assert event.level_db is None and 0.0 <= recorded <= 20.0 + 1e-9
+            assert recorded == pytest.approx(event.snr_db, abs=1e-9)
+        else:
+            assert level == event.level_db
+    clip = 10 * np.log10((sum(events) ** 2).mean() / (noise**2).mean())
+    assert full.snr_db == pytest.approx(clip, abs=0.01)
