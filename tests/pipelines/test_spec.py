@@ -4,6 +4,7 @@ import pytest
 import yaml
 
 from catalog import RoomtoneError
+from pipelines.report import write_report
 from pipelines.spec import check_external_inputs, plan_spec, read_spec, run_plan
 from tests.helpers import REPO_ROOT
 
@@ -99,3 +100,8 @@ def test_second_run_of_an_unchanged_spec_reuses_every_snapshot(catalog, ray_clus
     changed = run_plan(plan_spec(TINY, overrides=["scenes.num_scenes=3"]), catalog, show_progress=False)
     assert [r.reused for r in changed] == [True, True, False]
     assert catalog.show("scenes").stats["rows"] == 3
+    for name in ("scenes", "rooms"):
+        paths = write_report(catalog, name, catalog.config.root + "/reports")
+        page = paths["html"].read_text()
+        assert f"{name}@{catalog.show(name).snapshot_id}" in page and "data:image/png;base64," in page
+        assert paths["png"].stat().st_size > 10_000
