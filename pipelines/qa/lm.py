@@ -104,7 +104,7 @@ def facts_prompt(f: Facts) -> str:
 def parse(text: str) -> list[tuple[str, str]]:
     """The {"q": ..., "a": ...} objects of a reply (LTU's parsing); malformed ones are skipped."""
     pairs = []
-    for blob in re.findall(r"\{.*?\}", text.replace("\n", " ")):
+    for blob in re.findall(r"\{[^{}]*\}", text.replace("\n", " ")):
         try:
             obj = json.loads(blob)
         except ValueError:

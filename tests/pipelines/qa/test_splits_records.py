@@ -1,0 +1,60 @@
+"""Splits share no room or recording; the LTU and SpatialSoundQA records have exactly their keys."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipelines.qa import (LTU_KEYS, SPATIAL_KEYS, Clip, Context, assign_splits, extract_facts, generate, ltu_record,
+                          spatial_record, to_rows, write_json)
+from tests.pipelines.qa.test_families import scene_row
+
+clips = st.lists(st.builds(
+    Clip, st.just(""), st.sampled_from(["train", "train", "test"]),
+    st.frozensets(st.sampled_from([f"room-{i}" for i in range(6)]), max_size=1),
+    st.frozensets(st.sampled_from([f"ev-{i}" for i in range(30)]), min_size=1, max_size=4)), max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=clips, fraction=st.floats(0.0, 0.9), seed=st.integers(0, 5), keep_input_split=st.booleans())
+def test_splits_share_no_room_and_no_recording(rows, fraction, seed, keep_input_split):
+    rows = [Clip(f"c{i}", r.split if keep_input_split else "train", r.rooms, r.clips) for i, r in enumerate(rows)]
+    by_split, dropped = assign_splits(rows, fraction, seed)
+    train, test = by_split.get("train", []), by_split.get("test", [])
+    assert not {k for r in train for k in r.rooms} & {k for r in test for k in r.rooms}
+    assert not {k for r in train for k in r.clips} & {k for r in test for k in r.clips}
+    assert sorted([r.id for r in train + test] + list(dropped)) == sorted(r.id for r in rows)
+    if any(r.split == "test" for r in rows):  # the input's own train rows stay train
+        assert {r.id for r in train} == {r.id for r in rows if r.split == "train"}
+
+
+def test_split_does_not_depend_on_order():
+    rows = [Clip(f"c{i}", "train", frozenset([f"room-{i % 5}"]), frozenset([f"ev-{i}"])) for i in range(50)]
+    a, _ = assign_splits(rows, 0.3, 1)
+    b, _ = assign_splits(rows[::-1], 0.3, 1)
+    assert {s: {r.id for r in v} for s, v in a.items()} == {s: {r.id for r in v} for s, v in b.items()}
+    assert 0 < len(a["test"]) < 50
+
+
+def test_ltu_and_spatialsoundqa_records_have_exactly_their_keys(tmp_path):
+    row = scene_row(3, 6.0, 0.5, ["Dog", "Bell", "Speech"])
+    facts = extract_facts(row)
+    rows = to_rows(facts, generate(facts, Context(seed=0)), seed=0, dataset="scenes@123")
+    n = write_json((ltu_record({**r, "split": "train"}, "foa_dev/{split}/{audio_id}.wav") for r in rows),
+                   tmp_path / "ltu.json")
+    records = json.loads((tmp_path / "ltu.json").read_text())
+    assert n == len(records) == len(rows) > 20
+    assert all(tuple(r) == LTU_KEYS for r in records)
+    assert records[0]["audio_id"] == "foa_dev/train/scene-3.wav" and records[0]["input"] == ""
+    closed = [r for r in records if r["task"] != "open-ended question"]
+    prefixed = sum(r["instruction"].startswith("Closed-ended question: ") for r in closed)
+    assert 0.3 < prefixed / len(closed) < 0.7
+    assert not any(r["instruction"].startswith("Closed-ended") for r in records if r["task"] == "open-ended question")
+    spatial = [spatial_record(r) for r in rows]
+    assert all(tuple(r) == SPATIAL_KEYS for r in spatial)
+    assert {r["question_type"] for r in spatial} >= {"CLASSIFICATION", "DOA", "DISTANCE", "TEMPORAL", "COUNTING"}
+    assert all(r["reverb_id"] == "room-1" and r["audio_id2"] is None for r in spatial)
+    doa = [r for r in rows if r["task"] == "doa_octant"]
+    assert doa and all(r["answer"]["unit"] == "m" and r["convention"].startswith("azimuth") for r in doa)
