@@ -89,6 +89,7 @@ class InputSpec:
     seed: int
     classes: tuple[str, ...] = ()
     random_crop: bool = True
+    features: str | None = None  # fbank preset; default: beats for BEATs, else ssast
 
     @property
     def rate(self) -> int:
@@ -102,7 +103,8 @@ class InputSpec:
     def preset(self):
         from pretrain.features import PRESETS
 
-        return PRESETS["beats" if self.family == "beats" else "ssast"].with_(target_frames=self.frames)
+        name = self.features or ("beats" if self.family == "beats" else "ssast")
+        return PRESETS[name].with_(target_frames=self.frames)
 
 
 # -- which rows each rank reads ------------------------------------------------------------
@@ -176,19 +178,22 @@ def crop_row(row: dict, spec: InputSpec, epoch: int) -> dict:
         target[[spec.classes.index(c) for c in names if c in spec.classes]] = 1.0
         out["target"] = target
     elif spec.family == "seld":
-        out["target"] = seld_target(row["labels"], offset // hop, int(round(spec.clip_seconds / LABEL_HOP_S)),
-                                    len(spec.classes))
+        out["target"], out["reference"] = seld_targets(row["labels"], offset // hop,
+                                                       int(round(spec.clip_seconds / LABEL_HOP_S)), len(spec.classes))
     return out
 
 
-def seld_target(labels: list[dict], first_frame: int, n_frames: int, n_classes: int) -> np.ndarray:
-    """Multi-ACCDOA target (frames, 3, 3, classes) of the label frames inside a crop."""
-    from simulation.seld import SeldLabels, multi_accdoa_target
+def seld_targets(labels: list[dict], first_frame: int, n_frames: int, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ADPIT training target (frames, 6, 4, C) and the multi-ACCDOA reference (frames, 3, 3, C)
+    of the label frames inside a crop."""
+    from simulation.seld import SeldLabels, adpit_target, multi_accdoa_target
 
     keep = [l for l in labels if first_frame <= l["frame"] < first_frame + n_frames]
     events = [(l["frame"] - first_frame, l["class_index"], l["track"], l["azimuth"], l["elevation"], l["distance"])
               for l in keep]
-    return multi_accdoa_target(SeldLabels.from_events(events, n_frames=n_frames), n_classes).astype(np.float32)
+    labels = SeldLabels.from_events(events, n_frames=n_frames)
+    return (adpit_target(labels, n_classes).astype(np.float32),
+            multi_accdoa_target(labels, n_classes).astype(np.float32))
 
 
 def _read_segments(batch: dict, spec: InputSpec):
@@ -230,6 +235,8 @@ def stream(segments: list[dict], spec: InputSpec, *, batch_size: int, data_cpus:
 
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # batches depend on the plan only, not on task timing
+    ctx.enable_progress_bars = False  # one stream per rank and evaluation: bars would interleave
+    ctx.print_on_execution_start = False
     ds = ray.data.from_items(segments, override_num_blocks=max(1, min(len(segments), 1000)))
     ds = ds.map_batches(_read_segments, fn_kwargs={"spec": spec}, batch_size=1, num_cpus=data_cpus)
     return ds.map_batches(_featurise, fn_kwargs={"spec": spec}, batch_size=batch_size, num_cpus=data_cpus)

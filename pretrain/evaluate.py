@@ -1,0 +1,187 @@
+"""Evaluate a trained run on a labelled catalog dataset; results go to the run's MLflow run.
+
+* probe: the frozen encoder's mean-pooled embeddings of every clip (one seeded-free crop
+  from the start, so the result does not depend on the worker count), a linear classifier
+  on the train split, accuracy (single-label data) or mAP (multi-label) on the test split;
+* finetune: the encoder plus a linear head trained end to end on streamed train batches;
+* seld: a supervised SELD run's multi-ACCDOA output decoded and scored with the DCASE2024
+  (frame) and DCASE2023 (segment) metrics of `simulation.seld`.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from catalog import Catalog, Location
+from catalog.errors import RoomtoneError
+from pretrain import tracking
+from pretrain.config import EvalConfig, TrainConfig
+from pretrain.data import InputSpec, derive_seed, iter_batches, lanes_for_rank, open_source, plan_segments
+from pretrain.train import build_model, check_compatible, list_checkpoints
+
+
+def load_trained(checkpoint: str) -> tuple[torch.nn.Module, TrainConfig, Location]:
+    """The model of a roomtone checkpoint (or of a run folder's newest one) and its training config."""
+    from pretrain.checkpoints import load_checkpoint
+
+    loc = Location.parse(checkpoint)
+    if not loc.name.endswith(".pt"):
+        found = list_checkpoints(loc)
+        if not found:
+            raise RoomtoneError(f"{loc.uri} holds no checkpoint", "pass a step-*.pt file or a run folder")
+        loc = found[0]
+    if not loc.exists():
+        raise RoomtoneError(f"checkpoint {loc.uri} does not exist", "pass a step-*.pt file or a run folder")
+    ckpt = load_checkpoint(loc.uri)
+    cfg = TrainConfig(**ckpt["extra"]["config"])
+    model = build_model(cfg, tuple(ckpt["extra"].get("classes", ())))
+    check_compatible(model, ckpt["model"], loc.uri, cfg.model)
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), cfg, loc
+
+
+def _batches(catalog: Catalog, ref: str, split: str, spec: InputSpec, batch_size: int):
+    source = open_source(catalog, ref, split, spec.family)
+    segments = plan_segments(lanes_for_rank(source, 0, 1), spec.seed, 0, 0, source.rows)
+    return source, iter_batches(segments, spec, batch_size=batch_size)
+
+
+@torch.no_grad()
+def embed(encoder, batches) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean-pooled embeddings (N, dim) and targets (N, C) of every batch."""
+    xs, ys = [], []
+    for b in batches:
+        xs.append(encoder.embed(b["fbank"]).float())
+        ys.append(b["target"])
+    return torch.cat(xs), torch.cat(ys)
+
+
+def _scores(logits: torch.Tensor, target: torch.Tensor, single: bool) -> dict[str, float]:
+    if single:
+        return {"accuracy": float((logits.argmax(1) == target.argmax(1)).float().mean())}
+    return {"map": mean_average_precision(logits, target)}
+
+
+def mean_average_precision(scores: torch.Tensor, target: torch.Tensor) -> float:
+    """Average precision per class with at least one positive, averaged (AudioSet's mAP)."""
+    aps = []
+    for c in range(target.shape[1]):
+        pos = target[:, c] > 0.5
+        if pos.any():
+            order = torch.argsort(scores[:, c], descending=True)
+            hits = pos[order].float()
+            precision = hits.cumsum(0) / torch.arange(1, len(hits) + 1)
+            aps.append(float((precision * hits).sum() / hits.sum()))
+    return float(np.mean(aps)) if aps else float("nan")
+
+
+def linear_probe(train_x, train_y, test_x, test_y, *, steps: int, lr: float, weight_decay: float,
+                 seed: int) -> dict[str, float]:
+    """A linear classifier on standardised frozen embeddings; softmax for single-label data, else sigmoid."""
+    mean, std = train_x.mean(0), train_x.std(0) + 1e-6
+    train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
+    single = bool((train_y.sum(1) == 1).all() and (test_y.sum(1) == 1).all())
+    g = torch.Generator().manual_seed(derive_seed(seed, "probe"))
+    head = torch.nn.Linear(train_x.shape[1], train_y.shape[1])
+    with torch.no_grad():
+        head.weight.copy_(torch.randn(head.weight.shape, generator=g) * 0.01)
+        head.bias.zero_()
+    opt = torch.optim.Adam(head.parameters(), lr=lr, weight_decay=weight_decay)
+    for _ in range(steps):
+        opt.zero_grad()
+        logits = head(train_x)
+        loss = F.cross_entropy(logits, train_y.argmax(1)) if single else \
+            F.binary_cross_entropy_with_logits(logits, train_y)
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        return {**_scores(head(test_x), test_y, single), "train_loss": float(loss)}
+
+
+def _finetune(model, cfg: EvalConfig, catalog: Catalog, spec: InputSpec, n_classes: int) -> dict[str, float]:
+    """Encoder + linear head, trained on the streamed train split; scored on the test split."""
+    encoder = model.encoder.train()
+    with torch.random.fork_rng():
+        torch.manual_seed(derive_seed(cfg.seed, "finetune"))
+        dim = encoder.embed(torch.zeros(1, spec.frames, spec.preset().num_mel_bins)).shape[-1]
+        head = torch.nn.Linear(dim, n_classes)
+    opt = torch.optim.AdamW([{"params": encoder.parameters(), "lr": cfg.lr / 10},
+                             {"params": head.parameters(), "lr": cfg.lr}], weight_decay=cfg.weight_decay)
+    source = open_source(catalog, cfg.dataset, cfg.train_split, "tagging")
+    segments = plan_segments(lanes_for_rank(source, 0, 1), cfg.seed, 0, 0, cfg.steps * cfg.batch_size)
+    train_spec = InputSpec(**{**spec.__dict__, "random_crop": True})
+    single = None
+    for b in iter_batches(segments, train_spec, batch_size=cfg.batch_size):
+        single = bool((b["target"].sum(1) == 1).all()) if single is None else single
+        opt.zero_grad()
+        logits = head(encoder.embed(b["fbank"]))
+        loss = F.cross_entropy(logits, b["target"].argmax(1)) if single else \
+            F.binary_cross_entropy_with_logits(logits, b["target"])
+        loss.backward()
+        opt.step()
+    encoder.eval()
+    with torch.no_grad():
+        outs, ys = [], []
+        for b in _batches(catalog, cfg.dataset, cfg.test_split, spec, cfg.batch_size)[1]:
+            outs.append(head(encoder.embed(b["fbank"])))
+            ys.append(b["target"])
+        return _scores(torch.cat(outs), torch.cat(ys), bool(single))
+
+
+@torch.no_grad()
+def seld_scores(model, batches, n_classes: int) -> dict[str, float]:
+    """DCASE2024 (frame) and DCASE2023 (segment) SELD scores of a SELD model on labelled batches."""
+    from simulation.seld import dcase2023_scores, dcase2024_scores, decode_multi_accdoa
+
+    refs, preds = [], []
+    for b in batches:
+        frames = b["reference"].shape[1]
+        out = model.predict(b["fbank"], frames).float().numpy()  # (B, frames, 3, 3, C) multi-ACCDOA
+        for o, t in zip(out, b["reference"].numpy()):
+            preds.append(decode_multi_accdoa(o))
+            refs.append(decode_multi_accdoa(t))
+    f24 = dcase2024_scores(refs, preds, n_classes)
+    f23 = dcase2023_scores(refs, preds, n_classes)
+    return {"seld_2024": f24.seld, "f_2024": f24.f, "doa_error_2024": f24.doa_error,
+            "seld_2023": f23.seld, "er_2023": f23.er, "f_2023": f23.f, "le_2023": f23.le, "lr_2023": f23.lr}
+
+
+def run_eval(cfg: EvalConfig, catalog: Catalog) -> dict:
+    """Run one evaluation; log it to the training run's MLflow run; return the metrics."""
+    model, train_cfg, ckpt = load_trained(cfg.checkpoint)
+    clip = cfg.clip_seconds or train_cfg.clip_seconds
+    if cfg.mode == "seld":
+        if train_cfg.family != "seld":
+            raise RoomtoneError(f"{ckpt.uri} is a {train_cfg.model} run, not a SELD one", "use --mode probe")
+        source = open_source(catalog, cfg.dataset, cfg.test_split, "seld")
+        spec = InputSpec("seld", clip, train_cfg.sample_rate, cfg.seed, source.classes, random_crop=False)
+        metrics = seld_scores(model, _batches(catalog, cfg.dataset, cfg.test_split, spec, cfg.batch_size)[1],
+                              len(source.classes))
+    else:
+        source = open_source(catalog, cfg.dataset, cfg.train_split, "tagging")
+        open_source(catalog, cfg.dataset, cfg.test_split, "tagging")  # both splits exist, before any work
+        spec = InputSpec("tagging", clip, train_cfg.sample_rate, cfg.seed, source.classes, random_crop=False,
+                         features="beats" if train_cfg.family == "beats" else "ssast")
+        if cfg.mode == "probe":
+            train = embed(model.encoder, _batches(catalog, cfg.dataset, cfg.train_split, spec, cfg.batch_size)[1])
+            test = embed(model.encoder, _batches(catalog, cfg.dataset, cfg.test_split, spec, cfg.batch_size)[1])
+            metrics = linear_probe(*train, *test, steps=cfg.steps, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                   seed=cfg.seed)
+        else:
+            metrics = _finetune(model, cfg, catalog, spec, len(source.classes))
+    name = f"eval/{cfg.mode}/{source.name}"
+    out = {f"{name}/{k}": v for k, v in metrics.items()}
+    run_id, uri = cfg.mlflow_run_id, cfg.tracking_uri
+    marker = ckpt.parent.parent.join(tracking.RUN_FILE)
+    if run_id is None and marker.exists():
+        saved = json.loads(marker.read_bytes())
+        run_id, uri = saved["run_id"], uri or saved["tracking_uri"]
+    if run_id:
+        tracking.log_eval(uri or tracking.tracking_uri(catalog.config), run_id, out,
+                          {f"{name}.dataset": source.ref, f"{name}.checkpoint": ckpt.uri,
+                           f"{name}.config": cfg.model_dump(mode="json")})
+    return {"checkpoint": ckpt.uri, "dataset": source.ref, "mlflow_run_id": run_id, "metrics": out}

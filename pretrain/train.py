@@ -1,0 +1,334 @@
+"""Pretraining and supervised training on Ray Train (DDP), streamed from the catalog.
+
+`run_training(cfg, catalog)` checks everything cheap first (dataset columns and split, model
+name, checkpoint compatibility, cluster CPUs), opens the MLflow run, then starts a
+TorchTrainer: gloo on CPU, NCCL on GPU, bf16 autocast on CUDA, gradient accumulation, AdamW
+with a warm-up + cosine schedule. Rank 0 writes a checkpoint to the run folder (local or
+s3://) every `checkpoint_every` steps; every (re)start of the loop resumes from the newest
+readable one, so a resumed run and a worker group restarted by Ray Train's FailureConfig
+replay the same batches, masks and dropout as an uninterrupted run: data position, mask
+generators and the torch seed all derive from (seed, step, rank). A non-finite loss stops
+every rank at that step without stepping the optimizer; the driver reports the step, the
+micro-batch and its item ids, and the last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from catalog import Catalog, Location
+from catalog.errors import RoomtoneError
+from pretrain import tracking
+from pretrain.config import TrainConfig
+from pretrain.data import InputSpec, Source, derive_seed, iter_batches, lanes_for_rank, open_source, plan_segments
+
+# A test-only hook called on every worker before each micro-batch: (step, micro, rank, batch) -> batch.
+BatchHook = Callable[[int, int, int, dict], dict]
+
+
+@dataclass
+class TrainResult:
+    run_name: str
+    run_dir: str
+    mlflow_run_id: str
+    tracking_uri: str
+    checkpoint: str
+    steps: int
+    model_version: str | None
+
+
+# -- models and checkpoints ----------------------------------------------------------------
+
+def build_model(cfg: TrainConfig, classes: tuple[str, ...]) -> torch.nn.Module:
+    """The objective module; the same seed gives the same initial weights on every rank."""
+    from pretrain.models import create_model
+
+    kwargs = dict(cfg.model_overrides)
+    if cfg.method == "supervised":
+        kwargs.setdefault("num_classes", len(classes))
+    with torch.random.fork_rng():
+        torch.manual_seed(derive_seed(cfg.seed, "init"))
+        try:
+            return create_model(cfg.model, **kwargs)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RoomtoneError(f"cannot build model {cfg.model!r} with {kwargs}: {exc}",
+                                "see `roomtone pretrain --help` for the model names") from None
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step-{step:08d}.pt"
+
+
+def list_checkpoints(run_dir: Location) -> list[Location]:
+    """The run's checkpoints, newest first."""
+    return sorted(run_dir.join("checkpoints").list_files(".pt"), key=lambda l: l.name, reverse=True)
+
+
+def check_compatible(model: torch.nn.Module, state: dict, where: str, model_name: str) -> None:
+    """Refuse a checkpoint whose tensors do not fit the model (another size or family)."""
+    own = model.state_dict()
+    bad = [k for k, v in state.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
+    missing = [k for k in own if k not in state]
+    if bad or missing:
+        detail = (f"{bad[0]} is {tuple(state[bad[0]].shape)} there but {tuple(own[bad[0]].shape)} here" if bad
+                  else f"it lacks {missing[0]}")
+        raise RoomtoneError(f"checkpoint {where} does not fit model {model_name!r}: {detail}",
+                            "use the model (and size) the checkpoint was trained with, or a new run_name")
+
+
+def load_latest(run_dir: Location, model: torch.nn.Module, model_name: str) -> tuple[dict | None, Location | None]:
+    """The newest readable checkpoint of the run (a corrupt one is skipped), checked against the model."""
+    from pretrain.checkpoints import load_checkpoint
+
+    for loc in list_checkpoints(run_dir):
+        try:
+            ckpt = load_checkpoint(loc.uri)
+        except RoomtoneError:
+            continue  # truncated or corrupt: fall back to the one before
+        check_compatible(model, ckpt["model"], loc.uri, model_name)
+        return ckpt, loc
+    return None, None
+
+
+# -- the loop on every Ray Train worker ------------------------------------------------------
+
+def _schedule(cfg: TrainConfig) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return factor
+
+
+def _mean_over_ranks(values: dict[str, float], world: int, device) -> dict[str, float]:
+    if world == 1:
+        return values
+    import torch.distributed as dist
+
+    keys = sorted(values)
+    t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return {k: float(v) / world for k, v in zip(keys, t.tolist())}
+
+
+def train_loop(config: dict) -> None:
+    """Ray Train's per-worker function (also the body of a restarted worker group)."""
+    import ray.train
+    import ray.train.torch as rtt
+    import torch.distributed as dist
+
+    from pretrain.checkpoints import save_checkpoint
+
+    logging.getLogger("ray.train").setLevel(logging.WARNING)  # not one INFO line per report
+    cfg, source, spec = TrainConfig(**config["cfg"]), config["source"], config["spec"]
+    hook: BatchHook | None = config.get("hook")
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = rtt.get_device()
+    run_dir = Location.parse(config["run_dir"])
+
+    model = build_model(cfg, source.classes)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg))
+    ckpt, _ = load_latest(run_dir, model, cfg.model)
+    start = 0
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["extra"]["scheduler"])
+        start = int(ckpt["step"])
+    ddp = rtt.prepare_model(model)
+    core = ddp.module if hasattr(ddp, "module") else ddp
+    logger = tracking.StepLogger(config["tracking_uri"], config["mlflow_run_id"]) if rank == 0 else None
+
+    micro, accum = cfg.micro_batch, cfg.grad_accum
+    per_step = micro * accum
+    segments = plan_segments(lanes_for_rank(source, rank, world), cfg.seed, rank, start * per_step,
+                             (cfg.steps - start) * per_step)
+    batches = iter(iter_batches(segments, spec, batch_size=micro, data_cpus=cfg.data_cpus))
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+
+    for step in range(start, cfg.steps):
+        torch.manual_seed(derive_seed(cfg.seed, "step", step, rank))  # dropout and any other torch draw
+        opt.zero_grad(set_to_none=True)
+        sums: dict[str, float] = {}
+        bad = None
+        for m in range(accum):
+            batch = next(batches)
+            if hook is not None:
+                batch = hook(step, m, rank, batch)
+            ids = batch.pop("id")
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "mask", step, m, rank))
+            sync = ddp.no_sync() if world > 1 and m < accum - 1 else contextlib.nullcontext()
+            with sync:
+                with autocast:
+                    out = ddp(batch, generator=gen)
+                loss = out["loss"].float()
+                if bad is None and not torch.isfinite(loss):
+                    bad = {"step": step + 1, "micro_batch": m, "rank": rank, "ids": [str(i) for i in ids]}
+                (loss / accum).backward()
+            for k, v in out.items():
+                if v.numel() == 1:
+                    sums[k] = sums.get(k, 0.0) + float(v.detach()) / accum
+        flag = torch.tensor([0.0 if bad is None else 1.0], device=device)
+        if world > 1:
+            dist.all_reduce(flag)
+        if flag.item() > 0:  # every rank stops here together: no optimizer step on a NaN
+            if bad is not None:
+                run_dir.join(f"nan-rank{rank}.json").write_bytes(json.dumps(bad).encode())
+            ray.train.report({"step": step + 1, "nan": 1.0})
+            return
+        if cfg.grad_clip:
+            sums["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(ddp.parameters(), cfg.grad_clip))
+        opt.step()
+        sums["lr"] = sched.get_last_lr()[0]
+        sched.step()
+        metrics = _mean_over_ranks(sums, world, device)
+        done = step + 1
+        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+            if rank == 0:
+                _save(save_checkpoint, run_dir, core, opt, sched, done, cfg, source.classes, logger,
+                      final=done == cfg.steps)
+            if world > 1:
+                dist.barrier()
+        if logger is not None:
+            logger.log(done, metrics, cfg.batch_size)
+        ray.train.report({**metrics, "step": done})
+
+
+def _save(save_checkpoint, run_dir: Location, model, opt, sched, step: int, cfg: TrainConfig, classes, logger,
+          final: bool) -> None:
+    """Write the checkpoint atomically, log it to MLflow when asked, keep the newest few.
+
+    It carries the run config and class map, so evaluation rebuilds the model from this file alone."""
+    extra = {"scheduler": sched.state_dict(), "model_name": cfg.model, "config": cfg.model_dump(mode="json"),
+             "classes": list(classes)}
+    with tempfile.TemporaryDirectory() as tmp:
+        local = str(Path(tmp) / checkpoint_name(step))
+        save_checkpoint(local, model, opt, step, extra)
+        if logger is not None and (cfg.log_checkpoints == "all" or (final and cfg.log_checkpoints == "final")):
+            logger.log_artifact(local, "checkpoints")
+        run_dir.join("checkpoints", checkpoint_name(step)).upload_from(local)
+    for old in list_checkpoints(run_dir)[cfg.keep_checkpoints:]:
+        old.filesystem.delete_file(old.path)
+
+
+# -- the driver ------------------------------------------------------------------------------
+
+def default_run_name(cfg: TrainConfig, source: Source) -> str:
+    """Same config on the same snapshot -> same name -> re-running resumes it."""
+    import hashlib
+
+    body = json.dumps({**cfg.model_dump(mode="json", exclude={"run_name", "tracking_uri"}), "source": source.ref},
+                      sort_keys=True)
+    return f"{cfg.method}-{cfg.model}-{source.name}-{hashlib.sha256(body.encode()).hexdigest()[:10]}"
+
+
+def _check_resources(cfg: TrainConfig, resources: dict) -> bool:
+    gpus = int(resources.get("GPU", 0))
+    use_gpu = bool(gpus) if cfg.use_gpu is None else cfg.use_gpu
+    if use_gpu and gpus < cfg.num_workers:
+        raise RoomtoneError(f"{cfg.num_workers} GPU workers asked for but the cluster has {gpus} GPUs",
+                            "lower num_workers or set use_gpu: false")
+    cpus = resources.get("CPU", 0)
+    if cfg.num_workers * cfg.cpus_per_worker + cfg.data_cpus > cpus:
+        raise RoomtoneError(f"{cfg.num_workers} workers x {cfg.cpus_per_worker} CPUs plus {cfg.data_cpus} for Ray "
+                            f"Data need more than the cluster's {cpus:g} CPUs (training would wait forever)",
+                            "lower num_workers / cpus_per_worker / data_cpus")
+    return use_gpu
+
+
+def run_training(cfg: TrainConfig, catalog: Catalog, *, address: str | None = None,
+                 hook: BatchHook | None = None) -> TrainResult:
+    """Train ``cfg`` on Ray; resumes the run folder's newest checkpoint if there is one."""
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from catalog.cluster import connect
+
+    source = open_source(catalog, cfg.dataset, cfg.split, cfg.family)
+    spec = InputSpec(cfg.family, cfg.clip_seconds, cfg.sample_rate, cfg.seed, source.classes)
+    if cfg.family != "seld" and spec.preset().sample_rate != cfg.sample_rate:
+        raise RoomtoneError(f"sample_rate={cfg.sample_rate} but the {cfg.family} features expect "
+                            f"{spec.preset().sample_rate} Hz", f"set sample_rate: {spec.preset().sample_rate}")
+    model = build_model(cfg, source.classes)
+    run_name = cfg.run_name or default_run_name(cfg, source)
+    storage = Location.parse(cfg.storage) if cfg.storage else catalog.config.root_location.join("runs")
+    run_dir = storage.join(run_name)
+    run_dir.makedirs()
+    run_dir.check_writable()
+    load_latest(run_dir, model, cfg.model)  # another model's checkpoint fails here, before Ray starts
+    for old in run_dir.list_files(".json"):
+        if old.name.startswith("nan-rank"):
+            old.filesystem.delete_file(old.path)
+    use_gpu = _check_resources(cfg, connect(address))
+
+    uri = tracking.tracking_uri(catalog.config, cfg.tracking_uri)
+    root = catalog.config.root_location
+    artifacts = root.join("mlflow-artifacts").uri if root.is_s3 else Path(root.uri).resolve().joinpath(
+        "mlflow-artifacts").as_uri()
+    params = {**cfg.model_dump(mode="json"), "dataset_ref": source.ref, "run_dir": run_dir.uri,
+              "model_config": _model_config(model)}
+    run_id = tracking.open_run(uri, cfg.experiment, run_name, run_dir, params, [source], artifacts)
+
+    trainer = TorchTrainer(
+        train_loop,
+        train_loop_config={"cfg": cfg.model_dump(), "source": source, "spec": spec, "run_dir": run_dir.uri,
+                           "tracking_uri": uri, "mlflow_run_id": run_id, "hook": hook},
+        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+        scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=use_gpu,
+                                     resources_per_worker={"CPU": cfg.cpus_per_worker}),
+        run_config=RunConfig(name=run_name, storage_path=str(Path(tempfile.gettempdir()) / "roomtone-ray-train"),
+                             failure_config=FailureConfig(max_failures=cfg.max_failures)),
+    )
+    try:
+        trainer.fit()
+    except Exception as exc:  # noqa: BLE001 - Ray wraps worker errors; one message with the cause
+        cause = _root_cause(exc)
+        tracking.finish_run(uri, run_id, None, None, None, status="FAILED")
+        if isinstance(cause, RoomtoneError):
+            raise cause from None
+        raise RoomtoneError(f"training {run_name} failed: {type(cause).__name__}: {cause}",
+                            f"fix the cause and run again: it resumes from the newest checkpoint in {run_dir.uri}"
+                            ) from exc
+    nan = [json.loads(l.read_bytes()) for l in run_dir.list_files(".json") if l.name.startswith("nan-rank")]
+    if nan:
+        first = min(nan, key=lambda n: (n["step"], n["rank"]))
+        tracking.finish_run(uri, run_id, None, None, None, status="FAILED")
+        last = list_checkpoints(run_dir)
+        kept = f"the last good checkpoint is {last[0].uri}" if last else "no checkpoint was written before it"
+        raise RoomtoneError(f"the loss became NaN/inf at step {first['step']} (rank {first['rank']}, micro-batch "
+                            f"{first['micro_batch']}, items {', '.join(first['ids'][:8])}); training stopped and "
+                            f"{kept}", "lower lr, raise warmup_steps or set grad_clip; check those items")
+    ckpt, final = load_latest(run_dir, model, cfg.model)
+    model.load_state_dict(ckpt["model"])
+    version = tracking.finish_run(uri, run_id, model.encoder, cfg.register_as or f"roomtone-{cfg.model}", None)
+    return TrainResult(run_name, run_dir.uri, run_id, uri, final.uri, int(ckpt["step"]), version)
+
+
+def _model_config(model) -> dict:
+    conf = getattr(model, "config", None)
+    if conf is None:
+        return {}
+    return conf.model_dump(mode="json") if hasattr(conf, "model_dump") else dict(vars(conf))
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost cause Ray attached (a worker's RoomtoneError stays one)."""
+    seen = exc
+    while True:
+        nxt = getattr(seen, "cause", None) or seen.__cause__
+        if nxt is None or nxt is seen:
+            return seen
+        seen = nxt
