@@ -55,6 +55,8 @@ def scenes(
     num_scenes: int = typer.Option(None, help="Clips to render (default 8)."),
     clip_seconds: float = typer.Option(None, help="Clip length in seconds (default 60)."),
     polyphony: int = typer.Option(None, help="Most events at once, 1-3 (ov1/ov2/ov3)."),
+    rir_source: str = typer.Option(None, help="dataset (the RIR set's stored grid), simulate (per planned "
+                                              "position) or auto (default: dataset when the set holds a grid)."),
     name: str = typer.Option(None, help="Dataset name (default scenes)."),
     seed: int = typer.Option(None, help="Every scene derives its randomness from (seed, scene id)."),
     address: str = typer.Option(None, envvar="RAY_ADDRESS", help="Ray cluster address; none starts a local one."),
@@ -63,15 +65,17 @@ def scenes(
     """Render labelled multichannel SELD scenes from an event library and an RIR dataset.
 
     Static and moving sources (arcs at 10-40 deg/s), up to 3 overlapping events, diffuse
-    ambience at 6-30 dB SNR; per-frame DCASE labels, event metadata and a caption per clip.
-    Export for the DCASE baselines with `roomtone export dcase`.
+    ambience at 6-30 dB SNR (or event_snr_db: each event's SNR against the ambience, in the
+    --config YAML); per-frame DCASE labels, event metadata and a caption per clip. With an RIR
+    set made with `placement: grid`, scenes use its stored RIRs (sources on the grid, nothing
+    simulated per scene). Export for the DCASE baselines with `roomtone export dcase`.
 
     Example: roomtone simulate scenes --events events --rirs foa_rooms --format foa --clip-seconds 20
     """
     from pipelines.stages.scenes import ScenesConfig, run_scenes
 
     cfg = load_config(ScenesConfig, config, events=events, rirs=rirs, format=format, num_scenes=num_scenes,
-                      clip_seconds=clip_seconds, polyphony=polyphony, name=name, seed=seed)
+                      clip_seconds=clip_seconds, polyphony=polyphony, rir_source=rir_source, name=name, seed=seed)
     snap = run_scenes(cfg, state.catalog(), address=address, show_progress=not json_out)
     if json_out:
         print_json(snap.to_dict())

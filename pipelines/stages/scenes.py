@@ -1,10 +1,19 @@
 """The SELD scenes job: an event library and an RIR dataset in, labelled multichannel clips out.
 
 The RIR dataset supplies the rooms: geometry, wall reflection, temperature and where the
-array stands (and so the lineage of every scene). Scene RIRs are simulated for the planned
-source positions with the same engine, so sources sit anywhere and move continuously.
-Each Ray worker decodes the event library once and reuses it for every scene it renders.
-Every random draw comes from (seed, scene id): scenes do not depend on the worker count.
+array stands (and so the lineage of every scene). Scene RIRs come from one of two sources:
+
+- ``dataset``: the RIRs stored in the RIR dataset, which must hold a grid of source positions
+  around the array (``roomtone simulate rirs`` with ``placement: grid``), as the DCASE
+  generators use measured SRIRs. Static sources sit on grid points, moving ones step along
+  their ring; labels are the stored positions, exactly. Nothing is simulated per scene.
+- ``simulate``: RIRs simulated for the planned positions with the same engine, so sources
+  sit anywhere and move continuously (several times slower).
+
+``auto`` (the default) takes the stored grid when the RIR dataset has one. Each Ray worker
+decodes the event library once; stored RIRs are read one room at a time (a shard renders its
+scenes room by room) and only two rooms are kept. Every random draw comes from (seed, scene
+id): scenes do not depend on the worker count or the sharding.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from pipelines.sharded import ShardTask, holdout, plan_shards, run_sharded
 
 Range = tuple[float, float]
 ARRAY_OF_FORMAT = {"foa": "foa", "mic": "tetra_mic"}
+BATCH_BYTES = 64_000_000
 ROOM_COLUMNS = ["room_id", "room_dims", "beta", "temperature", "array_center", "array", "rt60_target", "rt60"]
 
 
@@ -45,15 +55,22 @@ class ScenesConfig(BaseModel):
     tracks: int = Field(3, ge=1, le=3)
     polyphony: int = Field(3, ge=1, le=3, description="most events at once (ov1/ov2/ov3)")
     events_per_minute: float = Field(36.0, gt=0, le=600)
-    level_db: Range = (-10.0, 0.0)
-    snr_db: Range = (6.0, 30.0)
+    level_db: Range | None = Field(None, description="event RMS range, dB re a unit-RMS dry signal "
+                                                     "(default (-10, 0); not with event_snr_db)")
+    event_snr_db: Range | None = Field(None, description="instead of level_db: each event's SNR range against "
+                                                         "the ambience, dB (the ambience level is then fixed)")
+    snr_db: Range | None = Field(None, description="ambience SNR range of the whole clip, dB "
+                                                   "(default (6, 30); not with event_snr_db)")
     moving_fraction: float = Field(0.5, ge=0, le=1)
     speed_range: Range = (10.0, 40.0)
     distance_range: Range = (1.0, 3.0)
     elevation_range: Range = (-45.0, 45.0)
     max_event_seconds: float | None = Field(None, gt=0, description="skip longer events (default: refuse them)")
-    rir_seconds: float = Field(0.5, gt=0, le=3.0)
-    mode: Literal["hybrid", "ism"] = "hybrid"
+    rir_source: Literal["auto", "dataset", "simulate"] = Field(
+        "auto", description="dataset: the RIR dataset's stored grid RIRs; simulate: RIRs for the planned "
+                            "positions; auto: dataset when the RIR dataset holds a grid (placement: grid)")
+    rir_seconds: float = Field(0.5, gt=0, le=3.0, description="RIR length: simulated, or stored ones cut to it")
+    mode: Literal["hybrid", "ism"] = Field("hybrid", description="simulator mode (rir_source simulate)")
     bits: Literal[16, 24] = 16
     seed: int = Field(0, ge=0)
     test_fraction: float = Field(0.25, ge=0, lt=1, description="scenes rendered in the RIR set's test rooms")
@@ -63,7 +80,18 @@ class ScenesConfig(BaseModel):
     def _check(self) -> "ScenesConfig":
         if self.polyphony > self.tracks:
             raise ValueError(f"polyphony={self.polyphony} is above the number of tracks={self.tracks}")
-        for field in ("level_db", "snr_db", "speed_range", "distance_range", "elevation_range"):
+        if self.event_snr_db is not None:
+            clash = [f for f in ("level_db", "snr_db") if getattr(self, f) is not None]
+            if clash:
+                raise ValueError(f"event_snr_db sets each event's level against the ambience, so {' and '.join(clash)} "
+                                 f"cannot be set with it: leave {' and '.join(clash)} unset (null), or drop "
+                                 f"event_snr_db")
+        else:  # the documented defaults, written into the config so lineage shows them
+            self.level_db = self.level_db or (-10.0, 0.0)
+            self.snr_db = self.snr_db or (6.0, 30.0)
+        for field in ("level_db", "event_snr_db", "snr_db", "speed_range", "distance_range", "elevation_range"):
+            if getattr(self, field) is None:
+                continue
             lo, hi = getattr(self, field)
             if lo > hi:
                 raise ValueError(f"{field} must be a range [min, max]; got {[lo, hi]}")
@@ -87,7 +115,7 @@ def features(cfg: ScenesConfig, sample_rate: int) -> datasets.Features:
              "track": datasets.Value("int32"), "azimuth": f32, "elevation": f32, "distance": f32}
     event = {"event_id": datasets.Value("string"), "class_name": datasets.Value("string"),
              "class_index": datasets.Value("int32"), "ontology_id": datasets.Value("string"),
-             "track": datasets.Value("int32"), "onset": f32, "offset": f32, "level_db": f32,
+             "track": datasets.Value("int32"), "onset": f32, "offset": f32, "level_db": f32, "snr_db": f32,
              "azimuth": f32, "elevation": f32, "distance": f32, "speed": f32, "moving": datasets.Value("bool")}
     return datasets.Features({
         "id": datasets.Value("string"), "audio": datasets.Audio(sampling_rate=sample_rate),
@@ -167,6 +195,40 @@ def load_rooms(catalog_json: str, rirs_ref: str) -> dict[str, list[dict]]:
     return rooms
 
 
+GRID_COLUMNS = ["room_id", "azimuth", "elevation", "distance", "sample_rate"]
+
+
+def grid_source(snap: Snapshot) -> tuple[bool, str]:
+    """Whether an RIR snapshot stores a grid of positions around its arrays, and why not."""
+    config = snap.config
+    if config.get("placement") != "grid":
+        return False, f"{snap.ref} stores RIRs at random source positions (placement: {config.get('placement')!r})"
+    missing = set(GRID_COLUMNS + ["rir"]) - set(snap.features)
+    if missing:
+        return False, f"{snap.ref} lacks the columns {sorted(missing)}"
+    return True, ""
+
+
+@lru_cache(maxsize=2)
+def load_grid(catalog_json: str, rirs_ref: str, room_id: str, rir_seconds: float):
+    """(RirGrid, rirs (G, M, L) float32) of one room, cut to rir_seconds; two rooms are kept per worker."""
+    import pyarrow.compute as pc
+
+    from simulation.scenes import RirGrid
+
+    catalog = Catalog(CatalogConfig.model_validate_json(catalog_json))
+    step = float(catalog.show(rirs_ref).config["grid_azimuth_step"])
+    table = catalog.arrow_dataset(rirs_ref).to_table(columns=GRID_COLUMNS[1:] + ["rir", "id"],
+                                                     filter=pc.field("room_id") == room_id).sort_by("id")
+    rirs = table.column("rir").combine_chunks()
+    channels = len(rirs[0])
+    flat = rirs.flatten().flatten().to_numpy().reshape(len(table), channels, -1)
+    keep = int(round(rir_seconds * table.column("sample_rate")[0].as_py()))
+    grid = RirGrid(*(table.column(c).to_numpy().astype(np.float64) for c in ("azimuth", "elevation", "distance")),
+                   azimuth_step=step)
+    return grid, np.ascontiguousarray(flat[:, :, :keep])
+
+
 # -- one scene ---------------------------------------------------------------------------------
 
 @dataclass
@@ -194,8 +256,11 @@ def draw_scene(cfg: ScenesConfig, library: Library, rooms: dict[str, list[dict]]
                 seed=item_seed(cfg.seed, scene_id, "tail"))
     array = (foa if cfg.format == "foa" else tetra_mic)(tuple(record["array_center"]))
     plan_config = PlanConfig(duration=cfg.clip_seconds, tracks=cfg.tracks, polyphony=cfg.polyphony,
-                             events_per_minute=cfg.events_per_minute, level_db=tuple(cfg.level_db),
-                             snr_db=tuple(cfg.snr_db), moving_fraction=cfg.moving_fraction,
+                             events_per_minute=cfg.events_per_minute,
+                             level_db=None if cfg.level_db is None else tuple(cfg.level_db),
+                             snr_db=None if cfg.snr_db is None else tuple(cfg.snr_db),
+                             event_snr_db=None if cfg.event_snr_db is None else tuple(cfg.event_snr_db),
+                             moving_fraction=cfg.moving_fraction,
                              speed_range=tuple(cfg.speed_range), distance_range=tuple(cfg.distance_range),
                              elevation_range=tuple(cfg.elevation_range))
     items = library.items.get(split) or library.items["train"]
@@ -203,13 +268,16 @@ def draw_scene(cfg: ScenesConfig, library: Library, rooms: dict[str, list[dict]]
 
 
 def render_one(cfg: ScenesConfig, library: Library, rooms: dict[str, list[dict]], scene_id: str,
-               split: str) -> dict:
+               split: str, catalog_json: str | None = None) -> dict:
+    """One scene's row; catalog_json locates the stored RIRs when cfg.rir_source is dataset."""
     from simulation.scenes import synthesize_scene
 
     draw = draw_scene(cfg, library, rooms, scene_id, split)
     record, room = draw.record, draw.room
+    stored = (load_grid(catalog_json, cfg.rirs, record["room_id"], cfg.rir_seconds)
+              if cfg.rir_source == "dataset" else None)
     scene = synthesize_scene(room, draw.array, draw.plan_seed, draw.items, library.signals, library.sample_rate,
-                             config=draw.plan_config, rir_duration=cfg.rir_seconds, mode=cfg.mode)
+                             config=draw.plan_config, rir_duration=cfg.rir_seconds, mode=cfg.mode, stored=stored)
     plan = scene.plan
     return {
         "id": scene_id,
@@ -217,13 +285,14 @@ def render_one(cfg: ScenesConfig, library: Library, rooms: dict[str, list[dict]]
         "duration": scene.audio.shape[1] / library.sample_rate, "format": cfg.format,
         "num_channels": scene.audio.shape[0], "room_id": record["room_id"], "room_dims": list(room.dims),
         "rt60": record["rt60"], "array_center": list(record["array_center"]),
-        "noise_snr_db": plan.snr_db, "caption": scene.caption,
+        "noise_snr_db": scene.snr_db, "caption": scene.caption,
         "label": sorted({e.class_name for e in plan.events}),
         "labels": [l.to_dict() for l in scene.labels],
         "events": [{"event_id": e.item_id, "class_name": e.class_name, "class_index": e.class_index,
                     "ontology_id": library.ontology.get(e.item_id), "track": e.track, "onset": e.onset,
-                    "offset": e.offset, "level_db": e.level_db, "azimuth": e.azimuth, "elevation": e.elevation,
-                    "distance": e.distance, "speed": e.speed, "moving": e.moving} for e in plan.events],
+                    "offset": e.offset, "level_db": level, "snr_db": snr, "azimuth": e.azimuth,
+                    "elevation": e.elevation, "distance": e.distance, "speed": e.speed, "moving": e.moving}
+                   for e, level, snr in zip(plan.events, scene.event_level_db, scene.event_snr_db)],
         "plan": json.dumps(plan.to_dict(), sort_keys=True), "seed": cfg.seed,
     }
 
@@ -232,8 +301,11 @@ def make_rows(cfg: ScenesConfig, catalog_json: str, task: ShardTask):
     library = load_library(catalog_json, cfg.events, tuple(cfg.classes) if cfg.classes else None,
                            cfg.clip_seconds, cfg.max_event_seconds)
     rooms = load_rooms(catalog_json, cfg.rirs)
-    for scene_id in task.items:
-        yield render_one(cfg, library, rooms, scene_id, task.split)
+    items = task.items
+    if cfg.rir_source == "dataset":  # room by room, so each room's stored RIRs are read once per shard
+        items = sorted(items, key=lambda i: (draw_scene(cfg, library, rooms, i, task.split).record["room_id"], i))
+    for scene_id in items:
+        yield render_one(cfg, library, rooms, scene_id, task.split, catalog_json)
 
 
 def run_scenes(cfg: ScenesConfig, catalog: Catalog, *, address: str | None = None,
@@ -249,13 +321,54 @@ def run_scenes(cfg: ScenesConfig, catalog: Catalog, *, address: str | None = Non
         raise RoomtoneError(f"format {cfg.format!r} needs an RIR dataset made with the "
                             f"{ARRAY_OF_FORMAT[cfg.format]} array, but {rirs.ref} holds {sorted(arrays)}",
                             f"simulate one with `roomtone simulate rirs --array {cfg.format}`")
-    pinned = cfg.model_copy(update={"events": events.ref, "rirs": rirs.ref})
+    has_grid, why_not = grid_source(rirs)
+    if cfg.rir_source == "dataset" and not has_grid:
+        raise RoomtoneError(f"rir_source 'dataset' renders from stored grid RIRs, but {why_not}",
+                            "simulate a grid with `roomtone simulate rirs` and `placement: grid` in its --config, "
+                            "or set rir_source to simulate")
+    source = "dataset" if has_grid and cfg.rir_source != "simulate" else "simulate"
+    if source == "dataset" and rirs.config.get("sample_rate") != library.sample_rate:
+        raise RoomtoneError(f"the stored RIRs of {rirs.ref} are at {rirs.config.get('sample_rate')} Hz but the events "
+                            f"of {events.ref} at {library.sample_rate} Hz",
+                            "simulate the RIRs at the events' rate (sample_rate), or set rir_source to simulate")
+    pinned = cfg.model_copy(update={"events": events.ref, "rirs": rirs.ref, "rir_source": source})
+    if source == "dataset":
+        check_grids(pinned, catalog_json, library, rooms)
     run = catalog.create_run(cfg.name, pinned, features(cfg, library.sample_rate), inputs=[events.ref, rirs.ref],
                              info={"classes": library.classes, "format": cfg.format,
                                    "sample_rate": library.sample_rate, "label_hop_s": 0.1})
     ids = [f"scene-{i:07d}" for i in range(cfg.num_scenes)]
     by_split = holdout(ids, cfg.test_fraction if "test" in rooms else 0.0)
     per_scene = cfg.clip_seconds * library.sample_rate * 4 * cfg.bits / 8 * 0.8
+    batch = max(1, int(BATCH_BYTES // per_scene))  # encoded rows held before a write: bounded, not 64 clips
     return run_sharded(catalog, run, plan_shards(by_split, cfg.max_shard_bytes, per_scene),
-                       partial(make_rows, pinned, catalog_json),
+                       partial(make_rows, pinned, catalog_json), writer_options={"batch_rows": batch},
                        address=address, show_progress=show_progress, description=f"rendering {cfg.name}")
+
+
+def check_grids(cfg: ScenesConfig, catalog_json: str, library: Library, rooms: dict[str, list[dict]]) -> None:
+    """Plan one scene in every room on its stored grid (positions only, no RIR read): a grid that
+    the ranges or the room leave empty fails here, before the job."""
+    from simulation import Room
+    from simulation.scenes import RirGrid, plan_scene, room_region
+
+    catalog = Catalog(CatalogConfig.model_validate_json(catalog_json))
+    step = float(catalog.show(cfg.rirs).config["grid_azimuth_step"])
+    table = catalog.arrow_dataset(cfg.rirs).to_table(columns=GRID_COLUMNS)
+    by_room: dict[str, list] = {}
+    for row in table.to_pylist():
+        by_room.setdefault(row["room_id"], []).append(row)
+    plan_config = draw_scene(cfg, library, rooms, "check", "train").plan_config
+    items = next(iter(library.items.values()))
+    for split_rooms in rooms.values():
+        for record in split_rooms:
+            points = by_room[record["room_id"]]
+            grid = RirGrid(*(np.array([p[c] for p in points], dtype=np.float64)
+                             for c in ("azimuth", "elevation", "distance")), azimuth_step=step)
+            room = Room(tuple(record["room_dims"]), tuple(record["beta"]))
+            try:
+                plan_scene(0, items, record["array_center"], room_region(room), plan_config, grid=grid)
+            except ValueError as exc:
+                raise RoomtoneError(f"room {record['room_id']} of {cfg.rirs}: {exc}",
+                                    "widen distance_range/elevation_range to the grid, or set rir_source to "
+                                    "simulate") from None

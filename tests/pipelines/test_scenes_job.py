@@ -20,6 +20,8 @@ from tests.helpers import REPO_ROOT
 SONIC_PI = SHARED / "data" / "events" / "sonic-pi"
 ROOMS = dict(num_rooms=2, sources_per_room=1, room_x=(4.0, 6.0), room_y=(4.0, 6.0), room_z=(2.5, 3.5),
              rt60=(0.2, 0.4), test_fraction=0.5, max_shard_bytes=200_000)
+GRID = dict(ROOMS, room_x=(5.0, 6.0), room_y=(5.0, 6.0), wall_clearance=0.5, rt60=(0.2, 0.3), placement="grid",
+            grid_azimuth_step=30.0, grid_elevations=[-20.0, 20.0], grid_distances=[1.0], rir_seconds=0.2)
 SCENES = dict(num_scenes=3, clip_seconds=4.0, max_event_seconds=2.0, rir_seconds=0.25, test_fraction=0.34,
               max_shard_bytes=100_000, events_per_minute=60.0)
 
@@ -44,6 +46,7 @@ def inputs(tmp_path_factory, ray_cluster):
     run_ingest_events(EventsConfig(folder=folder, labels_csv=folder / "labels.csv"), catalog, show_progress=False)
     run_rirs(RirsConfig(name="foa_rooms", array="foa", **ROOMS), catalog, show_progress=False)
     run_rirs(RirsConfig(name="mic_rooms", array="mic", **ROOMS), catalog, show_progress=False)
+    run_rirs(RirsConfig(name="foa_grid", array="foa", **GRID), catalog, show_progress=False)
     return catalog, sorted({r["label"] for r in rows})
 
 
@@ -60,8 +63,9 @@ def test_scenes_labels_agree_with_their_events_and_export_round_trips(inputs, tm
     for row in rows:
         audio, rate = decode_audio(row["audio"]["bytes"])
         assert audio.shape == (4 * rate, 4) and rate == 24_000 and np.isfinite(audio).all()
-        assert row["caption"] and row["events"]
+        assert row["caption"] and row["events"] and np.isfinite(row["noise_snr_db"])
         for event in row["events"]:
+            assert np.isfinite(event["snr_db"]) and -10 <= event["level_db"] <= 0
             frames = [l for l in row["labels"] if l["track"] == event["track"]
                       and round(event["onset"] / 0.1) <= l["frame"] < round(event["offset"] / 0.1)]
             assert len(frames) == round((event["offset"] - event["onset"]) / 0.1)
@@ -83,6 +87,41 @@ def test_scenes_labels_agree_with_their_events_and_export_round_trips(inputs, tm
         assert scores.er == 0 and scores.f == 1 and scores.lr == 1 and scores.le < 1.0  # integer-degree CSV
         wav = tmp_path / "dcase" / "foa_dev" / split / f"{row['id']}.wav"
         assert wav.stat().st_size > 4 * 24_000 * 4 * 2
+
+
+def test_scenes_from_stored_grid_rirs_carry_the_grid_positions_as_labels(inputs):
+    from simulation.scenes import RirGrid
+
+    catalog, _ = inputs
+    config = ScenesConfig(name="grid_scenes", rirs="foa_grid", event_snr_db=(5.0, 15.0),
+                          **{**SCENES, "moving_fraction": 0.7, "speed_range": (30.0, 40.0)})
+    snap = run_scenes(config, catalog, show_progress=False)
+    assert snap.config["rir_source"] == "dataset"  # auto picks the stored grid
+    grid = {}
+    for r in catalog.arrow_dataset("foa_grid").to_table(columns=["room_id", "azimuth", "elevation",
+                                                                  "distance"]).to_pylist():
+        grid.setdefault(r["room_id"], []).append((r["azimuth"], r["elevation"], r["distance"]))
+    moving = 0
+    for row in catalog.arrow_dataset(snap.ref).to_table().to_pylist():
+        points = np.array(grid[row["room_id"]])
+        for event in row["events"]:
+            assert 5.0 - 1e-4 <= event["snr_db"] <= 15.0 + 1e-4
+            frames = sorted((l for l in row["labels"] if l["track"] == event["track"]
+                             and round(event["onset"] / 0.1) <= l["frame"] < round(event["offset"] / 0.1)),
+                            key=lambda l: l["frame"])
+            labels = np.array([(l["azimuth"], l["elevation"], l["distance"]) for l in frames])
+            stored = RirGrid(points[:, 0], points[:, 1], points[:, 2], 30.0)
+            assert (stored.find(*labels.T) >= 0).all()  # every label is a stored position (within 1 mm)
+            if not event["moving"]:
+                assert np.ptp(labels, axis=0).max() < 1e-6
+                continue
+            moving += 1
+            turns = (np.diff(labels[:, 0]) + 180.0) % 360.0 - 180.0
+            assert np.all(np.isclose(turns, 0.0, atol=1e-3) | np.isclose(turns, 30.0 * np.sign(event["speed"]),
+                                                                          atol=1e-3))
+            assert np.abs(turns).sum() >= 30.0 - 1e-3 or len(frames) < 10
+            assert np.ptp(labels[:, 1:], axis=0).max() < 1e-6  # along one ring
+    assert moving
 
 
 def test_scenes_do_not_depend_on_sharding(inputs):
@@ -123,11 +162,15 @@ print(run_scenes(config, catalog, show_progress=False).ref)
     ({"classes": ["Piano"]}, "class map misses classes"),
     ({"max_event_seconds": None, "clip_seconds": 0.5}, "longer than clip_seconds"),
     ({"events": "nope"}, "'nope' is not in the catalog"),
+    ({"rir_source": "dataset"}, "stores RIRs at random source positions"),
+    ({"rir_source": "dataset", "rirs": "foa_grid", "format": "mic"}, "needs an RIR dataset made with the tetra_mic"),
+    ({"rirs": "foa_grid", "elevation_range": (30.0, 45.0)}, "none of its"),
 ])
 def test_bad_inputs_fail_before_the_job(inputs, overrides, message):
     catalog, _ = inputs
     with pytest.raises(RoomtoneError, match=message):
-        run_scenes(ScenesConfig(name="bad", rirs="foa_rooms", **{**SCENES, **overrides}), catalog, show_progress=False)
+        run_scenes(ScenesConfig(**{"name": "bad", "rirs": "foa_rooms", **SCENES, **overrides}), catalog,
+                   show_progress=False)
     assert not catalog.exists("bad")
 
 
@@ -136,3 +179,16 @@ def test_polyphony_above_tracks_is_refused():
 
     with pytest.raises(ValidationError, match="polyphony=3 is above the number of tracks=2"):
         ScenesConfig(tracks=2, polyphony=3)
+
+
+def test_exactly_one_of_level_db_and_event_snr_db_sets_the_levels():
+    from pydantic import ValidationError
+
+    assert ScenesConfig().level_db == (-10.0, 0.0) and ScenesConfig().snr_db == (6.0, 30.0)
+    by_snr = ScenesConfig(event_snr_db=(0.0, 20.0))
+    assert by_snr.level_db is None and by_snr.snr_db is None
+    assert ScenesConfig.model_validate(by_snr.model_dump()) == by_snr  # a stored config validates again
+    with pytest.raises(ValidationError, match="level_db cannot be set with it"):
+        ScenesConfig(event_snr_db=(0.0, 20.0), level_db=(-10.0, 0.0))
+    with pytest.raises(ValidationError, match="snr_db cannot be set with it"):
+        ScenesConfig(event_snr_db=(0.0, 20.0), snr_db=(6.0, 30.0))
