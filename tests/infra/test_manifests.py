@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import tomllib
 from datetime import datetime, timezone
@@ -398,6 +399,19 @@ def test_kustomization_builds_the_template_the_cronjob_mounts():
     assert volumes["template"]["configMap"]["name"] == gen["name"]
 
 
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed (the checks above cover it)")
+def test_kubectl_kustomize_builds_every_object_and_the_rayjob_template():
+    """kustomize runs offline; the template it generates must be rayjob.yaml byte for byte."""
+    done = subprocess.run(["kubectl", "kustomize", str(K8S)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    built = [d for d in yaml.safe_load_all(done.stdout) if d]
+    assert all(d["metadata"]["namespace"] == "roomtone" for d in built)
+    assert sorted(d["kind"] for d in built) == sorted([d["kind"] for _, d in k8s_objects()
+                                                       if d["kind"] != "RayJob"] + ["ConfigMap"])
+    template = next(d for d in built if d["metadata"]["name"] == "roomtone-rayjob-template")
+    assert template["data"] == {"rayjob.yaml": (K8S / "rayjob.yaml").read_text()}
+
+
 def test_the_podmonitor_scrapes_the_metrics_port_of_every_ray_pod():
     (monitor,) = by_kind("PodMonitor")
     assert [e["port"] for e in monitor["spec"]["podMetricsEndpoints"]] == ["metrics"]
@@ -413,6 +427,7 @@ def test_dockerfile_builds_cpu_gpu_and_gpurir_targets_as_a_non_root_user():
     assert {"wheel", "cpu", "gpu", "gpurir"} <= set(stages)
     assert stages["gpurir"] == "gpu" and re.findall(r"^FROM (\S+)$", DOCKERFILE, re.M) == ["gpu"]  # default: GPU
     assert f"-t {IMAGE} ." in DOCKERFILE and f"--target cpu -t {CPU_IMAGE} ." in DOCKERFILE
+    assert set(re.findall(r'org.opencontainers.image.version="([^"]+)"', DOCKERFILE)) == {VERSION}
     # torch first, pinned as infra/dev.sh pins it, then the project wheel, in both runtime stages.
     dev_torch = re.search(r"pip install -q torch==(\S+)", (INFRA / "dev.sh").read_text()).group(1)
     assert re.search(r"ARG TORCH_VERSION=(\S+)", DOCKERFILE).group(1) == dev_torch
