@@ -30,10 +30,8 @@ def run_demo(catalog: Catalog, *, quick: bool = False) -> None:
 
     def announce(result) -> None:
         first.append(result)
-        snap = result.snapshot
         note = " (reused: unchanged config and inputs)" if result.reused else ""
-        console.print(f"{result.stage}: [bold]{snap.name}@v{snap.version}[/] {snap.stats['rows']} rows, "
-                      f"{snap.stats.get('audio_seconds', 0):.0f} s of audio{note}", highlight=False)
+        console.print(f"{result.stage}: {result.output.summary}{note}", highlight=False)
         if dashboard_url() and result is first[0]:
             console.print(f"Ray dashboard (while this process runs): {dashboard_url()}")
 

@@ -38,13 +38,57 @@ from pipelines.configs import describe_validation_error
 
 
 @dataclass(frozen=True)
+class Output:
+    """What a stage made: ``ref`` is what later stages receive (NAME@SNAPSHOT, or a training run folder)."""
+
+    ref: str
+    summary: str
+    snapshot: Snapshot | None = None
+    reused: bool = False
+
+
+@dataclass(frozen=True)
 class StageKind:
-    """How to run one kind of stage: its config model, which fields name input datasets, and the job."""
+    """One kind of stage: its config model, the fields naming datasets it reads (``inputs``) or
+    another stage's run (``runs``, e.g. the checkpoint an evaluation loads), and the job."""
 
     config: Callable[[], type[BaseModel]]
     inputs: tuple[str, ...]
-    run: Callable[[], Callable[..., Snapshot]]
+    run: Callable[[BaseModel, Catalog, str | None, bool], Output]
     help: str
+    runs: tuple[str, ...] = ()
+
+
+def _dataset_stage(module: str, function: str) -> Callable[[BaseModel, Catalog, str | None, bool], Output]:
+    """A stage that publishes one dataset; reused when the catalog already holds this config's snapshot."""
+    def run(config, catalog: Catalog, address: str | None, show_progress: bool) -> Output:
+        import importlib
+
+        before = catalog.show(config.name).snapshot_id if catalog.exists(config.name) else None
+        snap = getattr(importlib.import_module(module), function)(config, catalog, address=address,
+                                                                  show_progress=show_progress)
+        hours = snap.stats.get("audio_hours", 0)
+        return Output(snap.ref, f"{snap.name}@v{snap.version}: {snap.stats.get('rows')} rows"
+                      + (f", {hours * 3600:.0f} s of audio" if hours else ""), snap, snap.snapshot_id == before)
+    return run
+
+
+def _pretrain(config, catalog: Catalog, address: str | None, show_progress: bool) -> Output:
+    from pretrain.train import run_training
+
+    result = run_training(config, catalog, address=address)
+    return Output(result.run_dir, f"{result.run_name}: {result.steps} steps, MLflow run {result.mlflow_run_id}"
+                  + (f", registered encoder v{result.model_version}" if result.model_version else ""))
+
+
+def _evaluate(config, catalog: Catalog, address: str | None, show_progress: bool) -> Output:
+    from catalog.cluster import connect
+    from pretrain.evaluate import run_eval
+
+    connect(address)
+    result = run_eval(config, catalog)
+    scores = ", ".join(f"{k.rsplit('/', 1)[-1]} {v:.3f}" for k, v in result["metrics"].items())
+    return Output(result["checkpoint"], f"{config.mode} on {result['dataset']}: {scores}")
 
 
 def _lazy(module: str, attr: str) -> Callable[[], Any]:
@@ -57,15 +101,24 @@ def _lazy(module: str, attr: str) -> Callable[[], Any]:
 
 STAGE_KINDS: dict[str, StageKind] = {
     "synthetic_events": StageKind(_lazy("pipelines.stages.synthetic_events", "SyntheticEventsConfig"), (),
-                                  _lazy("pipelines.stages.synthetic_events", "run_synthetic_events"),
+                                  _dataset_stage("pipelines.stages.synthetic_events", "run_synthetic_events"),
                                   "procedural labelled event library (no inputs)"),
     "events": StageKind(_lazy("pipelines.stages.events", "EventsConfig"), ("catalog_dataset",),
-                        _lazy("pipelines.stages.events", "run_ingest_events"),
+                        _dataset_stage("pipelines.stages.events", "run_ingest_events"),
                         "ingest an event library from a folder, HF dataset or catalog dataset"),
     "rirs": StageKind(_lazy("pipelines.stages.rirs", "RirsConfig"), (),
-                      _lazy("pipelines.stages.rirs", "run_rirs"), "spatial RIRs of sampled rooms"),
+                      _dataset_stage("pipelines.stages.rirs", "run_rirs"), "spatial RIRs of sampled rooms"),
     "scenes": StageKind(_lazy("pipelines.stages.scenes", "ScenesConfig"), ("events", "rirs"),
-                        _lazy("pipelines.stages.scenes", "run_scenes"), "labelled SELD scenes"),
+                        _dataset_stage("pipelines.stages.scenes", "run_scenes"), "labelled SELD scenes"),
+    "augment": StageKind(_lazy("pipelines.stages.augment", "AugmentConfig"), ("source", "rirs"),
+                         _dataset_stage("pipelines.stages.augment", "run_augment"),
+                         "replayable augmentation recipes (mixing, reverb, rotations, ...)"),
+    "qa": StageKind(_lazy("pipelines.stages.qa", "QaConfig"), ("source",),
+                    _dataset_stage("pipelines.stages.qa", "run_qa"), "question-answer tuples from metadata"),
+    "pretrain": StageKind(_lazy("pretrain.config", "TrainConfig"), ("dataset",), _pretrain,
+                          "SSAST / BEATs / supervised training on Ray Train, tracked in MLflow"),
+    "eval": StageKind(_lazy("pretrain.config", "EvalConfig"), ("dataset",), _evaluate,
+                      "linear probe, fine-tuning or SELD scores of a training stage's run", runs=("checkpoint",)),
 }
 
 
@@ -100,7 +153,8 @@ class Stage:
 
     @property
     def output(self) -> str:
-        return self.config.name
+        """The dataset it writes, or for a training or evaluation stage its key."""
+        return getattr(self.config, "name", None) or self.key
 
 
 @dataclass
@@ -120,9 +174,16 @@ class Plan:
 class StageResult:
     stage: str
     kind: str
-    snapshot: Snapshot
-    reused: bool
+    output: Output
     seconds: float
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        return self.output.snapshot
+
+    @property
+    def reused(self) -> bool:
+        return self.output.reused
 
 
 def read_spec(path: str | Path) -> dict:
@@ -170,7 +231,9 @@ def plan_spec(data: dict, *, where: str = "spec", overrides: list[str] = ()) -> 
     for key, body in spec.stages.items():
         kind = STAGE_KINDS[body["kind"]]
         model = kind.config()
-        values = {"name": key, **{k: v for k, v in body.items() if k != "kind"}}
+        values = {k: v for k, v in body.items() if k != "kind"}
+        if "name" in model.model_fields:
+            values.setdefault("name", key)
         if spec.seed is not None and "seed" in model.model_fields:
             values.setdefault("seed", spec.seed)
         try:
@@ -184,8 +247,13 @@ def plan_spec(data: dict, *, where: str = "spec", overrides: list[str] = ()) -> 
         raise RoomtoneError(f"two stages of {where} write the same dataset {dupes}",
                             "give each stage its own `name`")
     for stage in stages.values():
-        refs = [getattr(stage.config, f) for f in STAGE_KINDS[stage.kind].inputs]
-        stage.needs = tuple(producers[r] for r in refs if r and "@" not in r and r in producers)
+        kind = STAGE_KINDS[stage.kind]
+        refs = [getattr(stage.config, f) for f in kind.inputs]
+        needs = [producers[r] for r in refs if r and "@" not in r and r in producers]
+        for field in kind.runs:  # e.g. eval's checkpoint: a training stage's key, or a path
+            if getattr(stage.config, field) in stages:
+                needs.append(getattr(stage.config, field))
+        stage.needs = tuple(dict.fromkeys(needs))
     return Plan(spec, _topological(stages, where))
 
 
@@ -213,7 +281,7 @@ def _topological(stages: dict[str, Stage], where: str) -> list[Stage]:
 
 def check_external_inputs(plan: Plan, catalog: Catalog) -> None:
     """Every input no stage of the spec makes must already be in the catalog (before anything runs)."""
-    made = {s.output for s in plan.stages}
+    made = {s.output for s in plan.stages if s.kind not in ("pretrain", "eval")}
     for stage in plan.stages:
         for field in STAGE_KINDS[stage.kind].inputs:
             ref = getattr(stage.config, field)
@@ -232,18 +300,21 @@ def run_plan(plan: Plan, catalog: Catalog, *, address: str | None = None, show_p
     """Run the stages in order on one Ray cluster; a stage with unchanged config and inputs is reused."""
     check_external_inputs(plan, catalog)
     os.environ[metrics.PIPELINE_ENV] = plan.spec.name
-    results, console = [], Console(stderr=True)
+    results, outputs, console = [], {}, Console(stderr=True)
     for i, stage in enumerate(plan.stages, 1):
         if show_progress:
             console.rule(f"[{i}/{len(plan.stages)}] {stage.key} ({stage.kind})")
-        before = catalog.show(stage.output).snapshot_id if catalog.exists(stage.output) else None
+        kind = STAGE_KINDS[stage.kind]
+        # read exactly what the earlier stages of this run made, not whatever is newest by then
+        pins = {f: outputs[getattr(stage.config, f)].ref for f in kind.inputs + kind.runs
+                if getattr(stage.config, f) in outputs}
         start = time.perf_counter()
         try:
-            snap = STAGE_KINDS[stage.kind].run()(stage.config, catalog, address=address,
-                                                 show_progress=show_progress)
+            output = kind.run(stage.config.model_copy(update=pins), catalog, address, show_progress)
         except RoomtoneError as exc:
             raise RoomtoneError(f"stage {stage.key!r} ({stage.kind}) failed: {exc.problem}", exc.fix) from exc
-        result = StageResult(stage.key, stage.kind, snap, snap.snapshot_id == before, time.perf_counter() - start)
+        outputs[stage.output] = outputs[stage.key] = output
+        result = StageResult(stage.key, stage.kind, output, time.perf_counter() - start)
         results.append(result)
         if on_stage:
             on_stage(result)

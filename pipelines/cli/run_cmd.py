@@ -49,10 +49,9 @@ def run(
     if dry_run:
         return
     results = run_plan(plan, catalog, address=address)
-    print_table("result", ["stage", "dataset", "rows", "seconds", ""],
-                [[r.stage, f"{r.snapshot.name}@v{r.snapshot.version}", r.snapshot.stats.get("rows"),
-                  f"{r.seconds:.1f}", "reused (unchanged config and inputs)" if r.reused else "new"]
-                 for r in results])
+    print_table("result", ["stage", "made", "seconds", ""],
+                [[r.stage, r.output.summary, f"{r.seconds:.1f}", "reused (unchanged config and inputs)"
+                  if r.reused else ""] for r in results])
 
 
 def submit(
