@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from random import Random
 from typing import Iterable
 
 import datasets
 
 from pipelines.qa.facts import CONVENTION, Facts
 from pipelines.qa.families import QA
-from pipelines.seeding import item_rng
+from pipelines.seeding import item_seed
 
 CLOSED_PREFIX = "Closed-ended question: "   # LTU's training spelling, on a seeded half of closed questions
 LTU_KEYS = ("instruction", "input", "audio_id", "dataset", "task", "output")
@@ -40,8 +41,8 @@ def features() -> datasets.Features:
 
 def to_rows(facts: Facts, qas: list[QA], *, seed: int, dataset: str) -> list[dict]:
     """One row per tuple; the closed-ended prefix goes on a half drawn from (seed, audio id)."""
-    rng = item_rng(seed, facts.audio_id, "prefix")
-    draws = rng.random(len(qas))
+    rng = Random(item_seed(seed, facts.audio_id, "prefix"))
+    draws = [rng.random() for _ in qas]
     parent2 = facts.parents[1] if len(facts.parents) > 1 else None
     clips = sorted(facts.clips)
     return [{"id": f"{facts.audio_id}/{i:03d}", "audio_id": facts.audio_id, "dataset": dataset, "family": q.family,
