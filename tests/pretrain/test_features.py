@@ -21,6 +21,15 @@ EVENTS = Path(__file__).resolve().parents[3] / "shared" / "data" / "events" / "s
 EPS_LOG = math.log(np.finfo(np.float32).eps)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest single-threaded; two threads on a shared 2-core box thrash."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _clip(name: str, seconds: float = 2.0) -> np.ndarray:
     """A real recording as 16 kHz mono float32 in [-1, 1]."""
     audio, rate = sf.read(EVENTS / name, dtype="float32", always_2d=True)
