@@ -27,7 +27,7 @@ from pipelines.seeding import item_rng
 from pipelines.sharded import ShardTask, plan_shards, run_sharded
 
 ARRAY_OF_FORMAT = {"foa": "foa", "mic": "tetra_mic"}
-PEAK = 0.99
+PEAK, FULL_SCALE = 0.99, 1.0
 DEFAULT_STEPS = [{"name": "mix", "p": 0.5}, {"name": "rotate", "p": 0.5}, {"name": "gain", "gain_db": [-6.0, 0.0]}]
 
 
@@ -171,10 +171,10 @@ def draw_all(cfg: AugmentConfig, kind: dict, rows: dict, rir_ids: dict) -> dict[
 
 
 def load_rows(catalog: Catalog, ref: str, split: str, ids: set[str], rate: int) -> dict[str, tuple]:
-    """Rows by id as (audio (C, T) float64 tensor, metadata without audio)."""
+    """Rows by id as (audio (C, T) float32 tensor, metadata without audio)."""
     out = {}
     for row in _column(catalog, ref, split, list(catalog.show(ref).features), ids):
-        audio, got = decode_audio(row.pop("audio")["bytes"], dtype="float64")
+        audio, got = decode_audio(row.pop("audio")["bytes"], dtype="float32")
         if got != rate:
             raise RoomtoneError(f"row {row['id']} of {ref} is sampled at {got} Hz, not the dataset's {rate} Hz",
                                 "re-ingest the source so every clip has one rate")
@@ -184,11 +184,11 @@ def load_rows(catalog: Catalog, ref: str, split: str, ids: set[str], rate: int) 
 
 def load_rirs(catalog: Catalog, ref: str, ids: set[str]) -> dict[str, torch.Tensor]:
     rows = _column(catalog, ref, None, ["id", "rir"], ids)
-    return {r["id"]: torch.tensor(np.array(r["rir"], dtype=np.float64)) for r in rows}
+    return {r["id"]: torch.tensor(np.array(r["rir"], dtype=np.float32)) for r in rows}
 
 
 def augment_row(recipe_json: str, rows: dict, rirs: dict, kind: dict) -> tuple[np.ndarray, dict, str]:
-    """Apply one stored recipe; a mixture that would pass the 0.99 peak gets a recorded gain step."""
+    """Apply one stored recipe; audio that would clip in FLAC gets a recorded gain step to a 0.99 peak."""
     from simulation.augment import Gain, Recipe, Resources, apply_recipe
 
     recipe = Recipe.from_json(recipe_json)
@@ -198,7 +198,7 @@ def augment_row(recipe_json: str, rows: dict, rirs: dict, kind: dict) -> tuple[n
     hop = kind["hop"] or 0.1
     out, new_meta, done = apply_recipe(recipe, audio, kind["rate"], meta, res, hop=hop)
     peak = float(out.abs().max())
-    if peak > PEAK:
+    if peak > FULL_SCALE:
         limit = Gain(20.0 * math.log10(PEAK / peak))
         done = Recipe(done.item_id, done.parent_ids, done.seed, done.epoch, done.steps + (limit,))
         out, new_meta, done = apply_recipe(done, audio, kind["rate"], meta, res, hop=hop)

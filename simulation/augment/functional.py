@@ -13,13 +13,13 @@ from typing import Sequence
 import numpy as np
 import torch
 
-__all__ = ["add_noise", "apply_gain", "channel_swap", "convolve_aligned", "direct_path_index", "mix_gains",
-           "mix_placed", "place", "rms", "shift", "speed"]
+__all__ = ["add_noise", "apply_gain", "channel_swap", "convolve_aligned", "direct_path_index", "mix", "mix_gains",
+           "peak_limits", "place", "rms", "shift", "speed"]
 
 
 def rms(x: torch.Tensor) -> torch.Tensor:
     """Root mean square over channels and time: (B, C, T) -> (B,)."""
-    return x.pow(2).mean(dim=(-2, -1)).sqrt()
+    return torch.linalg.vector_norm(x, dim=(-2, -1)) / math.sqrt(x.shape[-2] * x.shape[-1])
 
 
 def place(partner: torch.Tensor, offset: int, length: int) -> torch.Tensor:
@@ -31,34 +31,58 @@ def place(partner: torch.Tensor, offset: int, length: int) -> torch.Tensor:
     return out
 
 
-def mix_gains(a: torch.Tensor, b: torch.Tensor, snr_db: Sequence[float], norm_db: float,
-              mix_rms_db: Sequence[float], peak: float) -> list[tuple[float, float]]:
+def _peak(x: torch.Tensor) -> float:
+    if x.numel() == 0:
+        return 0.0
+    lo, hi = torch.aminmax(x)
+    return max(-float(lo), float(hi))
+
+
+def _overlap(partner: torch.Tensor, offset: int, length: int) -> tuple[int, int, torch.Tensor]:
+    """The window span [start, stop) the partner covers, and the partner samples there."""
+    start, stop = max(0, offset), max(0, min(length, offset + partner.shape[-1]))
+    return start, max(start, stop), partner[:, start - offset:max(start, stop) - offset]
+
+
+def mix_gains(a: torch.Tensor, partners: Sequence[torch.Tensor], offsets: Sequence[int], snr_db: Sequence[float],
+              norm_db: float, mix_rms_db: Sequence[float]) -> list[tuple[float, float]]:
     """AudioGen-style gains (gain_a, gain_b) per item, as Python floats (float64).
 
-    a and b (B, C, T) are the first clip and the placed partner. Both are normalised to
-    `norm_db` dBFS RMS over the window, b is lowered by `snr_db`, the sum rescaled to
-    `mix_rms_db` dBFS RMS, and lowered further if its peak would pass `peak`.
+    a (B, C, T) is the first clip; partner i (C, T2) starts at offsets[i] in the window.
+    Both are normalised to `norm_db` dBFS RMS over the window, the partner lowered by
+    `snr_db`, and the sum rescaled to `mix_rms_db` dBFS RMS; the sum's RMS comes from the
+    energies and the cross term, so the mixture itself is formed once, by `mix`.
     """
-    ra, rb = rms(a.double()).tolist(), rms(b.double()).tolist()
+    n = a.shape[-2] * a.shape[-1]
     gains = []
-    for i, (snr, target) in enumerate(zip(snr_db, mix_rms_db)):
-        ga = 10.0 ** (norm_db / 20.0) / max(ra[i], 1e-12)
-        gb = 10.0 ** ((norm_db - snr) / 20.0) / max(rb[i], 1e-12)
-        mixed = ga * a[i].double() + gb * b[i].double()
-        level = float(mixed.pow(2).mean().sqrt())
+    for i, (p, offset, snr, target) in enumerate(zip(partners, offsets, snr_db, mix_rms_db)):
+        start, stop, part = _overlap(p, offset, a.shape[-1])
+        ea, eb = float(torch.linalg.vector_norm(a[i])) ** 2, float(torch.linalg.vector_norm(part)) ** 2
+        cross = sum(float(torch.dot(a[i, c, start:stop], part[c])) for c in range(part.shape[0]))
+        ga = 10.0 ** (norm_db / 20.0) / max(math.sqrt(ea / n), 1e-12)
+        gb = 10.0 ** ((norm_db - snr) / 20.0) / max(math.sqrt(eb / n), 1e-12)
+        level = math.sqrt(max(ga * ga * ea + gb * gb * eb + 2.0 * ga * gb * cross, 0.0) / n)
         scale = 10.0 ** (target / 20.0) / max(level, 1e-12)
-        top = float(mixed.abs().max()) * scale
-        if top > peak:
-            scale *= peak / top
         gains.append((ga * scale, gb * scale))
     return gains
 
 
-def mix_placed(a: torch.Tensor, b: torch.Tensor, gain_a: Sequence[float], gain_b: Sequence[float]) -> torch.Tensor:
-    """gain_a * a + gain_b * b per item; a, b (B, C, T)."""
-    ga = torch.as_tensor(gain_a, dtype=a.dtype, device=a.device)[:, None, None]
-    gb = torch.as_tensor(gain_b, dtype=a.dtype, device=a.device)[:, None, None]
-    return a * ga + b * gb
+def mix(a: torch.Tensor, partners: Sequence[torch.Tensor], offsets: Sequence[int],
+        gains: Sequence[tuple[float, float]], limits: Sequence[float] | None = None) -> torch.Tensor:
+    """gain_a * a + gain_b * (partner placed at its offset), times `limits` (a peak limiter
+    factor, 1 for none) per item; a (B, C, T)."""
+    out = a * torch.as_tensor([g[0] for g in gains], dtype=a.dtype, device=a.device)[:, None, None]
+    for i, (p, offset, (_, gb)) in enumerate(zip(partners, offsets, gains)):
+        start, stop, part = _overlap(p, offset, a.shape[-1])
+        out[i, :, start:stop].add_(part, alpha=gb)
+        if limits is not None and limits[i] != 1.0:
+            out[i].mul_(limits[i])
+    return out
+
+
+def peak_limits(x: torch.Tensor, peak: float) -> list[float]:
+    """Per item, the factor that brings its peak down to `peak` (1.0 where it is already below)."""
+    return [min(1.0, peak / top) if top > 0 else 1.0 for top in (_peak(item) for item in x)]
 
 
 def apply_gain(x: torch.Tensor, gain_db: Sequence[float]) -> torch.Tensor:
@@ -73,7 +97,8 @@ def add_noise(x: torch.Tensor, snr_db: Sequence[float], seeds: Sequence[int]) ->
     layout gets the same samples.
     """
     shape = x.shape[1:]
-    noise = torch.stack([torch.from_numpy(np.random.default_rng(s).standard_normal(shape)) for s in seeds])
+    noise = torch.stack([torch.from_numpy(np.random.default_rng(s).standard_normal(shape, dtype=np.float32))
+                         for s in seeds])
     noise = noise.to(device=x.device, dtype=x.dtype)
     level = rms(x) / rms(noise).clamp_min(1e-12) * torch.as_tensor(
         [10.0 ** (-s / 20.0) for s in snr_db], dtype=x.dtype, device=x.device)

@@ -4,15 +4,16 @@ A clip's metadata is a dict shaped like a roomtone scenes row without its audio
 (`events`: onset/offset s, azimuth/elevation deg, speed deg/s, level_db, track;
 `labels`: frame labels on a `hop` s grid; `caption`; `label`: sorted class names;
 `duration` s). Every function returns a new dict and touches only the keys present,
-so an event-library row (no events or labels) passes through with its duration.
+so an event-library row (no events or labels) passes through with its duration. Inputs
+are never modified; unchanged event and label dicts may be shared with the input.
 Angles follow DCASE: azimuth counter-clockwise from +x in [-180, 180) deg.
 """
 
 from __future__ import annotations
 
-import copy
 import math
-from typing import Any, Callable
+from operator import itemgetter
+from typing import Any
 
 from ..scenes.labels import frame_labels
 from ..scenes.plan import PlannedEvent, ScenePlan
@@ -26,10 +27,6 @@ MIX_TEMPLATES = ("{a} and {b}", "{a}, mixed with {b}", "{a}, along with {b}")
 
 def _wrap(az: float) -> float:
     return (az + 180.0) % 360.0 - 180.0
-
-
-def _events_to(meta: Meta, fn: Callable[[dict], dict | None]) -> list[dict]:
-    return [e for e in (fn(dict(ev)) for ev in meta.get("events") or []) if e is not None]
 
 
 def clip_events(events: list[dict], duration: float) -> list[dict]:
@@ -70,16 +67,18 @@ def _frames_of(samples: int, rate: int, hop: float) -> int:
 
 def rotate_meta(meta: Meta, pattern: int) -> Meta:
     """Every event and frame label direction (and arc speed) mapped by the rotation pattern."""
-    out = copy.deepcopy(meta)
-    sign = azimuth_sign(pattern)
-    for item in out.get("events") or []:
+    out, sign = dict(meta), azimuth_sign(pattern)
+
+    def turn(item: dict) -> dict:
         az, el = pattern_angles(pattern, item["azimuth"], item["elevation"])
-        item.update(azimuth=float(az), elevation=float(el))
+        new = {**item, "azimuth": float(az), "elevation": float(el)}
         if "speed" in item:
-            item["speed"] = sign * item["speed"]
-    for item in out.get("labels") or []:
-        az, el = pattern_angles(pattern, item["azimuth"], item["elevation"])
-        item.update(azimuth=float(az), elevation=float(el))
+            new["speed"] = sign * item["speed"]
+        return new
+
+    for key in ("events", "labels"):
+        if out.get(key) is not None:
+            out[key] = [turn(item) for item in out[key]]
     if out.get("caption") and out.get("events") is not None:
         out["caption"] = rotate_caption(out["caption"], pattern)
     return out
@@ -87,16 +86,15 @@ def rotate_meta(meta: Meta, pattern: int) -> Meta:
 
 def scale_levels(meta: Meta, gain: float) -> Meta:
     """Event levels (dB) raised by a linear gain applied to the whole clip."""
-    out = copy.deepcopy(meta)
-    for ev in out.get("events") or []:
-        if "level_db" in ev:
-            ev["level_db"] = ev["level_db"] + 20.0 * math.log10(gain)
+    out, db = dict(meta), 20.0 * math.log10(gain)
+    if out.get("events") is not None:
+        out["events"] = [{**e, "level_db": e["level_db"] + db} if "level_db" in e else e for e in out["events"]]
     return out
 
 
 def time_shift_meta(meta: Meta, samples: int, rate: int, hop: float) -> Meta:
     """Content delayed by `samples` (negative: advanced), clip length kept, events cut at the ends."""
-    out = copy.deepcopy(meta)
+    out = dict(meta)
     dt = samples / rate
     events = clip_events([{**e, "onset": e["onset"] + dt, "offset": e["offset"] + dt}
                           for e in out.get("events") or []], out["duration"])
@@ -112,7 +110,7 @@ def speed_meta(meta: Meta, factor: float, hop: float) -> Meta:
     scenes stage's rule: frames round(onset / hop) .. round(offset / hop), positions at
     frame centres).
     """
-    out = copy.deepcopy(meta)
+    out = dict(meta)
     if "events" not in out:
         return out
     events = clip_events([{**e, "onset": e["onset"] / factor, "offset": e["offset"] / factor,
@@ -142,12 +140,12 @@ def merge_meta(meta: Meta, partner: Meta, offset: int, rate: int, hop: float, ga
     dt = offset / rate
     moved = [{**e, "onset": e["onset"] + dt, "offset": e["offset"] + dt, "track": e["track"] + first}
              for e in b["events"]]
-    out = copy.deepcopy(a)
+    out = dict(a)
     events = a["events"] + clip_events(moved, a["duration"])
     if "labels" in out:
         out["labels"] = sorted(a["labels"] + _shift_labels(b.get("labels") or [], _frames_of(offset, rate, hop),
                                                            _n_frames(a["duration"], hop), first),
-                               key=lambda l: (l["frame"], l["track"]))
+                               key=itemgetter("frame", "track"))
     if a.get("caption") is not None and b.get("caption") is not None:
         out["caption"] = MIX_TEMPLATES[template].format(a=a["caption"], b=b["caption"])
-    return _finish(out, sorted(events, key=lambda e: (e["onset"], e["track"])))
+    return _finish(out, sorted(events, key=itemgetter("onset", "track")))

@@ -114,7 +114,11 @@ class Step:
 
 @dataclass(frozen=True)
 class Mix(Step):
-    """Mix with `partner_id` placed at `offset` samples, `snr_db` below, sum at `mix_rms_db` dBFS."""
+    """Mix with `partner_id` placed at `offset` samples, `snr_db` below, sum at `mix_rms_db` dBFS.
+
+    Resolved on first application: `gain_a`, `gain_b` (linear gains of the two parents) and
+    `limit` (the factor that kept the mixture's peak at 0.99, 1.0 when it did not clip);
+    each parent's overall gain is gain * limit."""
 
     name: ClassVar[str] = "mix"
     defaults: ClassVar[dict] = {"snr_db": (-5.0, 5.0), "mix_rms_db": (-35.0, -15.0), "min_overlap": 0.5}
@@ -125,6 +129,7 @@ class Mix(Step):
     template: int = 0
     gain_a: float | None = None
     gain_b: float | None = None
+    limit: float | None = None
 
     @classmethod
     def draw(cls, rng, ctx, snr_db=(-5.0, 5.0), mix_rms_db=(-35.0, -15.0), min_overlap=0.5):
@@ -144,24 +149,32 @@ class Mix(Step):
     def meta(self, meta, rate, hop, res):
         if self.gain_a is None:
             raise ValueError("this Mix step has no gains yet: apply it to audio first, or give gain_a and gain_b")
-        return merge_meta(meta, res.partner_meta[self.partner_id], self.offset, rate, hop, self.gain_a,
-                          self.gain_b, self.template)
+        return merge_meta(meta, res.partner_meta[self.partner_id], self.offset, rate, hop,
+                          self.gain_a * (self.limit or 1.0), self.gain_b * (self.limit or 1.0), self.template)
 
     @classmethod
     def audio(cls, steps, x, rate, res):
-        placed = []
+        partners = []
         for s in steps:
             p = res.partners[s.partner_id].to(device=x.device, dtype=x.dtype)
             if p.shape[0] != x.shape[1]:
                 raise ValueError(f"cannot mix {x.shape[1]}-channel audio with {s.partner_id!r} "
                                  f"({p.shape[0]} channels): mix clips of one format")
-            placed.append(F.place(p, s.offset, x.shape[-1]))
-        b = torch.stack(placed)
+            partners.append(p)
+        offsets = [s.offset for s in steps]
         if any(s.gain_a is None for s in steps):
-            gains = F.mix_gains(x, b, [s.snr_db for s in steps], NORM_DB, [s.mix_rms_db for s in steps], PEAK)
+            gains = F.mix_gains(x, partners, offsets, [s.snr_db for s in steps], NORM_DB,
+                                [s.mix_rms_db for s in steps])
             steps = [s if s.gain_a is not None else _replace(s, gain_a=g[0], gain_b=g[1])
                      for s, g in zip(steps, gains)]
-        return F.mix_placed(x, b, [s.gain_a for s in steps], [s.gain_b for s in steps]), steps
+        y = F.mix(x, partners, offsets, [(s.gain_a, s.gain_b) for s in steps], [s.limit or 1.0 for s in steps])
+        if any(s.limit is None for s in steps):  # AudioGen: a mixture that would clip is lowered to the peak
+            limits = F.peak_limits(y, PEAK)
+            for i, lim in enumerate(limits):
+                if lim != 1.0:
+                    y[i].mul_(lim)  # the same operation `mix` replays from the recorded limit
+            steps = [_replace(s, limit=lim) for s, lim in zip(steps, limits)]
+        return y, steps
 
 
 @dataclass(frozen=True)
@@ -190,7 +203,7 @@ class Reverb(Step):
                  for s, r in zip(steps, rirs)]
         wet = F.convolve_aligned(x, rirs, [s.onset for s in steps])
         if any(s.gain is None for s in steps):
-            ratio = (F.rms(x.double()) / F.rms(wet.double()).clamp_min(1e-12)).tolist()
+            ratio = (F.rms(x) / F.rms(wet).clamp_min(1e-12)).double().tolist()
             steps = [s if s.gain is not None else _replace(s, gain=float(r)) for s, r in zip(steps, ratio)]
         return wet * torch.as_tensor([s.gain for s in steps], dtype=x.dtype, device=x.device)[:, None, None], steps
 
@@ -391,12 +404,17 @@ def apply_recipe_batch(recipes: Sequence[Recipe], audio: torch.Tensor, rate: int
         for idx, kind in parts:
             if not idx:
                 continue
-            y, done = (x[idx], []) if kind is None else kind.audio([resolved[i][k] for i in idx], x[idx], rate, res)
+            whole = len(idx) == x.shape[0]
+            part = x if whole else x[idx]
+            y, done = (part, []) if kind is None else kind.audio([resolved[i][k] for i in idx], part, rate, res)
             for i, s in zip(idx, done):
                 resolved[i][k] = s
             outputs.append((idx, y))
         if len({tuple(y.shape[1:]) for _, y in outputs}) > 1:
             raise ValueError(f"step {k} gives items different shapes; batch them separately")
+        if len(outputs) == 1:
+            x = outputs[0][1]
+            continue
         x = outputs[0][1].new_empty((x.shape[0],) + tuple(outputs[0][1].shape[1:]))
         for idx, y in outputs:
             x[idx] = y

@@ -57,9 +57,12 @@ def test_mix_snr_of_the_scaled_parents_equals_the_recorded_snr(channels, seed):
     assert hi - lo >= 0.5 * min(a.shape[-1], b.shape[-1])  # at least 50 % overlap
     snr = 10 * math.log10(float((mixed.gain_a * a).pow(2).sum() / (mixed.gain_b * placed).pow(2).sum()))
     assert abs(snr - step.snr_db) < 0.1
-    torch.testing.assert_close(out, mixed.gain_a * a + mixed.gain_b * placed, rtol=0, atol=1e-12)
+    torch.testing.assert_close(out, (mixed.gain_a * a + mixed.gain_b * placed) * mixed.limit, rtol=0, atol=1e-12)
     level = 20 * math.log10(float(out.pow(2).mean().sqrt()))
-    assert level == pytest.approx(step.mix_rms_db, abs=1e-6) or out.abs().max() == pytest.approx(0.99)
+    if mixed.limit == 1.0:
+        assert level == pytest.approx(step.mix_rms_db, abs=1e-6) and out.abs().max() <= 0.99
+    else:
+        assert out.abs().max() == pytest.approx(0.99) and level < step.mix_rms_db
 
 
 def test_a_clip_is_never_mixed_with_itself():
@@ -93,7 +96,8 @@ def test_mixed_metadata_holds_both_parents_shifted_with_disjoint_tracks():
         src = next(s for s in b["events"] if s["event_id"] == e["event_id"] and s["track"] == e["track"] - first
                    and math.isclose(s["onset"] + 0.8, e["onset"]))
         assert e["offset"] == min(4.0, src["offset"] + 0.8)
-        assert e["level_db"] == pytest.approx(src["level_db"] + 20 * math.log10(done.steps[0].gain_b))
+        assert e["level_db"] == pytest.approx(src["level_db"] + 20 * math.log10(done.steps[0].gain_b *
+                                                                                done.steps[0].limit))
     assert all(0 <= l["frame"] < 40 for l in meta["labels"])
     assert len([l for l in meta["labels"] if l["track"] >= first]) == \
         len([l for l in b["labels"] if l["frame"] + 8 < 40])
@@ -204,3 +208,12 @@ def test_gain_and_noise_levels():
     assert [e["level_db"] for e in meta["events"]] == pytest.approx(expect)
     noisy, _, _ = apply_recipe(Recipe("a", ("a",), 0, 0, (Noise(20.0, 1),)), x, FS)
     assert 10 * math.log10(float(x.pow(2).mean() / (noisy - x).pow(2).mean())) == pytest.approx(20.0, abs=1e-9)
+
+
+def test_a_mixture_that_would_clip_is_limited_to_the_peak_and_replays():
+    a, b = audio(1), audio(2)
+    recipe = Recipe("a", ("a", "b"), 0, 0, (Mix("b", 1.5, 800, -3.0),))
+    out, _, done = apply_recipe(recipe, a, FS, res=Resources(partners={"b": b}))
+    assert done.steps[0].limit < 1.0 and float(out.abs().max()) == pytest.approx(0.99, rel=1e-12)
+    again, _, _ = apply_recipe(Recipe.from_json(done.to_json()), a, FS, res=Resources(partners={"b": b}))
+    assert torch.equal(out, again)
