@@ -235,6 +235,25 @@ def test_the_schema_check_refuses_what_the_api_server_would():
             VALIDATORS["RayCluster"].validate(doc)
 
 
+def pod_specs() -> list[tuple[str, dict]]:
+    return ([(where, g["template"]["spec"]) for where, spec in ray_cluster_specs() for g in groups(spec)]
+            + [(f"CronJob {d['metadata']['name']}", d["spec"]["jobTemplate"]["spec"]["template"]["spec"])
+               for d in by_kind("CronJob")])
+
+
+def test_pods_mount_only_volumes_they_declare_and_read_config_that_exists():
+    config_maps = {d["metadata"]["name"] for d in by_kind("ConfigMap")} | {"roomtone-rayjob-template"}
+    for where, pod in pod_specs():
+        declared = [v["name"] for v in pod.get("volumes", [])]
+        assert len(set(declared)) == len(declared), where
+        for c in pod.get("initContainers", []) + pod["containers"]:
+            assert {m["name"] for m in c.get("volumeMounts", [])} <= set(declared), (where, c["name"])
+            for ref in c.get("envFrom", []):
+                assert ref.get("configMapRef", {"name": "roomtone-config"})["name"] in config_maps, where
+        for v in pod.get("volumes", []):
+            assert v.get("configMap", {"name": "roomtone-config"})["name"] in config_maps, where
+
+
 def test_ray_clusters_have_cpu_and_gpu_groups_that_autoscale_within_bounds():
     specs = ray_cluster_specs()
     assert {w for w, _ in specs} >= {"RayCluster roomtone", "RayJob roomtone-demo"}
