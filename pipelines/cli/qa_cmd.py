@@ -1,0 +1,73 @@
+"""``roomtone qa``: question-answer tuples from exact scene metadata, and their exports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pipelines.cli.common import console, print_json, print_table, state
+from pipelines.configs import load_config
+
+app = typer.Typer(help="Question-answer tuples (LTU / SpatialSoundQA style) from dataset metadata.",
+                  no_args_is_help=True)
+
+
+@app.command("make")
+def make(
+    source: str = typer.Argument(None, help="Scenes, mixtures or event-library dataset (default scenes)."),
+    config: Path = typer.Option(None, "--config", "-c", help="YAML file with QaConfig fields (lm: {...} too)."),
+    name: str = typer.Option(None, help="Output dataset (default <source>_qa)."),
+    family: list[str] = typer.Option(None, "--family", "-f", help="Only these families (repeatable)."),
+    ontology: Path = typer.Option(None, help="AudioSet ontology.json: descriptions and hard negatives."),
+    seed: int = typer.Option(None, help="Every choice derives from (seed, audio id)."),
+    address: str = typer.Option(None, envvar="RAY_ADDRESS", help="Ray cluster address; none starts a local one."),
+    json_out: bool = typer.Option(False, "--json", help="Print the snapshot and summary as JSON."),
+):
+    """Answer classification, timing, counting, direction, distance, motion, room, loudness and
+    caption questions from each clip's exact metadata; publish them linked by audio id.
+
+    A language model (OpenAI-compatible, `lm:` in --config: base_url, model, api_key_env) adds
+    open-ended tuples; answers contradicting the facts are rejected and counted.
+
+    Example: roomtone qa make scenes --ontology ../shared/data/ontology/audioset_ontology.json
+    """
+    from pipelines.stages.qa import QaConfig, run_qa, run_summary
+
+    cfg = load_config(QaConfig, config, source=source, name=name, families=family or None, ontology=ontology,
+                      seed=seed)
+    snap = run_qa(cfg, state.catalog(), address=address, show_progress=not json_out)
+    summary = run_summary(snap)
+    if json_out:
+        return print_json({"snapshot": snap.to_dict(), "summary": summary})
+    console.print(f"published [bold]{snap.name}@v{snap.version}[/] ({snap.ref}): {summary['tuples']} tuples "
+                  f"{summary['splits']}, from {snap.inputs[0]}")
+    print_table("tuples per family", ["family", "tuples"], sorted(summary["tuples_per_family"].items()))
+    for family, reason in summary["skipped_families"].items():
+        console.print(f"skipped {family}: {reason}", highlight=False)
+    if summary["split_dropped"]:
+        console.print(f"dropped {summary['split_dropped']} test clips that share a room or recording with train")
+    lm = summary.get("language_model")
+    if lm:
+        console.print(f"language model {lm['model']}: kept {lm['kept']} answers, rejected {lm['rejected']} "
+                      f"{lm['rejected_by_kind']}, failed requests {lm['failed_requests']}", highlight=False)
+
+
+@app.command("export")
+def export(
+    ref: str = typer.Argument(..., help="QA dataset made by `roomtone qa make`."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for ltu_<split>.json and spatialsoundqa_<split>.json."),
+    audio_path: str = typer.Option("{audio_id}", help="LTU audio_id format, e.g. 'foa_dev/{split}/{audio_id}.wav'."),
+    json_out: bool = typer.Option(False, "--json"),
+):
+    """Write the LTU JSON (instruction, input, audio_id, dataset, task, output) and a
+    SpatialSoundQA-style JSON per split.
+
+    Example: roomtone qa export scenes_qa --out qa_json --audio-path 'foa_dev/{split}/{audio_id}.wav'
+    """
+    from pipelines.stages.qa import export_qa
+
+    summary = export_qa(state.catalog(), ref, out, audio_path=audio_path)
+    if json_out:
+        return print_json(summary)
+    console.print(f"wrote {summary['records']} to {summary['out']}", highlight=False)

@@ -1,0 +1,203 @@
+"""The QA job: a scenes, mixtures or event-library dataset in, question-answer tuples out.
+
+Metadata only (no audio is read), so every answer comes from the exact facts the row
+records. The driver checks which families the dataset can answer (a family whose metadata
+is missing is skipped with the reason; asking only for such families is an error), splits
+clips so no room or source recording is on both sides, asks the language model (optional,
+I/O-bound, so on the driver) and records the run summary in the snapshot info. Workers
+read only their rows' metadata and write one shard each; tuples per family are the
+snapshot's class counts (the shard writer counts the ``family`` column).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from functools import lru_cache, partial
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from catalog import Catalog, CatalogConfig, Snapshot
+from catalog.errors import RoomtoneError
+from catalog.shards import DEFAULT_SHARD_BYTES
+from pipelines.qa.facts import CONVENTION, extract_facts
+from pipelines.qa.families import FAMILIES, Context, generate
+from pipelines.qa.lm import LmConfig, ask_all, preflight
+from pipelines.qa.ontology import Ontology
+from pipelines.qa.records import features, to_rows
+from pipelines.qa.splits import Clip, assign_splits
+from pipelines.sharded import ShardTask, plan_shards, run_sharded
+
+BYTES_PER_CLIP = 30_000  # about 60 tuples of ~500 bytes, for shard sizing
+
+
+class QaConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, description="output dataset (default <source>_qa)")
+    source: str = Field("scenes", description="scenes, mixtures or event-library dataset (NAME or NAME@vN)")
+    families: list[str] | None = Field(None, description=f"default: all of {', '.join(FAMILIES)}")
+    ontology: Path | None = Field(None, description="AudioSet ontology.json: descriptions and hard negatives")
+    max_subjects: int = Field(2, ge=1, le=50, description="events each family asks about per clip")
+    test_fraction: float = Field(0.25, ge=0, lt=1, description="rooms held out when the source has no test split")
+    seed: int = Field(0, ge=0)
+    lm: LmConfig | None = Field(None, description="optional OpenAI-compatible model for open-ended tuples")
+    max_shard_bytes: int = Field(DEFAULT_SHARD_BYTES, ge=100_000)
+
+    @field_validator("families")
+    @classmethod
+    def _known(cls, families: list[str] | None) -> list[str] | None:
+        unknown = sorted(set(families or []) - set(FAMILIES))
+        if unknown:
+            raise ValueError(f"unknown families {unknown}; choose from {list(FAMILIES)}")
+        if families is not None and not families:
+            raise ValueError("families is empty; leave it unset for all families")
+        return families
+
+    @field_validator("ontology")
+    @classmethod
+    def _absolute(cls, path: Path | None) -> Path | None:
+        return None if path is None else path.expanduser().resolve()
+
+
+def _event_fields(snap: Snapshot) -> set[str]:
+    """The fields of the per-event metadata (a list of structs), empty without it."""
+    events = snap.features.get("events")
+    inner = events[0] if isinstance(events, list) and events else getattr(events, "feature", None)
+    return set(inner) if isinstance(inner, dict) else set()
+
+
+def available_families(cfg: QaConfig, snap: Snapshot) -> tuple[list[str], dict[str, str]]:
+    """The families this dataset can answer, and the reason each other one is skipped."""
+    cols, ev = set(snap.features), _event_fields(snap)
+    spatial = snap.info.get("format") in ("foa", "mic") and "format" in cols
+    no_events = f"{snap.ref} has no per-event metadata (events column): a mono event library has no timeline"
+    no_space = (f"{snap.ref} is not spatial (format {snap.info.get('format')!r}, no per-event azimuth/distance): "
+                f"directions and distances would be invented")
+    needs = {
+        "classification": None if "label" in cols else f"{snap.ref} has no label column",
+        "description": ("no ontology given (set ontology to AudioSet's ontology.json)" if cfg.ontology is None
+                        else None if "ontology_id" in cols | ev else f"{snap.ref} has no ontology_id metadata"),
+        "temporal": None if {"onset", "offset"} <= ev else no_events,
+        "counting": None if {"onset", "offset"} <= ev else no_events,
+        "direction": None if spatial and {"azimuth", "elevation"} <= ev else no_space,
+        "distance": None if spatial and "distance" in ev else no_space,
+        "motion": None if spatial and {"azimuth", "speed"} <= ev else no_space,
+        "room": None if {"rt60", "room_dims"} <= cols else f"{snap.ref} has no room metadata (rt60, room_dims)",
+        "loudest": None if {"level_db", "onset"} <= ev else f"{snap.ref} has no per-event levels",
+        "caption": None if "caption" in cols else f"{snap.ref} has no caption column",
+        "open": None if {"onset", "offset"} <= ev or cfg.lm else no_events,
+    }
+    asked = cfg.families or list(FAMILIES)
+    ok = [f for f in asked if needs[f] is None]
+    skipped = {f: needs[f] for f in asked if needs[f] is not None}
+    if cfg.families and not ok:
+        raise RoomtoneError(f"{snap.ref} cannot answer the families asked for: " +
+                            "; ".join(f"{f}: {r}" for f, r in skipped.items()),
+                            "choose families the dataset has metadata for, or a scenes dataset "
+                            "(`roomtone simulate scenes`)")
+    return ok, skipped
+
+
+def _metadata_columns(snap: Snapshot) -> list[str]:
+    return [c for c in snap.features if c not in ("audio", "plan", "recipe")]
+
+
+def _clips(catalog: Catalog, snap: Snapshot) -> list[Clip]:
+    cols = [c for c in ("id", "room_id", "events", "parent_ids") if c in snap.features]
+    out = []
+    for split in catalog.splits(snap.ref):
+        for row in catalog.arrow_dataset(snap.ref, split).to_table(columns=cols).to_pylist():
+            facts = extract_facts(row)
+            out.append(Clip(row["id"], split, facts.rooms, facts.clips))
+    return out
+
+
+@lru_cache(maxsize=4)
+def _context(seed: int, class_map: tuple[str, ...], ontology: str | None, max_subjects: int,
+             families: tuple[str, ...]) -> Context:
+    return Context(seed, class_map, Ontology.load(ontology) if ontology else None, max_subjects, families)
+
+
+def make_rows(cfg: QaConfig, catalog_json: str, ref: str, ctx_args: tuple, task: ShardTask):
+    """One shard: read the metadata of its rows (one filtered scan per input split), answer them."""
+    import pyarrow.dataset as pads
+
+    catalog = Catalog(CatalogConfig.model_validate_json(catalog_json))
+    snap = catalog.show(ref)
+    ctx = _context(*ctx_args)
+    by_split = defaultdict(list)
+    for split, audio_id, _ in task.items:
+        by_split[split].append(audio_id)
+    rows = {}
+    for split, ids in by_split.items():
+        table = catalog.arrow_dataset(ref, split).to_table(columns=_metadata_columns(snap),
+                                                           filter=pads.field("id").isin(ids))
+        rows.update((r["id"], r) for r in table.to_pylist())
+    for _, audio_id, extra in task.items:
+        facts = extract_facts(rows[audio_id])
+        yield from to_rows(facts, generate(facts, ctx) + list(extra), seed=cfg.seed, dataset=ref)
+
+
+def run_qa(cfg: QaConfig, catalog: Catalog, *, address: str | None = None, show_progress: bool = True) -> Snapshot:
+    """Check, split and (optionally) ask the model on the driver, then write tuples on Ray."""
+    snap = catalog.show(cfg.source)
+    families, skipped = available_families(cfg, snap)
+    if cfg.ontology is not None:
+        Ontology.load(cfg.ontology)  # a bad path fails here, not in a worker
+    if cfg.lm is not None:
+        preflight(cfg.lm)
+    class_map = tuple(snap.info.get("classes") or sorted(snap.stats.get("class_counts", {})))
+    by_split, dropped = assign_splits(_clips(catalog, snap), cfg.test_fraction, cfg.seed)
+    lm_tuples, lm_summary = {}, None
+    if cfg.lm is not None:
+        keep = {c.id for clips in by_split.values() for c in clips}
+        rows = [r for split in catalog.splits(snap.ref) for r in catalog.arrow_dataset(snap.ref, split).to_table(
+            columns=_metadata_columns(snap)).to_pylist() if r["id"] in keep]
+        ontology = Ontology.load(cfg.ontology) if cfg.ontology else None
+        vocabulary = sorted(set(class_map) | ({e["name"] for e in ontology.entries.values()} if ontology else set()))
+        lm_tuples, lm_summary = ask_all(cfg.lm, [extract_facts(r) for r in rows], vocabulary)
+    summary = {"families": families, "skipped_families": skipped, "convention": CONVENTION,
+               "split_dropped": len(dropped), "split_dropped_examples": dict(sorted(dropped.items())[:5]),
+               "clips": {s: len(c) for s, c in by_split.items()}, "language_model": lm_summary}
+    name = cfg.name or f"{snap.name}_qa"
+    pinned = cfg.model_copy(update={"source": snap.ref, "name": name})
+    run = catalog.create_run(name, pinned, features(), inputs=[snap.ref],
+                             info={"source": snap.ref, "summary": summary, "classes": list(class_map)})
+    items = {split: [(c.split, c.id, tuple(lm_tuples.get(c.id, ()))) for c in clips]
+             for split, clips in by_split.items()}
+    ctx_args = (cfg.seed, class_map, str(cfg.ontology) if cfg.ontology else None, cfg.max_subjects,
+                tuple(families))
+    return run_sharded(catalog, run, plan_shards(items, cfg.max_shard_bytes, BYTES_PER_CLIP),
+                       partial(make_rows, pinned, catalog.config.model_dump_json(), snap.ref, ctx_args),
+                       address=address, show_progress=show_progress, description=f"QA tuples for {snap.name}",
+                       writer_options={"class_column": "family"})
+
+
+def run_summary(snap: Snapshot) -> dict:
+    """The stored summary with the tuple counts per family (the snapshot's class counts)."""
+    return {**snap.info.get("summary", {}), "tuples": snap.stats.get("rows", 0),
+            "tuples_per_family": snap.stats.get("class_counts", {}), "splits": snap.stats.get("splits", {})}
+
+
+def export_qa(catalog: Catalog, ref: str, out: str | Path, *, audio_path: str = "{audio_id}") -> dict:
+    """``<out>/ltu_<split>.json`` (LTU's six keys) and ``<out>/spatialsoundqa_<split>.json``.
+
+    audio_path: how LTU's ``audio_id`` names the file, e.g. ``foa_dev/{split}/{audio_id}.wav``
+    to point at a DCASE export of the source (``roomtone export dcase``)."""
+    from pipelines.qa.records import ltu_record, spatial_record, write_json
+
+    snap = catalog.show(ref)
+    if "question_type" not in snap.features:
+        raise RoomtoneError(f"{snap.ref} is not a QA dataset", "export one made by `roomtone qa make`")
+    written = {}
+    for split in catalog.splits(snap.ref):
+        def rows():
+            for batch in catalog.arrow_dataset(snap.ref, split).to_batches(batch_size=8192):
+                yield from ({**r, "split": split} for r in batch.to_pylist())
+
+        written[f"ltu_{split}.json"] = write_json((ltu_record(r, audio_path) for r in rows()),
+                                                  Path(out) / f"ltu_{split}.json")
+        written[f"spatialsoundqa_{split}.json"] = write_json((spatial_record(r) for r in rows()),
+                                                             Path(out) / f"spatialsoundqa_{split}.json")
+    return {"dataset": snap.ref, "out": str(out), "records": written}
