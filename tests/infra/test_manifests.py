@@ -206,6 +206,12 @@ def ray_containers() -> list[tuple[str, dict]]:
             for where, spec in ray_cluster_specs() for g in groups(spec)]
 
 
+def pod_specs() -> list[tuple[str, dict]]:
+    return ([(where, g["template"]["spec"]) for where, spec in ray_cluster_specs() for g in groups(spec)]
+            + [(f"CronJob {d['metadata']['name']}", d["spec"]["jobTemplate"]["spec"]["template"]["spec"])
+               for d in by_kind("CronJob")])
+
+
 # --- the tests ------------------------------------------------------------------------------
 def test_every_yaml_and_json_file_in_infra_parses():
     files = [p for p in INFRA.rglob("*") if p.suffix in {".yaml", ".yml", ".json"}]
@@ -235,23 +241,17 @@ def test_the_schema_check_refuses_what_the_api_server_would():
             VALIDATORS["RayCluster"].validate(doc)
 
 
-def pod_specs() -> list[tuple[str, dict]]:
-    return ([(where, g["template"]["spec"]) for where, spec in ray_cluster_specs() for g in groups(spec)]
-            + [(f"CronJob {d['metadata']['name']}", d["spec"]["jobTemplate"]["spec"]["template"]["spec"])
-               for d in by_kind("CronJob")])
-
-
 def test_pods_mount_only_volumes_they_declare_and_read_config_that_exists():
     config_maps = {d["metadata"]["name"] for d in by_kind("ConfigMap")} | {"roomtone-rayjob-template"}
     for where, pod in pod_specs():
         declared = [v["name"] for v in pod.get("volumes", [])]
         assert len(set(declared)) == len(declared), where
-        for c in pod.get("initContainers", []) + pod["containers"]:
+        containers = pod.get("initContainers", []) + pod["containers"]
+        for c in containers:
             assert {m["name"] for m in c.get("volumeMounts", [])} <= set(declared), (where, c["name"])
-            for ref in c.get("envFrom", []):
-                assert ref.get("configMapRef", {"name": "roomtone-config"})["name"] in config_maps, where
-        for v in pod.get("volumes", []):
-            assert v.get("configMap", {"name": "roomtone-config"})["name"] in config_maps, where
+        used = ({r["configMapRef"]["name"] for c in containers for r in c.get("envFrom", []) if "configMapRef" in r}
+                | {v["configMap"]["name"] for v in pod.get("volumes", []) if "configMap" in v})
+        assert used <= config_maps, where
 
 
 def test_ray_clusters_have_cpu_and_gpu_groups_that_autoscale_within_bounds():
