@@ -30,7 +30,7 @@ class TaggingConfig(BaseModel):
 
     encoder: EncoderConfig
     num_classes: int = Field(527, gt=0)
-    seed: int = 0  # initial weights (see create_model)
+    seed: int = 0  # initial weights when given to create_model
 
 
 class Tagging(nn.Module):
@@ -62,7 +62,7 @@ class SeldConfig(BaseModel):
     encoder: EncoderConfig
     num_classes: int = Field(13, gt=0)
     frames_per_label: int = Field(10, gt=0)  # feature frames per 100 ms label frame (hop 240 at 24 kHz)
-    seed: int = 0  # initial weights (see create_model)
+    seed: int = 0  # initial weights when given to create_model
 
 
 class Seld(nn.Module):

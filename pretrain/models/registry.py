@@ -3,8 +3,8 @@
 A name is `<family>-<size>`; each family's builder turns the size and the overrides into its
 config (encoder fields such as `max_frames` or `patch` go to the encoder, the rest to the
 objective), so configs stay validated pydantic models and every model has `.config`.
-Initial weights come from the config's `seed` (default 0) on a forked RNG, so the same name
-and overrides give the same model without touching the global random state.
+Initial weights: with a `seed` override they come from that seed on a forked RNG (the global
+random state is untouched); without one, from the caller's torch RNG (seed it, as training does).
 """
 
 from __future__ import annotations
@@ -49,8 +49,11 @@ def create_model(name: str, **overrides) -> nn.Module:
         raise RoomtoneError(f"unknown model {name!r}", f"use one of {', '.join(list_models())}")
     overrides = {k: v for k, v in overrides.items() if v is not None}
     try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(overrides.get("seed", 0))
+        if "seed" in overrides:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(overrides["seed"])
+                model = _FAMILIES[family](size, **overrides)
+        else:
             model = _FAMILIES[family](size, **overrides)
     except ValidationError as e:
         raise RoomtoneError(f"invalid settings for {name}: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}",

@@ -29,6 +29,7 @@ def one_thread():
 
 
 def _build(name: str, **overrides) -> torch.nn.Module:
+    overrides.setdefault("seed", 0)
     if name.startswith("beats-tokenizer"):
         overrides.setdefault("teacher", create_model(name.replace("-tokenizer", ""), seed=9).encoder)
     if name.startswith("tagging"):
@@ -98,6 +99,17 @@ def test_masks_follow_the_generator(name):
     assert not torch.equal(a, b)
     own = [float(_build(name)(batch)["loss"].detach()) for _ in range(2)]  # the model's own seeded generator
     assert own[0] == own[1]
+
+
+def test_without_a_seed_the_callers_rng_decides_the_weights():
+    torch.manual_seed(3)
+    a = create_model("ssast-tiny").encoder.pos_embed
+    torch.manual_seed(3)
+    b = create_model("ssast-tiny").encoder.pos_embed
+    c = create_model("ssast-tiny", seed=3).encoder.pos_embed
+    state = torch.random.get_rng_state()
+    d = create_model("ssast-tiny", seed=3).encoder.pos_embed
+    assert torch.equal(a, b) and torch.equal(c, d) and torch.equal(state, torch.random.get_rng_state())
 
 
 def test_ssast_cluster_masking_counts_and_clusters():
