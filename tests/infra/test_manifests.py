@@ -467,7 +467,8 @@ def test_dockerfile_builds_cpu_gpu_and_gpurir_targets_as_a_non_root_user():
 def test_the_laptop_stack_wires_ray_minio_postgres_mlflow_prometheus_and_grafana():
     c = compose()
     services = c["services"]
-    assert {"ray-head", "ray-worker", "minio", "minio-init", "postgres", "mlflow", "prometheus", "grafana"} <= set(services)
+    assert set(services) >= {"ray-head", "ray-worker", "minio", "minio-init", "postgres", "mlflow", "prometheus",
+                             "grafana"}
     for name in ("ray-head", "ray-worker", "mlflow"):
         s = services[name]
         assert s["image"] == CPU_IMAGE, name
@@ -488,15 +489,20 @@ def test_the_laptop_stack_wires_ray_minio_postgres_mlflow_prometheus_and_grafana
     prom = yaml.safe_load((INFRA / "compose" / "prometheus.yml").read_text())
     (sd,) = [f for job in prom["scrape_configs"] for cfg in job["file_sd_configs"] for f in cfg["files"]]
     assert sd == "/tmp/ray/session_latest/prom_metrics_service_discovery.json"
-    assert "ray-tmp:/tmp/ray" in services["ray-head"]["volumes"] and "ray-tmp:/tmp/ray:ro" in services["prometheus"]["volumes"]
+    assert "ray-tmp:/tmp/ray" in services["ray-head"]["volumes"]
+    assert "ray-tmp:/tmp/ray:ro" in services["prometheus"]["volumes"]
     # Postgres holds the catalog database and MLflow's, which the init SQL creates.
     assert services["postgres"]["environment"]["POSTGRES_DB"] == "roomtone"
     assert "CREATE DATABASE mlflow" in (INFRA / "compose" / "postgres-init.sql").read_text()
     assert "@postgres:5432/mlflow" in services["mlflow"]["command"]
     # Grafana is provisioned with the Prometheus datasource and infra/grafana's dashboard.
-    provider = yaml.safe_load((INFRA / "compose" / "grafana" / "provisioning" / "dashboards" / "dashboards.yaml").read_text())
+    provisioning = INFRA / "compose" / "grafana" / "provisioning"
     mounts = dict(v.split(":")[:2] for v in services["grafana"]["volumes"])
-    assert mounts["../grafana"] in {p["options"]["path"] for p in provider["providers"]}
+    assert mounts["./grafana/provisioning"] == "/etc/grafana/provisioning"
+    (source,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yaml").read_text())["datasources"]
+    assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
+    providers = yaml.safe_load((provisioning / "dashboards" / "dashboards.yaml").read_text())["providers"]
+    assert mounts["../grafana"] in {p["options"]["path"] for p in providers}
 
 
 def test_compose_passwords_come_from_the_env_file_which_git_ignores():
