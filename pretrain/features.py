@@ -214,10 +214,13 @@ def mixup(x: Tensor, y: Tensor, generator: torch.Generator, *, alpha: float = 1.
     Returns (lam * x + (1 - lam) * x[perm], same for the targets y), as PANNs trains.
     """
     b = x.shape[0]
-    perm = torch.randperm(b, generator=generator, device=generator.device).to(x.device)
+    perm = torch.randperm(b, generator=generator, device=generator.device)
     seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
     lam = torch.from_numpy(np.random.default_rng(seed).beta(alpha, alpha, b))  # Beta draws torch cannot seed
-    lx = lam.to(x.device, x.dtype).reshape(b, *[1] * (x.ndim - 1))
-    ly = lam.to(y.device, y.dtype if y.is_floating_point() else torch.float32).reshape(b, *[1] * (y.ndim - 1))
-    y = y.float() if not y.is_floating_point() else y
-    return lx * x + (1 - lx) * x[perm], ly * y + (1 - ly) * y[perm]
+
+    def mix(t: Tensor) -> Tensor:
+        t = t if t.is_floating_point() else t.float()
+        w = lam.to(t.device, t.dtype).reshape(b, *[1] * (t.ndim - 1))
+        return w * t + (1 - w) * t[perm.to(t.device)]
+
+    return mix(x), mix(y)
