@@ -102,11 +102,13 @@ def kaldi_fbank(
         raise ValueError(f"kaldi_fbank needs at least {size} samples ({frame_length_ms} ms), got {wave.shape[-1]}")
     lead = wave.shape[:-1]
     frames = wave.reshape(-1, wave.shape[-1]).unfold(-1, size, shift)  # snip_edges: whole frames only
-    frames = frames - frames.mean(-1, keepdim=True)
-    frames = frames - preemphasis * torch.cat([frames[..., :1], frames[..., :-1]], -1)
-    frames = frames * _window(window, size).to(frames)
+    centred = frames - frames.mean(-1, keepdim=True)
+    frames = centred.clone()
+    frames[..., 1:] -= preemphasis * centred[..., :-1]  # x[i] - k x[i-1], and x[0] - k x[0]
+    frames[..., 0] *= 1 - preemphasis
+    frames *= _window(window, size).to(frames)
     n_fft = 1 << (size - 1).bit_length()
-    power = torch.fft.rfft(frames, n=n_fft).abs().pow(2)
+    power = torch.view_as_real(torch.fft.rfft(frames, n=n_fft)).pow(2).sum(-1)
     banks = _mel_banks(num_mel_bins, n_fft, sample_rate, low_freq, high_freq).to(power)
     out = torch.clamp(power @ banks.T, min=_EPS).log()
     return out.reshape(*lead, *out.shape[-2:])
