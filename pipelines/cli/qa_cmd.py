@@ -43,7 +43,7 @@ def make(
     console.print(f"published [bold]{snap.name}@v{snap.version}[/] ({snap.ref}): {summary['tuples']} tuples "
                   f"{summary['splits']}, from {snap.inputs[0]}")
     print_table("tuples per family", ["family", "tuples"], sorted(summary["tuples_per_family"].items()))
-    for family, reason in summary["skipped_families"].items():
+    for family, reason in {**summary["skipped_families"], **summary["empty_families"]}.items():
         console.print(f"skipped {family}: {reason}", highlight=False)
     if summary["split_dropped"]:
         console.print(f"dropped {summary['split_dropped']} test clips that share a room or recording with train")

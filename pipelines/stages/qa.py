@@ -176,8 +176,12 @@ def run_qa(cfg: QaConfig, catalog: Catalog, *, address: str | None = None, show_
 
 def run_summary(snap: Snapshot) -> dict:
     """The stored summary with the tuple counts per family (the snapshot's class counts)."""
-    return {**snap.info.get("summary", {}), "tuples": snap.stats.get("rows", 0),
-            "tuples_per_family": snap.stats.get("class_counts", {}), "splits": snap.stats.get("splits", {})}
+    summary = snap.info.get("summary", {})
+    counts = snap.stats.get("class_counts", {})
+    empty = {f: "no clip had the values it needs (for example null ontology ids)"
+             for f in summary.get("families", []) if f not in counts}
+    return {**summary, "tuples": snap.stats.get("rows", 0), "tuples_per_family": counts,
+            "empty_families": empty, "splits": snap.stats.get("splits", {})}
 
 
 def export_qa(catalog: Catalog, ref: str, out: str | Path, *, audio_path: str = "{audio_id}") -> dict:
