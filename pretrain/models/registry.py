@@ -89,10 +89,19 @@ def _seld(size: str, **overrides) -> Seld:
     return Seld(SeldConfig(encoder=enc, **rest))
 
 
+def _beats_encoder(size: str, overrides: dict) -> tuple[BeatsConfig, dict]:
+    """BEATs encoder config; the generic `dim`, `depth`, `heads` overrides map to the released names."""
+    alias = {"dim": "encoder_embed_dim", "depth": "encoder_layers", "heads": "encoder_attention_heads"}
+    overrides = {alias.get(k, k): v for k, v in overrides.items()}
+    if "encoder_embed_dim" in overrides:
+        overrides.setdefault("encoder_ffn_embed_dim", 4 * overrides["encoder_embed_dim"])
+    return split_encoder(size, overrides, BeatsConfig)
+
+
 @register_family("beats")
 def _beats(size: str, tokenizer: nn.Module | None = None, **overrides) -> BeatsPretrain:
     """Iteration 1 (random-projection labels) by default; pass `tokenizer=` a trained BeatsTokenizer for 2+."""
-    enc, rest = split_encoder(size, overrides, BeatsConfig)
+    enc, rest = _beats_encoder(size, overrides)
     kind = "random-projection" if tokenizer is None else "distilled"
     return BeatsPretrain(BeatsPretrainConfig(encoder=enc, tokenizer=kind, **rest), tokenizer)
 
@@ -100,5 +109,5 @@ def _beats(size: str, tokenizer: nn.Module | None = None, **overrides) -> BeatsP
 @register_family("beats-tokenizer")
 def _beats_tokenizer(size: str, teacher: nn.Module | None = None, **overrides) -> BeatsTokenizerTraining:
     """Tokenizer distillation from `teacher` (the previous iteration's BEATs encoder)."""
-    enc, rest = split_encoder(size, overrides, BeatsConfig)
+    enc, rest = _beats_encoder(size, overrides)
     return BeatsTokenizerTraining(BeatsTokenizerConfig(encoder=enc, **rest), teacher)

@@ -226,6 +226,14 @@ def test_bad_input_is_refused(name, batch, match):
         _build(name)(batch)
 
 
+@pytest.mark.parametrize("name", ["ssast-tiny", "beats-tiny", "tagging-tiny", "seld-tiny"])
+def test_generic_size_overrides_work_for_every_family(name):
+    model = _build(name, dim=64, depth=1, heads=2)
+    enc = model.config.encoder.model_dump()
+    assert (enc.get("dim", enc.get("encoder_embed_dim")), enc.get("depth", enc.get("encoder_layers"))) == (64, 1)
+    assert torch.isfinite(model(_batch(name))["loss"])
+
+
 def test_unknown_names_and_settings_are_refused():
     with pytest.raises(RoomtoneError, match="ssast-tiny, ssast-small"):
         create_model("ssast-huge")
