@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipelines.qa import Context, Ontology, extract_facts, generate
-from simulation.augment import merge_meta, pattern_angles, rotate_meta
+from simulation.augment import Mix, Recipe, Rotate, apply_recipe_meta, pattern_angles, valid_patterns
 from simulation.scenes import Box, LibraryItem, PlanConfig, frame_labels, plan_scene
 from tests.conftest import SHARED
 
@@ -243,9 +243,10 @@ def test_same_seed_same_tuples_and_the_seed_matters():
 
 
 @SETTINGS
-@given(row=scenes, pattern=st.integers(0, 15))
+@given(row=scenes, pattern=st.sampled_from(sorted(valid_patterns("foa"))))
 def test_a_rotated_scenes_direction_answers_follow_the_rotation(row, pattern):
-    rotated = {**rotate_meta(row, pattern), "id": row["id"]}
+    recipe = Recipe(row["id"], (row["id"],), 0, 0, (Rotate(pattern, "foa"),))
+    rotated = apply_recipe_meta(recipe, row, 8000)  # the augmentation's metadata-only path
     ctx = Context(seed=0, class_map=tuple(CLASSES))
     for qa in generate(extract_facts(rotated), ctx):
         check(qa, rotated, None)  # true of the rotated metadata ...
@@ -258,15 +259,17 @@ def test_a_rotated_scenes_direction_answers_follow_the_rotation(row, pattern):
 @SETTINGS
 @given(a=scenes, b=scenes, frames=st.integers(0, 20))
 def test_a_mixed_clips_counting_answers_count_both_parents_events(a, b, frames):
-    b = {**b, "duration": a["duration"]}
-    mixed = {**merge_meta(a, b, offset=frames * 800, rate=8000, hop=0.1, gain_a=1.0, gain_b=1.0, template=0),
-             "id": "mix", "parent_ids": [a["id"], b["id"]]}
+    b = {**b, "id": "partner", "duration": a["duration"]}
+    mix = Mix("partner", snr_db=0.0, offset=frames * 800, mix_rms_db=-25.0, gain_a=1.0, gain_b=0.5, limit=1.0)
+    recipe = Recipe("mix", (a["id"], "partner"), 0, 0, (mix,))
+    mixed = {**apply_recipe_meta(recipe, a, 8000, partner_meta={"partner": b}), "id": "mix",
+             "parent_ids": [a["id"], "partner"]}
     kept_b = [e for e in b["events"] if e["onset"] + frames * 0.1 < a["duration"]]
     qas = {q.task: q for q in generate(extract_facts(mixed), Context(seed=0, families=("counting",)))}
     assert qas["count_events"].answer["values"] == [len(a["events"]) + len(kept_b)]
     for qa in qas.values():
         check(qa, mixed, None)
-    assert extract_facts(mixed).clips >= {a["id"], b["id"]}
+    assert extract_facts(mixed).clips >= {a["id"], "partner"}
 
 
 def test_a_mono_event_row_answers_only_what_it_has():
