@@ -20,7 +20,7 @@ from torch import Tensor
 from .encoder import EncoderConfig, PatchEncoder
 from .masking import cluster_mask, mask_count, random_mask
 
-__all__ = ["SSASTConfig", "SSAST"]
+__all__ = ["SSASTConfig", "SSAST", "info_nce"]
 
 
 class SSASTConfig(BaseModel):
@@ -30,6 +30,18 @@ class SSASTConfig(BaseModel):
     mask_ratio: float = Field(400 / 512, gt=0, lt=1)
     mse_weight: float = Field(10.0, ge=0)
     seed: int = 0  # seeds the model's own mask generator when forward gets none
+
+
+def info_nce(targets: Tensor, preds: Tensor) -> tuple[Tensor, Tensor]:
+    """SSAST's InfoNCE and accuracy over the M masked patches of each clip: targets, preds (B, M, P).
+
+    Scores target i against prediction j; the loss takes log-softmax over predictions (the
+    official code's axis), the accuracy an argmax over targets, as the official code does.
+    """
+    scores = targets @ preds.transpose(1, 2)
+    nce = -F.log_softmax(scores.float(), -1).diagonal(dim1=1, dim2=2).mean()
+    diag = torch.arange(scores.shape[1], device=scores.device)
+    return nce, (scores.argmax(1) == diag).float().mean()
 
 
 def _pred_head(dim: int, out: int) -> nn.Sequential:
@@ -77,11 +89,7 @@ class SSAST(nn.Module):
 
         out, idx = self._masked_pass(tokens, grid, g)
         pred = self.cpredlayer(out)
-        tgt = target.gather(1, idx[..., None].expand(-1, -1, p)).to(pred.dtype)
-        scores = tgt @ pred.transpose(1, 2)  # (B, M, M): target i against prediction j
-        nce = -F.log_softmax(scores.float(), -1).diagonal(dim1=1, dim2=2).mean()
-        diag = torch.arange(scores.shape[1], device=scores.device)
-        acc = (scores.argmax(1) == diag).float().mean()
+        nce, acc = info_nce(target.gather(1, idx[..., None].expand(-1, -1, p)).to(pred.dtype), pred)
 
         out, idx = self._masked_pass(tokens, grid, g)
         rec = self.gpredlayer(out).float()

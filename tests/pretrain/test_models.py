@@ -12,6 +12,7 @@ from catalog.errors import RoomtoneError
 from pretrain.models import adpit_loss, create_model, list_models
 from pretrain.models.beats import _buckets
 from pretrain.models.masking import cluster_mask, mask_count
+from pretrain.models.ssast import info_nce
 from pretrain.models.tokenizer import NormEMAVectorQuantizer
 from simulation.seld import SeldLabels, adpit_target
 
@@ -143,6 +144,40 @@ def test_ssast_infonce_uses_same_clip_negatives():
     m = mask_count(6 * 8, 400 / 512)
     assert abs(float(out["nce"]) - math.log(m)) < 0.5 * math.log(m)  # M-way choice within one clip
     assert float(out["loss"].detach()) == pytest.approx(float(out["nce"]))
+
+
+def test_info_nce_matches_the_official_per_clip_loop():
+    g = torch.Generator().manual_seed(0)
+    targets, preds = torch.randn(3, 10, 16, generator=g), torch.randn(3, 10, 16, generator=g)
+    nce, correct = 0.0, 0
+    for i in range(3):  # the official loop: mm, log-softmax over the last axis, softmax over dim 0 for accuracy
+        total = targets[i] @ preds[i].T
+        correct += int((total.softmax(0).argmax(0) == torch.arange(10)).sum())
+        nce += total.log_softmax(-1).diag().sum()
+    ours, acc = info_nce(targets, preds)
+    torch.testing.assert_close(ours, nce / (-3 * 10))
+    assert float(acc) == pytest.approx(correct / 30)
+
+
+def test_beats_attention_matches_the_released_scaled_formulation():
+    """Ours: SDPA with the gated bias as a mask. Released: q * d^-0.5 / 32, (logits - max) * 32 + bias, softmax."""
+    layer = create_model("beats-tiny", seed=0).encoder.encoder.layers[1].self_attn.eval()
+    with torch.no_grad():
+        layer.grep_a.uniform_(0.5, 1.5)
+    b, n, d, h = 2, 12, 128, 4
+    x = torch.randn(b, n, d, generator=torch.Generator().manual_seed(1))
+    bias = layer.position_bias(torch.arange(n)[None]).expand(b, -1, -1, -1)
+    with torch.no_grad():
+        ours = layer(x, bias)
+        split = lambda t: t.reshape(b, n, h, d // h).transpose(1, 2)  # noqa: E731
+        q = split(layer.q_proj(x)) * (d // h) ** -0.5 / 32
+        logits = q @ split(layer.k_proj(x)).transpose(-1, -2)
+        logits = (logits - logits.amax(-1, keepdim=True)) * 32
+        gate_a, gate_b = torch.sigmoid(layer.grep_linear(split(x)).view(b, h, n, 2, 4).sum(-1)).chunk(2, -1)
+        logits = logits + (gate_a * (gate_b * layer.grep_a - 1.0) + 2.0) * bias
+        ref = (logits.softmax(-1) @ split(layer.v_proj(x))).transpose(1, 2).reshape(b, n, d)
+        ref = layer.out_proj(ref)
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-4)
 
 
 def test_beats_relative_bias_is_one_shared_table_and_buckets_are_t5():
