@@ -41,7 +41,12 @@ ROOM_COLUMNS = ["room_id", "room_dims", "beta", "temperature", "array_center", "
 
 class ScenesConfig(BaseModel):
     """Defaults follow the DCASE generators and PSELDNets (60 s clips, up to 3 overlapping
-    events, 6-30 dB ambience); the demo shortens the clips."""
+    events, 6-30 dB ambience); the demo shortens the clips.
+
+    rir_source defaults to auto: a grid RIR set is rendered from its stored RIRs (several
+    times faster, labels exactly the stored positions), and a set of random positions, which
+    has no RIR for planned positions, is simulated per scene, so both kinds of set just work.
+    The run config records the source that was used."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -276,11 +281,12 @@ def render_one(cfg: ScenesConfig, library: Library, rooms: dict[str, list[dict]]
     """One scene's row; catalog_json locates the stored RIRs when cfg.rir_source is dataset."""
     from simulation.scenes import synthesize_scene
 
+    if cfg.rir_source == "auto":
+        raise ValueError("render_one needs a resolved rir_source (dataset or simulate); run_scenes resolves auto")
     draw = draw_scene(cfg, library, rooms, scene_id, split)
-    record, room = draw.record, draw.room
-    stored = (load_grid(catalog_json, cfg.rirs, record["room_id"], cfg.rir_seconds)
+    stored = (load_grid(catalog_json, cfg.rirs, draw.record["room_id"], cfg.rir_seconds)
               if cfg.rir_source == "dataset" else None)
-    scene = synthesize_scene(room, draw.array, draw.plan_seed, draw.items, library.signals, library.sample_rate,
+    scene = synthesize_scene(draw.room, draw.array, draw.plan_seed, draw.items, library.signals, library.sample_rate,
                              config=draw.plan_config, rir_duration=cfg.rir_seconds, mode=cfg.mode, stored=stored)
     flac = encode_flac(scene.audio.T, library.sample_rate, cfg.bits)
     return scene_row(cfg, library, draw, scene, flac, scene_id)

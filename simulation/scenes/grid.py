@@ -59,7 +59,7 @@ def _offsets(azimuth, elevation, distance) -> np.ndarray:
         [np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)], axis=-1)
 
 
-def stamp_times(event: PlannedEvent, hop: float) -> np.ndarray:
+def _stamp_times(event: PlannedEvent, hop: float) -> np.ndarray:
     """The RIR times of an event (s): onset + k hop, k = 0..frames (the time-variant convolution's stamps)."""
     frames = int(round((event.offset - event.onset) / hop))
     return event.onset + np.arange(frames + 1) * hop
@@ -76,7 +76,7 @@ def grid_rirs(plan: ScenePlan, grid: RirGrid, rirs: np.ndarray) -> list:
         raise ValueError(f"rirs must hold one RIR per grid point ({len(grid)}); got {len(rirs)}")
     out = []
     for i, event in enumerate(plan.events):
-        times = stamp_times(event, plan.hop) if event.moving else np.array([event.onset])
+        times = _stamp_times(event, plan.hop) if event.moving else np.array([event.onset])
         points = grid.find(event.azimuth_at(times), event.elevation, event.distance)
         if (points < 0).any():
             raise ValueError(f"plan.events[{i}] is not on the RIR grid (azimuth {event.azimuth:.2f}, elevation "
