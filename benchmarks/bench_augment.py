@@ -33,7 +33,7 @@ import torch  # noqa: E402
 
 from catalog import decode_audio, encode_flac  # noqa: E402
 from simulation import Room, foa, simulate  # noqa: E402
-from simulation.augment import Context, Mix, Recipe, Resources, Reverb, Spec, apply_recipe, draw_recipe  # noqa: E402
+from simulation.augment import Context, Recipe, Resources, Reverb, Spec, apply_recipe, draw_recipe  # noqa: E402
 from simulation.scenes import Box, LibraryItem, PlanConfig, caption, frame_labels, plan_scene  # noqa: E402
 
 FS, SECONDS, CHANNELS = 24_000, 10.0, 4

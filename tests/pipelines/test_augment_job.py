@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -117,7 +118,8 @@ from catalog.cluster import connect
 from pipelines.stages.augment import AugmentConfig, run_augment
 connect(num_cpus=1)
 catalog = Catalog(CatalogConfig.model_validate_json({catalog.config.model_dump_json()!r}))
-print(run_augment(AugmentConfig(name="one_worker", **json.loads({json.dumps(AUG)!r})), catalog, show_progress=False).ref)
+config = AugmentConfig(name="one_worker", **json.loads({json.dumps(AUG)!r}))
+print(run_augment(config, catalog, show_progress=False).ref)
 """
     subprocess.run([sys.executable, "-c", script], check=True, timeout=600,
                    env={**os.environ, "ROOMTONE_RAY_DASHBOARD": "0"})
@@ -166,3 +168,11 @@ def test_bad_steps_are_refused_by_the_config(steps, message):
 
     with pytest.raises(ValidationError, match=message):
         AugmentConfig(steps=steps)
+
+
+def test_cli_refuses_an_unknown_step_in_one_line(tmp_path):
+    roomtone = str(Path(sys.executable).parent / "roomtone")
+    proc = subprocess.run([roomtone, "augment", "scenes", "--steps", "mix:0.5,echo"], capture_output=True, text=True,
+                          env={**os.environ, "ROOMTONE_ROOT": str(tmp_path)}, timeout=120)
+    assert proc.returncode == 1 and "unknown augmentation 'echo'" in proc.stderr
+    assert "Traceback" not in proc.stderr and "fix:" in proc.stderr

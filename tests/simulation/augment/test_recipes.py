@@ -8,7 +8,7 @@ import torch
 
 from simulation import Room
 from simulation.augment import (BatchAugment, Context, Gain, Mix, Noise, Recipe, Resources, Reverb, Rotate, Shift,
-                                Spec, Speed, apply_recipe, apply_recipe_batch, apply_recipe_meta, draw_recipe)
+                                Spec, Speed, apply_recipe, apply_recipe_meta, draw_recipe)
 from simulation.scenes import Box, LibraryItem, PlanConfig, caption, frame_labels, plan_scene
 
 FS = 8_000
