@@ -4,7 +4,7 @@ The driver checks every input (formats, rates, RIR channels, which transforms th
 can take) and draws every recipe from (seed, epoch, output id) before any job starts,
 mixing partners included: a partner is drawn from the ids of the same split, so pairing
 does not depend on shards or workers. Workers read only the rows and RIRs their shard's
-recipes name, apply them, and write rows with the input's schema plus `recipe` (the
+recipes name (decoded to float32, as a replay must decode them), apply them, and write rows with the input's schema plus `recipe` (the
 resolved, replayable JSON) and `parent_ids`; the metadata columns describe the new audio.
 """
 
