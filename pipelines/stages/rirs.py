@@ -84,6 +84,13 @@ class RirsConfig(BaseModel):
     def channels(self) -> int:
         return {"mic": 4, "foa": 4}.get(self.array, self.array_channels)
 
+    @property
+    def max_sources(self) -> int:
+        """Sources per room: sources_per_room, or every grid point (before the room drops some)."""
+        if self.placement == "random":
+            return self.sources_per_room
+        return len(self.grid_distances) * len(self.grid_elevations) * math.ceil(360.0 / self.grid_azimuth_step)
+
 
 def features(cfg: RirsConfig) -> datasets.Features:
     f32, vec = datasets.Value("float32"), datasets.Sequence(datasets.Value("float32"))
@@ -209,9 +216,11 @@ def run_rirs(cfg: RirsConfig, catalog: Catalog, *, address: str | None = None,
     run = catalog.create_run(cfg.name, cfg, features(cfg))
     rooms = [f"room-{i:07d}" for i in range(cfg.num_rooms)]
     by_split = holdout(rooms, cfg.test_fraction)
-    per_room = cfg.sources_per_room * cfg.channels * cfg.sample_rate * (cfg.rir_seconds or 0.75 * sum(cfg.rt60)) * 4
+    per_room = cfg.max_sources * cfg.channels * cfg.sample_rate * (cfg.rir_seconds or 0.75 * sum(cfg.rt60)) * 4
+    # Row groups of about one room: scenes read a grid room by room, decoding only its row group(s).
     return run_sharded(catalog, run, plan_shards(by_split, cfg.max_shard_bytes, per_room), partial(make_rows, cfg),
                        address=address, show_progress=show_progress, use_gpus=cfg.device != "cpu",
                        description=f"simulating {cfg.name}",
-                       writer_options={"histograms": {"rt60_target": RT60_BINS, "rt60": RT60_BINS,
+                       writer_options={"row_group_bytes": int(max(1_000_000, per_room)),
+                                       "histograms": {"rt60_target": RT60_BINS, "rt60": RT60_BINS,
                                                       "volume": VOLUME_BINS}})

@@ -48,6 +48,7 @@ def test_grid_placement_keeps_inside_points():
 
     _, _, center, sources = sample_room(cfg, "room-0000000")
     assert len(sources) == 4  # the 50 m ring lies outside the room
+    assert cfg.max_sources == 8  # what shards and row groups are sized for: both rings, before the room drops one
     assert np.allclose(np.linalg.norm(sources - center, axis=1), 1.0)
 
 
