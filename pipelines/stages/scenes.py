@@ -219,8 +219,9 @@ ROOM_CACHE = 8  # rooms of stored RIRs a worker keeps: 8 x 14 MB for the default
 
 @lru_cache(maxsize=ROOM_CACHE)
 def load_grid(catalog_json: str, rirs_ref: str, room_id: str, rir_seconds: float):
-    """(RirGrid, rirs (G, M, L) float32) of one room, cut to rir_seconds. Reading a room decodes its
-    row group (about 0.3 s for 100 MB), so a worker keeps the last ROOM_CACHE rooms."""
+    """(RirGrid, rirs (G, M, L) float32) of one room, cut to rir_seconds. Reading a room decodes the
+    row groups holding it (about one room each as the RIR job writes them), and a worker keeps the
+    last ROOM_CACHE rooms for its next shards."""
     import pyarrow.compute as pc
 
     from simulation.scenes import RirGrid
