@@ -31,7 +31,7 @@ def features() -> datasets.Features:
               "labels": datasets.Sequence(string), "choices": datasets.Sequence(string),
               "choice_index": datasets.Value("int32"), "boolean": datasets.Value("bool")}
     return datasets.Features({
-        "id": string, "audio_id": string, "dataset": string, "family": string, "task": string, "form": string,
+        "id": string, "audio_id": string, "audio_split": string, "dataset": string, "family": string, "task": string, "form": string,
         "closed": datasets.Value("bool"), "instruction": string, "input": string, "question": string,
         "output": string, "answer": answer, "question_type": string, "subjects": datasets.Sequence(string), "generator": string,
         "convention": string, "room_id": string, "audio_id2": string, "reverb_id2": string,
@@ -39,13 +39,15 @@ def features() -> datasets.Features:
     })
 
 
-def to_rows(facts: Facts, qas: list[QA], *, seed: int, dataset: str) -> list[dict]:
-    """One row per tuple; the closed-ended prefix goes on a half drawn from (seed, audio id)."""
+def to_rows(facts: Facts, qas: list[QA], *, seed: int, dataset: str, audio_split: str = "train") -> list[dict]:
+    """One row per tuple; the closed-ended prefix goes on a half drawn from (seed, audio id).
+    audio_split: the source split that holds the audio (where an export of the source puts it)."""
     rng = Random(item_seed(seed, facts.audio_id, "prefix"))
     draws = [rng.random() for _ in qas]
     parent2 = facts.parents[1] if len(facts.parents) > 1 else None
     clips = sorted(facts.clips)
-    return [{"id": f"{facts.audio_id}/{i:03d}", "audio_id": facts.audio_id, "dataset": dataset, "family": q.family,
+    return [{"id": f"{facts.audio_id}/{i:03d}", "audio_id": facts.audio_id, "audio_split": audio_split,
+             "dataset": dataset, "family": q.family,
              "task": q.task, "form": q.form, "closed": q.closed,
              "instruction": (CLOSED_PREFIX + q.question) if q.closed and draws[i] < 0.5 else q.question,
              "input": "", "question": q.question, "output": q.output, "answer": q.answer,
@@ -55,9 +57,10 @@ def to_rows(facts: Facts, qas: list[QA], *, seed: int, dataset: str) -> list[dic
 
 
 def ltu_record(row: dict, audio_path: str = "{audio_id}") -> dict:
-    """LTU's six keys, exactly; ``audio_path`` formats ``audio_id`` and ``split`` into a file path."""
+    """LTU's six keys, exactly; ``audio_path`` formats ``audio_id`` and ``split`` (the source
+    split holding the audio, as ``roomtone export dcase`` lays it out) into a file path."""
     return {"instruction": row["instruction"], "input": row["input"],
-            "audio_id": audio_path.format(audio_id=row["audio_id"], split=row.get("split", "")),
+            "audio_id": audio_path.format(audio_id=row["audio_id"], split=row["audio_split"]),
             "dataset": row["dataset"], "task": row["task"], "output": row["output"]}
 
 

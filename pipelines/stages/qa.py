@@ -134,9 +134,9 @@ def make_rows(cfg: QaConfig, catalog_json: str, ref: str, ctx_args: tuple, task:
         table = catalog.arrow_dataset(ref, split).to_table(columns=_metadata_columns(snap),
                                                            filter=pads.field("id").isin(ids))
         rows.update((r["id"], r) for r in table.to_pylist())
-    for _, audio_id, extra in task.items:
+    for split, audio_id, extra in task.items:
         facts = extract_facts(rows[audio_id])
-        yield from to_rows(facts, generate(facts, ctx) + list(extra), seed=cfg.seed, dataset=ref)
+        yield from to_rows(facts, generate(facts, ctx) + list(extra), seed=cfg.seed, dataset=ref, audio_split=split)
 
 
 def run_qa(cfg: QaConfig, catalog: Catalog, *, address: str | None = None, show_progress: bool = True) -> Snapshot:
@@ -198,7 +198,7 @@ def export_qa(catalog: Catalog, ref: str, out: str | Path, *, audio_path: str = 
     for split in catalog.splits(snap.ref):
         def rows():
             for batch in catalog.arrow_dataset(snap.ref, split).to_batches(batch_size=8192):
-                yield from ({**r, "split": split} for r in batch.to_pylist())
+                yield from batch.to_pylist()
 
         written[f"ltu_{split}.json"] = write_json((ltu_record(r, audio_path) for r in rows()),
                                                   Path(out) / f"ltu_{split}.json")

@@ -41,8 +41,8 @@ def test_split_does_not_depend_on_order():
 def test_ltu_and_spatialsoundqa_records_have_exactly_their_keys(tmp_path):
     row = scene_row(3, 6.0, 0.5, ["Dog", "Bell", "Speech"])
     facts = extract_facts(row)
-    rows = to_rows(facts, generate(facts, Context(seed=0)), seed=0, dataset="scenes@123")
-    n = write_json((ltu_record({**r, "split": "train"}, "foa_dev/{split}/{audio_id}.wav") for r in rows),
+    rows = to_rows(facts, generate(facts, Context(seed=0)), seed=0, dataset="scenes@123", audio_split="train")
+    n = write_json((ltu_record(r, "foa_dev/{split}/{audio_id}.wav") for r in rows),
                    tmp_path / "ltu.json")
     records = json.loads((tmp_path / "ltu.json").read_text())
     assert n == len(records) == len(rows) > 20
