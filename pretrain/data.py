@@ -223,10 +223,17 @@ def _featurise(batch: dict, spec: InputSpec) -> dict:
     return batch
 
 
-def collate(batch: dict) -> dict:
-    """numpy columns -> tensors; the ids stay a list (for messages such as a NaN batch)."""
-    return {k: list(v) if k == "id" else torch.from_numpy(np.require(v, requirements=["C", "W"]))
-            for k, v in batch.items()}
+def _collate_class():
+    from ray.data.collate_fn import NumpyBatchCollateFn
+
+    class Collate(NumpyBatchCollateFn):
+        """numpy columns -> tensors; the ids stay a list (for messages such as a NaN batch)."""
+
+        def __call__(self, batch: dict) -> dict:
+            return {k: list(v) if k == "id" else torch.from_numpy(np.require(v, requirements=["C", "W"]))
+                    for k, v in batch.items()}
+
+    return Collate
 
 
 def stream(segments: list[dict], spec: InputSpec, *, batch_size: int, data_cpus: float = 1.0):
@@ -245,4 +252,4 @@ def stream(segments: list[dict], spec: InputSpec, *, batch_size: int, data_cpus:
 def iter_batches(segments: list[dict], spec: InputSpec, *, batch_size: int, data_cpus: float = 1.0):
     """Torch batches of ``batch_size`` rows ({"fbank", "id"[, "target"]}), in plan order."""
     ds = stream(segments, spec, batch_size=batch_size, data_cpus=data_cpus)
-    return ds.iter_torch_batches(batch_size=batch_size, collate_fn=collate, prefetch_batches=2)
+    return ds.iter_torch_batches(batch_size=batch_size, collate_fn=_collate_class()(), prefetch_batches=2)

@@ -299,7 +299,8 @@ def run_training(cfg: TrainConfig, catalog: Catalog, *, address: str | None = No
         tracking.finish_run(uri, run_id, None, None, None, status="FAILED")
         if isinstance(cause, RoomtoneError):
             raise cause from None
-        raise RoomtoneError(f"training {run_name} failed: {type(cause).__name__}: {cause}",
+        detail = str(cause).strip().splitlines()[-1] if str(cause).strip() else ""
+        raise RoomtoneError(f"training {run_name} failed: {type(cause).__name__}: {detail}",
                             f"fix the cause and run again: it resumes from the newest checkpoint in {run_dir.uri}"
                             ) from exc
     nan = [json.loads(l.read_bytes()) for l in run_dir.list_files(".json") if l.name.startswith("nan-rank")]
@@ -325,10 +326,10 @@ def _model_config(model) -> dict:
 
 
 def _root_cause(exc: BaseException) -> BaseException:
-    """The innermost cause Ray attached (a worker's RoomtoneError stays one)."""
-    seen = exc
-    while True:
-        nxt = getattr(seen, "cause", None) or seen.__cause__
-        if nxt is None or nxt is seen:
-            return seen
-        seen = nxt
+    """The first worker's own exception (a RoomtoneError stays one), else the innermost cause."""
+    failures = getattr(exc, "worker_failures", None)
+    if failures:
+        exc = failures[min(failures)]
+    while getattr(exc, "cause", None) is not None or exc.__cause__ is not None:
+        exc = getattr(exc, "cause", None) or exc.__cause__
+    return exc

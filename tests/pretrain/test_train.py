@@ -1,0 +1,101 @@
+"""Ray Train on CPU: DDP equals one worker, resume and a killed worker replay the curve, NaN stops cleanly."""
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from catalog import NotFoundError, RoomtoneError
+from pretrain.config import TrainConfig
+from pretrain.train import run_training
+from tests.pretrain.test_data import ingest_sonic_pi
+
+TINY = dict(clip_seconds=0.64, batch_size=8, warmup_steps=1, cpus_per_worker=0.5, max_failures=0,
+            log_checkpoints="none", model_overrides={"dim": 64, "depth": 1, "heads": 2})
+
+
+@pytest.fixture(scope="module")
+def events(tmp_path_factory, ray_cluster):
+    return ingest_sonic_pi(tmp_path_factory.mktemp("train"), per_label=4, labels=2, max_seconds=3.0)
+
+
+def losses(result) -> list[float]:
+    """The last logged loss of every step (a resumed run logs the replayed steps again)."""
+    by_step = {m.step: m.value for m in MlflowClient(result.tracking_uri).get_metric_history(result.mlflow_run_id,
+                                                                                              "loss")}
+    return [by_step[s] for s in sorted(by_step)]
+
+
+def test_two_workers_give_the_loss_of_one_worker_with_the_same_global_batch(events):
+    # 8 rows in one shard, global batch 8: each step sees every row, split 8 / 4+4 over the ranks
+    base = dict(TINY, method="supervised", model="tagging-tiny", dataset="events", steps=3, checkpoint_every=3)
+    one = run_training(TrainConfig(**base, num_workers=1, run_name="ddp1"), events)
+    two = run_training(TrainConfig(**base, num_workers=2, run_name="ddp2"), events)
+    assert len(losses(one)) == 3 and losses(one)[0] != losses(one)[-1]
+    assert losses(two) == pytest.approx(losses(one), rel=1e-4)
+
+
+def test_resume_and_a_killed_worker_reproduce_the_uninterrupted_curve(events, tmp_path):
+    base = dict(TINY, method="ssast", model="ssast-tiny", dataset="events", steps=4, checkpoint_every=2)
+    straight = run_training(TrainConfig(**base, run_name="straight"), events)
+
+    def stop_at_step_3(step, micro, rank, batch):
+        if step == 2:
+            raise RuntimeError("interrupted")
+        return batch
+
+    cfg = TrainConfig(**base, run_name="resumed")
+    with pytest.raises(RoomtoneError, match="interrupted.*resumes from the newest checkpoint"):
+        run_training(cfg, events, hook=stop_at_step_3)
+    resumed = run_training(cfg, events)  # same run name: continues from step 2
+    assert losses(resumed) == pytest.approx(losses(straight), rel=1e-5)
+
+    flag = tmp_path / "killed"
+
+    def kill_once_at_step_3(step, micro, rank, batch):
+        if step == 2 and not flag.exists():
+            flag.touch()
+            os.kill(os.getpid(), signal.SIGKILL)  # the worker process dies for real
+        return batch
+
+    recovered = run_training(TrainConfig(**{**base, "max_failures": 1}, run_name="killed"), events,
+                             hook=kill_once_at_step_3)
+    assert flag.exists() and recovered.steps == 4
+    assert losses(recovered) == pytest.approx(losses(straight), rel=1e-5)
+
+
+def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(events):
+    def poison_step_2(step, micro, rank, batch):
+        if step == 1:
+            batch["fbank"] = batch["fbank"] * float("nan")
+        return batch
+
+    cfg = TrainConfig(**TINY, method="ssast", model="ssast-tiny", dataset="events", steps=4, checkpoint_every=1,
+                      run_name="nan")
+    with pytest.raises(RoomtoneError, match=r"NaN/inf at step 2 \(rank 0, micro-batch 0, items .*\.flac.*"
+                                            r"last good checkpoint is .*step-00000001\.pt") as err:
+        run_training(cfg, events, hook=poison_step_2)
+    run_dir = Path(events.config.root) / "runs" / "nan" / "checkpoints"
+    assert sorted(p.name for p in run_dir.iterdir()) == ["step-00000001.pt"]
+    assert "lower lr" in err.value.fix
+
+
+def test_bad_inputs_fail_before_training_starts(events):
+    from pretrain.checkpoints import save_checkpoint
+    from pretrain.models import create_model
+
+    with pytest.raises(RoomtoneError, match="no column 'labels', 'format', which seld training needs"):
+        run_training(TrainConfig(method="supervised", model="seld-tiny", dataset="events"), events)
+    with pytest.raises(NotFoundError, match="events@v7 does not exist"):
+        run_training(TrainConfig(dataset="events@v7"), events)
+    with pytest.raises(ValueError, match="does not fit method 'ssast'"):
+        TrainConfig(method="ssast", model="tagging-tiny")
+    small = create_model("ssast-tiny")
+    run_dir = Path(events.config.root) / "runs" / "sizes"
+    save_checkpoint(str(run_dir / "checkpoints" / "step-00000005.pt"), small, None, 5,
+                    {"config": {}, "classes": []})
+    with pytest.raises(RoomtoneError, match="step-00000005.pt does not fit model 'ssast-small'"):
+        run_training(TrainConfig(model="ssast-small", dataset="events", run_name="sizes"), events)
+    assert not (run_dir / "mlflow-run.json").exists()  # refused before the MLflow run was opened
