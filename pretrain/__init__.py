@@ -1,6 +1,6 @@
 """Pretraining: model inputs (features), objectives (models), checkpoints; training and evaluation."""
 
-from .checkpoints import export_beats, export_ssast, load_beats, load_checkpoint, load_ssast, save_checkpoint
+from .checkpoints import encoder_state, export_beats, export_ssast, load_beats, load_checkpoint, load_ssast, save_checkpoint
 from .features import PRESETS, FbankPreset, fbank, mixup, seld_features, spec_augment
 from .models import create_model, list_models
 
@@ -8,6 +8,7 @@ __all__ = [
     "PRESETS",
     "FbankPreset",
     "create_model",
+    "encoder_state",
     "export_beats",
     "export_ssast",
     "fbank",

@@ -31,7 +31,7 @@ from .models.encoder import SIZES, EncoderConfig
 from .models.ssast import SSAST, SSASTConfig
 from .models.tokenizer import BeatsTokenizer, BeatsTokenizerTraining
 
-__all__ = ["save_checkpoint", "load_checkpoint", "export_ssast", "load_ssast", "export_beats", "load_beats"]
+__all__ = ["save_checkpoint", "load_checkpoint", "encoder_state", "export_ssast", "load_ssast", "export_beats", "load_beats"]
 
 _MAGIC = b"ROOMTONE-CKPT/1 "
 _DEIT_CLASSES = 1000
@@ -93,6 +93,16 @@ def load_checkpoint(path_or_uri: str | os.PathLike | Location, model: nn.Module 
     if optimizer is not None and payload["optimizer"] is not None:
         optimizer.load_state_dict(payload["optimizer"])
     return payload
+
+
+def encoder_state(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The encoder's part of an objective's state dict (keys under `encoder.`, prefix removed), for
+    `model.encoder.load_pretrained(...)` when fine-tuning a supervised model from a pretraining run."""
+    out = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
+    if not out:
+        raise RoomtoneError("the state dict has no encoder weights (no 'encoder.' keys)",
+                            "pass the 'model' entry of a roomtone checkpoint")
+    return out
 
 
 def _shape_fields(config: dict) -> dict:

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from catalog.errors import RoomtoneError
-from pretrain.checkpoints import export_beats, export_ssast, load_beats, load_checkpoint, load_ssast, save_checkpoint
+from pretrain.checkpoints import encoder_state, export_beats, export_ssast, load_beats, load_checkpoint, load_ssast, save_checkpoint
 from pretrain.models import BeatsConfig, BeatsTokenizer, create_model
 
 
@@ -260,3 +260,14 @@ def test_checkpoint_of_another_size_names_both(tmp_path):
         load_checkpoint(path, small)
     with pytest.raises(RoomtoneError, match="beats-tiny"):
         load_checkpoint(path, create_model("beats-tiny"))
+
+
+def test_a_pretrained_encoder_starts_a_supervised_model(tmp_path):
+    ssast = create_model("ssast-tiny", seed=0)
+    path = save_checkpoint(tmp_path / "pre.pt", ssast, step=10)
+    tagging = create_model("tagging-tiny", num_classes=4, seed=1)
+    tagging.encoder.load_pretrained(encoder_state(load_checkpoint(path)["model"]))
+    x = torch.randn(2, 64, 128)
+    torch.testing.assert_close(tagging.encoder.embed(x), ssast.encoder.embed(x))
+    with pytest.raises(RoomtoneError, match="no encoder weights"):
+        encoder_state({"head.weight": torch.zeros(1)})
