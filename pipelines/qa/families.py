@@ -144,12 +144,21 @@ Q_PRESENT = ("Is there any {x} in the recording?", "Can {x} be heard in this aud
 Q_WHICH_PRESENT = ("Which of these sounds can be heard in the recording?", "Which sound is present in the clip?")
 
 
+Q_PARENT = ("Which broader sound category does {x} belong to?", "{x} is a kind of which sound?")
+
+
 def classification(f: Facts, ctx: Context, rng: Random) -> list[QA]:
     b = _Builder("classification", rng, "CLASSIFICATION")
     if not f.classes:
         return []
     names = list(f.classes)
     b.add("cla_label", "exact", Q_LABELS, "; ".join(names), answer("labels", "; ".join(names), labels=names))
+    known = [n for n in names if ctx.ontology and f.ontology_ids.get(n) in ctx.ontology.parents]
+    if known:  # a hypernym from the ontology DAG: every parent, as a class may have several
+        x = _pick(rng, known)
+        parents = sorted(ctx.ontology.name(p) for p in ctx.ontology.parents[f.ontology_ids[x]])
+        b.add("cla_parent", "exact", Q_PARENT, "; ".join(parents), answer("labels", "; ".join(parents),
+                                                                           labels=parents), x=x)
     negs = negatives(f, ctx)
     if negs:
         x = _pick(rng, names)

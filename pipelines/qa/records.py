@@ -31,10 +31,10 @@ def features() -> datasets.Features:
               "labels": datasets.Sequence(string), "choices": datasets.Sequence(string),
               "choice_index": datasets.Value("int32"), "boolean": datasets.Value("bool")}
     return datasets.Features({
-        "id": string, "audio_id": string, "audio_split": string, "dataset": string, "family": string, "task": string, "form": string,
-        "closed": datasets.Value("bool"), "instruction": string, "input": string, "question": string,
-        "output": string, "answer": answer, "question_type": string, "subjects": datasets.Sequence(string), "generator": string,
-        "convention": string, "room_id": string, "audio_id2": string, "reverb_id2": string,
+        "id": string, "audio_id": string, "audio_split": string, "dataset": string, "family": string,
+        "task": string, "form": string, "closed": datasets.Value("bool"), "instruction": string, "input": string,
+        "question": string, "output": string, "answer": answer, "question_type": string,
+        "subjects": datasets.Sequence(string), "generator": string, "convention": string, "room_id": string, "audio_id2": string, "reverb_id2": string,
         "clips": datasets.Sequence(string),
     })
 

@@ -55,7 +55,8 @@ def test_qa_job_publishes_linked_tuples_with_lineage_and_a_summary(inputs, tmp_p
     by_split = {}
     for split in catalog.splits(snap.ref):
         ids = {r["audio_id"] for r in catalog.arrow_dataset(snap.ref, split).to_table(columns=["audio_id"]).to_pylist()}
-        by_split[split] = ({scenes[i]["room_id"] for i in ids}, {e["event_id"] for i in ids for e in scenes[i]["events"]})
+        by_split[split] = ({scenes[i]["room_id"] for i in ids},
+                           {e["event_id"] for i in ids for e in scenes[i]["events"]})
     assert set(by_split) == {"train", "test"}
     assert not by_split["train"][0] & by_split["test"][0] and not by_split["train"][1] & by_split["test"][1]
     assert all(r["convention"].startswith("azimuth: degrees counter-clockwise") for r in rows)

@@ -38,7 +38,8 @@ def scene_row(seed: int, duration: float, moving: float, names: list[str], dims=
                         "distance": e.distance, "speed": e.speed, "moving": e.moving} for e in plan.events]}
 
 
-scenes = st.builds(scene_row, st.integers(0, 10_000), st.sampled_from([3.0, 6.0, 10.0]), st.sampled_from([0.0, 0.5, 1.0]),
+scenes = st.builds(scene_row, st.integers(0, 10_000), st.sampled_from([3.0, 6.0, 10.0]),
+                   st.sampled_from([0.0, 0.5, 1.0]),
                    st.lists(st.sampled_from(sorted(CLASSES)), min_size=1, max_size=4, unique=True),
                    st.tuples(st.floats(2.5, 12), st.floats(2.5, 12), st.floats(2.5, 4)), st.floats(0.15, 1.5))
 
@@ -108,6 +109,9 @@ def check(qa, row: dict, ontology: Ontology | None) -> None:
             oid = next(i for i, e in ontology.entries.items() if e["name"] == qa.subjects[0])
             for n in names:
                 assert oid not in ontology.ancestors(CLASSES[n]) | ontology.descendants(CLASSES[n])
+    elif t == "cla_parent":
+        parents = {oid for oid, e in ontology.entries.items() if CLASSES[qa.subjects[0]] in e["child_ids"]}
+        assert a["labels"] == sorted(ontology.entries[p]["name"] for p in parents) and parents
     elif t == "cla_label_des":
         assert a["labels"] == sorted(names)
     elif t == "temporal_all":
