@@ -4,8 +4,9 @@ The driver checks every input (formats, rates, RIR channels, which transforms th
 can take) and draws every recipe from (seed, epoch, output id) before any job starts,
 mixing partners included: a partner is drawn from the ids of the same split, so pairing
 does not depend on shards or workers. Workers read only the rows and RIRs their shard's
-recipes name (decoded to float32, as a replay must decode them), apply them, and write rows with the input's schema plus `recipe` (the
-resolved, replayable JSON) and `parent_ids`; the metadata columns describe the new audio.
+recipes name (decoded to float32, as a replay must decode them), apply them, and write
+rows with the input's schema plus `recipe` (the resolved, replayable JSON) and
+`parent_ids`; the metadata columns describe the new audio.
 """
 
 from __future__ import annotations
@@ -144,13 +145,21 @@ def check_inputs(cfg: AugmentConfig, catalog: Catalog) -> tuple[Snapshot, Snapsh
     return src, rir_snap, kind, rows, rir_ids
 
 
-def draw_all(cfg: AugmentConfig, kind: dict, rows: dict, rir_ids: dict) -> dict[str, list[tuple]]:
+def draw_all(cfg: AugmentConfig, kind: dict, rows: dict, rir_ids: dict) -> tuple[dict[str, list[tuple]], dict]:
     """Every output item as (output id, recipe JSON, duration), by split; draws come from
-    (seed, output id, epoch) and the sorted ids of the split, never from the shard layout."""
+    (seed, output id, epoch) and the sorted ids of the split, never from the shard layout.
+
+    Splits never mix with each other (no clip of the test split may reach the train split),
+    so a split of one clip skips `mix`; the skips come back with their reason for the run's info.
+    """
     from simulation.augment import Context, draw_recipe
 
-    specs, out = cfg.specs(), {}
+    out, skipped = {}, {}
     for split, split_rows in rows.items():
+        specs = cfg.specs()
+        if len(split_rows) < 2 and any(s.name == "mix" for s in specs):
+            specs = [s for s in specs if s.name != "mix"]
+            skipped.setdefault("mix", {})[split] = f"split {split!r} holds one clip: nothing to mix it with"
         ordered = sorted(split_rows, key=lambda r: r["id"])
         pool = [(r["id"], int(round(r["duration"] * kind["rate"]))) for r in ordered]
         rirs = rir_ids.get(split) or rir_ids.get("train") or []
@@ -164,10 +173,10 @@ def draw_all(cfg: AugmentConfig, kind: dict, rows: dict, rir_ids: dict) -> dict[
                                          seed=cfg.seed, epoch=cfg.epoch)
                 except ValueError as exc:
                     raise RoomtoneError(f"cannot draw a recipe for {out_id} (split {split!r}): {exc}",
-                                        "fix the step ranges, or give the split more clips to mix") from None
+                                        "fix the step ranges named above") from None
                 items.append((out_id, recipe.to_json(), float(row["duration"])))
         out[split] = items
-    return out
+    return out, skipped
 
 
 def load_rows(catalog: Catalog, ref: str, split: str, ids: set[str], rate: int) -> dict[str, tuple]:
@@ -227,10 +236,10 @@ def run_augment(cfg: AugmentConfig, catalog: Catalog, *, address: str | None = N
                 show_progress: bool = True) -> Snapshot:
     """Check inputs and draw every recipe on the driver (cheap), then augment on Ray."""
     src, rir_snap, kind, rows, rir_ids = check_inputs(cfg, catalog)
-    items = draw_all(cfg, kind, rows, rir_ids)
+    items, skipped = draw_all(cfg, kind, rows, rir_ids)
     pinned = cfg.model_copy(update={"source": src.ref, "rirs": rir_snap.ref if rir_snap else None})
     inputs = [src.ref] + ([rir_snap.ref] if rir_snap else [])
-    info = {**src.info, "augmented_from": src.ref, "steps": cfg.steps}
+    info = {**src.info, "augmented_from": src.ref, "steps": cfg.steps, "skipped": skipped}
     run = catalog.create_run(cfg.name, pinned, features(src.features), inputs=inputs, info=info)
     channels = max([r.get("num_channels") or 1 for split in rows.values() for r in split] + [4 if rir_snap else 1])
     per_second = kind["rate"] * channels * cfg.bits / 8 * 0.8

@@ -104,6 +104,18 @@ def test_augmented_scenes_keep_the_schema_and_replay_from_the_stored_row(inputs)
                      / 24_000 > 0.0])
 
 
+def test_a_split_of_one_clip_skips_mixing_and_says_so():
+    from pipelines.stages.augment import draw_all
+
+    rows = {"train": [{"id": "a", "duration": 2.0}, {"id": "b", "duration": 2.0}],
+            "test": [{"id": "c", "duration": 2.0}]}
+    kind = {"rate": 24_000, "format": "foa", "scenes": True, "hop": 0.1}
+    items, skipped = draw_all(AugmentConfig(steps=[{"name": "mix"}, {"name": "gain"}]), kind, rows, {})
+    assert list(skipped) == ["mix"] and list(skipped["mix"]) == ["test"] and "one clip" in skipped["mix"]["test"]
+    assert [json.loads(r)["parent_ids"] for _, r, _ in items["train"]] == [["a", "b"], ["b", "a"]]
+    assert [[s["name"] for s in json.loads(r)["steps"]] for _, r, _ in items["test"]] == [["gain"]]
+
+
 def test_output_does_not_depend_on_shards_or_workers(inputs):
     catalog = inputs
     one = run_augment(AugmentConfig(name="one_shard", **{**AUG, "max_shard_bytes": 10**9}), catalog,
