@@ -144,19 +144,13 @@ def fbank(wave: Tensor, sample_rate: int, preset: str | FbankPreset = "ssast") -
     return (feats - p.mean) / (2 * p.std)
 
 
-def _slaney_mel_banks(n_mels: int, n_fft: int, sample_rate: int, f_min: float) -> Tensor:
-    """Slaney-scale, Slaney-normalised triangles (n_mels, n_fft // 2 + 1), as librosa's default."""
-
-    def hz_to_mel(f: Tensor) -> Tensor:
-        lin = f / (200.0 / 3)
-        return torch.where(f >= 1000, 15.0 + torch.log(f / 1000) / (math.log(6.4) / 27), lin)
-
-    def mel_to_hz(m: Tensor) -> Tensor:
-        return torch.where(m >= 15.0, 1000 * torch.exp((math.log(6.4) / 27) * (m - 15.0)), m * (200.0 / 3))
-
-    lo, hi = hz_to_mel(torch.tensor(float(f_min), dtype=torch.float64)), hz_to_mel(torch.tensor(sample_rate / 2, dtype=torch.float64))
-    hz = mel_to_hz(torch.linspace(float(lo), float(hi), n_mels + 2, dtype=torch.float64))
-    freqs = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
+def _slaney_norm_mel_banks(n_mels: int, n_fft: int, sample_rate: int, f_min: float) -> Tensor:
+    """HTK-mel triangles with Slaney area normalisation (n_mels, n_fft // 2 + 1), as PSELDNets'
+    torchaudio `MelScale(norm="slaney")` (whose default scale is HTK)."""
+    mels = torch.linspace(float(_mel(torch.tensor(float(f_min)))), float(_mel(torch.tensor(sample_rate / 2))),
+                          n_mels + 2, dtype=torch.float64)
+    hz = 700 * torch.expm1(mels / 1127)
+    freqs = torch.linspace(0, sample_rate // 2, n_fft // 2 + 1, dtype=torch.float64)
     lower = (freqs[None] - hz[:-2, None]) / (hz[1:-1] - hz[:-2])[:, None]
     upper = (hz[2:, None] - freqs[None]) / (hz[2:] - hz[1:-1])[:, None]
     return torch.clamp(torch.minimum(lower, upper), min=0) * (2.0 / (hz[2:] - hz[:-2]))[:, None]
@@ -166,10 +160,10 @@ def seld_features(wave: Tensor, sample_rate: int, *, n_fft: int = 1024, hop: int
                   f_min: float = 20.0) -> Tensor:
     """PSELDNets input (B, 7, frames, n_mels) from FOA audio (B, 4, T) in W, Y, Z, X order.
 
-    Channels 0-3: log-mel power of W, Y, Z, X (dB, 1e-10 floor); 4-6: the active intensity
-    vector Re(conj(W) * (Y, Z, X)) per STFT bin, normalised by the total energy of the bin
-    and projected onto the same mel banks. Hann window, centred STFT; at 24 kHz the defaults
-    give 10 ms frames (10 per 100 ms label frame).
+    Channels 0-3: log-mel power of W, Y, Z, X (dB, 1e-10 floor, no top_db); 4-6: the active
+    intensity Re(conj(W) * (Y, Z, X)) per STFT bin, scaled to unit length per bin, then
+    projected onto the same mel banks (HTK scale, Slaney norm, 20 Hz to Nyquist). Periodic
+    Hann window, centred reflect-padded STFT; at 24 kHz the defaults give 10 ms frames.
     """
     if wave.ndim != 3 or wave.shape[1] != 4:
         raise RoomtoneError(f"seld_features wants FOA audio (batch, 4, samples), got shape {tuple(wave.shape)}",
@@ -178,14 +172,12 @@ def seld_features(wave: Tensor, sample_rate: int, *, n_fft: int = 1024, hop: int
     window = torch.hann_window(n_fft, device=wave.device, dtype=wave.dtype)
     spec = torch.stft(wave.reshape(b * 4, t), n_fft, hop, window=window, center=True, pad_mode="reflect",
                       return_complex=True).reshape(b, 4, n_fft // 2 + 1, -1).transpose(2, 3)  # (B, 4, frames, bins)
-    banks = _slaney_mel_banks(n_mels, n_fft, sample_rate, f_min).to(wave.dtype).to(wave.device)
-    power = spec.abs().pow(2)
+    banks = _slaney_norm_mel_banks(n_mels, n_fft, sample_rate, f_min).to(wave.dtype).to(wave.device)
+    power = torch.view_as_real(spec).pow(2).sum(-1)
     logmel = 10 * torch.log10(torch.clamp(power @ banks.T, min=1e-10))
-    w, dirs = spec[:, :1], spec[:, 1:]
-    intensity = torch.real(w.conj() * dirs)
-    energy = (power[:, :1] + power[:, 1:].sum(1, keepdim=True) / 3) / 2  # |W|^2 + |X,Y,Z|^2/3 (SN3D), halved
-    iv = (intensity / (energy + 1e-8)) @ banks.T
-    return torch.cat([logmel, iv], 1)
+    intensity = torch.real(spec[:, :1].conj() * spec[:, 1:])
+    unit = intensity / (intensity.norm(dim=1, keepdim=True) + torch.finfo(torch.float32).eps)
+    return torch.cat([logmel, unit @ banks.T], 1)
 
 
 def spec_augment(x: Tensor, generator: torch.Generator, *, time_masks: int = 2, time_width: int = 64,

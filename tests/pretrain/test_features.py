@@ -154,6 +154,15 @@ def test_seld_intensity_vectors_point_at_the_source():
     assert abs(elevation - float(np.ravel(el)[0])) < 10
 
 
+def test_seld_mel_banks_are_htk_scale_with_slaney_norm():
+    """PSELDNets' torchaudio MelScale(norm="slaney") uses the HTK scale; librosa's htk=True is the same bank."""
+    librosa = pytest.importorskip("librosa")
+    from pretrain.features import _slaney_norm_mel_banks
+
+    ref = librosa.filters.mel(sr=24000, n_fft=1024, n_mels=64, fmin=20, fmax=12000, htk=True, norm="slaney")
+    np.testing.assert_allclose(_slaney_norm_mel_banks(64, 1024, 24000, 20).numpy(), ref, atol=1e-6)
+
+
 def test_spec_augment_is_seeded_and_masks_stripes():
     x = torch.ones(4, 200, 64)
     a = spec_augment(x, torch.Generator().manual_seed(1))
