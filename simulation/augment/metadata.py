@@ -12,17 +12,26 @@ Angles follow DCASE: azimuth counter-clockwise from +x in [-180, 180) deg.
 from __future__ import annotations
 
 import math
+import re
 from operator import itemgetter
 from typing import Any
 
-from ..scenes.labels import frame_labels
+from ..rooms import Room
+from ..scenes.labels import _room_words, caption, frame_labels
 from ..scenes.plan import PlannedEvent, ScenePlan
 from .spatial import azimuth_sign, pattern_angles, rotate_caption
 
-__all__ = ["clip_events", "merge_meta", "rotate_meta", "scale_levels", "speed_meta", "time_shift_meta"]
+__all__ = ["clip_events", "describe_events", "merge_meta", "rotate_meta", "scale_levels", "speed_meta",
+           "time_shift_meta"]
 
 Meta = dict[str, Any]
 MIX_TEMPLATES = ("{a} and {b}", "{a}, mixed with {b}", "{a}, along with {b}")
+# the room words of `simulation.scenes.caption`, which end every scene caption
+_ROOM_WORDS = r"in an? (?:small|medium-sized|large) (?:anechoic space|dry room|moderately reverberant room|" \
+              r"very reverberant room)"
+_ENDING = re.compile(rf"({_ROOM_WORDS})$")
+_ANY_ROOM = re.compile(_ROOM_WORDS)
+_NO_ROOM = Room((1.0, 1.0, 1.0), (0.0,) * 6)
 
 
 def _wrap(az: float) -> float:
@@ -40,6 +49,32 @@ def clip_events(events: list[dict], duration: float) -> list[dict]:
             ev = {**ev, "azimuth": _wrap(ev["azimuth"] + ev["speed"] * (onset - ev["onset"]))}
         out.append({**ev, "onset": onset, "offset": offset})
     return out
+
+
+def _plan(events: list[dict], duration: float, hop: float) -> ScenePlan:
+    return ScenePlan(seed=0, duration=duration, tracks=1, polyphony=1, hop=hop, center=(0.0, 0.0, 0.0),
+                     snr_db=None, noise_seed=0, events=tuple(
+                         PlannedEvent(e["event_id"], e["class_index"], e["class_name"], e["track"], e["onset"],
+                                      e["offset"], e.get("level_db", 0.0), e["azimuth"], e["elevation"],
+                                      e["distance"], e.get("speed", 0.0))
+                         for e in sorted(events, key=itemgetter("onset", "track"))))
+
+
+def describe_events(events: list[dict], text: str, duration: float) -> str:
+    """A scene caption for `events` (the scenes stage's wording) keeping the room words `text` ends
+    with; `text` unchanged when it holds none or several rooms (a mixture's caption)."""
+    rooms = _ANY_ROOM.findall(text)
+    if len(rooms) != 1 or not _ENDING.search(text):
+        return text
+    fresh = caption(_plan(events, duration, 0.1), _NO_ROOM)
+    return fresh[:-len(_room_words(_NO_ROOM))] + rooms[0]
+
+
+def _recaption(meta: Meta, events: list[dict]) -> Meta:
+    """The caption redone from the events left after a cut (a sound cut away is no longer named)."""
+    if meta.get("caption"):
+        meta["caption"] = describe_events(events, meta["caption"], meta["duration"])
+    return meta
 
 
 def _finish(meta: Meta, events: list[dict]) -> Meta:
@@ -100,7 +135,7 @@ def time_shift_meta(meta: Meta, samples: int, rate: int, hop: float) -> Meta:
                           for e in out.get("events") or []], out["duration"])
     if "labels" in out:
         out["labels"] = _shift_labels(out["labels"], _frames_of(samples, rate, hop), _n_frames(out["duration"], hop))
-    return _finish(out, events) if "events" in out else out
+    return _finish(_recaption(out, events), events) if "events" in out else out
 
 
 def speed_meta(meta: Meta, factor: float, hop: float) -> Meta:
@@ -117,13 +152,8 @@ def speed_meta(meta: Meta, factor: float, hop: float) -> Meta:
                            **({"speed": e["speed"] * factor} if "speed" in e else {})}
                           for e in out["events"]], out["duration"])
     if "labels" in out:
-        plan = ScenePlan(seed=0, duration=out["duration"], tracks=1, polyphony=1, hop=hop, center=(0.0, 0.0, 0.0),
-                         snr_db=None, noise_seed=0, events=tuple(
-                             PlannedEvent(e["event_id"], e["class_index"], e["class_name"], e["track"], e["onset"],
-                                          e["offset"], e.get("level_db", 0.0), e["azimuth"], e["elevation"],
-                                          e["distance"], e.get("speed", 0.0)) for e in events))
-        out["labels"] = [l.to_dict() for l in frame_labels(plan)]
-    return _finish(out, events)
+        out["labels"] = [l.to_dict() for l in frame_labels(_plan(events, out["duration"], hop))]
+    return _finish(_recaption(out, events), events)
 
 
 def merge_meta(meta: Meta, partner: Meta, offset: int, rate: int, hop: float, gain_a: float, gain_b: float,
@@ -141,11 +171,13 @@ def merge_meta(meta: Meta, partner: Meta, offset: int, rate: int, hop: float, ga
     moved = [{**e, "onset": e["onset"] + dt, "offset": e["offset"] + dt, "track": e["track"] + first}
              for e in b["events"]]
     out = dict(a)
-    events = a["events"] + clip_events(moved, a["duration"])
+    kept = clip_events(moved, a["duration"])
+    events = a["events"] + kept
     if "labels" in out:
         out["labels"] = sorted(a["labels"] + _shift_labels(b.get("labels") or [], _frames_of(offset, rate, hop),
                                                            _n_frames(a["duration"], hop), first),
                                key=itemgetter("frame", "track"))
     if a.get("caption") is not None and b.get("caption") is not None:
-        out["caption"] = MIX_TEMPLATES[template].format(a=a["caption"], b=b["caption"])
+        heard = _recaption({"events": moved, "caption": b["caption"], "duration": a["duration"]}, kept)["caption"]
+        out["caption"] = MIX_TEMPLATES[template].format(a=a["caption"], b=heard)
     return _finish(out, sorted(events, key=itemgetter("onset", "track")))

@@ -90,13 +90,14 @@ def test_augmented_scenes_keep_the_schema_and_replay_from_the_stored_row(inputs)
         assert replayed == row["recipe"]  # a resolved recipe resolves to itself
         assert encode_flac(audio.T, 24_000) == row["audio"]["bytes"]  # bit for bit
         assert _float32(meta["events"]) == row["events"] and _float32(meta["labels"]) == row["labels"]
+        assert meta["caption"] == row["caption"] and meta["label"] == row["label"]
         assert row["label"] == sorted({e["class_name"] for e in row["events"]})
         names = [s["name"] for s in recipe["steps"]]
         if "mix" in names:
             partner = recipe["steps"][names.index("mix")]["partner_id"]
             assert row["parent_ids"][1] == partner and partner != row["parent_ids"][0]
-            if "rotate" not in names:
-                assert parents[partner]["caption"] in row["caption"]
+            if "rotate" not in names:  # the first parent's caption opens the merged one
+                assert row["caption"].startswith(parents[row["parent_ids"][0]]["caption"])
             if not {"shift", "speed"} & set(names):  # nothing cut at the clip's ends: every event is kept
                 assert len(row["events"]) == len(parents[row["parent_ids"][0]]["events"]) + len(
                     [e for e in parents[partner]["events"] if e["onset"] + recipe["steps"][names.index("mix")]

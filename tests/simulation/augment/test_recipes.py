@@ -8,7 +8,7 @@ import torch
 
 from simulation import Room
 from simulation.augment import (BatchAugment, Context, Gain, Mix, Noise, Recipe, Resources, Reverb, Rotate, Shift,
-                                Spec, Speed, apply_recipe, apply_recipe_meta, draw_recipe)
+                                Spec, Speed, apply_recipe, apply_recipe_meta, describe_events, draw_recipe, merge_meta)
 from simulation.scenes import Box, LibraryItem, PlanConfig, caption, frame_labels, plan_scene
 
 FS = 8_000
@@ -121,6 +121,20 @@ def test_shift_and_speed_rescale_events_and_labels():
     assert len(fast["labels"]) == sum(round(e["offset"] / 0.1) - round(e["onset"] / 0.1) for e in fast["events"])
     with pytest.raises(ValueError, match="whole number of 0.1 s label frames"):
         apply_recipe_meta(Recipe("s", ("s",), 0, 0, (Shift(100),)), meta, FS)
+
+
+def test_captions_name_only_the_sounds_left_after_a_cut():
+    for seed in range(8):
+        meta = scene_meta(seed)
+        assert describe_events(meta["events"], meta["caption"], 4.0) == meta["caption"]  # the scenes wording
+        late = apply_recipe_meta(Recipe("s", ("s",), 0, 0, (Shift(25 * 800),)), meta, FS)
+        assert late["caption"] == describe_events(late["events"], meta["caption"], 4.0)
+        assert len(late["events"]) < len(meta["events"]) or late["caption"] == meta["caption"]
+        for gone in {e["class_name"] for e in meta["events"]} - {e["class_name"] for e in late["events"]}:
+            assert f"{gone} is heard" not in late["caption"]
+        mixed = merge_meta(scene_meta(100 + seed), meta, offset=25 * 800, rate=FS, hop=0.1, gain_a=1.0, gain_b=1.0,
+                           template=0)
+        assert mixed["caption"] == f"{scene_meta(100 + seed)['caption']} and {late['caption']}"
 
 
 def test_speed_moves_a_tone_and_its_timing():
