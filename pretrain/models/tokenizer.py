@@ -31,42 +31,46 @@ def _all_reduce(x: Tensor) -> Tensor:
 
 
 class _Codebook(nn.Module):
-    """Holds the EMA state under the released names (`embedding.weight`, `cluster_size`, `embed_avg`, `initted`)."""
+    """The codebook under the released names: `weight` (the codes), `cluster_size` (k-means counts),
+    `embed_avg` and `initted` ([1], 1.0 once initialised). The release keeps `embed_avg` and this
+    `cluster_size` for its checkpoint layout only; they are carried along, not used."""
 
     def __init__(self, n: int, dim: int):
         super().__init__()
-        self.weight = nn.Parameter(F.normalize(torch.randn(n, dim), dim=-1), requires_grad=False)
+        self.register_buffer("weight", F.normalize(torch.randn(n, dim), dim=-1))
         self.register_buffer("cluster_size", torch.zeros(n))
-        self.register_buffer("embed_avg", self.weight.data.clone())
-        self.register_buffer("initted", torch.tensor(False))
+        self.register_buffer("embed_avg", torch.zeros(n, dim))
+        self.register_buffer("initted", torch.zeros(1))
 
 
 class NormEMAVectorQuantizer(nn.Module):
-    """Cosine vector quantizer with EMA codebook updates; k-means (cosine) initialisation on the first batch."""
+    """Cosine vector quantizer (BEiT v2 / BEATs): L2-normalised inputs and codes, cosine k-means
+    initialisation on the first training batch, then each used code moves by EMA towards the
+    normalised mean of its batch members and is renormalised; `cluster_size` tracks code usage."""
 
     def __init__(self, n_embed: int = 1024, dim: int = 256, beta: float = 1.0, decay: float = 0.99,
                  kmeans_iters: int = 10, seed: int = 0):
         super().__init__()
         self.beta, self.decay, self.kmeans_iters, self.seed = beta, decay, kmeans_iters, seed
         self.embedding = _Codebook(n_embed, dim)
+        self.register_buffer("cluster_size", torch.zeros(n_embed))
 
     @torch.no_grad()
     def _kmeans_init(self, z: Tensor) -> None:
         g = torch.Generator(device=z.device).manual_seed(self.seed)
         n = self.embedding.weight.shape[0]
-        pick = torch.randint(z.shape[0], (n,), generator=g, device=z.device)
-        means = z[pick]
+        means = z[torch.randint(z.shape[0], (n,), generator=g, device=z.device)]
         for _ in range(self.kmeans_iters):
             assign = (z @ means.T).argmax(-1)
-            sums = torch.zeros_like(means).index_add_(0, assign, z)
             counts = torch.bincount(assign, minlength=n)
+            sums = torch.zeros_like(means).index_add_(0, assign, z)
             means = torch.where(counts[:, None] > 0, F.normalize(sums, dim=-1), means)
         if dist.is_available() and dist.is_initialized():
             dist.broadcast(means, 0)  # every rank starts from rank 0's codebook
-        self.embedding.weight.data.copy_(means)
-        self.embedding.embed_avg.copy_(means)
-        self.embedding.cluster_size.fill_(1.0)
-        self.embedding.initted.fill_(True)
+            dist.broadcast(counts, 0)
+        self.embedding.weight.copy_(means)
+        self.embedding.cluster_size.copy_(counts)
+        self.embedding.initted.fill_(1.0)
 
     def codes(self, z: Tensor) -> Tensor:
         """Nearest code index per vector of z (..., dim), by cosine similarity."""
@@ -76,7 +80,7 @@ class NormEMAVectorQuantizer(nn.Module):
         """(quantized with straight-through gradients, commitment loss, code indices)."""
         z = F.normalize(z.float(), dim=-1)
         flat = z.reshape(-1, z.shape[-1])
-        if self.training and not bool(self.embedding.initted):
+        if self.training and not bool(self.embedding.initted.item()):
             self._kmeans_init(flat.detach())
         idx = self.codes(flat)
         q = self.embedding.weight[idx]
@@ -84,11 +88,11 @@ class NormEMAVectorQuantizer(nn.Module):
             with torch.no_grad():
                 onehot = F.one_hot(idx, self.embedding.weight.shape[0]).to(flat.dtype)
                 bins = _all_reduce(onehot.sum(0))
-                sums = _all_reduce(onehot.T @ flat)
-                e = self.embedding
-                e.cluster_size.mul_(self.decay).add_(bins, alpha=1 - self.decay)
-                e.embed_avg.mul_(self.decay).add_(sums, alpha=1 - self.decay)
-                e.weight.data.copy_(torch.where(bins[:, None] > 0, F.normalize(e.embed_avg, dim=-1), e.weight))
+                self.cluster_size.mul_(self.decay).add_(bins, alpha=1 - self.decay)
+                means = F.normalize(_all_reduce(onehot.T @ flat), dim=-1)
+                w = self.embedding.weight
+                moved = F.normalize(self.decay * w + (1 - self.decay) * means, dim=-1)
+                w.copy_(torch.where(bins[:, None] > 0, moved, w))
         loss = self.beta * F.mse_loss(q.detach(), flat)
         q = flat + (q - flat).detach()
         return q.reshape(z.shape), loss, idx.reshape(z.shape[:-1])

@@ -74,7 +74,8 @@ def beats_spec(dim: int = 768, layers: int = 12, heads: int = 12, embed: int = 5
         spec["quantize_layer.0.weight"], spec["quantize_layer.0.bias"] = (dim, dim), (dim,)
         spec["quantize_layer.2.weight"], spec["quantize_layer.2.bias"] = (256, dim), (256,)
         spec["quantize.embedding.weight"] = spec["quantize.embedding.embed_avg"] = (1024, 256)
-        spec["quantize.embedding.cluster_size"], spec["quantize.embedding.initted"] = (1024,), ()
+        spec["quantize.embedding.cluster_size"], spec["quantize.embedding.initted"] = (1024,), (1,)
+        spec["quantize.cluster_size"] = (1024,)  # BEiT v2's quantizer tracks code usage (statistic_code_usage)
     return spec
 
 
@@ -182,7 +183,7 @@ def test_released_beats_checkpoint_loads_strictly_and_round_trips():
 
     tok_state = _random_state(beats_spec(layers=layers, tokenizer=True), 2)
     tok_state.update({f"encoder.layers.{i}.self_attn.relative_attention_bias.weight": table for i in range(layers)})
-    tok_state["quantize.embedding.initted"] = torch.tensor(True)
+    tok_state["quantize.embedding.initted"] = torch.ones(1)
     tokenizer = load_beats({"cfg": {**_released_cfg(layers), "quant_n": 1024, "quant_dim": 256}, "model": tok_state})
     assert isinstance(tokenizer, BeatsTokenizer)
     assert tokenizer.labels(torch.randn(1, 32, 128)).shape == (1, 16)
