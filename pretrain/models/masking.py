@@ -25,21 +25,23 @@ def random_mask(batch: int, tokens: int, count: int, generator: torch.Generator)
 
 def cluster_mask(batch: int, grid: tuple[int, int], count: int, generator: torch.Generator,
                  sizes: tuple[int, ...] = (3, 4, 5)) -> Tensor:
-    """SSAST's patch masking: square blocks of side 3, 4 or 5 at random corners until `count` are hit.
+    """SSAST's patch masking: square blocks at random corners until `count` tokens are hit.
 
-    Tokens are indexed f * time_patches + t. Each round draws one block side for the batch and
-    one corner per example, as the official loop does per call; blocks are clipped at the grid
-    edge instead of wrapping into the next row, and the whole batch is drawn at once. The first
-    `count` tokens in order of masking (ties within a block at random) are kept.
+    Tokens are indexed f * time_patches + t. As the official code, each example draws one
+    block side from `sizes` per call and uses it for all its blocks. Unlike it, blocks are
+    clipped at the grid edge instead of wrapping into the next row, the batch is drawn at
+    once, and the first `count` tokens in order of masking are kept (ties within a block at
+    random) where the official truncation of a Python set favours low token indices.
     """
     fp, tp = grid
     dev = generator.device
     first = torch.full((batch, fp, tp), float("inf"), device=dev)
     f_idx = torch.arange(fp, device=dev)[None, :, None]
     t_idx = torch.arange(tp, device=dev)[None, None, :]
+    side = torch.tensor(sizes, device=dev)[torch.randint(len(sizes), (batch,), generator=generator, device=dev)]
+    side = side[:, None, None]
     rounds = 0
     while (first.isfinite().flatten(1).sum(1) < count).any():
-        side = sizes[int(torch.randint(len(sizes), (1,), generator=generator, device=dev))]
         corner = torch.randint(fp * tp, (batch,), generator=generator, device=dev)
         f0, t0 = (corner // tp)[:, None, None], (corner % tp)[:, None, None]
         block = (f_idx >= f0) & (f_idx < f0 + side) & (t_idx >= t0) & (t_idx < t0 + side)
