@@ -40,12 +40,12 @@ def cluster_mask(batch: int, grid: tuple[int, int], count: int, generator: torch
     t_idx = torch.arange(tp, device=dev)[None, None, :]
     side = torch.tensor(sizes, device=dev)[torch.randint(len(sizes), (batch,), generator=generator, device=dev)]
     side = side[:, None, None]
+    tie = torch.rand(batch, fp, tp, generator=generator, device=dev)
     rounds = 0
     while (first.isfinite().flatten(1).sum(1) < count).any():
         corner = torch.randint(fp * tp, (batch,), generator=generator, device=dev)
         f0, t0 = (corner // tp)[:, None, None], (corner % tp)[:, None, None]
         block = (f_idx >= f0) & (f_idx < f0 + side) & (t_idx >= t0) & (t_idx < t0 + side)
-        tie = torch.rand(batch, fp, tp, generator=generator, device=dev)
         first = torch.where(block & first.isinf(), rounds + tie, first)
         rounds += 1
     return first.flatten(1).argsort(1)[:, :count]
