@@ -70,10 +70,13 @@ def describe_events(events: list[dict], text: str, duration: float) -> str:
     return fresh[:-len(_room_words(_NO_ROOM))] + rooms[0]
 
 
-def _recaption(meta: Meta, events: list[dict]) -> Meta:
-    """The caption redone from the events left after a cut (a sound cut away is no longer named)."""
-    if meta.get("caption"):
-        meta["caption"] = describe_events(events, meta["caption"], meta["duration"])
+def _recaption(meta: Meta, before: list[dict], after: list[dict]) -> Meta:
+    """The caption redone from the events left after a cut, when the cut removed an event or
+    shortened a moving one (whose end direction the caption names); otherwise it still holds."""
+    cut = len(after) != len(before) or any((a["onset"], a["offset"]) != (b["onset"], b["offset"])
+                                           for a, b in zip(after, before) if b.get("speed"))
+    if cut and meta.get("caption"):
+        meta["caption"] = describe_events(after, meta["caption"], meta["duration"])
     return meta
 
 
@@ -131,11 +134,11 @@ def time_shift_meta(meta: Meta, samples: int, rate: int, hop: float) -> Meta:
     """Content delayed by `samples` (negative: advanced), clip length kept, events cut at the ends."""
     out = dict(meta)
     dt = samples / rate
-    events = clip_events([{**e, "onset": e["onset"] + dt, "offset": e["offset"] + dt}
-                          for e in out.get("events") or []], out["duration"])
+    moved = [{**e, "onset": e["onset"] + dt, "offset": e["offset"] + dt} for e in out.get("events") or []]
+    events = clip_events(moved, out["duration"])
     if "labels" in out:
         out["labels"] = _shift_labels(out["labels"], _frames_of(samples, rate, hop), _n_frames(out["duration"], hop))
-    return _finish(_recaption(out, events), events) if "events" in out else out
+    return _finish(_recaption(out, moved, events), events) if "events" in out else out
 
 
 def speed_meta(meta: Meta, factor: float, hop: float) -> Meta:
@@ -148,12 +151,12 @@ def speed_meta(meta: Meta, factor: float, hop: float) -> Meta:
     out = dict(meta)
     if "events" not in out:
         return out
-    events = clip_events([{**e, "onset": e["onset"] / factor, "offset": e["offset"] / factor,
-                           **({"speed": e["speed"] * factor} if "speed" in e else {})}
-                          for e in out["events"]], out["duration"])
+    scaled = [{**e, "onset": e["onset"] / factor, "offset": e["offset"] / factor,
+               **({"speed": e["speed"] * factor} if "speed" in e else {})} for e in out["events"]]
+    events = clip_events(scaled, out["duration"])
     if "labels" in out:
         out["labels"] = [l.to_dict() for l in frame_labels(_plan(events, out["duration"], hop))]
-    return _finish(_recaption(out, events), events)
+    return _finish(_recaption(out, scaled, events), events)
 
 
 def merge_meta(meta: Meta, partner: Meta, offset: int, rate: int, hop: float, gain_a: float, gain_b: float,
@@ -178,6 +181,6 @@ def merge_meta(meta: Meta, partner: Meta, offset: int, rate: int, hop: float, ga
                                                            _n_frames(a["duration"], hop), first),
                                key=itemgetter("frame", "track"))
     if a.get("caption") is not None and b.get("caption") is not None:
-        heard = _recaption({"events": moved, "caption": b["caption"], "duration": a["duration"]}, kept)["caption"]
+        heard = _recaption({"caption": b["caption"], "duration": a["duration"]}, moved, kept)["caption"]
         out["caption"] = MIX_TEMPLATES[template].format(a=a["caption"], b=heard)
     return _finish(out, sorted(events, key=itemgetter("onset", "track")))
