@@ -13,13 +13,27 @@ from typing import Sequence
 import numpy as np
 import torch
 
-__all__ = ["add_noise", "apply_gain", "channel_swap", "convolve_aligned", "direct_path_index", "mix", "mix_gains",
+__all__ = ["add_noise", "apply_gain", "channel_swap", "convolve_aligned", "direct_path_index", "dot", "mix",
+           "mix_gains",
            "peak_limits", "place", "rms", "shift", "speed"]
 
 
+def dot(x: torch.Tensor, y: torch.Tensor) -> float:
+    """sum(x * y) in a fixed order: numpy's pairwise sum on the CPU.
+
+    Torch and BLAS reductions split work by thread count and memory alignment, so their
+    last bits vary between runs; every statistic a gain is derived from goes through here,
+    so a recipe drawn on any worker resolves to the same numbers. On a GPU: a float64 sum.
+    """
+    if x.device.type != "cpu":
+        return float((x * y).sum(dtype=torch.float64))
+    return float(np.sum(np.multiply(x.detach().numpy(), y.detach().numpy())))
+
+
 def rms(x: torch.Tensor) -> torch.Tensor:
-    """Root mean square over channels and time: (B, C, T) -> (B,)."""
-    return torch.linalg.vector_norm(x, dim=(-2, -1)) / math.sqrt(x.shape[-2] * x.shape[-1])
+    """Root mean square over channels and time: (B, C, T) -> (B,) float64, order-fixed (see `dot`)."""
+    n = x.shape[-2] * x.shape[-1]
+    return torch.tensor([math.sqrt(dot(item, item) / n) for item in x], dtype=torch.float64)
 
 
 def place(partner: torch.Tensor, offset: int, length: int) -> torch.Tensor:
@@ -54,8 +68,7 @@ def mix_gains(a: torch.Tensor, partners: Sequence[torch.Tensor], offsets: Sequen
     gains = []
     for i, (p, offset, snr, target) in enumerate(zip(partners, offsets, snr_db, mix_rms_db)):
         start, stop, part = _overlap(p, offset, a.shape[-1])
-        ea, eb = float(torch.linalg.vector_norm(a[i])) ** 2, float(torch.linalg.vector_norm(part)) ** 2
-        cross = sum(float(torch.dot(a[i, c, start:stop], part[c])) for c in range(part.shape[0]))
+        ea, eb, cross = dot(a[i], a[i]), dot(part, part), dot(a[i, :, start:stop], part)
         ga = 10.0 ** (norm_db / 20.0) / max(math.sqrt(ea / n), 1e-12)
         gb = 10.0 ** ((norm_db - snr) / 20.0) / max(math.sqrt(eb / n), 1e-12)
         level = math.sqrt(max(ga * ga * ea + gb * gb * eb + 2.0 * ga * gb * cross, 0.0) / n)
@@ -97,9 +110,9 @@ def add_noise(x: torch.Tensor, snr_db: Sequence[float], seeds: Sequence[int]) ->
     noise = torch.stack([torch.from_numpy(np.random.default_rng(s).standard_normal(shape, dtype=np.float32))
                          for s in seeds])
     noise = noise.to(device=x.device, dtype=x.dtype)
-    level = rms(x) / rms(noise).clamp_min(1e-12) * torch.as_tensor(
-        [10.0 ** (-s / 20.0) for s in snr_db], dtype=x.dtype, device=x.device)
-    return x + noise * level[:, None, None]
+    level = rms(x) / rms(noise).clamp_min(1e-12) * torch.tensor([10.0 ** (-s / 20.0) for s in snr_db],
+                                                                  dtype=torch.float64)
+    return x + noise * level.to(device=x.device, dtype=x.dtype)[:, None, None]
 
 
 def shift(x: torch.Tensor, samples: Sequence[int]) -> torch.Tensor:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, Mapping, Sequence
 
@@ -203,7 +204,7 @@ class Reverb(Step):
                  for s, r in zip(steps, rirs)]
         wet = F.convolve_aligned(x, rirs, [s.onset for s in steps])
         if any(s.gain is None for s in steps):
-            ratio = (F.rms(x) / F.rms(wet).clamp_min(1e-12)).double().tolist()
+            ratio = (F.rms(x) / F.rms(wet).clamp_min(1e-12)).tolist()
             steps = [s if s.gain is not None else _replace(s, gain=float(r)) for s, r in zip(steps, ratio)]
         return wet * torch.as_tensor([s.gain for s in steps], dtype=x.dtype, device=x.device)[:, None, None], steps
 
@@ -430,11 +431,28 @@ def apply_recipe_meta(recipe: Recipe, meta: dict, rate: int, *, hop: float = 0.1
     return meta
 
 
+@contextmanager
+def _one_thread():
+    """Torch splits FFTs and vectorised loops by thread count, which moves the last bits of a result."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def apply_recipe(recipe: Recipe, audio, rate: int, meta: dict | None = None, res: Resources | None = None, *,
                  hop: float = 0.1) -> tuple[torch.Tensor, dict | None, Recipe]:
-    """One clip: audio (C, T) (numpy or torch) and its metadata in; audio, metadata, resolved recipe out."""
+    """One clip: audio (C, T) (numpy or torch) and its metadata in; audio, metadata, resolved recipe out.
+
+    The offline path: it runs on one CPU thread (workers scale out by clips, not threads),
+    on a torch-allocated copy of the input, with order-fixed statistics, so any worker and
+    any later replay compute the same bits.
+    """
     x = torch.as_tensor(np.asarray(audio) if not torch.is_tensor(audio) else audio)
-    y, (done,) = apply_recipe_batch([recipe], x[None], rate, res)
+    with _one_thread():
+        y, (done,) = apply_recipe_batch([recipe], x[None].clone(), rate, res)
     out_meta = None if meta is None else apply_recipe_meta(done, meta, rate, hop=hop,
                                                            partner_meta=(res or Resources()).partner_meta)
     return y[0], out_meta, done

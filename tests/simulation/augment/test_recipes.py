@@ -231,3 +231,29 @@ def test_a_mixture_that_would_clip_is_limited_to_the_peak_and_replays():
     assert done.steps[0].limit < 1.0 and float(out.abs().max()) == pytest.approx(0.99, rel=1e-12)
     again, _, _ = apply_recipe(Recipe.from_json(done.to_json()), a, FS, res=Resources(partners={"b": b}))
     assert torch.equal(out, again)
+
+
+def test_resolution_does_not_depend_on_threads_or_memory_alignment():
+    """Ray workers run one thread on whatever buffer the decoder returned; replays must match them."""
+    a, b = audio(11).float().numpy(), audio(12).float().numpy()
+
+    def at(x: np.ndarray, shift: int) -> torch.Tensor:
+        buf = np.empty(x.size + 8, dtype=np.float32)
+        view = buf[shift:shift + x.size].reshape(x.shape)
+        view[:] = x
+        return torch.from_numpy(view)
+
+    recipe = Recipe("a", ("a", "b"), 0, 0, (Mix("b", 1.3, 2400, -20.0), Rotate(3, "foa"), Noise(20.0, 5),
+                                            Reverb("h"), Speed(1.07), Shift(800)))
+    rir = torch.from_numpy(np.random.default_rng(3).standard_normal((4, 300)).astype(np.float32))
+    threads, results = torch.get_num_threads(), set()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            for shift in range(4):
+                y, _, done = apply_recipe(recipe, at(a, shift), FS,
+                                          res=Resources(partners={"b": at(b, 3 - shift)}, rirs={"h": rir}))
+                results.add((done.to_json(), y.numpy().tobytes()))
+    finally:
+        torch.set_num_threads(threads)
+    assert len(results) == 1
