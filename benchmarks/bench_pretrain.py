@@ -1,0 +1,182 @@
+"""Pretraining throughput: the data loader's ten-second clips per second per core, and training samples/s.
+
+Loader (ours): `pretrain.data` on a one-CPU Ray cluster: Ray Data reads the Parquet shards,
+decodes FLAC, crops 10.24 s, computes SSAST fbank features (1024 x 128) in batches and hands
+torch batches to `iter_torch_batches`; clips per wall second on that one core. The peer, in
+the same run and process on one thread: a naive per-file loop (pyarrow row iteration,
+soundfile decode, crop, `fbank` of one clip at a time). The inputs are 10 s 16 kHz mono
+FLAC clips (band-limited noise bursts, seeded) in one catalog dataset.
+
+Training: SSAST tiny and base forward + backward + AdamW step on ten-second inputs, in this
+process (no Ray), on CUDA in bf16 when a GPU is present, else on the CPU; samples per second.
+On a GPU also model FLOPs utilisation against the device's bf16 peak (H100/H200 SXM: 989
+TFLOP/s dense); the FLOP count is 6 x parameters x tokens per encoder pass (two passes per
+SSAST step) plus attention, computed from the model's config.
+
+    python benchmarks/bench_pretrain.py [--quick]
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # one core, before numpy loads
+    os.environ.setdefault(_var, "1")
+os.environ.setdefault("ROOMTONE_RAY_DASHBOARD", "0")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import datasets  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from catalog import Catalog, CatalogConfig, audio_cell, decode_audio, encode_flac, write_shard  # noqa: E402
+
+RATE, SECONDS, TARGET = 16_000, 10.0, 100.0
+PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
+FEATURES = datasets.Features({"id": datasets.Value("string"), "audio": datasets.Audio(sampling_rate=RATE),
+                              "duration": datasets.Value("float32"), "label": datasets.Value("string")})
+
+
+def make_dataset(root: Path, clips: int, shards: int) -> Catalog:
+    """``clips`` seeded 10 s clips in ``shards`` Parquet shards, published as ``clips10s``."""
+    catalog = Catalog(CatalogConfig(root=str(root)))
+    run = catalog.create_run("clips10s", {"clips": clips, "seed": 0}, FEATURES)
+    n = int(RATE * SECONDS)
+    for s in range(shards):
+        rows = []
+        for i in range(s, clips, shards):
+            rng = np.random.default_rng(i)
+            x = rng.standard_normal(n) * np.repeat(rng.random(int(SECONDS * 10)) ** 4, n // int(SECONDS * 10))
+            x = np.convolve(x, np.hanning(rng.integers(2, 40)), "same")
+            x = 0.3 * x / np.abs(x).max()
+            rows.append({"id": f"clip-{i:06d}", "audio": audio_cell(encode_flac(x, RATE), f"clip-{i}.flac"),
+                         "duration": SECONDS, "label": f"c{i % 4}"})
+        write_shard(run.shard("train", s, shards), FEATURES, rows)
+    catalog.publish(run)
+    return catalog
+
+
+def loader_ours(catalog: Catalog, batch: int) -> tuple[float, int]:
+    """Clips per second through the Ray Data stream on a one-CPU cluster (after one warm-up batch)."""
+    import ray
+
+    from catalog.cluster import connect
+    from pretrain.data import InputSpec, iter_batches, lanes_for_rank, open_source, plan_segments
+
+    connect(num_cpus=1)
+    try:
+        src = open_source(catalog, "clips10s", "train", "ssast")
+        spec = InputSpec("ssast", 10.24, RATE, 0, random_crop=True)
+        warm = plan_segments(lanes_for_rank(src, 0, 1), 0, 0, 0, batch)
+        for _ in iter_batches(warm, spec, batch_size=batch, data_cpus=1):
+            pass  # workers started, modules imported
+        segments = plan_segments(lanes_for_rank(src, 0, 1), 0, 0, 0, src.rows)
+        start, rows = time.perf_counter(), 0
+        for b in iter_batches(segments, spec, batch_size=batch, data_cpus=1):
+            rows += len(b["id"])
+        return rows / (time.perf_counter() - start), rows
+    finally:
+        ray.shutdown()
+
+
+def loader_naive(catalog: Catalog) -> float:
+    """Clips per second of a per-file loop on one thread: pyarrow rows, soundfile, crop, fbank per clip."""
+    from pretrain.features import PRESETS, fbank
+
+    preset = PRESETS["ssast"]
+    table = catalog.arrow_dataset("clips10s", "train").to_table(columns=["id", "audio"])
+    start, rows = time.perf_counter(), 0
+    for row in table.to_pylist():
+        audio, rate = decode_audio(row["audio"]["bytes"])
+        wave = np.zeros(int(10.24 * rate), np.float32)
+        wave[: min(len(audio), len(wave))] = audio[: len(wave), 0]
+        fbank(torch.from_numpy(wave)[None], rate, preset)
+        rows += 1
+    return rows / (time.perf_counter() - start)
+
+
+def encoder_flops(model, frames: int) -> float:
+    """Training FLOPs of one sample: 3 x (2 x params x tokens + attention) per encoder pass, two passes."""
+    enc = model.config.encoder
+    tokens = (enc.n_mels // enc.patch[0]) * (frames // enc.patch[1]) + 2
+    params = sum(p.numel() for p in model.encoder.parameters())
+    attention = 4 * enc.depth * tokens * tokens * enc.dim
+    return 2 * 3 * (2 * params * tokens + attention)
+
+
+def train_rate(name: str, batch: int, steps: int, device: str) -> tuple[float, float]:
+    """Samples per second of full SSAST steps (after a warm-up step) and the FLOPs per sample."""
+    from pretrain.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model(name).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    x = {"fbank": torch.randn(batch, 1024, 128, device=device)}
+    gen = torch.Generator().manual_seed(0)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu",
+                                                                                                   enabled=False)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        with autocast:
+            loss = model(x, generator=gen)["loss"]
+        loss.float().backward()
+        opt.step()
+
+    step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return batch * steps / (time.perf_counter() - start), encoder_flops(model, 1024)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small inputs and few steps (< 1 minute)")
+    args = parser.parse_args()
+    clips = 24 if args.quick else 256
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        catalog = make_dataset(Path(tmp), clips, shards=2)
+        ours, rows = loader_ours(catalog, batch=8)
+        naive = loader_naive(catalog)
+    print(f"loader, {rows} ten-second clips -> SSAST fbank (1024 x 128): ours {ours:.1f} clips/s on one core, "
+          f"naive per-file loop {naive:.1f} clips/s; target >= {TARGET:.0f}: {'MET' if ours >= TARGET else 'NOT met'}")
+    plan = {"ssast-tiny": (8, 3), "ssast-base": (2, 1)} if args.quick else {"ssast-tiny": (16, 10),
+                                                                            "ssast-base": (4, 3)}
+    if device == "cuda":
+        plan = {"ssast-tiny": (64, 10 if args.quick else 50), "ssast-base": (24, 5 if args.quick else 30)}
+    records = [rec("loader_clips_per_s_per_core", ours, "10 s clips/s per core", "naive per-file loop", naive)]
+    gpu = torch.cuda.get_device_name() if device == "cuda" else None
+    peak = next((v for k, v in PEAK_BF16.items() if gpu and k in gpu), None)
+    for name, (batch, steps) in plan.items():
+        rate, flops = train_rate(name, batch, steps, device)
+        line = f"train {name} on {gpu or 'one CPU thread'}: {rate:.2f} samples/s (batch {batch}, {steps} steps)"
+        records.append(rec(f"train_{name}_samples_per_s_{device}", rate, "10 s samples/s", None, None))
+        if peak:
+            mfu = rate * flops / peak
+            line += f", MFU {100 * mfu:.1f} % of {peak / 1e12:.0f} TFLOP/s bf16"
+            records.append(rec(f"train_{name}_mfu", 100 * mfu, "% of bf16 peak", None, None))
+        print(line)
+    print(json.dumps(records))
+
+
+def rec(metric: str, value: float, unit: str, peer: str | None, peer_value: float | None) -> dict:
+    return {"benchmark": "pretrain", "metric": metric, "value": round(value, 3), "unit": unit, "peer": peer,
+            "peer_value": None if peer_value is None else round(peer_value, 3),
+            "ratio": None if peer_value is None else round(value / peer_value, 3)}
+
+
+if __name__ == "__main__":
+    main()
