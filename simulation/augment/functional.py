@@ -19,15 +19,17 @@ __all__ = ["add_noise", "apply_gain", "channel_swap", "convolve_aligned", "direc
 
 
 def dot(x: torch.Tensor, y: torch.Tensor) -> float:
-    """sum(x * y) in a fixed order: numpy's pairwise sum on the CPU.
+    """sum(x * y) in an order that depends only on the shapes: numpy's einsum on the CPU.
 
-    Torch and BLAS reductions split work by thread count and memory alignment, so their
-    last bits vary between runs; every statistic a gain is derived from goes through here,
-    so a recipe drawn on any worker resolves to the same numbers. On a GPU: a float64 sum.
+    Torch and BLAS reductions split work by thread count (BLAS also by memory alignment),
+    so their last bits vary between runs; every statistic a gain is derived from goes
+    through here, so a recipe resolves to the same numbers on any worker. On a GPU: a
+    float64 sum.
     """
     if x.device.type != "cpu":
         return float((x * y).sum(dtype=torch.float64))
-    return float(np.sum(np.multiply(x.detach().numpy(), y.detach().numpy())))
+    xs, ys = (t.detach().numpy().reshape(-1, t.shape[-1]) for t in (x, y))
+    return float(np.einsum("ij,ij->", xs, ys))
 
 
 def rms(x: torch.Tensor) -> torch.Tensor:

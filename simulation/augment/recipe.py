@@ -447,12 +447,14 @@ def apply_recipe(recipe: Recipe, audio, rate: int, meta: dict | None = None, res
     """One clip: audio (C, T) (numpy or torch) and its metadata in; audio, metadata, resolved recipe out.
 
     The offline path: it runs on one CPU thread (workers scale out by clips, not threads),
-    on a torch-allocated copy of the input, with order-fixed statistics, so any worker and
-    any later replay compute the same bits.
+    on 64-byte aligned input, with order-fixed statistics, so any worker and any later
+    replay compute the same bits.
     """
-    x = torch.as_tensor(np.asarray(audio) if not torch.is_tensor(audio) else audio)
+    x = torch.as_tensor(np.asarray(audio) if not torch.is_tensor(audio) else audio)[None]
+    if x.data_ptr() % 64 or not x.is_contiguous():  # FFTs see one alignment in every run
+        x = x.contiguous().clone()
     with _one_thread():
-        y, (done,) = apply_recipe_batch([recipe], x[None].clone(), rate, res)
+        y, (done,) = apply_recipe_batch([recipe], x, rate, res)
     out_meta = None if meta is None else apply_recipe_meta(done, meta, rate, hop=hop,
                                                            partner_meta=(res or Resources()).partner_meta)
     return y[0], out_meta, done
