@@ -1,11 +1,13 @@
-"""The end-to-end demo: the pipeline spec ``pipelines/specs/demo.yaml`` on the embedded defaults,
-then a tour of what it made (catalog listing, SQL, a plot, the DCASE export).
+"""The end-to-end demo: the pipeline spec ``pipelines/specs/demo.yaml`` on the embedded defaults
+(events, rooms, scenes, mixtures, QA tuples, a tiny SSAST run and its linear probe), then a
+tour of what it made: the catalog, SQL, plots, the DCASE and LTU exports, the MLflow run.
 
 ``--quick`` shrinks every stage through the same overrides a user passes to ``roomtone run --set``.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from catalog import Catalog
@@ -13,12 +15,16 @@ from catalog.cluster import dashboard_url
 from pipelines.cli.common import console, print_table
 from pipelines.export_dcase import export_dcase
 from pipelines.plots import plot_rir
+from pipelines.report import write_report
 from pipelines.spec import plan_spec, read_spec, run_plan
+from pipelines.stages.qa import export_qa
+from pretrain.tracking import tracking_uri
 
 DEMO_SPEC = Path(__file__).parent / "specs" / "demo.yaml"
 QUICK = ["events.per_class=2", "rirs.num_rooms=2", "rirs.sources_per_room=1", "rirs.rt60=[0.2, 0.4]",
          "rirs.test_fraction=0.5", "scenes.num_scenes=2", "scenes.clip_seconds=5.0", "scenes.rir_seconds=0.3",
-         "scenes.test_fraction=0.5"]
+         "scenes.test_fraction=0.5", "pretrain.steps=20", "pretrain.checkpoint_every=10", "pretrain.warmup_steps=2",
+         "probe.steps=50"]
 
 
 def run_demo(catalog: Catalog, *, quick: bool = False) -> None:
@@ -35,28 +41,39 @@ def run_demo(catalog: Catalog, *, quick: bool = False) -> None:
         if dashboard_url() and result is first[0]:
             console.print(f"Ray dashboard (while this process runs): {dashboard_url()}")
 
-    results = {r.stage: r.snapshot for r in run_plan(plan, catalog, on_stage=announce)}
-    rirs, scenes = results["rirs"], results["scenes"]
+    results = {r.stage: r.output for r in run_plan(plan, catalog, on_stage=announce)}
+    rirs, scenes, mixes, qa = (results[k].snapshot for k in ("rirs", "scenes", "mixes", "qa"))
     root = Path(catalog.config.root) if not catalog.config.root_location.is_s3 else Path("roomtone-demo")
-    plot = plot_rir(catalog.arrow_dataset(rirs.ref).head(1).to_pylist()[0], root / "plots" / "rir.png")
-    exported = export_dcase(catalog, scenes.ref, root / "dcase")
+    plots = [plot_rir(catalog.arrow_dataset(rirs.ref).head(1).to_pylist()[0], root / "plots" / "rir.png")]
+    plots += [write_report(catalog, snap.ref, root / "reports")["png"] for snap in (rirs, scenes, qa)]
+    exported = [export_dcase(catalog, snap.ref, root / f"dcase_{snap.name}")["out"] for snap in (scenes, mixes)]
+    export_qa(catalog, qa.ref, root / "qa", audio_path=f"../dcase_{mixes.name}/foa_dev/{{split}}/{{audio_id}}.wav")
 
     console.rule("catalog")
     print_table("datasets", ["name", "version", "rows", "hours", "shards", "inputs"],
                 [[s.name, f"v{s.version}", s.stats.get("rows"), f"{s.stats.get('audio_hours', 0):.4f}",
                   s.stats.get("shards"), ", ".join(i.split("@")[0] for i in s.inputs)] for s in catalog.list()])
-    result = catalog.query(f"SELECT room_id, round(any_value(rt60_target)::DOUBLE, 2) AS rt60_target, "
-                           f"round(avg(rt60), 2) AS t30_measured, round(avg(drr_db), 1) AS drr_db, count(*) AS rirs "
-                           f"FROM {rirs.name} GROUP BY room_id ORDER BY room_id")
-    print_table("SQL: rooms", result.column_names, [list(r.values()) for r in result.to_pylist()])
     result = catalog.query(f"SELECT id, room_id, len(events) AS events, round(noise_snr_db::DOUBLE, 1) AS snr_db, "
                            f"caption FROM {scenes.name} ORDER BY id LIMIT 4")
     print_table("SQL: scenes", result.column_names, [list(r.values()) for r in result.to_pylist()])
-    console.rule("next")
-    console.print(f"RIR plot: {plot}\nDCASE-format export: {exported['out']} ({exported['clips']})")
-    console.print(f"roomtone catalog lineage {scenes.name}\n"
-                  f"roomtone catalog show {rirs.name}\n"
-                  f"roomtone catalog query \"SELECT id, caption FROM {scenes.name}\"\n"
-                  f"roomtone plot rir {rirs.name} --out rir.png\n"
+    result = catalog.query(f"SELECT family, count(*) AS tuples FROM {qa.name} GROUP BY family ORDER BY tuples DESC")
+    print_table("SQL: QA tuples per family", result.column_names, [list(r.values()) for r in result.to_pylist()])
+    example = json.loads((root / "qa" / "ltu_train.json").read_text())[0]
+    console.print("one QA tuple (LTU format):", highlight=False)
+    console.print_json(json.dumps(example))
+
+    console.rule("what was made, and how to look at it")
+    uri = tracking_uri(catalog.config)
+    console.print(f"pretraining: {results['pretrain'].summary}\n"
+                  f"linear probe: {results['probe'].summary}\n"
+                  f"MLflow: mlflow ui --backend-store-uri {uri}   (then http://127.0.0.1:5000)\n"
+                  f"plots: {', '.join(str(p) for p in plots)}\n"
+                  f"DCASE-format exports: {', '.join(exported)}   QA exports (LTU, SpatialSoundQA): {root / 'qa'}",
+                  highlight=False)
+    console.print(f"roomtone catalog lineage {qa.name}\n"
+                  f"roomtone catalog show {scenes.name}\n"
+                  f"roomtone catalog query \"SELECT question, answer.text FROM {qa.name} LIMIT 5\"\n"
+                  f"roomtone report {scenes.name}\n"
+                  f"roomtone run {DEMO_SPEC} --dry-run\n"
                   f"python -c \"from catalog import Catalog; print(Catalog().to_hf('{scenes.name}'))\"",
                   highlight=False)
