@@ -25,9 +25,14 @@ def test_demo_command_smallest_setting(tmp_path):
     proc = subprocess.run(command, shell=True, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
                           timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for name in ("events", "rirs", "scenes"):
-        assert f"published {name}@v1" in proc.stdout
-    assert "SQL: rooms" in proc.stdout and "SQL: scenes" in proc.stdout
-    assert (tmp_path / "home" / "catalog.db").exists()
-    assert (tmp_path / "home" / "plots" / "rir.png").stat().st_size > 20_000
-    assert len(list((tmp_path / "home" / "dcase" / "metadata_dev").glob("*/*.csv"))) == 2
+    for stage, name in (("events", "events"), ("rirs", "rirs"), ("scenes", "scenes"), ("mixes", "mixes"),
+                        ("qa", "qa")):
+        assert f"{stage}: {name}@v1:" in proc.stdout
+    assert "SQL: scenes" in proc.stdout and "SQL: QA tuples per family" in proc.stdout
+    assert '"instruction"' in proc.stdout and "MLflow: mlflow ui --backend-store-uri sqlite:///" in proc.stdout
+    home = tmp_path / "home"
+    assert (home / "catalog.db").exists() and (home / "mlflow.db").exists()
+    assert (home / "plots" / "rir.png").stat().st_size > 20_000
+    assert {p.name for p in (home / "reports").glob("*.png")} == {"rirs-v1.png", "scenes-v1.png", "qa-v1.png"}
+    assert len(list((home / "dcase_scenes" / "metadata_dev").glob("*/*.csv"))) == 2
+    assert (home / "qa" / "ltu_train.json").stat().st_size > 0
