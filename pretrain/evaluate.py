@@ -4,8 +4,8 @@
   from the start, so the result does not depend on the worker count), a linear classifier
   on the train split, accuracy (single-label data) or mAP (multi-label) on the test split;
 * finetune: the encoder plus a linear head trained end to end on streamed train batches;
-* seld: a supervised SELD run's multi-ACCDOA output decoded and scored with the DCASE2024
-  (frame) and DCASE2023 (segment) metrics of `simulation.seld`.
+* seld: a supervised SELD run's multi-ACCDOA output decoded and scored with the DCASE2023
+  (segment) metric of `simulation.seld`, and DCASE2024 (frame) when it predicts distances.
 """
 
 from __future__ import annotations
@@ -134,7 +134,8 @@ def _finetune(model, cfg: EvalConfig, catalog: Catalog, spec: InputSpec, n_class
 
 @torch.no_grad()
 def seld_scores(model, batches, n_classes: int) -> dict[str, float]:
-    """DCASE2024 (frame) and DCASE2023 (segment) SELD scores of a SELD model on labelled batches."""
+    """DCASE2023 (segment) SELD scores of a SELD model on labelled batches, plus DCASE2024 (frame)
+    scores when the model also predicts distances (a fourth value per track)."""
     from simulation.seld import dcase2023_scores, dcase2024_scores, decode_multi_accdoa
 
     refs, preds = [], []
@@ -144,10 +145,13 @@ def seld_scores(model, batches, n_classes: int) -> dict[str, float]:
         for o, t in zip(out, b["reference"].numpy()):
             preds.append(decode_multi_accdoa(o))
             refs.append(decode_multi_accdoa(t))
-    f24 = dcase2024_scores(refs, preds, n_classes)
     f23 = dcase2023_scores(refs, preds, n_classes)
-    return {"seld_2024": f24.seld, "f_2024": f24.f, "doa_error_2024": f24.doa_error,
-            "seld_2023": f23.seld, "er_2023": f23.er, "f_2023": f23.f, "le_2023": f23.le, "lr_2023": f23.lr}
+    out = {"seld_2023": f23.seld, "er_2023": f23.er, "f_2023": f23.f, "le_2023": f23.le, "lr_2023": f23.lr}
+    if all(p.distance is not None for p in preds) and all(r.distance is not None for r in refs):
+        f24 = dcase2024_scores(refs, preds, n_classes)
+        out.update({"seld_2024": f24.seld, "f_2024": f24.f, "doa_error_2024": f24.doa_error,
+                    "rel_dist_error_2024": f24.rel_dist_error})
+    return out
 
 
 def run_eval(cfg: EvalConfig, catalog: Catalog) -> dict:

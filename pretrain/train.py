@@ -129,7 +129,8 @@ def train_loop(config: dict) -> None:
 
     from pretrain.checkpoints import save_checkpoint
 
-    logging.getLogger("ray.train").setLevel(logging.WARNING)  # not one INFO line per report
+    for name in ("ray.train", "ray.train.v2._internal.execution.context"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # not one INFO line per report
     cfg, source, spec = TrainConfig(**config["cfg"]), config["source"], config["spec"]
     hook: BatchHook | None = config.get("hook")
     ctx = ray.train.get_context()
