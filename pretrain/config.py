@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Method = Literal["ssast", "beats", "supervised"]
 MODEL_FAMILIES = {"ssast": ("ssast",), "beats": ("beats",), "supervised": ("tagging", "seld")}
+DEFAULT_MODEL = {"ssast": "ssast-tiny", "beats": "beats-tiny", "supervised": "tagging-tiny"}
 
 
 class TrainConfig(BaseModel):
@@ -20,7 +21,8 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     method: Method = "ssast"
-    model: str = Field("ssast-tiny", description="registry name, e.g. ssast-tiny, beats-base, seld-small")
+    model: str | None = Field(None, description="registry name, e.g. ssast-base, seld-small; default: the "
+                                                "method's tiny model (ssast-tiny, beats-tiny, tagging-tiny)")
     model_overrides: dict = Field(default_factory=dict, description="keyword overrides for create_model")
     dataset: str = Field("scenes", description="NAME or NAME@snapshot of a catalog dataset with an audio column")
     split: str = "train"
@@ -53,6 +55,8 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":
+        if self.model is None:
+            self.model = DEFAULT_MODEL[self.method]
         family = self.model.split("-")[0]
         if family not in MODEL_FAMILIES[self.method]:
             allowed = " or ".join(f"{f}-*" for f in MODEL_FAMILIES[self.method])

@@ -156,8 +156,13 @@ def seld_scores(model, batches, n_classes: int) -> dict[str, float]:
 
 def run_eval(cfg: EvalConfig, catalog: Catalog) -> dict:
     """Run one evaluation; log it to the training run's MLflow run; return the metrics."""
+    from catalog.cluster import connect
+
     model, train_cfg, ckpt = load_trained(cfg.checkpoint)
     clip = cfg.clip_seconds or train_cfg.clip_seconds
+    for split in (cfg.train_split, cfg.test_split) if cfg.mode != "seld" else (cfg.test_split,):
+        open_source(catalog, cfg.dataset, split, "seld" if cfg.mode == "seld" else "tagging")  # before Ray starts
+    connect()
     if cfg.mode == "seld":
         if train_cfg.family != "seld":
             raise RoomtoneError(f"{ckpt.uri} is a {train_cfg.model} run, not a SELD one", "use --mode probe")
@@ -167,7 +172,6 @@ def run_eval(cfg: EvalConfig, catalog: Catalog) -> dict:
                               len(source.classes))
     else:
         source = open_source(catalog, cfg.dataset, cfg.train_split, "tagging")
-        open_source(catalog, cfg.dataset, cfg.test_split, "tagging")  # both splits exist, before any work
         spec = InputSpec("tagging", clip, train_cfg.sample_rate, cfg.seed, source.classes, random_crop=False,
                          features="beats" if train_cfg.family == "beats" else "ssast")
         if cfg.mode == "probe":

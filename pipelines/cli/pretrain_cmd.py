@@ -44,7 +44,7 @@ def pretrain(
     method: Method = typer.Argument(..., help="ssast, beats (self-supervised) or supervised (tagging-*/seld-*)."),
     dataset: str = typer.Option(None, "--dataset", "-d", metavar="NAME[@SNAPSHOT]", help="Catalog dataset."),
     config: Path = typer.Option(None, "--config", "-c", help="YAML file with TrainConfig fields."),
-    model: str = typer.Option(None, help="Registry name (default ssast-tiny; e.g. beats-base, seld-small)."),
+    model: str = typer.Option(None, help="Registry name (default: ssast-tiny, beats-tiny or tagging-tiny; e.g. seld-small)."),
     steps: int = typer.Option(None, help="Optimizer steps (default 200)."),
     num_workers: int = typer.Option(None, help="Ray Train workers, one DDP rank each (default 1)."),
     sets: list[str] = typer.Option(None, "--set", metavar="KEY=VALUE", help="Any TrainConfig field; repeatable."),
@@ -60,14 +60,22 @@ def pretrain(
 
     Example: roomtone pretrain ssast --dataset scenes --steps 100 --set batch_size=8
     """
+    from pydantic import ValidationError
+
+    from pipelines.configs import describe_validation_error
     from pretrain.config import TrainConfig
     from pretrain.train import run_training
 
-    overrides = {**parse_sets(sets), "method": method.value, "dataset": dataset, "model": model, "steps": steps,
+    overrides = {**parse_sets(sets), "method": method.value, "dataset": dataset, "steps": steps,
                  "num_workers": num_workers}
-    if method != Method.ssast and model is None and "model" not in overrides:
-        overrides["model"] = {"beats": "beats-tiny", "supervised": "tagging-tiny"}[method.value]
+    from_sets = overrides.pop("model", None)  # load_config's own first parameter is called `model`
+    model = model or from_sets
     cfg = load_config(TrainConfig, config, **overrides)
+    if model is not None:
+        try:
+            cfg = TrainConfig(**{**cfg.model_dump(), "model": model})
+        except ValidationError as exc:
+            raise describe_validation_error(exc, "TrainConfig") from None
     result = run_training(cfg, state.catalog(), address=address)
     if json_out:
         print_json(result.__dict__)
@@ -91,13 +99,11 @@ def evaluate(
 
     Example: roomtone eval probe roomtone-home/runs/NAME --dataset events
     """
-    from catalog.cluster import connect
     from pretrain.config import EvalConfig
     from pretrain.evaluate import run_eval
 
     cfg = load_config(EvalConfig, config, **{**parse_sets(sets), "mode": mode.value, "checkpoint": checkpoint,
                                              "dataset": dataset})
-    connect()
     result = run_eval(cfg, state.catalog())
     if json_out:
         print_json(result)
