@@ -39,8 +39,8 @@ import numpy as np  # noqa: E402
 from catalog import Location, shard_relpath, write_shard  # noqa: E402
 from pipelines.qa import Context, extract_facts, features, generate, to_rows  # noqa: E402
 from pipelines.qa.families import GENERATORS  # noqa: E402
-from pipelines.seeding import item_seed  # noqa: E402
 from simulation.scenes import Box, LibraryItem, PlanConfig, frame_labels, plan_scene  # noqa: E402
+from simulation.seeding import item_seed  # noqa: E402
 
 OPENAQA_TUPLES, TARGET = 5_681_708, 10_000.0
 KINDS = ["Dog", "Bell", "Speech", "Knock", "Telephone", "Clapping"]

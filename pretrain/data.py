@@ -17,25 +17,19 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from fractions import Fraction
 
 import numpy as np
 import torch
 
 from catalog import Catalog, Location, decode_audio
 from catalog.errors import RoomtoneError
+from simulation.dsp import resample
+from simulation.seeding import item_seed
 
 NEEDED_COLUMNS = {"ssast": ("audio",), "beats": ("audio",), "tagging": ("audio", "label"),
                   "seld": ("audio", "labels", "format")}
 SELD_RATE = 24_000  # PSELDNets' FOA rate; seld_features' 10 ms hop assumes it
 LABEL_HOP_S = 0.1
-
-
-def derive_seed(seed: int, *parts) -> int:
-    """A 63-bit seed from (seed, parts...); the same recipe as ``pipelines.seeding.item_seed``,
-    which pretrain may not import."""
-    text = ":".join([str(int(seed)), *map(str, parts)])
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1
 
 
 @dataclass(frozen=True)
@@ -128,7 +122,7 @@ def plan_segments(lanes: list[Lane], seed: int, rank: int, start_row: int, num_r
     out, pos, end = [], start_row, start_row + num_rows
     while pos < end:
         epoch, within = divmod(pos, per_epoch)
-        order = np.random.default_rng(derive_seed(seed, "lanes", rank, epoch)).permutation(len(lanes))
+        order = np.random.default_rng(item_seed(seed, "lanes", rank, epoch)).permutation(len(lanes))
         for i in order:
             uri, a, b = lanes[i]
             if within >= b - a:
@@ -143,15 +137,6 @@ def plan_segments(lanes: list[Lane], seed: int, rank: int, start_row: int, num_r
 
 # -- Ray Data stages -----------------------------------------------------------------------
 
-def _resample(x: np.ndarray, rate: int, target: int) -> np.ndarray:
-    from scipy.signal import resample_poly
-
-    if rate == target:
-        return x
-    ratio = Fraction(target, rate).limit_denominator(1000)
-    return resample_poly(x, ratio.numerator, ratio.denominator, axis=-1)
-
-
 def crop_row(row: dict, spec: InputSpec, epoch: int) -> dict:
     """Decode one row, crop ``clip_seconds`` at a seeded offset, resample, and build its target."""
     audio, rate = decode_audio(row["audio"]["bytes"])
@@ -165,10 +150,10 @@ def crop_row(row: dict, spec: InputSpec, epoch: int) -> dict:
     room = max(0, wave.shape[1] - length)
     offset = 0
     if spec.random_crop and room:
-        offset = int(np.random.default_rng(derive_seed(spec.seed, row["id"], "crop", epoch)).integers(0, room + 1))
+        offset = int(np.random.default_rng(item_seed(spec.seed, row["id"], "crop", epoch)).integers(0, room + 1))
     if spec.family == "seld":
         offset -= offset % hop  # crops start on a label frame
-    wave = _resample(wave[:, offset:offset + length].astype(np.float32), rate, spec.rate)
+    wave = resample(wave[:, offset:offset + length].astype(np.float32), rate, spec.rate)
     n = int(round(spec.clip_seconds * spec.rate))
     wave = np.pad(wave, ((0, 0), (0, max(0, n - wave.shape[1]))))[:, :n].astype(np.float32)
     out = {"wave": wave if spec.family == "seld" else wave[0], "id": row["id"]}

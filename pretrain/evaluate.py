@@ -20,8 +20,9 @@ from catalog import Catalog, Location
 from catalog.errors import RoomtoneError
 from pretrain import tracking
 from pretrain.config import EvalConfig, TrainConfig
-from pretrain.data import InputSpec, derive_seed, iter_batches, lanes_for_rank, open_source, plan_segments
+from pretrain.data import InputSpec, iter_batches, lanes_for_rank, open_source, plan_segments
 from pretrain.train import build_model, check_compatible, list_checkpoints
+from simulation.seeding import item_seed
 
 
 def load_trained(checkpoint: str) -> tuple[torch.nn.Module, TrainConfig, Location]:
@@ -85,7 +86,7 @@ def linear_probe(train_x, train_y, test_x, test_y, *, steps: int, lr: float, wei
     mean, std = train_x.mean(0), train_x.std(0) + 1e-6
     train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
     single = bool((train_y.sum(1) == 1).all() and (test_y.sum(1) == 1).all())
-    g = torch.Generator().manual_seed(derive_seed(seed, "probe"))
+    g = torch.Generator().manual_seed(item_seed(seed, "probe"))
     head = torch.nn.Linear(train_x.shape[1], train_y.shape[1])
     with torch.no_grad():
         head.weight.copy_(torch.randn(head.weight.shape, generator=g) * 0.01)
@@ -106,7 +107,7 @@ def _finetune(model, cfg: EvalConfig, catalog: Catalog, spec: InputSpec, n_class
     """Encoder + linear head, trained on the streamed train split; scored on the test split."""
     encoder = model.encoder.train()
     with torch.random.fork_rng():
-        torch.manual_seed(derive_seed(cfg.seed, "finetune"))
+        torch.manual_seed(item_seed(cfg.seed, "finetune"))
         dim = encoder.embed(torch.zeros(1, spec.frames, spec.preset().num_mel_bins)).shape[-1]
         head = torch.nn.Linear(dim, n_classes)
     opt = torch.optim.AdamW([{"params": encoder.parameters(), "lr": cfg.lr / 10},

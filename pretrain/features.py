@@ -11,7 +11,6 @@ padding to a frame count, mean/std normalisation, patch order); tests pin agreem
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Literal
 

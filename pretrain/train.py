@@ -29,7 +29,8 @@ from catalog import Catalog, Location
 from catalog.errors import RoomtoneError
 from pretrain import tracking
 from pretrain.config import TrainConfig
-from pretrain.data import InputSpec, Source, derive_seed, iter_batches, lanes_for_rank, open_source, plan_segments
+from pretrain.data import InputSpec, Source, iter_batches, lanes_for_rank, open_source, plan_segments
+from simulation.seeding import item_seed
 
 # A test-only hook called on every worker before each micro-batch: (step, micro, rank, batch) -> batch.
 BatchHook = Callable[[int, int, int, dict], dict]
@@ -56,7 +57,7 @@ def build_model(cfg: TrainConfig, classes: tuple[str, ...]) -> torch.nn.Module:
     if cfg.method == "supervised":
         kwargs.setdefault("num_classes", len(classes))
     with torch.random.fork_rng():
-        torch.manual_seed(derive_seed(cfg.seed, "init"))
+        torch.manual_seed(item_seed(cfg.seed, "init"))
         try:
             return create_model(cfg.model, **kwargs)
         except (KeyError, TypeError, ValueError) as exc:
@@ -160,7 +161,7 @@ def train_loop(config: dict) -> None:
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
 
     for step in range(start, cfg.steps):
-        torch.manual_seed(derive_seed(cfg.seed, "step", step, rank))  # dropout and any other torch draw
+        torch.manual_seed(item_seed(cfg.seed, "step", step, rank))  # dropout and any other torch draw
         opt.zero_grad(set_to_none=True)
         sums: dict[str, float] = {}
         bad = None
@@ -170,7 +171,7 @@ def train_loop(config: dict) -> None:
                 batch = hook(step, m, rank, batch)
             ids = batch.pop("id")
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "mask", step, m, rank))
+            gen = torch.Generator().manual_seed(item_seed(cfg.seed, "mask", step, m, rank))
             sync = ddp.no_sync() if world > 1 and m < accum - 1 else contextlib.nullcontext()
             with sync:
                 with autocast:

@@ -19,7 +19,7 @@ from pipelines.qa.facts import (DISTANCE_MARGIN_M, LEVEL_MARGIN_DB, REVERB_WORDS
                                 TIME_MARGIN_S, EventFact, Facts, distance_bin, octant, reverb_word, room_size,
                                 side, vertical, wrap)
 from pipelines.qa.ontology import Ontology
-from pipelines.seeding import item_seed
+from simulation.seeding import item_seed
 
 FAMILIES = ("classification", "description", "temporal", "counting", "direction", "distance", "motion", "room",
             "loudest", "caption", "open")

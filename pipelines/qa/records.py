@@ -17,7 +17,7 @@ import datasets
 
 from pipelines.qa.facts import CONVENTION, Facts
 from pipelines.qa.families import QA
-from pipelines.seeding import item_seed
+from simulation.seeding import item_seed
 
 CLOSED_PREFIX = "Closed-ended question: "   # LTU's training spelling, on a seeded half of closed questions
 LTU_KEYS = ("instruction", "input", "audio_id", "dataset", "task", "output")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipelines.seeding import item_rng
+from simulation.seeding import item_rng
 
 
 @dataclass(frozen=True)

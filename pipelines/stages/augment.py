@@ -24,8 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from catalog import Catalog, CatalogConfig, Snapshot, audio_cell, decode_audio, encode_flac
 from catalog.errors import RoomtoneError
 from catalog.shards import DEFAULT_SHARD_BYTES
-from pipelines.seeding import item_rng
 from pipelines.sharded import ShardTask, plan_shards, run_sharded
+from simulation.seeding import item_rng
 
 ARRAY_OF_FORMAT = {"foa": "foa", "mic": "tetra_mic"}
 PEAK, FULL_SCALE = 0.99, 1.0

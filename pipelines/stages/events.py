@@ -30,7 +30,6 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from fractions import Fraction
 from functools import partial
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -41,7 +40,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import soundfile as sf
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from scipy.signal import resample_poly
 
 from catalog import Catalog, DatasetRef, Snapshot, audio_cell, encode_flac, validate_name, \
     write_shard
@@ -49,8 +47,9 @@ from catalog.cluster import connect
 from catalog.errors import RoomtoneError
 from catalog.shards import DEFAULT_SHARD_BYTES
 from pipelines import metrics
-from pipelines.seeding import item_rng
 from pipelines.sharded import ShardTask, plan_shards, run_sharded
+from simulation.dsp import resample
+from simulation.seeding import item_rng
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 PEAK_CEILING = 10 ** (-0.1 / 20)
@@ -175,14 +174,6 @@ def read_mono(data: Path | bytes, silence_db: float) -> tuple[np.ndarray, int, i
     if peak < 10 ** (silence_db / 20):
         raise Quarantined(f"silent: peak below silence_db ({silence_db:g} dBFS)")
     return mono, rate, samples.shape[1]
-
-
-def resample(x: np.ndarray, rate: int, target: int) -> np.ndarray:
-    """Polyphase resampling by the ratio target/rate, approximated by a fraction of small terms."""
-    if rate == target:
-        return x
-    ratio = Fraction(target, rate).limit_denominator(1000)
-    return resample_poly(x, ratio.numerator, ratio.denominator)
 
 
 def trim(x: np.ndarray, trim_db: float) -> np.ndarray:

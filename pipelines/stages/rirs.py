@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from catalog import Catalog, Snapshot
 from catalog.shards import DEFAULT_SHARD_BYTES
 from pipelines import metrics
-from pipelines.seeding import item_rng, item_seed
 from pipelines.sharded import ShardTask, holdout, plan_shards, run_sharded
+from simulation.seeding import item_rng, item_seed
 
 Range = tuple[float, float]
 RT60_BINS = [round(0.2 * i, 1) for i in range(12)]          # 0.0 .. 2.2 s

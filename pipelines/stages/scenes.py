@@ -30,8 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from catalog import Catalog, CatalogConfig, Snapshot, audio_cell, decode_audio, encode_flac
 from catalog.errors import RoomtoneError
 from catalog.shards import DEFAULT_SHARD_BYTES
-from pipelines.seeding import item_rng, item_seed
 from pipelines.sharded import ShardTask, holdout, plan_shards, run_sharded
+from simulation.seeding import item_rng, item_seed
 
 Range = tuple[float, float]
 ARRAY_OF_FORMAT = {"foa": "foa", "mic": "tetra_mic"}

@@ -18,9 +18,9 @@ from scipy.signal import butter, sosfilt
 
 from catalog import Catalog, Snapshot
 from catalog.shards import DEFAULT_SHARD_BYTES
-from pipelines.seeding import item_rng
 from pipelines.sharded import ShardTask, plan_shards, run_sharded
 from pipelines.stages.events import DURATION_BINS, event_row, features, match_ontology, normalise, split_by_item
+from simulation.seeding import item_rng
 
 Kind = Literal["harmonic_tone", "chirp_tone", "noise_burst", "clicking", "siren", "footsteps"]
 KINDS: tuple[str, ...] = Kind.__args__  # labels chosen to match AudioSet names where one fits

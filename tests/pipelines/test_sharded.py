@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from catalog import Catalog, CatalogConfig, RoomtoneError, decode_audio
-from pipelines.seeding import item_seed
 from pipelines.sharded import split_into_shards
 from pipelines.stages.synthetic_events import SyntheticEventsConfig, run_synthetic_events
+from simulation.seeding import item_seed
 
 SMALL = dict(per_class=4, kinds=["harmonic_tone", "siren", "footsteps"], duration=(0.4, 0.8))
 
