@@ -78,7 +78,8 @@ def _pretrain(config, catalog: Catalog, address: str | None, show_progress: bool
 
     result = run_training(config, catalog, address=address)
     return Output(result.run_dir, f"{result.run_name}: {result.steps} steps, MLflow run {result.mlflow_run_id}"
-                  + (f", registered encoder v{result.model_version}" if result.model_version else ""))
+                  + (f", registered encoder v{result.model_version}" if result.model_version else ""),
+                  reused=result.reused)
 
 
 def _evaluate(config, catalog: Catalog, address: str | None, show_progress: bool) -> Output:

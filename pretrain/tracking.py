@@ -121,6 +121,28 @@ class StepLogger:
         self.client.log_artifact(self.run_id, local_path, folder)
 
 
+def finished_run(run_dir: Location, uri: str) -> tuple[str, str | None] | None:
+    """(run id, registered encoder version) when the run folder's MLflow run already finished."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    marker = run_dir.join(RUN_FILE)
+    if not marker.exists():
+        return None
+    saved = json.loads(marker.read_bytes())
+    if saved.get("tracking_uri") != uri:
+        return None
+    client = MlflowClient(uri)
+    try:
+        run = client.get_run(saved["run_id"])
+    except mlflow.exceptions.MlflowException:
+        return None
+    if run.info.status != "FINISHED":
+        return None
+    versions = client.search_model_versions(f"run_id='{run.info.run_id}'")
+    return run.info.run_id, (max(versions, key=lambda v: int(v.version)).version if versions else None)
+
+
 def finish_run(uri: str, run_id: str, encoder, register_as: str | None, checkpoint: str | None,
                status: str = "FINISHED") -> str | None:
     """Log the final checkpoint, register the encoder (when ``register_as``), close the run."""

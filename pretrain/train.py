@@ -45,6 +45,7 @@ class TrainResult:
     checkpoint: str
     steps: int
     model_version: str | None
+    reused: bool = False  # the run had already finished: nothing was trained or registered again
 
 
 # -- models and checkpoints ----------------------------------------------------------------
@@ -122,6 +123,18 @@ def _mean_over_ranks(values: dict[str, float], world: int, device) -> dict[str, 
     return {k: float(v) / world for k, v in zip(keys, t.tolist())}
 
 
+def _quiet_reports() -> None:
+    """Ray Train logs one INFO line per report under a logger named after its source file."""
+    import importlib
+
+    try:
+        context = importlib.import_module("ray.train.v2._internal.execution.context")
+    except ImportError:
+        return
+    for name in ("ray.train", context.__file__, context.__name__):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def train_loop(config: dict) -> None:
     """Ray Train's per-worker function (also the body of a restarted worker group)."""
     import ray.train
@@ -130,8 +143,7 @@ def train_loop(config: dict) -> None:
 
     from pretrain.checkpoints import save_checkpoint
 
-    for name in ("ray.train", "ray.train.v2._internal.execution.context"):
-        logging.getLogger(name).setLevel(logging.WARNING)  # not one INFO line per report
+    _quiet_reports()
     cfg, source, spec = TrainConfig(**config["cfg"]), config["source"], config["spec"]
     hook: BatchHook | None = config.get("hook")
     ctx = ray.train.get_context()
@@ -270,13 +282,17 @@ def run_training(cfg: TrainConfig, catalog: Catalog, *, address: str | None = No
     run_dir = storage.join(run_name)
     run_dir.makedirs()
     run_dir.check_writable()
-    load_latest(run_dir, model, cfg.model)  # another model's checkpoint fails here, before Ray starts
+    latest, latest_loc = load_latest(run_dir, model, cfg.model)  # another model's fails here, before Ray
+    uri = tracking.tracking_uri(catalog.config, cfg.tracking_uri)
+    done = tracking.finished_run(run_dir, uri) if latest and int(latest["step"]) >= cfg.steps else None
+    if done:
+        return TrainResult(run_name, run_dir.uri, done[0], uri, latest_loc.uri, int(latest["step"]), done[1],
+                           reused=True)
     for old in run_dir.list_files(".json"):
         if old.name.startswith("nan-rank"):
             old.filesystem.delete_file(old.path)
     use_gpu = _check_resources(cfg, connect(address))
 
-    uri = tracking.tracking_uri(catalog.config, cfg.tracking_uri)
     root = catalog.config.root_location
     artifacts = root.join("mlflow-artifacts").uri if root.is_s3 else Path(root.uri).resolve().joinpath(
         "mlflow-artifacts").as_uri()
