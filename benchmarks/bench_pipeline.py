@@ -26,9 +26,17 @@ from pipelines.demo import DEMO_SPEC, QUICK  # noqa: E402
 from pipelines.spec import plan_spec, read_spec, run_plan  # noqa: E402
 
 
-def run(root: str, overrides: list[str], num_cpus: int | None) -> dict[str, float]:
+SCENES_ONLY = ("events", "rirs", "scenes")
+
+
+def run(root: str, overrides: list[str], num_cpus: int | None, keep: tuple[str, ...] = ()) -> dict[str, float]:
+    """Run the demo spec (only the ``keep`` stages when given) and return each stage's seconds."""
     connect(num_cpus=num_cpus)
-    plan = plan_spec(read_spec(DEMO_SPEC), overrides=overrides)
+    data = read_spec(DEMO_SPEC)
+    if keep:
+        data["stages"] = {k: v for k, v in data["stages"].items() if k in keep}
+        overrides = [o for o in overrides if o.split(".")[0] in keep]
+    plan = plan_spec(data, overrides=overrides)
     results = run_plan(plan, Catalog(CatalogConfig(root=root)), show_progress=False)
     return {r.stage: r.seconds for r in results}
 
@@ -37,7 +45,8 @@ def scenes_seconds(root: str, overrides: list[str], workers: int) -> float:
     """The scenes stage alone (its inputs reused) on a fresh cluster of ``workers`` CPUs."""
     code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
             f"from bench_pipeline import run; "
-            f"print(json.dumps(run({root!r}, {overrides + [f'scenes.name=scenes_w{workers}']!r}, {workers})))")
+            f"print(json.dumps(run({root!r}, {overrides + [f'scenes.name=scenes_w{workers}']!r}, {workers}, "
+            f"{SCENES_ONLY!r})))")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
                          env={**os.environ, "ROOMTONE_RAY_DASHBOARD": "0"})
     return json.loads(out.stdout.strip().splitlines()[-1])["scenes"]
