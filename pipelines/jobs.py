@@ -25,6 +25,7 @@ from pipelines.spec import Plan
 
 PACKAGES = ("catalog", "simulation", "pipelines", "pretrain")
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+AGENT_WAIT_S = 60
 
 
 @dataclass
@@ -83,16 +84,22 @@ def submit(plan: Plan, address: str, *, scheduled: datetime | None = None) -> Su
         runtime_env = {"working_dir": workdir, "env_vars": env,
                        "py_modules": [str(root / p) for p in PACKAGES if (root / p).is_dir()],
                        "excludes": ["__pycache__", "*.pyc"]}
-        try:
-            jobs.submit_job(entrypoint="python -m pipelines.cli run spec.yaml", submission_id=sid,
-                            runtime_env=runtime_env, metadata={"roomtone_spec": plan.spec.name,
-                                                               "roomtone_digest": plan.digest,
-                                                               "scheduled": scheduled.isoformat()})
-        except RuntimeError as exc:
-            if "already exists" in str(exc) or _status(jobs, sid):  # a racing retry got there first
-                return Submission(sid, _status(jobs, sid) or "PENDING", created=False)
-            raise RoomtoneError(f"Ray refused the job {sid}: {str(exc).splitlines()[0]}",
-                                "see the Ray dashboard's Jobs page") from None
+        metadata = {"roomtone_spec": plan.spec.name, "roomtone_digest": plan.digest,
+                    "scheduled": scheduled.isoformat()}
+        deadline = time.monotonic() + AGENT_WAIT_S
+        while True:
+            try:
+                jobs.submit_job(entrypoint="python -m pipelines.cli run spec.yaml", submission_id=sid,
+                                runtime_env=runtime_env, metadata=metadata)
+                break
+            except RuntimeError as exc:
+                if "already exists" in str(exc) or _status(jobs, sid):  # a racing retry got there first
+                    return Submission(sid, _status(jobs, sid) or "PENDING", created=False)
+                if "No available agent" in str(exc) and time.monotonic() < deadline:
+                    time.sleep(2)  # a head that just started serves the API before its job agent is up
+                    continue
+                raise RoomtoneError(f"Ray refused the job {sid}: {str(exc).splitlines()[0]}",
+                                    "see the Ray dashboard's Jobs page") from None
     return Submission(sid, _status(jobs, sid) or "PENDING", created=True)
 
 

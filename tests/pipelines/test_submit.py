@@ -31,6 +31,8 @@ def ray_head(tmp_path_factory):
     head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", f"--port={gcs}",
                              "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
                              f"--metrics-export-port={metrics_port}", "--num-cpus=2", "--disable-usage-stats",
+                             # the session's own cluster already holds the default agent port
+                             f"--dashboard-agent-listen-port={free_port()}",
                              "--block"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     address = f"http://127.0.0.1:{dashboard}"
     deadline = time.monotonic() + 120
