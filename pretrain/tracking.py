@@ -149,7 +149,8 @@ def finish_run(uri: str, run_id: str, encoder, register_as: str | None, checkpoi
     import mlflow
     import mlflow.pytorch
 
-    mlflow.set_tracking_uri(uri)
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)  # also writes MLFLOW_TRACKING_URI, which must not outlive this call
     version = None
     with mlflow.start_run(run_id=run_id):
         if checkpoint:
@@ -159,6 +160,10 @@ def finish_run(uri: str, run_id: str, encoder, register_as: str | None, checkpoi
                                             pip_requirements=["torch"], serialization_format="pickle")
             version = str(info.registered_model_version) if register_as else None
     mlflow.tracking.MlflowClient(uri).set_terminated(run_id, status)
+    if previous is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = previous
     return version
 
 
