@@ -39,6 +39,35 @@ def publish_dataset(catalog, name: str, config: dict, *, inputs=(), rows: int = 
     return catalog.publish(run)
 
 
-from pathlib import Path
+from pathlib import Path  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+SONIC_PI = REPO_ROOT.parent / "shared" / "data" / "events" / "sonic-pi"
+
+
+def sonic_pi_rows(max_seconds: float = float("inf")) -> list[dict]:
+    """The rows of the CC0 sonic-pi labels.csv no longer than ``max_seconds``."""
+    import csv
+
+    with open(SONIC_PI / "labels.csv", newline="") as f:
+        return [r for r in csv.DictReader(f) if float(r["duration_s"]) <= max_seconds]
+
+
+def write_labels_csv(folder: Path, rows: list[dict]) -> Path:
+    import csv
+
+    with open(folder / "labels.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return folder / "labels.csv"
+
+
+def copy_sonic_pi(folder: Path, rows: list[dict]) -> Path:
+    """A folder holding these sonic-pi files and their labels.csv (returned), as a user's library would."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for r in rows:
+        shutil.copy(SONIC_PI / r["file"], folder / r["file"])
+    return write_labels_csv(folder, rows)

@@ -1,10 +1,8 @@
 """The augmentation job on real scenes (sonic-pi events, simulated rooms) on a real Ray cluster."""
 
-import csv
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,10 +15,8 @@ from pipelines.stages.augment import AugmentConfig, augment_row, load_rows, run_
 from pipelines.stages.events import EventsConfig, run_ingest_events
 from pipelines.stages.rirs import RirsConfig, run_rirs
 from pipelines.stages.scenes import ScenesConfig, run_scenes
-from tests.conftest import SHARED
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, SONIC_PI, copy_sonic_pi, sonic_pi_rows
 
-SONIC_PI = SHARED / "data" / "events" / "sonic-pi"
 ROOMS = dict(num_rooms=2, sources_per_room=1, room_x=(4.0, 6.0), room_y=(4.0, 6.0), room_z=(2.5, 3.5),
              rt60=(0.2, 0.4), test_fraction=0.5, max_shard_bytes=200_000, rir_seconds=0.2)
 STEPS = [{"name": "mix", "p": 0.8, "snr_db": [-5, 5]}, {"name": "rotate", "p": 0.8}, {"name": "gain", "p": 0.5},
@@ -34,18 +30,9 @@ def inputs(tmp_path_factory, ray_cluster):
     if not SONIC_PI.is_dir():
         pytest.skip("../shared/data is not beside the checkout")
     root = tmp_path_factory.mktemp("augment")
-    with open(SONIC_PI / "labels.csv") as f:
-        rows = [r for r in csv.DictReader(f) if float(r["duration_s"]) <= 1.0][:8]
-    folder = root / "events"
-    folder.mkdir()
-    for r in rows:
-        shutil.copy(SONIC_PI / r["file"], folder / r["file"])
-    with open(folder / "labels.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    labels_csv = copy_sonic_pi(root / "events", sonic_pi_rows(max_seconds=1.0)[:8])
     catalog = Catalog(CatalogConfig(root=str(root / "home")))
-    run_ingest_events(EventsConfig(folder=folder, labels_csv=folder / "labels.csv"), catalog, show_progress=False)
+    run_ingest_events(EventsConfig(folder=labels_csv.parent, labels_csv=labels_csv), catalog, show_progress=False)
     run_rirs(RirsConfig(name="foa_rooms", array="foa", **ROOMS), catalog, show_progress=False)
     run_rirs(RirsConfig(name="mic_rooms", array="mic", **ROOMS), catalog, show_progress=False)
     run_scenes(ScenesConfig(rirs="foa_rooms", num_scenes=4, clip_seconds=2.0, max_event_seconds=1.0,

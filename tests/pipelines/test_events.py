@@ -1,6 +1,5 @@
 """The sound-event library ingest and the synthetic library, on a real local Ray cluster."""
 
-import csv
 import json
 import shutil
 
@@ -16,9 +15,9 @@ from pipelines.stages.events import EventsConfig, features, plan_library, read_q
 from pipelines.stages.synthetic_events import SyntheticEventsConfig, make_rows, run_synthetic_events
 from pipelines.sharded import ShardTask
 from tests.conftest import SHARED
+from tests.helpers import SONIC_PI, copy_sonic_pi, sonic_pi_rows, write_labels_csv
 from tests.test_cli import roomtone
 
-SONIC = SHARED / "data" / "events" / "sonic-pi"
 ONTOLOGY = SHARED / "data" / "ontology" / "audioset_ontology.json"
 REAL = ["ambi_choir.flac", "ambi_piano.flac", "bass_hit_c.flac", "bass_voxy_hit_c.flac", "bd_klub.flac",
         "drum_cymbal_closed.flac", "drum_snare_soft.flac", "drum_tom_mid_soft.flac", "elec_triangle.flac",
@@ -29,21 +28,15 @@ BAD = {"corrupt.flac": "unreadable", "empty.wav": "empty file", "silent.wav": "s
 
 def make_library(folder):
     """Ten real CC0 events with their labels.csv rows, plus the four kinds of broken file."""
-    folder.mkdir()
-    with open(SONIC / "labels.csv", newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r["file"] in REAL]
-    for r in rows:
-        shutil.copy(SONIC / r["file"], folder / r["file"])
+    rows = [r for r in sonic_pi_rows() if r["file"] in REAL]
+    copy_sonic_pi(folder, rows)
     (folder / "corrupt.flac").write_bytes(np.random.default_rng(0).bytes(4000))
     (folder / "empty.wav").write_bytes(b"")
     sf.write(folder / "silent.wav", np.zeros(4800), 48_000)
     sf.write(folder / "nan.wav", np.array([0.1, np.nan, 0.2] * 1000, np.float32), 48_000, subtype="FLOAT")
     rows += [{"file": name, "family": "bad", "label": "Bass drum", "samplerate": "48000", "channels": "1",
               "duration_s": "0.1", "license": "CC0-1.0"} for name in BAD]
-    with open(folder / "labels.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_labels_csv(folder, rows)
     return {r["file"]: r for r in rows}
 
 
@@ -83,8 +76,8 @@ def test_folder_labels_and_errors_before_publishing(tmp_path, ray_cluster):
     for label, files in {"dog": ["bd_klub.flac"], "glass": ["ambi_glass_rub.flac", "elec_triangle.flac"]}.items():
         (tmp_path / "lib" / label).mkdir(parents=True)
         for name in files:
-            shutil.copy(SONIC / name, tmp_path / "lib" / label / name)
-    shutil.copy(SONIC / "tabla_re.flac", tmp_path / "lib")  # no class folder
+            shutil.copy(SONIC_PI / name, tmp_path / "lib" / label / name)
+    shutil.copy(SONIC_PI / "tabla_re.flac", tmp_path / "lib")  # no class folder
     snap = run_ingest_events(EventsConfig(name="by_folder", folder=tmp_path / "lib", test_fraction=0.5,
                                           seed=3), catalog, show_progress=False)
     rows = catalog.arrow_dataset(snap.ref).to_table(columns=["id", "label", "ontology_id"]).to_pylist()
@@ -132,7 +125,7 @@ def test_cli_ingest_synthetic(tmp_path):
 def hf_dataset():
     """Three sonic-pi events and one corrupted entry as a Hugging Face dataset (no id column)."""
     names = ["bd_klub.flac", "elec_triangle.flac", "tabla_re.flac"]
-    cells = [{"bytes": (SONIC / n).read_bytes(), "path": n} for n in names]
+    cells = [{"bytes": (SONIC_PI / n).read_bytes(), "path": n} for n in names]
     cells.append({"bytes": np.random.default_rng(1).bytes(3000), "path": "broken.flac"})
     return datasets.Dataset.from_dict({"audio": cells, "label": ["kick", "triangle", "tabla", "kick"],
                                        "license": ["CC0-1.0"] * 4}).cast_column("audio", datasets.Audio())
@@ -161,7 +154,7 @@ def test_ingest_hf_dataset_quarantines_the_corrupted_row(tmp_path, ray_cluster, 
 def test_ingest_from_a_catalog_dataset_records_its_snapshot(tmp_path, ray_cluster):
     for label, name in [("kick", "bd_klub.flac"), ("kick", "bd_haus.flac"), ("tabla", "tabla_re.flac")]:
         (tmp_path / "lib" / label).mkdir(parents=True, exist_ok=True)
-        shutil.copy(SONIC / name, tmp_path / "lib" / label / name)
+        shutil.copy(SONIC_PI / name, tmp_path / "lib" / label / name)
     catalog = Catalog(CatalogConfig(root=str(tmp_path / "home")))
     first = run_ingest_events(EventsConfig(name="lib", folder=tmp_path / "lib", sample_rate=16_000), catalog,
                               show_progress=False)

@@ -1,9 +1,7 @@
 """Scenes from real CC0 events (../shared/data) and simulated rooms, on a real Ray cluster."""
 
-import csv
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -14,10 +12,8 @@ from catalog import Catalog, CatalogConfig, RoomtoneError, decode_audio
 from pipelines.stages.events import EventsConfig, run_ingest_events
 from pipelines.stages.rirs import RirsConfig, run_rirs
 from pipelines.stages.scenes import ScenesConfig, run_scenes
-from tests.conftest import SHARED
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, SONIC_PI, copy_sonic_pi, sonic_pi_rows
 
-SONIC_PI = SHARED / "data" / "events" / "sonic-pi"
 ROOMS = dict(num_rooms=2, sources_per_room=1, room_x=(4.0, 6.0), room_y=(4.0, 6.0), room_z=(2.5, 3.5),
              rt60=(0.2, 0.4), test_fraction=0.5, max_shard_bytes=200_000)
 GRID = dict(ROOMS, room_x=(5.0, 6.0), room_y=(5.0, 6.0), wall_clearance=0.5, rt60=(0.2, 0.3), placement="grid",
@@ -32,18 +28,10 @@ def inputs(tmp_path_factory, ray_cluster):
     if not SONIC_PI.is_dir():
         pytest.skip("../shared/data is not beside the checkout")
     root = tmp_path_factory.mktemp("scenes")
-    with open(SONIC_PI / "labels.csv") as f:
-        rows = [r for r in csv.DictReader(f) if float(r["duration_s"]) <= 1.5][:8]
-    folder = root / "events"
-    folder.mkdir()
-    for r in rows:
-        shutil.copy(SONIC_PI / r["file"], folder / r["file"])
-    with open(folder / "labels.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    rows = sonic_pi_rows(max_seconds=1.5)[:8]
+    labels_csv = copy_sonic_pi(root / "events", rows)
     catalog = Catalog(CatalogConfig(root=str(root / "home")))
-    run_ingest_events(EventsConfig(folder=folder, labels_csv=folder / "labels.csv"), catalog, show_progress=False)
+    run_ingest_events(EventsConfig(folder=labels_csv.parent, labels_csv=labels_csv), catalog, show_progress=False)
     run_rirs(RirsConfig(name="foa_rooms", array="foa", **ROOMS), catalog, show_progress=False)
     run_rirs(RirsConfig(name="mic_rooms", array="mic", **ROOMS), catalog, show_progress=False)
     run_rirs(RirsConfig(name="foa_grid", array="foa", **GRID), catalog, show_progress=False)

@@ -1,7 +1,5 @@
 """The training stream: per-rank lanes, resumable plans, seeded crops, and refusals before work."""
 
-import csv
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +7,7 @@ import pytest
 
 from catalog import Catalog, CatalogConfig, NotFoundError, RoomtoneError
 from pretrain.data import InputSpec, Source, crop_row, iter_batches, lanes_for_rank, open_source, plan_segments
-from tests.conftest import SHARED
-
-SONIC_PI = SHARED / "data" / "events" / "sonic-pi"
+from tests.helpers import SONIC_PI, copy_sonic_pi, sonic_pi_rows
 
 
 def ingest_sonic_pi(root: Path, *, per_label: int, labels: int, max_seconds: float = 11.0, test_fraction=0.0,
@@ -21,8 +17,7 @@ def ingest_sonic_pi(root: Path, *, per_label: int, labels: int, max_seconds: flo
 
     if not SONIC_PI.is_dir():
         pytest.skip("../shared/data is not beside the checkout")
-    with open(SONIC_PI / "labels.csv") as f:
-        rows = [r for r in csv.DictReader(f) if float(r["duration_s"]) <= max_seconds]
+    rows = sonic_pi_rows(max_seconds)
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["label"]] = counts.get(r["label"], 0) + 1
@@ -33,16 +28,9 @@ def ingest_sonic_pi(root: Path, *, per_label: int, labels: int, max_seconds: flo
         if r["label"] in keep and taken.get(r["label"], 0) < per_label:
             taken[r["label"]] = taken.get(r["label"], 0) + 1
             chosen.append(r)
-    folder = root / "sonic-pi"
-    folder.mkdir(parents=True)
-    for r in chosen:
-        shutil.copy(SONIC_PI / r["file"], folder / r["file"])
-    with open(folder / "labels.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(chosen[0]))
-        writer.writeheader()
-        writer.writerows(chosen)
+    labels_csv = copy_sonic_pi(root / "sonic-pi", chosen)
     catalog = Catalog(CatalogConfig(root=str(root / "home")))
-    run_ingest_events(EventsConfig(folder=folder, labels_csv=folder / "labels.csv", sample_rate=16_000,
+    run_ingest_events(EventsConfig(folder=labels_csv.parent, labels_csv=labels_csv, sample_rate=16_000,
                                    test_fraction=test_fraction, max_shard_bytes=max_shard_bytes),
                       catalog, show_progress=False)
     return catalog

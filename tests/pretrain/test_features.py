@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,11 +12,11 @@ from scipy.signal import resample_poly
 
 from catalog.errors import RoomtoneError
 from pretrain.features import PRESETS, fbank, kaldi_fbank, mixup, seld_features, spec_augment
+from tests.helpers import SONIC_PI
 from simulation import Room, direct_path_labels, foa, simulate
 
 knf = pytest.importorskip("kaldi_native_fbank")
 
-EVENTS = Path(__file__).resolve().parents[3] / "shared" / "data" / "events" / "sonic-pi"
 EPS_LOG = math.log(np.finfo(np.float32).eps)
 
 
@@ -32,7 +31,7 @@ def one_thread():
 
 def _clip(name: str, seconds: float = 2.0) -> np.ndarray:
     """A real recording as 16 kHz mono float32 in [-1, 1]."""
-    audio, rate = sf.read(EVENTS / name, dtype="float32", always_2d=True)
+    audio, rate = sf.read(SONIC_PI / name, dtype="float32", always_2d=True)
     mono = audio.mean(1)
     g = math.gcd(16000, rate)
     return resample_poly(mono, 16000 // g, rate // g).astype(np.float32)[: int(16000 * seconds)]
