@@ -29,7 +29,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # o
 import argparse  # noqa: E402
 import json  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 from random import Random  # noqa: E402
 from collections import Counter  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -37,6 +36,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from catalog import Location, shard_relpath, write_shard  # noqa: E402
+from clock import Clock  # noqa: E402
 from pipelines.qa import Context, extract_facts, features, generate, to_rows  # noqa: E402
 from pipelines.qa.families import GENERATORS  # noqa: E402
 from simulation.scenes import Box, LibraryItem, PlanConfig, frame_labels, plan_scene  # noqa: E402
@@ -84,15 +84,6 @@ def naive_answer(qa, row: dict) -> object:
     if qa.family in ("direction", "distance", "motion") and frames:
         return frames[0]["azimuth"], frames[0]["elevation"], frames[0]["distance"], frames[-1]["azimuth"]
     return sorted(set(classes))
-
-
-class Clock:
-    def __enter__(self) -> "Clock":
-        self.cpu0, self.wall0 = time.process_time(), time.perf_counter()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.cpu, self.wall = time.process_time() - self.cpu0, time.perf_counter() - self.wall0
 
 
 def main() -> None:

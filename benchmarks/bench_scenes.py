@@ -42,20 +42,10 @@ import torch  # noqa: E402
 from scipy.signal import fftconvolve  # noqa: E402
 
 from catalog import Catalog, CatalogConfig, Location, encode_flac, shard_relpath, write_shard  # noqa: E402
+from clock import Clock  # noqa: E402
 from pipelines.stages import scenes as stage  # noqa: E402
 
 PSELDNETS_HOURS, CORES, TARGET = 1167.0, 64, 400.0
-
-
-class Clock:
-    """CPU seconds (this process, all threads) and wall seconds of a block."""
-
-    def __enter__(self) -> "Clock":
-        self.cpu0, self.wall0 = time.process_time(), time.perf_counter()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.cpu, self.wall = time.process_time() - self.cpu0, time.perf_counter() - self.wall0
 
 
 def build_inputs(root: Path, fmt: str, per_class: int, rooms: int, quick: bool) -> tuple[Catalog, float]:
