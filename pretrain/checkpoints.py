@@ -197,7 +197,7 @@ def load_beats(ckpt: dict, size: str | None = None) -> nn.Module:
     file's `predictor` is not part of either and is left out."""
     if not isinstance(ckpt, dict) or not {"cfg", "model"} <= set(ckpt):
         raise RoomtoneError("not a BEATs checkpoint: expected a dict with 'cfg' and 'model'",
-                            "pass torch.load(<BEATs .pt file>)")
+                            "pass torch.load(<BEATs .pt file>, weights_only=True)")
     cfg, state = ckpt["cfg"], dict(ckpt["model"])
     for k, v in _FIXED_CFG.items():
         if cfg.get(k, v) != v:
