@@ -32,13 +32,10 @@ def run_demo(catalog: Catalog, *, quick: bool = False) -> None:
     console.print(f"data and catalog under {catalog.config.root}; spec {DEMO_SPEC}")
     plan = plan_spec(read_spec(DEMO_SPEC), where=str(DEMO_SPEC), overrides=QUICK if quick else [])
 
-    first = []
-
     def announce(result) -> None:
-        first.append(result)
         note = " (reused: unchanged config and inputs)" if result.reused else ""
         console.print(f"{result.stage}: {result.output.summary}{note}", highlight=False)
-        if dashboard_url() and result is first[0]:
+        if dashboard_url() and result.stage == plan.stages[0].key:
             console.print(f"Ray dashboard (while this process runs): {dashboard_url()}")
 
     results = {r.stage: r.output for r in run_plan(plan, catalog, on_stage=announce)}

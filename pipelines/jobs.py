@@ -67,8 +67,6 @@ def submission_id(plan: Plan, scheduled: datetime) -> str:
 
 def submit(plan: Plan, address: str, *, scheduled: datetime | None = None) -> Submission:
     """Submit once: an existing job with the same id is reported, never duplicated."""
-    from ray.job_submission import JobStatus  # noqa: F401 - fails early when ray[default] is missing
-
     jobs = client(address)
     scheduled = scheduled or datetime.now(timezone.utc).replace(second=0, microsecond=0)
     sid = submission_id(plan, scheduled)

@@ -57,6 +57,7 @@ class StageKind:
     run: Callable[[BaseModel, Catalog, str | None, bool], Output]
     help: str
     runs: tuple[str, ...] = ()
+    makes_dataset: bool = True  # False for training and evaluation, whose output is a run folder
 
 
 def _dataset_stage(module: str, function: str) -> Callable[[BaseModel, Catalog, str | None, bool], Output]:
@@ -117,9 +118,10 @@ STAGE_KINDS: dict[str, StageKind] = {
     "qa": StageKind(_lazy("pipelines.stages.qa", "QaConfig"), ("source",),
                     _dataset_stage("pipelines.stages.qa", "run_qa"), "question-answer tuples from metadata"),
     "pretrain": StageKind(_lazy("pretrain.config", "TrainConfig"), ("dataset",), _pretrain,
-                          "SSAST / BEATs / supervised training on Ray Train, tracked in MLflow"),
+                          "SSAST / BEATs / supervised training on Ray Train, tracked in MLflow", makes_dataset=False),
     "eval": StageKind(_lazy("pretrain.config", "EvalConfig"), ("dataset",), _evaluate,
-                      "linear probe, fine-tuning or SELD scores of a training stage's run", runs=("checkpoint",)),
+                      "linear probe, fine-tuning or SELD scores of a training stage's run", runs=("checkpoint",),
+                      makes_dataset=False),
 }
 
 
@@ -282,7 +284,7 @@ def _topological(stages: dict[str, Stage], where: str) -> list[Stage]:
 
 def check_external_inputs(plan: Plan, catalog: Catalog) -> None:
     """Every input no stage of the spec makes must already be in the catalog (before anything runs)."""
-    made = {s.output for s in plan.stages if s.kind not in ("pretrain", "eval")}
+    made = {s.output for s in plan.stages if STAGE_KINDS[s.kind].makes_dataset}
     for stage in plan.stages:
         for field in STAGE_KINDS[stage.kind].inputs:
             ref = getattr(stage.config, field)

@@ -43,10 +43,10 @@ def run(
 
     plan = _plan(spec, overrides)
     catalog = state.catalog()
-    check_external_inputs(plan, catalog)
     print_table(f"pipeline {plan.spec.name} ({plan.digest[:12]})", ["stage", "kind", "writes", "after"],
                 [[s.key, s.kind, s.output, ", ".join(s.needs)] for s in plan.stages])
     if dry_run:
+        check_external_inputs(plan, catalog)  # run_plan checks them itself
         return
     results = run_plan(plan, catalog, address=address)
     print_table("result", ["stage", "made", "seconds", ""],
