@@ -103,7 +103,8 @@ def main() -> None:
                                                                              dataset="scenes@1")]
     tmp = Path(tempfile.mkdtemp(prefix="bench-qa-"))
     with Clock() as write:
-        write_shard(Location.parse(str(tmp)).join(shard_relpath("train", 0, 1)), features(), records)
+        shard_bytes = write_shard(Location.parse(str(tmp)).join(shard_relpath("train", 0, 1)), features(),
+                                  records).bytes
     count = len(records)
     with Clock() as naive:
         for r, qas in zip(rows, tuples):
@@ -151,6 +152,7 @@ def main() -> None:
         out("tuples_per_second_per_core_generation", gen_rate, "tuples/s/core",
             "answers only: per-question frame-label scan, no phrasing", naive_rate),
         out("openaqa_5.7M_core_minutes", minutes, "core-minutes", None, None),
+        out("storage_bytes_per_tuple", shard_bytes / count, "bytes", None, None),
     ]))
 
 

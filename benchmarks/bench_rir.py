@@ -112,7 +112,8 @@ def run(rooms_per_rt60: int, repeat: int, device: str, seed: int = 0) -> list[di
     return rows
 
 
-def report(rows: list[dict]) -> list[dict]:
+def report(rows: list[dict], device: str = "cpu") -> list[dict]:
+    """Print the table; CUDA figures get a `_cuda` suffix (roomtone plan reads them as GPU rates)."""
     print(f"{'RT60':>5} {'rooms':>5} {'order':>5} {'len':>6} | {'pra SRIR/s':>10} {'ISM SRIR/s':>10} {'x':>6} "
           f"{'hyb SRIR/s':>10} {'x':>7} | {'RSS MiB pra/ism/hyb':>21} | {'err81':>8} {'err193':>8} | "
           f"{'dT30%':>6} {'dEDT%':>6} {'dDRR dB':>7}")
@@ -127,7 +128,7 @@ def report(rows: list[dict]) -> list[dict]:
               f"{rate['ism_s']:10.2f} {rate['ism_s'] / rate['peer_s']:6.1f} {rate['hyb_s']:10.2f} "
               f"{rate['hyb_s'] / rate['peer_s']:7.1f} | {agg['peer_mem']:6.0f}/{agg['ism_mem']:6.0f}/{agg['hyb_mem']:6.0f} | "
               f"{agg['err81']:8.2e} {agg['err193']:8.2e} | {100 * agg['t30']:6.2f} {100 * agg['edt']:6.2f} {agg['drr']:7.3f}")
-        tag = f"rt{rt60:g}"
+        tag = f"rt{rt60:g}" + ("" if device == "cpu" else f"_{device.split(':')[0]}")
 
         def rec(metric: str, value: float, unit: str, peer_value: float | None) -> None:
             ratio = value / peer_value if peer_value else None
@@ -164,7 +165,7 @@ def main() -> None:
     pra.constants.set("num_threads", args.threads)
     print(f"threads={args.threads} device={args.device} fs={FS}")
     rows = run(1 if args.quick else args.rooms, 1 if args.quick else 3, args.device)
-    print(json.dumps(report(rows)))
+    print(json.dumps(report(rows, args.device)))
 
 
 if __name__ == "__main__":

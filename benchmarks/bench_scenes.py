@@ -308,6 +308,7 @@ def main() -> None:
         rec("render_only_throughput", render_rate, "audio hours per core-hour", naive_name, naive_render_rate),
         rec("convolution_only_throughput", conv_rate, "audio hours per core-hour", naive_name, naive_conv_rate),
         rec("flac_encode_throughput", rate(parts["flac"]), "audio hours per core-hour", None, None),
+        rec("storage_bytes_per_audio_hour", stats.bytes / (audio_s / 3600), "bytes", None, None),
         rec("pseldnets_1167h_wall_on_64_cores", project_h, "hours", None, None),
         rec(f"worker_peak_rss_60s_{args.format}_{rss_scenes[0]}_scenes", rss[0][0], "MiB", None, None),
         rec(f"worker_peak_rss_60s_{args.format}_{rss_scenes[1]}_scenes", rss[1][0], "MiB", None, None),

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import soundfile as sf
 
-from catalog import Location, audio_cell, encode_flac, shard_relpath, write_shard
+from catalog import Catalog, CatalogConfig, Location, audio_cell, encode_flac, shard_relpath, write_shard
 
 RATE, CHANNELS = 24_000, 4
 
@@ -47,6 +47,27 @@ def best_of(repeats: int, fn) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def catalog_growth(root: Path, files: int) -> tuple[float, float]:
+    """Catalog bytes (database + Iceberg metadata) per data file and per snapshot, from three
+    publishes of 1, ``files`` and ``2 * files`` shards: what `roomtone plan` sizes the catalog by."""
+    catalog = Catalog(CatalogConfig(root=str(root)))
+    features = datasets.Features({"id": datasets.Value("string"), "x": datasets.Value("float32")})
+
+    def size() -> int:
+        return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and "datasets" not in p.parts)
+
+    sizes = [size()]
+    for n in (1, files, 2 * files):
+        run = catalog.create_run("growth", {"shards": n}, features)
+        for i in range(n):
+            write_shard(run.shard("train", i, n), features, [{"id": f"{n}-{i}", "x": float(i)}])
+        catalog.publish(run, expected_shards={"train": n})
+        sizes.append(size())
+    second, third = sizes[2] - sizes[1], sizes[3] - sizes[2]
+    per_file = (third - second) / files
+    return per_file, second - files * per_file
 
 
 def main() -> None:
@@ -90,10 +111,17 @@ def main() -> None:
                     ("encode + write (peer)", peer), ("roomtone shard writer", t_ours)]:
         print(f"{name:34} {t:8.3f} {flac_mb / t:8.1f} {audio_s / t:12.0f}")
     print(f"overhead of roomtone's layer: {t_ours / peer:.3f}x (aim <= 1.2x)")
+    per_file, per_snapshot = catalog_growth(tmp / "catalog", 20 if args.quick else 100)
+    print(f"catalog growth (SQLite + Iceberg metadata): {per_file:,.0f} bytes per data file, "
+          f"{per_snapshot:,.0f} bytes per snapshot")
     print(json.dumps([
         {"benchmark": "shard_writer", "metric": "throughput", "value": round(flac_mb / t_ours, 2), "unit": "MB/s",
          "peer": "soundfile encode + pyarrow write", "peer_value": round(flac_mb / peer, 2),
          "ratio": round(t_ours / peer, 3)},
+        {"benchmark": "shard_writer", "metric": "catalog_bytes_per_file", "value": round(per_file), "unit": "bytes",
+         "peer": None, "peer_value": None, "ratio": None},
+        {"benchmark": "shard_writer", "metric": "catalog_bytes_per_snapshot", "value": round(per_snapshot),
+         "unit": "bytes", "peer": None, "peer_value": None, "ratio": None},
     ]))
 
 

@@ -13,8 +13,8 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from catalog.errors import RoomtoneError
-from pipelines.cli import (augment_cmd, catalog_cmd, export_cmd, ingest_cmd, plot_cmd, pretrain_cmd, qa_cmd,
-                           run_cmd, simulate_cmd)
+from pipelines.cli import (augment_cmd, catalog_cmd, export_cmd, ingest_cmd, plan_cmd, plot_cmd, pretrain_cmd,
+                           qa_cmd, run_cmd, simulate_cmd)
 from pipelines.cli.common import state
 from pipelines.configs import describe_validation_error
 
@@ -36,6 +36,7 @@ app.command("submit")(run_cmd.submit)
 app.command("report")(plot_cmd.report)
 app.command("pretrain")(pretrain_cmd.pretrain)
 app.command("eval")(pretrain_cmd.evaluate)
+app.command("plan")(plan_cmd.plan)
 
 
 @app.callback()
