@@ -4,7 +4,9 @@
 a pinned version is the quoted identifier ``"demo_tones@v1"``; ``roomtone_snapshots``
 lists every snapshot of every dataset. Files are scanned through pyarrow (local or S3, no
 DuckDB extension to download), and external access is switched off before the user's SQL
-runs, so a query can read the registered datasets but not files or the network.
+runs, so a query can read the registered datasets but not files or the network. Only one
+SELECT-like statement runs (SELECT, WITH, FROM, VALUES, DESCRIBE, SUMMARIZE, SHOW): nothing
+is created, written, attached or loaded, not even in DuckDB's own scratch database.
 """
 
 from __future__ import annotations
@@ -24,8 +26,22 @@ if TYPE_CHECKING:
 _PINNED = re.compile(r'"([a-z][a-z0-9_]{0,62}@(?:\d+|v\d+|latest))"')
 
 
+def _read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise RoomtoneError(f"query failed: {str(exc).splitlines()[0]}", "fix the SQL syntax") from None
+    kinds = [s.type.name for s in statements]
+    if kinds != ["SELECT"]:
+        raise RoomtoneError(f"query failed: catalog SQL is read-only and runs one SELECT, got "
+                            f"{' + '.join(kinds) or 'no statement'}",
+                            "query with one SELECT (WITH, DESCRIBE, SUMMARIZE also work); datasets are written "
+                            "only by pipeline stages (roomtone run, ingest, simulate, ...)")
+
+
 def run_query(catalog: "Catalog", sql: str) -> pa.Table:
     con = duckdb.connect(":memory:")
+    _read_only(con, sql)
     for name in catalog.names():
         if re.search(rf"\b{name}\b", sql):
             try:

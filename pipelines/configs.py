@@ -18,7 +18,9 @@ def describe_validation_error(exc: ValidationError, where: str = "config") -> Ro
     parts = []
     for err in exc.errors():
         field = ".".join(str(p) for p in err["loc"]) or "(root)"
-        given = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
+        shown = repr(err.get("input"))
+        given = (f" (got {shown if len(shown) <= 80 else shown[:77] + '...'})"
+                 if "input" in err and not isinstance(err["input"], dict) else "")
         parts.append(f"{field}: {err['msg']}{given}")
     return RoomtoneError(f"invalid {where}: " + "; ".join(parts), "fix the named fields; see --help for the ranges")
 

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from catalog import Catalog, Snapshot
 from catalog.errors import NotFoundError, RoomtoneError
+from catalog.names import NAME
 from pipelines import metrics
 from pipelines.configs import describe_validation_error
 
@@ -139,9 +140,12 @@ class PipelineSpec(BaseModel):
     @classmethod
     def _kinds(cls, stages: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         for key, body in stages.items():
+            if not NAME.match(key):  # the default output name, and how other stages refer to it
+                raise ValueError(f"stage key {key!r} is invalid: use 1-63 lowercase letters, digits and "
+                                 "underscores, starting with a letter")
             if not isinstance(body, dict) or "kind" not in body:
                 raise ValueError(f"stage {key!r} needs a `kind:` ({', '.join(STAGE_KINDS)})")
-            if body["kind"] not in STAGE_KINDS:
+            if not isinstance(body["kind"], str) or body["kind"] not in STAGE_KINDS:
                 raise ValueError(f"stage {key!r} has unknown kind {body['kind']!r}; "
                                  f"known kinds: {', '.join(STAGE_KINDS)}")
         return stages
@@ -206,19 +210,26 @@ def read_spec(path: str | Path) -> dict:
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
     """``STAGE.FIELD=VALUE`` (the value read as YAML) or ``seed=N`` on top of a spec mapping."""
-    data = {**data, "stages": {k: dict(v) if isinstance(v, dict) else v for k, v in data.get("stages", {}).items()}}
+    stages = data.get("stages", {})
+    data = {**data, "stages": {k: dict(v) if isinstance(v, dict) else v for k, v in stages.items()}
+            if isinstance(stages, dict) else stages}  # not a mapping: the validation names it
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep:
             raise RoomtoneError(f"override {item!r} has no '='", "write STAGE.FIELD=VALUE, e.g. scenes.num_scenes=4")
-        value = yaml.safe_load(raw)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise RoomtoneError(f"override {item!r}: the value is not valid YAML",
+                                "quote a string value, e.g. --set 'scenes.name=\"x\"', or fix the brackets") from None
         if "." not in key:
             data[key] = value
             continue
         stage, field = key.split(".", 1)
-        if stage not in data["stages"]:
+        known = data["stages"] if isinstance(data["stages"], dict) else {}
+        if not isinstance(known.get(stage), dict):
             raise RoomtoneError(f"override {item!r} names no stage of the spec",
-                                f"stages are: {', '.join(data['stages'])}")
+                                f"stages are: {', '.join(map(str, known)) or 'none'}")
         data["stages"][stage][field] = value
     return data
 

@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from catalog.names import DatasetRefText
+
 Method = Literal["ssast", "beats", "supervised"]
 MODEL_FAMILIES = {"ssast": ("ssast",), "beats": ("beats",), "supervised": ("tagging", "seld")}
 DEFAULT_MODEL = {"ssast": "ssast-tiny", "beats": "beats-tiny", "supervised": "tagging-tiny"}
@@ -18,34 +20,35 @@ DEFAULT_MODEL = {"ssast": "ssast-tiny", "beats": "beats-tiny", "supervised": "ta
 class TrainConfig(BaseModel):
     """One pretraining (or supervised) run on a catalog dataset."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     method: Method = "ssast"
     model: str | None = Field(None, description="registry name, e.g. ssast-base, seld-small; default: the "
                                                 "method's tiny model (ssast-tiny, beats-tiny, tagging-tiny)")
     model_overrides: dict = Field(default_factory=dict, description="keyword overrides for create_model")
-    dataset: str = Field("scenes", description="NAME or NAME@snapshot of a catalog dataset with an audio column")
+    dataset: DatasetRefText = Field("scenes", description="NAME or NAME@snapshot of a catalog dataset with an "
+                                                          "audio column")
     split: str = "train"
     clip_seconds: float = Field(2.56, gt=0.1, le=60, description="random crop per clip (shorter clips are padded)")
     sample_rate: int = Field(16_000, ge=8_000, le=48_000, description="model input rate (SSAST/BEATs: 16 kHz)")
     steps: int = Field(200, ge=1, le=10_000_000, description="optimizer steps")
-    batch_size: int = Field(16, ge=1, description="global batch (all workers, one optimizer step)")
+    batch_size: int = Field(16, ge=1, le=65_536, description="global batch (all workers, one optimizer step)")
     grad_accum: int = Field(1, ge=1, le=1024, description="micro-batches per optimizer step")
-    lr: float = Field(5e-4, gt=0)
+    lr: float = Field(5e-4, gt=0, le=10)
     min_lr_ratio: float = Field(0.01, ge=0, le=1, description="cosine floor as a fraction of lr")
-    warmup_steps: int = Field(20, ge=0)
-    weight_decay: float = Field(0.01, ge=0)
-    betas: tuple[float, float] = (0.95, 0.999)
-    grad_clip: float | None = Field(1.0, gt=0)
-    seed: int = Field(0, ge=0)
+    warmup_steps: int = Field(20, ge=0, le=10_000_000)
+    weight_decay: float = Field(0.01, ge=0, le=10)
+    betas: tuple[float, float] = Field((0.95, 0.999), description="Adam betas, each in [0, 1)")
+    grad_clip: float | None = Field(1.0, gt=0, le=1e6)
+    seed: int = Field(0, ge=0, le=2**32 - 1)
     num_workers: int = Field(1, ge=1, le=4096, description="Ray Train workers (one DDP rank each)")
-    cpus_per_worker: float = Field(1.0, gt=0)
-    data_cpus: float = Field(1.0, gt=0, description="CPUs per Ray Data decode/feature task")
+    cpus_per_worker: float = Field(1.0, gt=0, le=1024)
+    data_cpus: float = Field(1.0, gt=0, le=1024, description="CPUs per Ray Data decode/feature task")
     use_gpu: bool | None = Field(None, description="None: use GPUs when the cluster has them")
-    checkpoint_every: int = Field(50, ge=1)
-    keep_checkpoints: int = Field(3, ge=1)
+    checkpoint_every: int = Field(50, ge=1, le=10_000_000)
+    keep_checkpoints: int = Field(3, ge=1, le=1000)
     log_checkpoints: Literal["all", "final", "none"] = Field("final", description="which checkpoints MLflow stores")
-    max_failures: int = Field(2, ge=0, description="worker-group restarts from the last checkpoint")
+    max_failures: int = Field(2, ge=0, le=1000, description="worker-group restarts from the last checkpoint")
     storage: str | None = Field(None, description="checkpoint location (local or s3://); default <root>/runs")
     run_name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$",
                                  description="default: method-model-dataset-<config hash>; same name resumes")
@@ -55,6 +58,8 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":
+        if not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas must each lie in [0, 1); got {list(self.betas)}")
         if self.model is None:
             self.model = DEFAULT_MODEL[self.method]
         family = self.model.split("-")[0]
@@ -81,18 +86,18 @@ class TrainConfig(BaseModel):
 class EvalConfig(BaseModel):
     """Linear probe, fine-tuning or SELD scoring of a trained run on a labelled catalog dataset."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     mode: Literal["probe", "finetune", "seld"] = "probe"
     checkpoint: str = Field(..., description="a roomtone checkpoint (path or s3:// URI) or a run folder")
-    dataset: str = Field("events", description="NAME or NAME@snapshot with labels")
+    dataset: DatasetRefText = Field("events", description="NAME or NAME@snapshot with labels")
     train_split: str = "train"
     test_split: str = "test"
     clip_seconds: float | None = Field(None, gt=0.1, le=60, description="default: the training run's")
     steps: int = Field(300, ge=1, le=1_000_000, description="probe / fine-tuning optimizer steps")
-    batch_size: int = Field(32, ge=1)
-    lr: float = Field(1e-2, gt=0, description="probe lr; fine-tuning uses lr / 10 on the encoder")
-    weight_decay: float = Field(1e-4, ge=0)
-    seed: int = Field(0, ge=0)
+    batch_size: int = Field(32, ge=1, le=65_536)
+    lr: float = Field(1e-2, gt=0, le=10, description="probe lr; fine-tuning uses lr / 10 on the encoder")
+    weight_decay: float = Field(1e-4, ge=0, le=10)
+    seed: int = Field(0, ge=0, le=2**32 - 1)
     mlflow_run_id: str | None = Field(None, description="log to this run; default: the checkpoint's run")
     tracking_uri: str | None = None

@@ -41,13 +41,13 @@ DIRECTION_RE = re.compile(r"\b(left|right|front|behind|above|below)\b", re.I)
 class LmConfig(BaseModel):
     """Where the model is; the key comes from the environment variable ``api_key_env``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     base_url: str = Field(..., pattern=r"^https?://", description="e.g. http://127.0.0.1:8000 (or .../v1)")
     model: str = Field(..., min_length=1)
     api_key_env: str | None = Field(None, description="name of the environment variable holding the key")
     questions: int = Field(5, ge=1, le=20, description="pairs asked per clip")
-    max_clips: int | None = Field(None, ge=1, description="ask about at most this many clips (default: all)")
+    max_clips: int | None = Field(None, ge=1, le=10_000_000, description="ask about at most this many clips (default: all)")
     timeout_s: float = Field(60.0, gt=0, le=600)
     concurrency: int = Field(4, ge=1, le=64, description="requests in flight (the driver waits on I/O)")
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from catalog import Catalog, CatalogConfig, Snapshot, audio_cell, decode_audio, encode_flac
 from catalog.errors import RoomtoneError
+from catalog.names import DatasetName, DatasetRefText
 from catalog.shards import DEFAULT_SHARD_BYTES
 from pipelines.sharded import ShardTask, plan_shards, run_sharded
 from simulation.seeding import item_rng
@@ -37,17 +38,17 @@ class AugmentConfig(BaseModel):
     ``{"name": "mix", "p": 0.5, "snr_db": [-5, 5]}``; names: mix, reverb, rotate, noise, gain,
     shift, speed (see `simulation.augment`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    name: str = "augmented"
-    source: str = Field("scenes", description="dataset to augment (NAME or NAME@vN)")
-    rirs: str | None = Field(None, description="RIR dataset for reverb (NAME or NAME@vN)")
+    name: DatasetName = "augmented"
+    source: DatasetRefText = Field("scenes", description="dataset to augment (NAME or NAME@vN)")
+    rirs: DatasetRefText | None = Field(None, description="RIR dataset for reverb (NAME or NAME@vN)")
     steps: list[dict[str, Any]] = Field(default_factory=lambda: [dict(s) for s in DEFAULT_STEPS])
     copies: int = Field(1, ge=1, le=1000, description="augmented rows per input row")
-    seed: int = Field(0, ge=0)
-    epoch: int = Field(0, ge=0, description="a new epoch draws new recipes from the same seed")
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+    epoch: int = Field(0, ge=0, le=1_000_000, description="a new epoch draws new recipes from the same seed")
     bits: Literal[16, 24] = 16
-    max_shard_bytes: int = Field(DEFAULT_SHARD_BYTES, ge=100_000)
+    max_shard_bytes: int = Field(DEFAULT_SHARD_BYTES, ge=100_000, le=10**10)
 
     @field_validator("steps")
     @classmethod
@@ -59,7 +60,7 @@ class AugmentConfig(BaseModel):
         for i, step in enumerate(steps):
             try:
                 Spec.from_dict(step)
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, OverflowError) as exc:
                 raise ValueError(f"step {i}: {exc}") from None
         return steps
 

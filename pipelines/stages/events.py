@@ -41,10 +41,11 @@ import pyarrow.compute as pc
 import soundfile as sf
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from catalog import Catalog, DatasetRef, Snapshot, audio_cell, encode_flac, validate_name, \
+from catalog import Catalog, Snapshot, audio_cell, encode_flac, validate_name, \
     write_shard
 from catalog.cluster import connect
 from catalog.errors import RoomtoneError
+from catalog.names import DatasetName, DatasetRefText
 from catalog.shards import DEFAULT_SHARD_BYTES
 from pipelines import metrics
 from pipelines.sharded import ShardTask, plan_shards, run_sharded
@@ -53,6 +54,7 @@ from simulation.seeding import item_rng
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 PEAK_CEILING = 10 ** (-0.1 / 20)
+MIN_RATE, MAX_RATE = 1_000, 768_000  # source files outside are quarantined
 DURATION_BINS = [0, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 600]
 QUARANTINE_FEATURES = datasets.Features({"source_file": datasets.Value("string"),
                                          "reason": datasets.Value("string")})
@@ -66,14 +68,14 @@ class EventsConfig(BaseModel):
     Paths are made absolute at the door so Ray workers find the files from any directory.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    name: str = Field("events", max_length=52, description="the skipped items go to <name>_quarantine")
+    name: DatasetName = Field("events", max_length=52, description="the skipped items go to <name>_quarantine")
     folder: Path | None = Field(None, description="source: a folder of .wav/.flac/.ogg files, searched recursively")
     hf_dataset: Path | None = Field(None, description="source: a local Hugging Face dataset folder (load_dataset "
                                                       "or save_to_disk)")
-    catalog_dataset: str | None = Field(None, description="source: name[@snapshot] of a catalog dataset with "
-                                                          "audio_column and label_column")
+    catalog_dataset: DatasetRefText | None = Field(None, description="source: name[@snapshot] of a catalog dataset "
+                                                                     "with audio_column and label_column")
     hf_split: str = Field("train", min_length=1, description="the hf_dataset split to read")
     audio_column: str = Field("audio", min_length=1, description="hf_dataset/catalog_dataset: audio {bytes, path}")
     labels_csv: Path | None = Field(None, description="folder only; default: each file's parent folder name is its "
@@ -88,22 +90,14 @@ class EventsConfig(BaseModel):
     loudness_db: float = Field(-30.0, ge=-60, le=-3, description="RMS of each trimmed event, dBFS")
     silence_db: float = Field(-80.0, ge=-160, lt=0, description="a file whose peak is below this (dBFS) is silent")
     bits: Literal[16, 24] = 16
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**32 - 1)
     test_fraction: float = Field(0.0, ge=0, lt=1, description="source files held out for a test split")
-    max_shard_bytes: int = Field(DEFAULT_SHARD_BYTES, ge=100_000)
+    max_shard_bytes: int = Field(DEFAULT_SHARD_BYTES, ge=100_000, le=10**10)
 
     @field_validator("folder", "hf_dataset", "labels_csv", "ontology")
     @classmethod
     def _absolute(cls, path: Path | None) -> Path | None:
         return None if path is None else path.expanduser().resolve()
-
-    @field_validator("catalog_dataset")
-    @classmethod
-    def _ref(cls, ref: str | None) -> str | None:
-        try:
-            return None if ref is None else str(DatasetRef.parse(ref))
-        except RoomtoneError as exc:
-            raise ValueError(str(exc)) from None
 
     @model_validator(mode="after")
     def _one_source(self) -> "EventsConfig":
@@ -167,6 +161,8 @@ def read_mono(data: Path | bytes, silence_db: float) -> tuple[np.ndarray, int, i
         raise Quarantined(f"unreadable: {getattr(exc, 'error_string', exc)}") from None
     if samples.shape[0] == 0:
         raise Quarantined("empty: no audio frames")
+    if not MIN_RATE <= rate <= MAX_RATE:  # resampling 1 Hz "audio" to 24 kHz would blow up a worker
+        raise Quarantined(f"unusable sample rate {rate} Hz: outside {MIN_RATE}-{MAX_RATE} Hz")
     if not np.isfinite(samples).all():
         raise Quarantined("contains NaN or infinite samples")
     mono = samples.mean(axis=1)

@@ -15,10 +15,11 @@ from collections import defaultdict
 from functools import lru_cache, partial
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from catalog import Catalog, CatalogConfig, Snapshot
 from catalog.errors import RoomtoneError
+from catalog.names import DatasetName, DatasetRef, DatasetRefText
 from catalog.shards import DEFAULT_SHARD_BYTES
 from pipelines.qa.facts import CONVENTION, extract_facts
 from pipelines.qa.families import FAMILIES, Context, generate
@@ -32,17 +33,17 @@ BYTES_PER_CLIP = 30_000  # about 60 tuples of ~500 bytes, for shard sizing
 
 
 class QaConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    name: str | None = Field(None, description="output dataset (default <source>_qa)")
-    source: str = Field("scenes", description="scenes, mixtures or event-library dataset (NAME or NAME@vN)")
+    name: DatasetName | None = Field(None, description="output dataset (default <source>_qa)")
+    source: DatasetRefText = Field("scenes", description="scenes, mixtures or event-library dataset (NAME or NAME@vN)")
     families: list[str] | None = Field(None, description=f"default: all of {', '.join(FAMILIES)}")
     ontology: Path | None = Field(None, description="AudioSet ontology.json: descriptions and hard negatives")
     max_subjects: int = Field(2, ge=1, le=50, description="events each family asks about per clip")
     test_fraction: float = Field(0.25, ge=0, lt=1, description="rooms held out when the source has no test split")
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**32 - 1)
     lm: LmConfig | None = Field(None, description="optional OpenAI-compatible model for open-ended tuples")
-    max_shard_bytes: int = Field(DEFAULT_SHARD_BYTES, ge=100_000)
+    max_shard_bytes: int = Field(DEFAULT_SHARD_BYTES, ge=100_000, le=10**10)
 
     @field_validator("families")
     @classmethod
@@ -58,6 +59,12 @@ class QaConfig(BaseModel):
     @classmethod
     def _absolute(cls, path: Path | None) -> Path | None:
         return None if path is None else path.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _default_name(self) -> "QaConfig":
+        if self.name is None and len(DatasetRef.parse(self.source).name) > 60:
+            raise ValueError("the default name <source>_qa would exceed 63 characters; set name")
+        return self
 
 
 def _event_fields(snap: Snapshot) -> set[str]:

@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from catalog import Catalog, Snapshot
+from catalog.names import DatasetName, DatasetRefText
 from catalog.shards import DEFAULT_SHARD_BYTES
 from pipelines import metrics
 from pipelines.sharded import ShardTask, holdout, plan_shards, run_sharded
@@ -31,9 +32,9 @@ VOLUME_BINS = [0, 50, 100, 250, 500, 1000, 2000, 4000, 7000]  # m^3; 25 x 25 x 1
 class RirsConfig(BaseModel):
     """Defaults are the PSELDNets ranges; the demo narrows them to stay small."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    name: str = "rirs"
+    name: DatasetName = "rirs"
     num_rooms: int = Field(16, ge=1, le=10_000_000)
     sources_per_room: int = Field(8, ge=1, le=10_000, description="random placement only")
     room_x: Range = (5.0, 25.0)
@@ -51,17 +52,17 @@ class RirsConfig(BaseModel):
     min_source_distance: float = Field(0.5, gt=0, le=50.0, description="from the array centre, m")
     placement: Literal["random", "grid"] = "random"
     grid_azimuth_step: float = Field(30.0, gt=0, le=360.0)
-    grid_elevations: list[float] = [-20.0, 0.0, 20.0]
-    grid_distances: list[float] = [1.0, 2.0]
+    grid_elevations: list[float] = Field([-20.0, 0.0, 20.0], max_length=181, description="degrees, in [-90, 90]")
+    grid_distances: list[float] = Field([1.0, 2.0], max_length=1000, description="m from the array centre, > 0")
     sample_rate: int = Field(24_000, ge=8_000, le=192_000)
     rir_seconds: float | None = Field(None, gt=0, le=4.0,
                                       description="default: 1.5 x the room's RT60 (at most 3 s), so the "
                                                   "decay is not cut before T30 can be measured")
     mode: Literal["hybrid", "ism"] = "hybrid"
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**32 - 1)
     test_fraction: float = Field(0.25, ge=0, lt=1, description="rooms held out for the test split")
-    max_shard_bytes: int = Field(DEFAULT_SHARD_BYTES, ge=100_000)
+    max_shard_bytes: int = Field(DEFAULT_SHARD_BYTES, ge=100_000, le=10**10)
 
     @model_validator(mode="after")
     def _ranges(self) -> "RirsConfig":
@@ -78,6 +79,10 @@ class RirsConfig(BaseModel):
             raise ValueError("array_center_fraction must lie inside (0, 1)")
         if self.placement == "grid" and not (self.grid_distances and self.grid_elevations):
             raise ValueError("grid placement needs grid_distances and grid_elevations")
+        if not all(-90 <= e <= 90 for e in self.grid_elevations):
+            raise ValueError(f"grid_elevations must lie in [-90, 90] degrees; got {self.grid_elevations}")
+        if not all(0 < d <= 50 for d in self.grid_distances):
+            raise ValueError(f"grid_distances must lie in (0, 50] m; got {self.grid_distances}")
         return self
 
     @property

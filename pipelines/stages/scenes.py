@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from catalog import Catalog, CatalogConfig, Snapshot, audio_cell, decode_audio, encode_flac
 from catalog.errors import RoomtoneError
+from catalog.names import DatasetName, DatasetRefText
 from catalog.shards import DEFAULT_SHARD_BYTES
 from pipelines.sharded import ShardTask, holdout, plan_shards, run_sharded
 from simulation.seeding import item_rng, item_seed
@@ -36,6 +37,8 @@ from simulation.seeding import item_rng, item_seed
 Range = tuple[float, float]
 ARRAY_OF_FORMAT = {"foa": "foa", "mic": "tetra_mic"}
 BATCH_BYTES = 64_000_000
+# physical bounds: speeds in degrees/s, distances in m, elevations in degrees
+RANGE_LIMITS = {"speed_range": (0.0, 360.0), "distance_range": (0.1, 50.0), "elevation_range": (-90.0, 90.0)}
 ROOM_COLUMNS = ["room_id", "room_dims", "beta", "temperature", "array_center", "array", "rt60_target", "rt60"]
 
 
@@ -48,11 +51,11 @@ class ScenesConfig(BaseModel):
     has no RIR for planned positions, is simulated per scene, so both kinds of set just work.
     The run config records the source that was used."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    name: str = "scenes"
-    events: str = Field("events", description="event library dataset (NAME or NAME@vN)")
-    rirs: str = Field("rirs", description="RIR dataset whose rooms and array placements the scenes use")
+    name: DatasetName = "scenes"
+    events: DatasetRefText = Field("events", description="event library dataset (NAME or NAME@vN)")
+    rirs: DatasetRefText = Field("rirs", description="RIR dataset whose rooms and array placements the scenes use")
     format: Literal["foa", "mic"] = "foa"
     classes: list[str] | None = Field(None, description="class map (index = position); default: sorted labels")
     num_scenes: int = Field(8, ge=1, le=10_000_000)
@@ -70,16 +73,16 @@ class ScenesConfig(BaseModel):
     speed_range: Range = (10.0, 40.0)
     distance_range: Range = (1.0, 3.0)
     elevation_range: Range = (-45.0, 45.0)
-    max_event_seconds: float | None = Field(None, gt=0, description="skip longer events (default: refuse them)")
+    max_event_seconds: float | None = Field(None, gt=0, le=600, description="skip longer events (default: refuse them)")
     rir_source: Literal["auto", "dataset", "simulate"] = Field(
         "auto", description="dataset: the RIR dataset's stored grid RIRs; simulate: RIRs for the planned "
                             "positions; auto: dataset when the RIR dataset holds a grid (placement: grid)")
     rir_seconds: float = Field(0.5, gt=0, le=3.0, description="RIR length: simulated, or stored ones cut to it")
     mode: Literal["hybrid", "ism"] = Field("hybrid", description="simulator mode (rir_source simulate)")
     bits: Literal[16, 24] = 16
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**32 - 1)
     test_fraction: float = Field(0.25, ge=0, lt=1, description="scenes rendered in the RIR set's test rooms")
-    max_shard_bytes: int = Field(DEFAULT_SHARD_BYTES, ge=100_000)
+    max_shard_bytes: int = Field(DEFAULT_SHARD_BYTES, ge=100_000, le=10**10)
 
     @model_validator(mode="after")
     def _check(self) -> "ScenesConfig":
@@ -100,6 +103,10 @@ class ScenesConfig(BaseModel):
             lo, hi = getattr(self, field)
             if lo > hi:
                 raise ValueError(f"{field} must be a range [min, max]; got {[lo, hi]}")
+        for field, (low, high) in RANGE_LIMITS.items():
+            lo, hi = getattr(self, field)
+            if lo < low or hi > high:
+                raise ValueError(f"{field} must lie within [{low}, {high}]; got {[lo, hi]}")
         return self
 
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from scipy.signal import butter, sosfilt
 
 from catalog import Catalog, Snapshot
+from catalog.names import DatasetName, DatasetRefText
 from catalog.shards import DEFAULT_SHARD_BYTES
 from pipelines.sharded import ShardTask, plan_shards, run_sharded
 from pipelines.stages.events import DURATION_BINS, event_row, features, match_ontology, normalise, split_by_item
@@ -30,9 +31,9 @@ LICENSE = "CC0-1.0 (generated)"
 class SyntheticEventsConfig(BaseModel):
     """Defaults make a small demo library; sizes are bounded so a typo cannot ask for a petabyte."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    name: str = "synthetic_events"
+    name: DatasetName = "synthetic_events"
     per_class: int = Field(8, ge=1, le=1_000_000)
     kinds: list[Kind] = Field(list(KINDS), min_length=1)
     duration: tuple[float, float] = Field((0.3, 2.0), description="seconds, drawn uniformly per event")
@@ -40,9 +41,9 @@ class SyntheticEventsConfig(BaseModel):
     loudness_db: float = Field(-30.0, ge=-60, le=-3, description="RMS of each event, dBFS (as in events)")
     ontology: Path | None = Field(None, description="AudioSet ontology JSON; matching kinds get ontology_id")
     bits: Literal[16, 24] = 16
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**32 - 1)
     test_fraction: float = Field(0.0, ge=0, lt=1)
-    max_shard_bytes: int = Field(DEFAULT_SHARD_BYTES, ge=100_000)
+    max_shard_bytes: int = Field(DEFAULT_SHARD_BYTES, ge=100_000, le=10**10)
 
     @field_validator("ontology")
     @classmethod

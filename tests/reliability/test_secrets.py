@@ -1,0 +1,118 @@
+"""Credentials come from the environment or the platform and go nowhere else; checkpoints load
+with weights_only=True; catalog SQL cannot write.
+
+Tally: 1 planted secret (in 4 environment variables and 2 config keys) scanned in 5 places
+(stdout/stderr, every file under the root: catalog, shards, cards, MLflow store; the Ray
+session logs; the snapshot dicts and cards through the API; the MLflow params and tags) ->
+found in none. 12 writing or escaping SQL statements tried -> 12 refused, catalog unchanged.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from catalog import Catalog, CatalogConfig
+from tests.helpers import REPO_ROOT, publish_dataset
+from tests.test_cli import ROOMTONE
+
+SECRET = "rt-planted-8c1f0e5a9b7d4e2f"  # distinctive: a hit can only be this leak
+PLANTED_ENV = {"AWS_SECRET_ACCESS_KEY": SECRET, "MLFLOW_TRACKING_PASSWORD": SECRET,
+               "ROOMTONE_API_TOKEN": SECRET, "HF_TOKEN": SECRET}
+
+
+def files_holding(folder: Path, needle: bytes) -> list[str]:
+    return [str(p) for p in folder.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+def test_a_planted_secret_reaches_no_log_catalog_card_or_mlflow_run(tmp_path):
+    root, ray_tmp = tmp_path / "home", Path(tempfile.mkdtemp(prefix="rt"))  # short: Ray's socket paths
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"name": "secrets", "stages": {
+        "lib": {"kind": "synthetic_events", "per_class": 2, "kinds": ["siren", "clicking"], "duration": [0.7, 0.8],
+                "sample_rate": 16_000},
+        "train": {"kind": "pretrain", "method": "ssast", "dataset": "lib", "steps": 2, "clip_seconds": 0.64,
+                  "batch_size": 4, "warmup_steps": 1, "cpus_per_worker": 0.5, "data_cpus": 0.5, "max_failures": 0,
+                  "log_checkpoints": "final", "model_overrides": {"dim": 64, "depth": 1, "heads": 2}}}}))
+    env = {**os.environ, **PLANTED_ENV, "ROOMTONE_ROOT": str(root), "RAY_TMPDIR": str(ray_tmp),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "RAY_ADDRESS": ""}
+    try:
+        proc = subprocess.run([ROOMTONE, "run", str(spec)], capture_output=True, text=True, env=env, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert SECRET not in proc.stdout + proc.stderr
+        assert files_holding(ray_tmp, SECRET.encode()) == []
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+    # the Python API with secret-like config keys: redacted before they reach the catalog
+    catalog = Catalog(CatalogConfig(root=str(root)))
+    publish_dataset(catalog, "keyed", {"api_token": SECRET, "storage": {"secret_access_key": SECRET}, "rows": 4})
+    for name in catalog.names():
+        for snap in catalog.history(name):
+            assert SECRET not in json.dumps(snap.to_dict(), default=str)
+            assert SECRET not in catalog.card(snap.ref)
+    assert catalog.show("keyed").config["api_token"] == "<redacted>"
+    assert files_holding(root, SECRET.encode()) == [] and files_holding(tmp_path, SECRET.encode()) == []
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert runs and all(SECRET not in json.dumps([r.data.params, r.data.tags]) for r in runs)
+
+
+def test_every_torch_load_in_the_product_loads_weights_only():
+    calls = []
+    for package in ("simulation", "pipelines", "catalog", "pretrain"):
+        for path in (REPO_ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load"
+                        and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch"):
+                    flag = {k.arg: k.value for k in node.keywords}.get("weights_only")
+                    calls.append((f"{path.relative_to(REPO_ROOT)}:{node.lineno}",
+                                  isinstance(flag, ast.Constant) and flag.value is True))
+    assert calls, "torch.load is called somewhere (pretrain/checkpoints.py); the scan found none"
+    assert [where for where, safe in calls if not safe] == []
+
+
+WRITES = ["CREATE TABLE t AS SELECT 1 AS a", "INSERT INTO keyed SELECT * FROM keyed", "DROP VIEW keyed",
+          "COPY (SELECT 1) TO '{out}/x.csv'", "ATTACH '{out}/x.duckdb' AS x", "ATTACH ':memory:' AS m",
+          "INSTALL httpfs", "LOAD httpfs", "SELECT * FROM read_csv('/etc/passwd')",
+          "SELECT * FROM read_parquet('{root}/**/*.parquet')", "SET enable_external_access = true",
+          "SELECT 1; CREATE TABLE t (a INT)"]
+
+
+def catalog_state(root: Path) -> tuple:
+    """Every snapshot of every dataset, and every file but the SQLite store (reads touch its WAL)."""
+    catalog = Catalog(CatalogConfig(root=str(root)))
+    snapshots = [(s.name, s.snapshot_id) for name in catalog.names() for s in catalog.history(name)]
+    return snapshots, {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+                       for p in sorted(root.rglob("*")) if p.is_file() and not p.name.startswith("catalog.db")}
+
+
+@pytest.mark.parametrize("sql", WRITES)
+def test_catalog_sql_cannot_write_or_escape(tmp_path, sql, monkeypatch, capsys):
+    from pipelines.cli import main
+
+    root, out = tmp_path / "home", tmp_path / "out"
+    out.mkdir()
+    publish_dataset(Catalog(CatalogConfig(root=str(root))), "keyed", {"rows": 4})
+    before = catalog_state(root)
+    monkeypatch.setattr(sys, "argv", ["roomtone", "--root", str(root), "catalog", "query",
+                                      sql.format(out=out, root=root)])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1 and "error:" in err and "fix:" in err and "Traceback" not in err
+    assert "read-only" in err or "Permission" in err or "Cannot change configuration" in err, err
+    assert catalog_state(root) == before and list(out.iterdir()) == []
