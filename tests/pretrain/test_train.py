@@ -52,6 +52,14 @@ def test_resume_and_a_killed_worker_reproduce_the_uninterrupted_curve(events, tm
     resumed = run_training(cfg, events)  # same run name: continues from step 2
     assert losses(resumed) == pytest.approx(losses(straight), rel=1e-5)
 
+    newest = Path(resumed.checkpoint)
+    assert newest.name == "step-00000004.pt"
+    whole = newest.stat().st_size
+    newest.write_bytes(newest.read_bytes()[: whole // 2])  # a write cut short
+    repaired = run_training(cfg, events)  # the truncated step 4 is skipped: resumes from step 2 again
+    assert not repaired.reused and repaired.steps == 4 and newest.stat().st_size == whole
+    assert losses(repaired) == pytest.approx(losses(straight), rel=1e-5)
+
     flag = tmp_path / "killed"
 
     def kill_once_at_step_3(step, micro, rank, batch):
