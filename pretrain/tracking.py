@@ -18,6 +18,7 @@ from pathlib import Path
 
 from catalog import CatalogConfig, Location
 from catalog.errors import RoomtoneError
+from catalog.runs import redact
 
 RUN_FILE = "mlflow-run.json"
 
@@ -73,7 +74,7 @@ def open_run(uri: str, experiment: str, run_name: str, run_dir: Location, params
         raise RoomtoneError(f"cannot reach the MLflow store {uri}: {str(exc).splitlines()[0]}",
                             "check --tracking-uri / MLFLOW_TRACKING_URI (or start the server)") from None
     run = client.create_run(exp_id, run_name=run_name, tags={"roomtone.run_dir": run_dir.uri})
-    client.log_batch(run.info.run_id, params=[Param(k, v[:6000]) for k, v in flatten(params).items()])
+    client.log_batch(run.info.run_id, params=[Param(k, v[:6000]) for k, v in flatten(redact(params)).items()])
     inputs = []
     for src in sources:
         manifest = pd.DataFrame({"uri": [u for u, _ in src.files], "rows": [n for _, n in src.files]})

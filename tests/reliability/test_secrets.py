@@ -56,12 +56,14 @@ def test_a_planted_secret_reaches_no_log_catalog_card_or_mlflow_run(tmp_path):
 
     # the Python API with secret-like config keys: redacted before they reach the catalog
     catalog = Catalog(CatalogConfig(root=str(root)))
-    publish_dataset(catalog, "keyed", {"api_token": SECRET, "storage": {"secret_access_key": SECRET}, "rows": 4})
+    publish_dataset(catalog, "keyed", {"api_token": SECRET, "storage": {"secret_access_key": SECRET}, "rows": 4,
+                                       "database": f"postgresql://roomtone:{SECRET}@db.internal/catalog"})
     for name in catalog.names():
         for snap in catalog.history(name):
             assert SECRET not in json.dumps(snap.to_dict(), default=str)
             assert SECRET not in catalog.card(snap.ref)
     assert catalog.show("keyed").config["api_token"] == "<redacted>"
+    assert catalog.show("keyed").config["database"] == "postgresql://roomtone:<redacted>@db.internal/catalog"
     assert files_holding(root, SECRET.encode()) == [] and files_holding(tmp_path, SECRET.encode()) == []
 
     from mlflow.tracking import MlflowClient
