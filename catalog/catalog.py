@@ -30,7 +30,7 @@ from catalog.errors import NotFoundError, RoomtoneError, SchemaMismatchError
 from catalog.names import DatasetRef, validate_name
 from catalog.runs import DatasetRun, config_hash, redact
 from catalog.shards import SHARD_NAME, ShardStats, arrow_schema, check_same_schema
-from catalog.storage import Location, s3_endpoint, s3_region
+from catalog.storage import Location, S3RetryStrategy, s3_endpoint, s3_region
 from catalog.version import code_version
 
 P = "roomtone."  # prefix of every snapshot property roomtone writes
@@ -113,7 +113,8 @@ class Catalog:
 
     @cached_property
     def iceberg(self) -> IcebergCatalog:
-        props: dict[str, str] = {"warehouse": self.config.warehouse_uri, "s3.region": s3_region()}
+        props: dict[str, str] = {"warehouse": self.config.warehouse_uri, "s3.region": s3_region(),
+                                 "s3.retry-strategy-impl": f"{S3RetryStrategy.__module__}.{S3RetryStrategy.__name__}"}
         if s3_endpoint():
             props["s3.endpoint"] = s3_endpoint()
         uri = self.config.database_uri

@@ -6,12 +6,18 @@ client (for clear pre-flight errors). S3 settings come from the standard AWS
 environment (``AWS_ENDPOINT_URL``, ``AWS_REGION``, credentials chain); credentials
 are read by the SDKs themselves and never pass through roomtone's own objects, so
 they cannot end up in logs or metadata.
+
+Every S3 client roomtone makes retries transient failures (throttling, 5xx, dropped
+connections) with the SDKs' standard exponential backoff, up to ``AWS_MAX_ATTEMPTS`` attempts
+per request (the variable the AWS SDKs already read; default 10), so one slow or flaky
+request does not fail a long job, while a permanent failure still ends it in bounded time.
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
+import shutil
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
@@ -24,7 +30,9 @@ from catalog.errors import NotFoundError, StorageError
 
 # Environment variables that describe *where* S3 is, never *who* you are. These are
 # the only ones roomtone forwards to Ray workers.
-S3_PUBLIC_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION")
+S3_PUBLIC_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION",
+                 "AWS_MAX_ATTEMPTS")
+DEFAULT_S3_ATTEMPTS = 10
 
 
 def s3_endpoint() -> str | None:
@@ -35,6 +43,23 @@ def s3_region() -> str:
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
+def s3_max_attempts() -> int:
+    """Attempts per S3 request, first one included (``AWS_MAX_ATTEMPTS``, default 10)."""
+    value = os.environ.get("AWS_MAX_ATTEMPTS") or str(DEFAULT_S3_ATTEMPTS)
+    if not value.isdigit() or int(value) < 1:
+        raise StorageError(f"AWS_MAX_ATTEMPTS={value!r} is not a positive whole number",
+                           f"set it to the attempts per S3 request, or unset it for {DEFAULT_S3_ATTEMPTS}")
+    return int(value)
+
+
+class S3RetryStrategy(pafs.AwsStandardS3RetryStrategy):
+    """The AWS standard strategy (exponential backoff with jitter), :func:`s3_max_attempts` by
+    default: pyiceberg's ``s3.retry-strategy-impl`` makes one without arguments."""
+
+    def __init__(self, max_attempts: int | None = None):
+        super().__init__(max_attempts=max_attempts or s3_max_attempts())
+
+
 def has_s3_credentials() -> bool:
     """Whether the standard AWS chain finds any credentials (their values are not looked at)."""
     import botocore.session
@@ -43,12 +68,16 @@ def has_s3_credentials() -> bool:
 
 
 @lru_cache(maxsize=8)
-def _s3_filesystem(endpoint: str | None, region: str) -> pafs.S3FileSystem:
-    kwargs: dict = {"region": region}
+def _s3_filesystem(endpoint: str | None, region: str, attempts: int) -> pafs.S3FileSystem:
+    kwargs: dict = {"region": region, "retry_strategy": S3RetryStrategy(attempts)}
     if endpoint:
         scheme, _, host = endpoint.partition("://")
         kwargs.update(endpoint_override=host or scheme, scheme=scheme if host else "https")
     return pafs.S3FileSystem(**kwargs)
+
+
+def _botocore_retries() -> dict:
+    return {"mode": "standard", "max_attempts": s3_max_attempts()}
 
 
 @dataclass(frozen=True)
@@ -104,16 +133,18 @@ class Location:
 
     @property
     def filesystem(self) -> pafs.FileSystem:
-        return _s3_filesystem(s3_endpoint(), s3_region()) if self.is_s3 else pafs.LocalFileSystem()
+        if not self.is_s3:
+            return pafs.LocalFileSystem()
+        return _s3_filesystem(s3_endpoint(), s3_region(), s3_max_attempts())
 
     def storage_options(self) -> dict:
-        """fsspec options for ``datasets`` / s3fs (endpoint and region only)."""
+        """fsspec options for ``datasets`` / s3fs (endpoint, region and retries only)."""
         if not self.is_s3:
             return {}
         client = {"region_name": s3_region()}
         if s3_endpoint():
             client["endpoint_url"] = s3_endpoint()
-        return {"client_kwargs": client}
+        return {"client_kwargs": client, "config_kwargs": {"retries": _botocore_retries()}}
 
     # -- small I/O helpers, all mapping low-level errors to one clear message ----------
 
@@ -165,7 +196,9 @@ class Location:
         """Move a finished local file here in one step (rename locally, one upload on S3)."""
         with self._errors("write"):
             if self.is_s3:
-                pafs.copy_files(local_file, self.path, destination_filesystem=self.filesystem)
+                # Not pafs.copy_files: in pyarrow 25 it returns normally when the upload fails.
+                with open(local_file, "rb") as src, self.filesystem.open_output_stream(self.path) as dst:
+                    shutil.copyfileobj(src, dst, 16 << 20)
                 os.remove(local_file)
             else:
                 Path(self.uri).parent.mkdir(parents=True, exist_ok=True)
@@ -188,8 +221,10 @@ class Location:
     def s3_client(self):
         """A boto3 S3 client for the same endpoint and region as the pyarrow filesystem."""
         import boto3
+        from botocore.config import Config
 
-        return boto3.client("s3", endpoint_url=s3_endpoint(), region_name=s3_region())
+        return boto3.client("s3", endpoint_url=s3_endpoint(), region_name=s3_region(),
+                            config=Config(retries=_botocore_retries(), connect_timeout=10, read_timeout=60))
 
     def _check_bucket(self) -> None:
         """boto3's typed errors tell a missing bucket from missing or wrong credentials."""
@@ -216,6 +251,11 @@ class Location:
         return _translate_errors(self, action)
 
 
+# How the SDKs word throttling and server errors, which they retry until the attempts run out.
+_TRANSIENT = ("slow_down", "slowdown", "throttl", "internal_failure", "internalerror", "service_unavailable",
+              "serviceunavailable", "request rate")
+
+
 class _translate_errors:
     """Turn pyarrow/OS errors into a StorageError naming the location and the fix."""
 
@@ -226,9 +266,9 @@ class _translate_errors:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc is None or isinstance(exc, StorageError):
-            return False
-        text = str(exc)
+        if not isinstance(exc, Exception) or isinstance(exc, StorageError):
+            return False  # nothing raised, already clear, or an interrupt (a cancelled Ray task) to let through
+        text = str(exc).strip() or type(exc).__name__
         where = self.location.uri
         if isinstance(exc, FileNotFoundError):
             raise NotFoundError(f"{where} does not exist", "check the path") from exc
@@ -250,8 +290,13 @@ class _translate_errors:
                 or "invalidaccesskeyid" in lowered or "signature" in lowered:
             raise StorageError(f"S3 refused to {self.action} {where}: missing or invalid credentials",
                                "set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or an AWS profile") from exc
+        tries = f"after up to {s3_max_attempts()} attempts with backoff"
+        if any(word in lowered for word in _TRANSIENT):
+            raise StorageError(f"S3 kept failing to {self.action} {where} {tries}: {text.splitlines()[0]}",
+                               "S3 is throttling or unavailable: re-run later (a job keeps its finished shards), "
+                               "or allow more attempts with AWS_MAX_ATTEMPTS") from exc
         if "connect" in lowered or "curl" in lowered or "timed out" in lowered:
-            raise StorageError(f"cannot reach S3 to {self.action} {where}",
-                               f"check AWS_ENDPOINT_URL (now {s3_endpoint() or 'unset'})") from exc
+            raise StorageError(f"cannot reach S3 to {self.action} {where} {tries}",
+                               f"check AWS_ENDPOINT_URL (now {s3_endpoint() or 'unset'}) and the network") from exc
         raise StorageError(f"S3 error while trying to {self.action} {where}: {text.splitlines()[0]}",
                            "check the bucket, endpoint and credentials") from exc

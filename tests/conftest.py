@@ -24,23 +24,36 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session", autouse=True)
-def s3_server():
-    """moto's standalone server; the AWS_* environment points every SDK at it.
-
-    Started before anything else so that Ray workers inherit the same environment."""
+@pytest.fixture(scope="session")
+def s3_proxy():
+    """moto's standalone server behind the fault-injecting proxy of tests/reliability/s3_proxy.py,
+    which forwards every request unchanged unless a test schedules faults."""
     from moto.server import ThreadedMotoServer
+
+    from tests.reliability.s3_proxy import S3FaultProxy
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing-secret", "AWS_REGION": "us-east-1",
+    proxy = S3FaultProxy(f"http://{host}:{port}").start()
+    yield proxy
+    proxy.stop()
+    server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def s3_server(s3_proxy):
+    """The S3 endpoint (moto, through the proxy); the AWS_* environment points every SDK at it.
+
+    Started before anything else so that Ray workers inherit the same environment, proxy
+    included: a test switches the proxy's faults without restarting Ray. Five attempts per
+    request (roomtone's default is 10) keep a permanent failure's backoff short in tests."""
+    env = {"AWS_ENDPOINT_URL": s3_proxy.url, "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing-secret", "AWS_REGION": "us-east-1", "AWS_MAX_ATTEMPTS": "5",
            "AWS_EC2_METADATA_DISABLED": "true", "ROOMTONE_RAY_DASHBOARD": "0"}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     yield env["AWS_ENDPOINT_URL"]
-    server.stop()
     for k, v in saved.items():
         if v is None:
             os.environ.pop(k, None)
