@@ -95,13 +95,15 @@ def _results(refs_by_task: dict, ray) -> Iterator[tuple[ShardTask, int]]:
         task = pending.pop(ready[0])
         try:
             yield task, ray.get(ready[0])
-        except ray.exceptions.RayTaskError as exc:
+        except ray.exceptions.RayError as exc:  # a task error, or its node/worker lost past the retries
             for ref in pending:
                 ray.cancel(ref)
             cause = exc.cause if getattr(exc, "cause", None) is not None else exc
             if isinstance(cause, RoomtoneError):
                 raise cause from None
-            raise RoomtoneError(f"shard {task.relpath} failed: {cause}", "see the Ray logs") from None
+            detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+            raise RoomtoneError(f"shard {task.relpath} failed: {type(cause).__name__}: {detail}",
+                                "see the Ray logs, then re-run: finished shards are kept and skipped") from None
 
 
 def run_sharded(catalog: Catalog, run: DatasetRun, tasks: list[ShardTask],
