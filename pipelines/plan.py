@@ -11,7 +11,6 @@ metadata file per snapshot. Rates come from the benchmarks' closing JSON lines
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 

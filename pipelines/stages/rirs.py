@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from catalog import Catalog, Snapshot
-from catalog.names import DatasetName, DatasetRefText
+from catalog.names import DatasetName
 from catalog.shards import DEFAULT_SHARD_BYTES
 from pipelines import metrics
 from pipelines.sharded import ShardTask, holdout, plan_shards, run_sharded

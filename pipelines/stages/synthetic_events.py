@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from scipy.signal import butter, sosfilt
 
 from catalog import Catalog, Snapshot
-from catalog.names import DatasetName, DatasetRefText
+from catalog.names import DatasetName
 from catalog.shards import DEFAULT_SHARD_BYTES
 from pipelines.sharded import ShardTask, plan_shards, run_sharded
 from pipelines.stages.events import DURATION_BINS, event_row, features, match_ontology, normalise, split_by_item
