@@ -25,6 +25,7 @@ Event ids: the path relative to the folder; ``<split>/<index>`` or the ``id`` co
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -154,11 +155,17 @@ def read_mono(data: Path | bytes, silence_db: float) -> tuple[np.ndarray, int, i
         raise Quarantined(f"missing: {data} does not exist")
     if (data.stat().st_size if isinstance(data, Path) else len(data)) == 0:
         raise Quarantined("empty file (0 bytes)")
+    raw = data.read_bytes() if isinstance(data, Path) else data
     try:
-        samples, rate = sf.read(data if isinstance(data, Path) else io.BytesIO(data), dtype="float64",
-                                always_2d=True)
+        ints, rate = sf.read(io.BytesIO(raw), dtype="int32", always_2d=True)
     except (RuntimeError, OSError, ValueError) as exc:  # soundfile's LibsndfileError is a RuntimeError
         raise Quarantined(f"unreadable: {getattr(exc, 'error_string', exc)}") from None
+    if raw[:4] == b"fLaC" and not flac_md5_matches(raw, ints):
+        raise Quarantined("corrupt: decoded FLAC audio does not match the MD5 signature in its header")
+    if raw[:4] in (b"RIFF", b"RF64") and sf.info(io.BytesIO(raw)).subtype in ("FLOAT", "DOUBLE"):
+        samples, _ = sf.read(io.BytesIO(raw), dtype="float64", always_2d=True)  # keep NaN/inf visible
+    else:
+        samples = ints / 2.0 ** 31  # what soundfile's float read of integer PCM gives
     if samples.shape[0] == 0:
         raise Quarantined("empty: no audio frames")
     if not MIN_RATE <= rate <= MAX_RATE:  # resampling 1 Hz "audio" to 24 kHz would blow up a worker
@@ -170,6 +177,22 @@ def read_mono(data: Path | bytes, silence_db: float) -> tuple[np.ndarray, int, i
     if peak < 10 ** (silence_db / 20):
         raise Quarantined(f"silent: peak below silence_db ({silence_db:g} dBFS)")
     return mono, rate, samples.shape[1]
+
+
+def flac_md5_matches(raw: bytes, samples: np.ndarray) -> bool:
+    """Whether int32-decoded ``samples`` hash to the MD5 the encoder wrote into STREAMINFO
+    (an all-zero signature means none was written). libsndfile decodes FLAC frames whose
+    bytes were damaged without complaint; the signature catches them."""
+    if len(raw) < 42 or raw[4] & 0x7F != 0:  # the first metadata block must be STREAMINFO
+        return False
+    info = int.from_bytes(raw[18:26], "big")
+    bits = ((info >> 36) & 0x1F) + 1
+    signature = raw[26:42]
+    if signature == bytes(16):
+        return True
+    width = (bits + 7) // 8
+    values = (samples >> (32 - bits)).astype("<i4").reshape(-1, 1).view(np.uint8)[:, :width]
+    return hashlib.md5(np.ascontiguousarray(values).tobytes()).digest() == signature
 
 
 def trim(x: np.ndarray, trim_db: float) -> np.ndarray:

@@ -1,7 +1,7 @@
 """The bad-input sweep: every kind of bad input a user can hand over is refused with one clear
 message (what is wrong, how to fix it, no traceback) or quarantined with its reason.
 
-Tally: 31 bad inputs tried -> 31 refused or quarantined (8 broken audio files quarantined by a
+Tally: 32 bad inputs tried -> 32 refused or quarantined (9 broken audio files quarantined by a
 real `roomtone ingest events`, 19 configs/specs/names refused by the CLI, 4 input mismatches
 refused by the stages before any job starts).
 """
@@ -39,6 +39,8 @@ def broken_audio() -> dict[str, tuple[bytes, str]]:
     tone = 0.1 * np.sin(np.arange(4800) / 5)
     return {"truncated.flac": (flac[:len(flac) // 2], "unreadable"),
             "bad_header.flac": (flac[:4] + bytes(60) + flac[64:], "unreadable"),
+            # decodes cleanly, but not to the audio the encoder signed: damage libsndfile cannot see
+            "wrong_md5.flac": (flac[:26] + bytes(b ^ 0xFF for b in flac[26:42]) + flac[42:], "MD5"),
             "zero_bytes.flac": (b"", "empty file"),
             "zero_frames.wav": (wav(np.zeros((0, 1)), 24_000), "empty"),
             "nan.wav": (wav(np.where(np.arange(4800) % 7, tone, np.nan).astype(np.float32), 24_000, "FLOAT"), "NaN"),
