@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated
-
-from pydantic import AfterValidator
 
 from catalog.errors import RoomtoneError
 
@@ -43,17 +40,3 @@ class DatasetRef:
     def __str__(self) -> str:
         return f"{self.name}@{self.snapshot}" if self.snapshot else self.name
 
-
-def _as_field(check):
-    """A pydantic check from a name check: the RoomtoneError's text becomes the field's message."""
-    def run(value: str) -> str:
-        try:
-            return str(check(value))
-        except RoomtoneError as exc:
-            raise ValueError(str(exc)) from None
-    return run
-
-
-# Config fields: a dataset a stage writes, and one it reads (NAME, NAME@vN or NAME@SNAPSHOT).
-DatasetName = Annotated[str, AfterValidator(_as_field(validate_name))]
-DatasetRefText = Annotated[str, AfterValidator(_as_field(DatasetRef.parse))]

@@ -17,6 +17,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from catalog.errors import RoomtoneError
+from catalog.fields import ShardBytes
 from catalog.shards import DEFAULT_SHARD_BYTES, plan_num_shards
 
 # benchmark/metric -> value, measured on the reference machine (2-core x86, one thread per worker).
@@ -48,7 +49,7 @@ class PlanRequest(BaseModel):
                                description="RIR length: 1.5 x the mean RT60 of U[0.2, 2.0] s")
     channels: int = Field(4, ge=1, le=256)
     sample_rate: int = Field(24_000, ge=8_000, le=192_000)
-    max_shard_bytes: int = Field(DEFAULT_SHARD_BYTES, ge=100_000)
+    max_shard_bytes: ShardBytes = DEFAULT_SHARD_BYTES
 
 
 @dataclass(frozen=True)

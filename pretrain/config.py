@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from catalog.names import DatasetRefText
+from catalog.fields import DatasetRefText, Seed
 
 Method = Literal["ssast", "beats", "supervised"]
 MODEL_FAMILIES = {"ssast": ("ssast",), "beats": ("beats",), "supervised": ("tagging", "seld")}
@@ -40,7 +40,7 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(0.01, ge=0, le=10)
     betas: tuple[float, float] = Field((0.95, 0.999), description="Adam betas, each in [0, 1)")
     grad_clip: float | None = Field(1.0, gt=0, le=1e6)
-    seed: int = Field(0, ge=0, le=2**32 - 1)
+    seed: Seed = 0
     num_workers: int = Field(1, ge=1, le=4096, description="Ray Train workers (one DDP rank each)")
     cpus_per_worker: float = Field(1.0, gt=0, le=1024)
     data_cpus: float = Field(1.0, gt=0, le=1024, description="CPUs per Ray Data decode/feature task")
@@ -98,6 +98,6 @@ class EvalConfig(BaseModel):
     batch_size: int = Field(32, ge=1, le=65_536)
     lr: float = Field(1e-2, gt=0, le=10, description="probe lr; fine-tuning uses lr / 10 on the encoder")
     weight_decay: float = Field(1e-4, ge=0, le=10)
-    seed: int = Field(0, ge=0, le=2**32 - 1)
+    seed: Seed = 0
     mlflow_run_id: str | None = Field(None, description="log to this run; default: the checkpoint's run")
     tracking_uri: str | None = None

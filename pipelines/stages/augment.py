@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from catalog import Catalog, CatalogConfig, Snapshot, audio_cell, decode_audio, encode_flac
 from catalog.errors import RoomtoneError
-from catalog.names import DatasetName, DatasetRefText
+from catalog.fields import DatasetName, DatasetRefText, Seed, ShardBytes
 from catalog.shards import DEFAULT_SHARD_BYTES
 from pipelines.sharded import ShardTask, plan_shards, run_sharded
 from simulation.seeding import item_rng
@@ -45,10 +45,10 @@ class AugmentConfig(BaseModel):
     rirs: DatasetRefText | None = Field(None, description="RIR dataset for reverb (NAME or NAME@vN)")
     steps: list[dict[str, Any]] = Field(default_factory=lambda: [dict(s) for s in DEFAULT_STEPS])
     copies: int = Field(1, ge=1, le=1000, description="augmented rows per input row")
-    seed: int = Field(0, ge=0, le=2**32 - 1)
+    seed: Seed = 0
     epoch: int = Field(0, ge=0, le=1_000_000, description="a new epoch draws new recipes from the same seed")
     bits: Literal[16, 24] = 16
-    max_shard_bytes: int = Field(DEFAULT_SHARD_BYTES, ge=100_000, le=10**10)
+    max_shard_bytes: ShardBytes = DEFAULT_SHARD_BYTES
 
     @field_validator("steps")
     @classmethod

@@ -46,7 +46,7 @@ from catalog import Catalog, Snapshot, audio_cell, encode_flac, validate_name, \
     write_shard
 from catalog.cluster import connect
 from catalog.errors import RoomtoneError
-from catalog.names import DatasetName, DatasetRefText
+from catalog.fields import DatasetName, DatasetRefText, Seed, ShardBytes
 from catalog.shards import DEFAULT_SHARD_BYTES
 from pipelines import metrics
 from pipelines.sharded import ShardTask, plan_shards, run_sharded
@@ -91,9 +91,9 @@ class EventsConfig(BaseModel):
     loudness_db: float = Field(-30.0, ge=-60, le=-3, description="RMS of each trimmed event, dBFS")
     silence_db: float = Field(-80.0, ge=-160, lt=0, description="a file whose peak is below this (dBFS) is silent")
     bits: Literal[16, 24] = 16
-    seed: int = Field(0, ge=0, le=2**32 - 1)
+    seed: Seed = 0
     test_fraction: float = Field(0.0, ge=0, lt=1, description="source files held out for a test split")
-    max_shard_bytes: int = Field(DEFAULT_SHARD_BYTES, ge=100_000, le=10**10)
+    max_shard_bytes: ShardBytes = DEFAULT_SHARD_BYTES
 
     @field_validator("folder", "hf_dataset", "labels_csv", "ontology")
     @classmethod

@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from catalog import Catalog, CatalogConfig, Snapshot
 from catalog.errors import RoomtoneError
-from catalog.names import DatasetName, DatasetRef, DatasetRefText
+from catalog.fields import DatasetName, DatasetRefText, Seed, ShardBytes
+from catalog.names import DatasetRef
 from catalog.shards import DEFAULT_SHARD_BYTES
 from pipelines.qa.facts import CONVENTION, extract_facts
 from pipelines.qa.families import FAMILIES, Context, generate
@@ -41,9 +42,9 @@ class QaConfig(BaseModel):
     ontology: Path | None = Field(None, description="AudioSet ontology.json: descriptions and hard negatives")
     max_subjects: int = Field(2, ge=1, le=50, description="events each family asks about per clip")
     test_fraction: float = Field(0.25, ge=0, lt=1, description="rooms held out when the source has no test split")
-    seed: int = Field(0, ge=0, le=2**32 - 1)
+    seed: Seed = 0
     lm: LmConfig | None = Field(None, description="optional OpenAI-compatible model for open-ended tuples")
-    max_shard_bytes: int = Field(DEFAULT_SHARD_BYTES, ge=100_000, le=10**10)
+    max_shard_bytes: ShardBytes = DEFAULT_SHARD_BYTES
 
     @field_validator("families")
     @classmethod

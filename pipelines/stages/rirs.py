@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from catalog import Catalog, Snapshot
-from catalog.names import DatasetName
+from catalog.fields import DatasetName, Seed, ShardBytes
 from catalog.shards import DEFAULT_SHARD_BYTES
 from pipelines import metrics
 from pipelines.sharded import ShardTask, holdout, plan_shards, run_sharded
@@ -60,9 +60,9 @@ class RirsConfig(BaseModel):
                                                   "decay is not cut before T30 can be measured")
     mode: Literal["hybrid", "ism"] = "hybrid"
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    seed: int = Field(0, ge=0, le=2**32 - 1)
+    seed: Seed = 0
     test_fraction: float = Field(0.25, ge=0, lt=1, description="rooms held out for the test split")
-    max_shard_bytes: int = Field(DEFAULT_SHARD_BYTES, ge=100_000, le=10**10)
+    max_shard_bytes: ShardBytes = DEFAULT_SHARD_BYTES
 
     @model_validator(mode="after")
     def _ranges(self) -> "RirsConfig":

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from catalog import Catalog, CatalogConfig, Snapshot, audio_cell, decode_audio, encode_flac
 from catalog.errors import RoomtoneError
-from catalog.names import DatasetName, DatasetRefText
+from catalog.fields import DatasetName, DatasetRefText, Seed, ShardBytes
 from catalog.shards import DEFAULT_SHARD_BYTES
 from pipelines.sharded import ShardTask, holdout, plan_shards, run_sharded
 from simulation.seeding import item_rng, item_seed
@@ -80,9 +80,9 @@ class ScenesConfig(BaseModel):
     rir_seconds: float = Field(0.5, gt=0, le=3.0, description="RIR length: simulated, or stored ones cut to it")
     mode: Literal["hybrid", "ism"] = Field("hybrid", description="simulator mode (rir_source simulate)")
     bits: Literal[16, 24] = 16
-    seed: int = Field(0, ge=0, le=2**32 - 1)
+    seed: Seed = 0
     test_fraction: float = Field(0.25, ge=0, lt=1, description="scenes rendered in the RIR set's test rooms")
-    max_shard_bytes: int = Field(DEFAULT_SHARD_BYTES, ge=100_000, le=10**10)
+    max_shard_bytes: ShardBytes = DEFAULT_SHARD_BYTES
 
     @model_validator(mode="after")
     def _check(self) -> "ScenesConfig":

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from scipy.signal import butter, sosfilt
 
 from catalog import Catalog, Snapshot
-from catalog.names import DatasetName
+from catalog.fields import DatasetName, Seed, ShardBytes
 from catalog.shards import DEFAULT_SHARD_BYTES
 from pipelines.sharded import ShardTask, plan_shards, run_sharded
 from pipelines.stages.events import DURATION_BINS, event_row, features, match_ontology, normalise, split_by_item
@@ -41,9 +41,9 @@ class SyntheticEventsConfig(BaseModel):
     loudness_db: float = Field(-30.0, ge=-60, le=-3, description="RMS of each event, dBFS (as in events)")
     ontology: Path | None = Field(None, description="AudioSet ontology JSON; matching kinds get ontology_id")
     bits: Literal[16, 24] = 16
-    seed: int = Field(0, ge=0, le=2**32 - 1)
+    seed: Seed = 0
     test_fraction: float = Field(0.0, ge=0, lt=1)
-    max_shard_bytes: int = Field(DEFAULT_SHARD_BYTES, ge=100_000, le=10**10)
+    max_shard_bytes: ShardBytes = DEFAULT_SHARD_BYTES
 
     @field_validator("ontology")
     @classmethod
