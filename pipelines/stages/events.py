@@ -157,15 +157,11 @@ def read_mono(data: Path | bytes, silence_db: float) -> tuple[np.ndarray, int, i
         raise Quarantined("empty file (0 bytes)")
     raw = data.read_bytes() if isinstance(data, Path) else data
     try:
-        ints, rate = sf.read(io.BytesIO(raw), dtype="int32", always_2d=True)
+        samples, rate = sf.read(io.BytesIO(raw), dtype="float64", always_2d=True)
     except (RuntimeError, OSError, ValueError) as exc:  # soundfile's LibsndfileError is a RuntimeError
         raise Quarantined(f"unreadable: {getattr(exc, 'error_string', exc)}") from None
-    if raw[:4] == b"fLaC" and not flac_md5_matches(raw, ints):
+    if raw[:4] == b"fLaC" and not flac_md5_matches(raw, samples):
         raise Quarantined("corrupt: decoded FLAC audio does not match the MD5 signature in its header")
-    if raw[:4] in (b"RIFF", b"RF64") and sf.info(io.BytesIO(raw)).subtype in ("FLOAT", "DOUBLE"):
-        samples, _ = sf.read(io.BytesIO(raw), dtype="float64", always_2d=True)  # keep NaN/inf visible
-    else:
-        samples = ints / 2.0 ** 31  # what soundfile's float read of integer PCM gives
     if samples.shape[0] == 0:
         raise Quarantined("empty: no audio frames")
     if not MIN_RATE <= rate <= MAX_RATE:  # resampling 1 Hz "audio" to 24 kHz would blow up a worker
@@ -180,9 +176,9 @@ def read_mono(data: Path | bytes, silence_db: float) -> tuple[np.ndarray, int, i
 
 
 def flac_md5_matches(raw: bytes, samples: np.ndarray) -> bool:
-    """Whether int32-decoded ``samples`` hash to the MD5 the encoder wrote into STREAMINFO
-    (an all-zero signature means none was written). libsndfile decodes FLAC frames whose
-    bytes were damaged without complaint; the signature catches them."""
+    """Whether decoded float ``samples`` (integer PCM / 2**(bits-1), exact in float64) hash to
+    the MD5 the encoder wrote into STREAMINFO (all zeros: none was written). libsndfile decodes
+    FLAC frames whose bytes were damaged without complaint; the signature catches them."""
     if len(raw) < 42 or raw[4] & 0x7F != 0:  # the first metadata block must be STREAMINFO
         return False
     info = int.from_bytes(raw[18:26], "big")
@@ -191,7 +187,7 @@ def flac_md5_matches(raw: bytes, samples: np.ndarray) -> bool:
     if signature == bytes(16):
         return True
     width = (bits + 7) // 8
-    values = (samples >> (32 - bits)).astype("<i4").reshape(-1, 1).view(np.uint8)[:, :width]
+    values = np.rint(samples * 2.0 ** (bits - 1)).astype("<i4").reshape(-1, 1).view(np.uint8)[:, :width]
     return hashlib.md5(np.ascontiguousarray(values).tobytes()).digest() == signature
 
 
