@@ -153,18 +153,20 @@ def finish_run(uri: str, run_id: str, encoder, register_as: str | None, checkpoi
     previous = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)  # also writes MLFLOW_TRACKING_URI, which must not outlive this call
     version = None
-    with mlflow.start_run(run_id=run_id):
-        if checkpoint:
-            mlflow.log_artifact(checkpoint, "checkpoints")
-        if encoder is not None:
-            info = mlflow.pytorch.log_model(encoder, name="encoder", registered_model_name=register_as,
-                                            pip_requirements=["torch"], serialization_format="pickle")
-            version = str(info.registered_model_version) if register_as else None
-    mlflow.tracking.MlflowClient(uri).set_terminated(run_id, status)
-    if previous is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = previous
+    try:
+        with mlflow.start_run(run_id=run_id):
+            if checkpoint:
+                mlflow.log_artifact(checkpoint, "checkpoints")
+            if encoder is not None:
+                info = mlflow.pytorch.log_model(encoder, name="encoder", registered_model_name=register_as,
+                                                pip_requirements=["torch"], serialization_format="pickle")
+                version = str(info.registered_model_version) if register_as else None
+        mlflow.tracking.MlflowClient(uri).set_terminated(run_id, status)
+    finally:  # restored on failure too, or a stopped store's URI leaks into every later run
+        if previous is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = previous
     return version
 
 

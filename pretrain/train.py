@@ -210,7 +210,8 @@ def train_loop(config: dict) -> None:
         sched.step()
         metrics = _mean_over_ranks(sums, world, device)
         done = step + 1
-        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+        at_checkpoint = done % cfg.checkpoint_every == 0 or done == cfg.steps
+        if at_checkpoint:
             if rank == 0:
                 _save(save_checkpoint, run_dir, core, opt, sched, done, cfg, source.classes, logger,
                       final=done == cfg.steps)
@@ -218,7 +219,7 @@ def train_loop(config: dict) -> None:
                 dist.barrier()
         if logger is not None:
             logger.log(done, metrics, cfg.batch_size)
-        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+        if at_checkpoint:
             # Only here: a report is a barrier the Ray Train controller settles on its 2 s poll, so
             # reporting every step held training to 0.5 steps/s. MLflow gets every step's metrics.
             ray.train.report({**metrics, "step": done})
