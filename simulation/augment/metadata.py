@@ -16,8 +16,7 @@ import re
 from operator import itemgetter
 from typing import Any
 
-from ..rooms import Room
-from ..scenes.labels import _room_words, caption, frame_labels
+from ..scenes.labels import describe, frame_labels, sentence
 from ..scenes.plan import PlannedEvent, ScenePlan
 from .spatial import azimuth_sign, pattern_angles, rotate_caption
 
@@ -31,7 +30,6 @@ _ROOM_WORDS = r"in an? (?:small|medium-sized|large) (?:anechoic space|dry room|m
               r"very reverberant room)"
 _ENDING = re.compile(rf"({_ROOM_WORDS})$")
 _ANY_ROOM = re.compile(_ROOM_WORDS)
-_NO_ROOM = Room((1.0, 1.0, 1.0), (0.0,) * 6)
 
 
 def _wrap(az: float) -> float:
@@ -51,23 +49,28 @@ def clip_events(events: list[dict], duration: float) -> list[dict]:
     return out
 
 
+def _event(e: dict) -> PlannedEvent:
+    return PlannedEvent(e["event_id"], e["class_index"], e["class_name"], e["track"], e["onset"], e["offset"],
+                        e.get("level_db", 0.0), e["azimuth"], e["elevation"], e["distance"], e.get("speed", 0.0))
+
+
+def _by_onset(events: list[dict]) -> list[dict]:
+    return sorted(events, key=itemgetter("onset", "track"))
+
+
 def _plan(events: list[dict], duration: float, hop: float) -> ScenePlan:
     return ScenePlan(seed=0, duration=duration, tracks=1, polyphony=1, hop=hop, center=(0.0, 0.0, 0.0),
-                     snr_db=None, noise_seed=0, events=tuple(
-                         PlannedEvent(e["event_id"], e["class_index"], e["class_name"], e["track"], e["onset"],
-                                      e["offset"], e.get("level_db", 0.0), e["azimuth"], e["elevation"],
-                                      e["distance"], e.get("speed", 0.0))
-                         for e in sorted(events, key=itemgetter("onset", "track"))))
+                     snr_db=None, noise_seed=0, events=tuple(map(_event, _by_onset(events))))
 
 
-def describe_events(events: list[dict], text: str, duration: float) -> str:
+def describe_events(events: list[dict], text: str) -> str:
     """A scene caption for `events` (the scenes stage's wording) keeping the room words `text` ends
     with; `text` unchanged when it holds none or several rooms (a mixture's caption)."""
     rooms = _ANY_ROOM.findall(text)
     if len(rooms) != 1 or not _ENDING.search(text):
         return text
-    fresh = caption(_plan(events, duration, 0.1), _NO_ROOM)
-    return fresh[:-len(_room_words(_NO_ROOM))] + rooms[0]
+    body = describe(map(_event, _by_onset(events)))  # lazy: only the events the caption names are built
+    return sentence(body, rooms[0])
 
 
 def _recaption(meta: Meta, before: list[dict], after: list[dict]) -> Meta:
@@ -76,7 +79,7 @@ def _recaption(meta: Meta, before: list[dict], after: list[dict]) -> Meta:
     cut = len(after) != len(before) or any((a["onset"], a["offset"]) != (b["onset"], b["offset"])
                                            for a, b in zip(after, before) if b.get("speed"))
     if cut and meta.get("caption"):
-        meta["caption"] = describe_events(after, meta["caption"], meta["duration"])
+        meta["caption"] = describe_events(after, meta["caption"])
     return meta
 
 
@@ -88,8 +91,9 @@ def _finish(meta: Meta, events: list[dict]) -> Meta:
 
 
 def _shift_labels(labels: list[dict], frames: int, n_frames: int, track_offset: int = 0) -> list[dict]:
-    return [{**l, "frame": l["frame"] + frames, "track": l["track"] + track_offset} for l in labels
-            if 0 <= l["frame"] + frames < n_frames]
+    lo, hi = -frames, n_frames - frames  # the source frames that land inside the clip
+    return [dict(l, frame=f + frames, track=l["track"] + track_offset) for l in labels
+            if lo <= (f := l["frame"]) < hi]
 
 
 def _n_frames(duration: float, hop: float) -> int:
@@ -177,9 +181,11 @@ def merge_meta(meta: Meta, partner: Meta, offset: int, rate: int, hop: float, ga
     kept = clip_events(moved, a["duration"])
     events = a["events"] + kept
     if "labels" in out:
+        # both lists are in (frame, track) order and every partner track comes after the first
+        # clip's, so a stable sort on the frame alone gives (frame, track) order
         out["labels"] = sorted(a["labels"] + _shift_labels(b.get("labels") or [], _frames_of(offset, rate, hop),
                                                            _n_frames(a["duration"], hop), first),
-                               key=itemgetter("frame", "track"))
+                               key=itemgetter("frame"))
     if a.get("caption") is not None and b.get("caption") is not None:
         heard = _recaption({"caption": b["caption"], "duration": a["duration"]}, moved, kept)["caption"]
         out["caption"] = MIX_TEMPLATES[template].format(a=a["caption"], b=heard)

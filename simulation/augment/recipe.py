@@ -84,6 +84,8 @@ class Step:
 
     name: ClassVar[str]
     defaults: ClassVar[dict[str, Any]] = {}
+    # FFT-based steps: pocketfft's last bits depend on the input's alignment
+    fft: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -163,19 +165,19 @@ class Mix(Step):
                                  f"({p.shape[0]} channels): mix clips of one format")
             partners.append(p)
         offsets = [s.offset for s in steps]
+        gains = [(s.gain_a, s.gain_b) for s in steps]
         if any(s.gain_a is None for s in steps):
-            gains = F.mix_gains(x, partners, offsets, [s.snr_db for s in steps], NORM_DB,
+            fresh = F.mix_gains(x, partners, offsets, [s.snr_db for s in steps], NORM_DB,
                                 [s.mix_rms_db for s in steps])
-            steps = [s if s.gain_a is not None else _replace(s, gain_a=g[0], gain_b=g[1])
-                     for s, g in zip(steps, gains)]
-        y = F.mix(x, partners, offsets, [(s.gain_a, s.gain_b) for s in steps], [s.limit or 1.0 for s in steps])
-        if any(s.limit is None for s in steps):  # AudioGen: a mixture that would clip is lowered to the peak
+            gains = [g if g[0] is not None else f for g, f in zip(gains, fresh)]
+        y = F.mix(x, partners, offsets, gains, [s.limit or 1.0 for s in steps])
+        limits = [s.limit for s in steps]
+        if None in limits:  # AudioGen: a mixture that would clip is lowered to the peak
             limits = F.peak_limits(y, PEAK)
             for i, lim in enumerate(limits):
                 if lim != 1.0:
                     y[i].mul_(lim)  # the same operation `mix` replays from the recorded limit
-            steps = [_replace(s, limit=lim) for s, lim in zip(steps, limits)]
-        return y, steps
+        return y, [_replace(s, gain_a=g[0], gain_b=g[1], limit=lim) for s, g, lim in zip(steps, gains, limits)]
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,7 @@ class Reverb(Step):
     scaled by `gain` so the wet clip keeps the dry clip's RMS."""
 
     name: ClassVar[str] = "reverb"
+    fft: ClassVar[bool] = True
     rir_id: str
     onset: int | None = None
     gain: float | None = None
@@ -271,6 +274,7 @@ class Speed(Step):
     """Play `factor` times faster (resampled; pitch follows), length kept."""
 
     name: ClassVar[str] = "speed"
+    fft: ClassVar[bool] = True
     defaults: ClassVar[dict] = {"factor": (0.9, 1.1)}
     factor: float
 
@@ -398,24 +402,22 @@ def apply_recipe_batch(recipes: Sequence[Recipe], audio: torch.Tensor, rate: int
     resolved = [list(r.steps) for r in recipes]
     x = audio
     for k in range(max((len(r) for r in resolved), default=0)):
-        parts = [([i for i, r in enumerate(resolved) if len(r) <= k], None)]
-        for kind in sorted({type(r[k]) for r in resolved if len(r) > k}, key=lambda t: t.name):
-            parts.append(([i for i, r in enumerate(resolved) if len(r) > k and type(r[k]) is kind], kind))
+        groups: dict[type | None, list[int]] = {}  # step kind (None: recipe ended) -> items
+        for i, r in enumerate(resolved):
+            groups.setdefault(type(r[k]) if len(r) > k else None, []).append(i)
         outputs = []
-        for idx, kind in parts:
-            if not idx:
-                continue
+        for kind, idx in groups.items():
             whole = len(idx) == x.shape[0]
             part = x if whole else x[idx]
             y, done = (part, []) if kind is None else kind.audio([resolved[i][k] for i in idx], part, rate, res)
             for i, s in zip(idx, done):
                 resolved[i][k] = s
             outputs.append((idx, y))
-        if len({tuple(y.shape[1:]) for _, y in outputs}) > 1:
-            raise ValueError(f"step {k} gives items different shapes; batch them separately")
         if len(outputs) == 1:
             x = outputs[0][1]
             continue
+        if len({tuple(y.shape[1:]) for _, y in outputs}) > 1:
+            raise ValueError(f"step {k} gives items different shapes; batch them separately")
         x = outputs[0][1].new_empty((x.shape[0],) + tuple(outputs[0][1].shape[1:]))
         for idx, y in outputs:
             x[idx] = y
@@ -435,6 +437,9 @@ def apply_recipe_meta(recipe: Recipe, meta: dict, rate: int, *, hop: float = 0.1
 def _one_thread():
     """Torch splits FFTs and vectorised loops by thread count, which moves the last bits of a result."""
     threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
     torch.set_num_threads(1)
     try:
         yield
@@ -450,9 +455,9 @@ def apply_recipe(recipe: Recipe, audio, rate: int, meta: dict | None = None, res
     on 64-byte aligned input, with order-fixed statistics, so any worker and any later
     replay compute the same bits.
     """
-    x = torch.as_tensor(np.asarray(audio) if not torch.is_tensor(audio) else audio)[None]
-    if x.data_ptr() % 64 or not x.is_contiguous():  # FFTs see one alignment in every run
-        x = x.contiguous().clone()
+    x = (audio if torch.is_tensor(audio) else torch.from_numpy(np.asarray(audio))).unsqueeze(0)
+    if any(s.fft for s in recipe.steps) and (x.data_ptr() % 64 or not x.is_contiguous()):
+        x = x.contiguous().clone()  # FFTs see one alignment in every run
     with _one_thread():
         y, (done,) = apply_recipe_batch([recipe], x, rate, res)
     out_meta = None if meta is None else apply_recipe_meta(done, meta, rate, hop=hop,

@@ -11,7 +11,7 @@ Angles: azimuth counter-clockwise from +x in [-180, 180) deg, elevation up in
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -120,14 +120,25 @@ def caption(plan: ScenePlan, room: Room, phrases: Mapping[str, str] | None = Non
     Events are listed by onset, repeats of the same clause dropped, at most `max_events`.
     Room words: size from volume (< 50, < 300 m^3), reverberance from the Sabine RT60.
     """
-    clauses: list[str] = []
-    for event in plan.events:
-        clause = _phrase(event, phrases or {})
-        if clause not in clauses and len(clauses) < max_events:
-            clauses.append(clause)
-    if not clauses:
-        return f"silence {_room_words(room)}"
-    body = clauses[0] if len(clauses) == 1 else f"{clauses[0]} while " + (
-        clauses[1] if len(clauses) == 2 else ", ".join(clauses[1:-1]) + f" and {clauses[-1]}")
-    return f"{body}, {_room_words(room)}"
+    return sentence(describe(plan.events, phrases, max_events), _room_words(room))
 
+
+def sentence(body: str, room_words: str) -> str:
+    """The caption from its clauses and its room words ('silence ...' when there are no clauses)."""
+    return f"{body}, {room_words}" if body else f"silence {room_words}"
+
+
+def describe(events: Iterable[PlannedEvent], phrases: Mapping[str, str] | None = None, max_events: int = 3) -> str:
+    """The caption's clauses for events in onset order ('' for none); stops reading `events`
+    once `max_events` distinct clauses are found, so a lazy iterable is cheap."""
+    clauses: list[str] = []
+    for event in events:
+        if len(clauses) == max_events:
+            break
+        clause = _phrase(event, phrases or {})
+        if clause not in clauses:
+            clauses.append(clause)
+    if len(clauses) <= 1:
+        return "".join(clauses)
+    return f"{clauses[0]} while " + (clauses[1] if len(clauses) == 2 else ", ".join(clauses[1:-1])
+                                     + f" and {clauses[-1]}")

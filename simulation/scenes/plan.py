@@ -146,8 +146,13 @@ class PlannedEvent:
     def moving(self) -> bool:
         return self.speed != 0.0
 
-    def azimuth_at(self, t: np.ndarray | float) -> np.ndarray:
+    def azimuth_at(self, t: np.ndarray | float) -> np.ndarray | float:
         """Azimuth in [-180, 180) deg at times t (s), clamped to the event span (on the grid, if stepped)."""
+        if isinstance(t, float):  # captions ask one time at a time: the same arithmetic without numpy's overhead
+            turn = self.speed * (min(max(t, self.onset), self.offset) - self.onset)
+            if self.azimuth_step > 0:
+                turn = self.azimuth_step * round(turn / self.azimuth_step)
+            return (self.azimuth + turn + 180.0) % 360.0 - 180.0
         tt = np.clip(np.asarray(t, dtype=np.float64), self.onset, self.offset)
         turn = self.speed * (tt - self.onset)
         if self.azimuth_step > 0:

@@ -126,9 +126,9 @@ def test_shift_and_speed_rescale_events_and_labels():
 def test_captions_name_only_the_sounds_left_after_a_cut():
     for seed in range(8):
         meta = scene_meta(seed)
-        assert describe_events(meta["events"], meta["caption"], 4.0) == meta["caption"]  # the scenes wording
+        assert describe_events(meta["events"], meta["caption"]) == meta["caption"]  # the scenes wording
         late = apply_recipe_meta(Recipe("s", ("s",), 0, 0, (Shift(25 * 800),)), meta, FS)
-        assert late["caption"] == describe_events(late["events"], meta["caption"], 4.0)
+        assert late["caption"] == describe_events(late["events"], meta["caption"])
         assert len(late["events"]) < len(meta["events"]) or late["caption"] == meta["caption"]
         for gone in {e["class_name"] for e in meta["events"]} - {e["class_name"] for e in late["events"]}:
             assert f"{gone} is heard" not in late["caption"]
