@@ -5,7 +5,7 @@ counts, the columns a method needs (checked before anything starts) and a digest
 file manifest for lineage. Each training rank then streams only its own *lanes* (whole
 files, or row ranges of files when there are fewer files than ranks), so no worker reads
 another's rows and nothing is materialised: a Ray Data pipeline of file segments ->
-decode FLAC + crop (CPU tasks) -> batched features (CPU tasks) -> `iter_torch_batches`.
+decode FLAC, crop and batched features (CPU tasks) -> `iter_torch_batches`.
 
 The stream position is a row count, so a run resumed at step s starts exactly at row
 s * rows-per-step; crop offsets derive from (seed, item id, epoch) and lane order from
@@ -30,6 +30,9 @@ NEEDED_COLUMNS = {"ssast": ("audio",), "beats": ("audio",), "tagging": ("audio",
                   "seld": ("audio", "labels", "format")}
 SELD_RATE = 24_000  # PSELDNets' FOA rate; seld_features' 10 ms hop assumes it
 LABEL_HOP_S = 0.1
+# Ray Data gathers a task's output into blocks up to this size before anyone can read them;
+# its 128 MiB default holds ~250 fbank rows back, so the trainer would wait on whole segments
+STREAM_BLOCK_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -181,8 +184,10 @@ def seld_targets(labels: list[dict], first_frame: int, n_frames: int, n_classes:
             multi_accdoa_target(labels, n_classes).astype(np.float32))
 
 
-def _read_segments(batch: dict, spec: InputSpec):
-    """Ray Data UDF: file segments in, cropped clips out (a generator, so memory stays one chunk)."""
+def _read_segments(batch: dict, spec: InputSpec, batch_size: int):
+    """Ray Data UDF: file segments in, featurised clips out, `batch_size` rows at a time (a
+    generator, so memory stays one batch). Decoding, cropping and features run in one UDF:
+    the raw waves never become Ray blocks, which would copy them twice between operators."""
     import pyarrow.parquet as pq
 
     columns = ["id", *NEEDED_COLUMNS[spec.family]]
@@ -191,14 +196,14 @@ def _read_segments(batch: dict, spec: InputSpec):
         loc = Location.parse(str(uri))
         with loc.filesystem.open_input_file(loc.path) as f:
             table = pq.ParquetFile(f).read(columns=columns).slice(int(start), int(stop) - int(start))
-        for chunk in table.to_batches(max_chunksize=32):
+        for chunk in table.to_batches(max_chunksize=batch_size):
             rows = [crop_row(r, spec, int(epoch)) for r in chunk.to_pylist()]
-            yield {k: np.stack([r[k] for r in rows]) if k != "id" else np.array([r[k] for r in rows])
-                   for k in rows[0]}
+            yield _featurise({k: np.stack([r[k] for r in rows]) if k != "id" else np.array([r[k] for r in rows])
+                              for k in rows[0]}, spec)
 
 
 def _featurise(batch: dict, spec: InputSpec) -> dict:
-    """Ray Data UDF: a batch of waves -> model features (fbank, or 7-channel SELD features)."""
+    """A batch of waves -> model features (fbank, or 7-channel SELD features)."""
     from pretrain.features import fbank, seld_features
 
     wave = torch.from_numpy(np.ascontiguousarray(batch.pop("wave")))
@@ -229,9 +234,10 @@ def stream(segments: list[dict], spec: InputSpec, *, batch_size: int, data_cpus:
     ctx.execution_options.preserve_order = True  # batches depend on the plan only, not on task timing
     ctx.enable_progress_bars = False  # one stream per rank and evaluation: bars would interleave
     ctx.print_on_execution_start = False
+    ctx.target_max_block_size = STREAM_BLOCK_BYTES  # batches flow to the trainer as they are made
     ds = ray.data.from_items(segments, override_num_blocks=max(1, min(len(segments), 1000)))
-    ds = ds.map_batches(_read_segments, fn_kwargs={"spec": spec}, batch_size=1, num_cpus=data_cpus)
-    return ds.map_batches(_featurise, fn_kwargs={"spec": spec}, batch_size=batch_size, num_cpus=data_cpus)
+    return ds.map_batches(_read_segments, fn_kwargs={"spec": spec, "batch_size": batch_size}, batch_size=1,
+                          num_cpus=data_cpus)
 
 
 def iter_batches(segments: list[dict], spec: InputSpec, *, batch_size: int, data_cpus: float = 1.0):
