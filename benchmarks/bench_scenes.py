@@ -71,9 +71,10 @@ def build_inputs(root: Path, fmt: str, per_class: int, rooms: int, quick: bool) 
     return catalog, time.perf_counter() - start
 
 
-def naive_render(plan, signals, rirs, fs: float, array, c: float, peak: float = 0.5) -> np.ndarray:
-    """The same mix as `render_scene`, one fftconvolve per event, channel (and frame for a moving source)."""
-    from simulation.scenes import diffuse_noise, event_signal
+def naive_render(plan, signals, rirs, fs: float, array, c: float, bank, peak: float = 0.5) -> np.ndarray:
+    """The same mix as `render_scene`, one fftconvolve per event, channel (and frame for a moving
+    source); the ambience is the same stretch of the same bank."""
+    from simulation.scenes import ambience_stretch, event_signal
 
     n, hop, channels = int(round(plan.duration * fs)), int(round(plan.hop * fs)), len(array)
     window = np.sin(np.pi * np.arange(2 * hop) / (2 * hop)) ** 2
@@ -102,7 +103,7 @@ def naive_render(plan, signals, rirs, fs: float, array, c: float, peak: float = 
         stop = min(n, start + wet.shape[1])
         mix[:, start:stop] += wet[:, :stop - start]
     if plan.snr_db is not None or noise_power is not None:
-        noise = diffuse_noise(array, n, fs, np.random.default_rng(plan.noise_seed), c=c)
+        noise = ambience_stretch(bank, n, np.random.default_rng(plan.noise_seed))
         if noise_power is None:
             noise_power = float(np.mean(mix**2)) / 10.0 ** (plan.snr_db / 10.0)
         mix += noise * math.sqrt(noise_power / max(float(np.mean(noise**2)), 1e-300))
@@ -167,7 +168,11 @@ def main() -> None:
     batch = max(1, int(stage.BATCH_BYTES // (cfg.clip_seconds * fs * 4 * cfg.bits / 8 * 0.8)))
     shard = lambda name: Location.parse(str(tmp / name)).join(shard_relpath("train", 0, 1))  # noqa: E731
 
-    # Warm-up (FFT plans, imports): one short scene, untimed; then forget the rooms read.
+    # The worker's ambience bank (made once per worker, like the library), then a warm-up (FFT
+    # plans, imports): one short scene, untimed; then forget the rooms read.
+    first = stage.draw_scene(cfg, library, rooms, ids[0], "train")
+    with Clock() as bank_clock:
+        stage.ambience(cfg, first.array, fs)
     warm = cfg.model_copy(update={"clip_seconds": 2.0})
     write_shard(shard("warm"), stage.features(warm, fs), stage.make_rows(warm, catalog_json,
                                                                           ShardTask("train", 0, 1, ("warm-up",))))
@@ -183,7 +188,7 @@ def main() -> None:
     # 2. Where the time goes: the same scenes step by step, in the order make_rows renders them.
     parts = {k: 0.0 for k in ("plan", "rirs", "render", "convolution", "labels", "flac", "parquet")}
     naive = {k: 0.0 for k in ("render", "convolution", "flac", "parquet")}
-    simulated = 0.0
+    simulated = fresh_render = 0.0
     rows, naive_rows, events, moving, max_diff = [], [], 0, 0, 0.0
     order = sorted(ids, key=lambda i: (stage.draw_scene(cfg, library, rooms, i, "train").record["room_id"], i))
     for sid in order:
@@ -201,13 +206,17 @@ def main() -> None:
         with Clock() as c:  # what rir_source: simulate would spend on the same events (not part of ours)
             scene_rirs(plan, draw.room, draw.array, fs, rir_duration=cfg.rir_seconds, mode=cfg.mode)
         simulated += c.cpu
+        bank = stage.ambience(cfg, draw.array, fs)  # made once per worker (warm-up), untimed
         with Clock() as c:
-            rendered = render_scene(plan, library.signals, rirs, fs, draw.array, c=draw.room.c)
+            rendered = render_scene(plan, library.signals, rirs, fs, draw.array, c=draw.room.c, bank=bank)
         parts["render"] += c.cpu
         with Clock() as c:  # the same render without ambience: convolution + mix alone
             render_scene(quiet := dataclasses.replace(plan, snr_db=None), library.signals, rirs, fs, draw.array,
                          c=draw.room.c)
         parts["convolution"] += c.cpu
+        with Clock() as c:  # what ambience_bank_clips: 0 spends instead: noise synthesised per clip
+            render_scene(plan, library.signals, rirs, fs, draw.array, c=draw.room.c)
+        fresh_render += c.cpu
         with Clock() as c:
             labels, text = frame_labels(plan), caption(plan, draw.room, None)
         parts["labels"] += c.cpu
@@ -219,10 +228,10 @@ def main() -> None:
         rows.append(stage.scene_row(cfg, library, draw, scene, flac, sid))
         # 3. The naive peer on the same plan and RIRs.
         with Clock() as c:
-            naive_audio = naive_render(plan, library.signals, rirs, fs, draw.array, draw.room.c)
+            naive_audio = naive_render(plan, library.signals, rirs, fs, draw.array, draw.room.c, bank)
         naive["render"] += c.cpu
         with Clock() as c:
-            naive_render(quiet, library.signals, rirs, fs, draw.array, draw.room.c)
+            naive_render(quiet, library.signals, rirs, fs, draw.array, draw.room.c, bank)
         naive["convolution"] += c.cpu
         with Clock() as c:
             naive_flac = encode_flac(naive_audio.T, fs, cfg.bits)
@@ -252,6 +261,7 @@ def main() -> None:
     render_rate, naive_render_rate = rate(parts["render"]), rate(naive["render"])
     conv_rate, naive_conv_rate = rate(parts["convolution"]), rate(naive["convolution"])
     simulate_rate = rate(parts_total - parts["rirs"] + simulated)
+    fresh_rate = rate(parts_total - parts["render"] + fresh_render)
     project_h = PSELDNETS_HOURS / (ours_rate * CORES)
 
     print(f"{n_scenes} scenes x {seconds:g} s, {args.format} 4 ch, {fs} Hz, {cfg.bits}-bit FLAC: "
@@ -266,7 +276,7 @@ def main() -> None:
              ("stored RIRs: read room + pick (load_grid)", parts["rirs"], parts["rirs"]),
              ("render: convolution + ambience + mix", parts["render"], naive["render"]),
              ("  of which convolution + mix", parts["convolution"], naive["convolution"]),
-             ("  of which ambience (diffuse_noise)", parts["render"] - parts["convolution"],
+             ("  of which ambience (bank stretch)", parts["render"] - parts["convolution"],
               naive["render"] - naive["convolution"]),
              ("frame labels + caption", parts["labels"], parts["labels"]),
              ("FLAC encode (catalog.encode_flac)", parts["flac"], naive["flac"]),
@@ -280,7 +290,10 @@ def main() -> None:
     print(f"{'(simulating these RIRs instead, hybrid)':44} {simulated:8.2f} {'':6} {rate(simulated):10.0f} |")
     print()
     print(f"hours of scene audio per core-hour, end to end: ours {ours_rate:.0f}, naive fftconvolve {naive_rate:.0f} "
-          f"({ours_rate / naive_rate:.2f}x); with rir_source simulate instead: {simulate_rate:.0f}")
+          f"({ours_rate / naive_rate:.2f}x); with rir_source simulate instead: {simulate_rate:.0f}; with fresh "
+          f"ambience per clip (ambience_bank_clips 0): {fresh_rate:.0f}")
+    print(f"  the worker's {cfg.ambience_bank_clips * cfg.clip_seconds:g} s ambience bank took "
+          f"{bank_clock.cpu:.2f} s CPU to make, once (untimed, like the event library)")
     print(f"  render only (convolution + ambience + mix):   ours {render_rate:.0f}, naive {naive_render_rate:.0f} "
           f"({render_rate / naive_render_rate:.2f}x)")
     print(f"  convolution + mix only (no ambience):         ours {conv_rate:.0f}, naive {naive_conv_rate:.0f} "
@@ -305,6 +318,7 @@ def main() -> None:
     print(json.dumps([
         rec("end_to_end_throughput", ours_rate, "audio hours per core-hour", naive_name, naive_rate),
         rec("end_to_end_throughput_rir_source_simulate", simulate_rate, "audio hours per core-hour", None, None),
+        rec("end_to_end_throughput_fresh_ambience", fresh_rate, "audio hours per core-hour", None, None),
         rec("render_only_throughput", render_rate, "audio hours per core-hour", naive_name, naive_render_rate),
         rec("convolution_only_throughput", conv_rate, "audio hours per core-hour", naive_name, naive_conv_rate),
         rec("flac_encode_throughput", rate(parts["flac"]), "audio hours per core-hour", None, None),

@@ -80,6 +80,10 @@ class ScenesConfig(BaseModel):
     rir_seconds: float = Field(0.5, gt=0, le=3.0, description="RIR length: simulated, or stored ones cut to it")
     mode: Literal["hybrid", "ism"] = Field("hybrid", description="simulator mode (rir_source simulate)")
     bits: Literal[16, 24] = 16
+    ambience_bank_clips: int = Field(
+        4, ge=0, le=100, description="each worker renders this many clips' length of diffuse ambience once and "
+                                     "every scene takes a stretch of it at a seeded offset (as DCASE generators "
+                                     "reuse recordings); 0: fresh noise per scene (slower)")
     seed: Seed = 0
     test_fraction: float = Field(0.25, ge=0, lt=1, description="scenes rendered in the RIR set's test rooms")
     max_shard_bytes: ShardBytes = DEFAULT_SHARD_BYTES
@@ -284,6 +288,17 @@ def draw_scene(cfg: ScenesConfig, library: Library, rooms: dict[str, list[dict]]
     return SceneDraw(record, room, array, plan_config, items, item_seed(cfg.seed, scene_id, "plan"))
 
 
+def ambience(cfg: ScenesConfig, array, fs: int):
+    """The worker's ambience bank for this array (None: fresh noise per scene); its noise depends
+    on the dataset seed only, so any worker makes the same bank."""
+    from simulation.scenes import ambience_bank
+
+    if not cfg.ambience_bank_clips:
+        return None
+    return ambience_bank(array, fs, cfg.ambience_bank_clips * cfg.clip_seconds,
+                         item_seed(cfg.seed, "ambience-bank", "noise"))
+
+
 def render_one(cfg: ScenesConfig, library: Library, rooms: dict[str, list[dict]], scene_id: str,
                split: str, catalog_json: str | None = None) -> dict:
     """One scene's row; catalog_json locates the stored RIRs when cfg.rir_source is dataset."""
@@ -295,7 +310,8 @@ def render_one(cfg: ScenesConfig, library: Library, rooms: dict[str, list[dict]]
     stored = (load_grid(catalog_json, cfg.rirs, draw.record["room_id"], cfg.rir_seconds)
               if cfg.rir_source == "dataset" else None)
     scene = synthesize_scene(draw.room, draw.array, draw.plan_seed, draw.items, library.signals, library.sample_rate,
-                             config=draw.plan_config, rir_duration=cfg.rir_seconds, mode=cfg.mode, stored=stored)
+                             config=draw.plan_config, rir_duration=cfg.rir_seconds, mode=cfg.mode, stored=stored,
+                             bank=ambience(cfg, draw.array, library.sample_rate))
     flac = encode_flac(scene.audio.T, library.sample_rate, cfg.bits)
     return scene_row(cfg, library, draw, scene, flac, scene_id)
 

@@ -22,6 +22,9 @@ squares over all channels and the whole clip, of the summed event signal to
 the ambience. An event's SNR is the mean square of its spatialised signal over
 all channels and its own span [onset, offset) (its reverberant tail after the
 offset excluded) over the ambience's mean square (the ambience is stationary).
+An ambience bank (`ambience_bank`) renders that field once, longer than a clip; each
+scene then takes a stretch of it at a seeded offset (as the DCASE generators reuse
+recorded ambiences), which costs a copy instead of noise synthesis.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ from scipy.fft import irfft, next_fast_len, rfft
 from ..arrays import MicArray, fibonacci_sphere
 from .plan import PlannedEvent, ScenePlan
 
-__all__ = ["Rendered", "convolve_moving", "convolve_static", "diffuse_noise", "event_signal", "render_scene"]
+__all__ = ["Rendered", "ambience_bank", "ambience_stretch", "convolve_moving", "convolve_static", "diffuse_noise",
+           "event_signal", "render_scene"]
 
 
 @dataclass(frozen=True)
@@ -200,13 +204,49 @@ def _coincident_noise(array: MicArray, n: int, fs: float, rng: np.random.Generat
     weights[0] = 1.0
     weights[-1] = 1.0 if n % 2 == 0 else 2.0
     power = float(np.sum(weights * shape.astype(np.float64) ** 2)) / n  # mean square after shaping unit white
-    coloured = irfft(rfft(white, axis=-1) * shape, n, axis=-1)
+    spectrum = rfft(white, axis=-1)
+    del white  # a long clip or an ambience bank: hold one copy at a time
+    spectrum *= shape
+    coloured = irfft(spectrum, n, axis=-1)
+    del spectrum
     return (mixing / math.sqrt(power)).astype(np.float32) @ coloured
+
+
+_BANKS: dict[tuple, np.ndarray] = {}
+
+
+def ambience_bank(array: MicArray, fs: float, seconds: float, seed: int, *,
+                  color: Literal["white", "pink"] = "pink") -> np.ndarray:
+    """(M, seconds * fs) float32 diffuse ambience for `array`'s geometry, made once per process.
+
+    Kept for the last few geometries (positions relative to the centre, patterns,
+    orientations), so every room with the same array shares one bank; the capsule delays
+    use c = 343 m/s whatever the room's (a spaced array's coherence moves by under 1 %
+    over the rooms' temperatures).
+    """
+    rel = np.round(np.asarray(array.positions) - np.asarray(array.center), 9)
+    key = (tuple(map(tuple, rel)), tuple(array.patterns), tuple(map(tuple, array.orientations)), float(fs),
+           float(seconds), int(seed), color)
+    if key not in _BANKS:
+        if len(_BANKS) >= 4:
+            _BANKS.pop(next(iter(_BANKS)))
+        n = int(round(seconds * fs))
+        noise = diffuse_noise(array, n, fs, np.random.default_rng(seed), color=color)
+        _BANKS[key] = noise.astype(np.float32, copy=False)
+    return _BANKS[key]
+
+
+def ambience_stretch(bank: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n samples of `bank` from an offset drawn from rng (a view, no copy)."""
+    if bank.shape[-1] < n:
+        raise ValueError(f"the ambience bank holds {bank.shape[-1]} samples; a clip needs {n}: make it longer")
+    start = int(rng.integers(0, bank.shape[-1] - n + 1))
+    return bank[:, start:start + n]
 
 
 def render_scene(plan: ScenePlan, signals: Mapping[str, np.ndarray], rirs: Sequence, fs: float,
                  array: MicArray, *, c: float = 343.0, peak: float = 0.5,
-                 noise_color: Literal["white", "pink"] = "pink") -> Rendered:
+                 noise_color: Literal["white", "pink"] = "pink", bank: np.ndarray | None = None) -> Rendered:
     """Mix every event of `plan`, add ambience, scale to `peak` (max |sample|).
 
     signals: dry mono arrays at fs keyed by library item id. rirs: one per plan event,
@@ -216,6 +256,8 @@ def render_scene(plan: ScenePlan, signals: Mapping[str, np.ndarray], rirs: Seque
     ambience delays. Ambience: at plan.snr_db against the whole mix, or at the absolute
     power plan.noise_db, against which events with an snr_db are levelled; none when both
     are None. Event powers are measured after spatialisation (see the module docstring).
+    bank: an `ambience_bank` for this array to take the ambience from (at an offset drawn
+    from plan.noise_seed); by default it is synthesised for the clip.
     """
     if len(rirs) != len(plan.events):
         raise ValueError(f"rirs must hold one entry per plan event ({len(plan.events)}); got {len(rirs)}")
@@ -255,7 +297,9 @@ def render_scene(plan: ScenePlan, signals: Mapping[str, np.ndarray], rirs: Seque
         mix[:, start:stop] += wet[:, :stop - start]
     snr = plan.snr_db
     if plan.snr_db is not None or noise_power is not None:
-        noise = diffuse_noise(array, n, fs, np.random.default_rng(plan.noise_seed), c=c, color=noise_color)
+        rng = np.random.default_rng(plan.noise_seed)
+        noise = (diffuse_noise(array, n, fs, rng, c=c, color=noise_color) if bank is None
+                 else ambience_stretch(bank, n, rng))
         events_power = float(np.mean(mix**2))
         if noise_power is None:
             noise_power = events_power / 10.0 ** (plan.snr_db / 10.0)

@@ -153,6 +153,32 @@ def test_diffuse_foa_ambience_has_sn3d_energies_and_no_correlation() -> None:
     assert np.corrcoef(mic)[0, 1] > 0.3  # pink ambience is coherent at low frequency on a 4.2 cm array
 
 
+@pytest.mark.parametrize("make", [foa, tetra_mic], ids=["foa", "mic"])
+def test_an_ambience_bank_is_shared_by_placements_and_keeps_the_snr_exact(make) -> None:
+    from simulation.scenes import ambience_bank, ambience_stretch
+
+    bank = ambience_bank(make(CENTER), FS, 12.0, seed=5)
+    assert bank.shape == (4, 12 * FS) and bank.dtype == np.float32
+    assert ambience_bank(make((1.0, 2.0, 1.5)), FS, 12.0, seed=5) is bank  # same geometry elsewhere: same bank
+    assert not np.array_equal(ambience_bank(make(CENTER), FS, 12.0, seed=6), bank)
+    fresh = diffuse_noise(make(CENTER), 12 * FS, FS, np.random.default_rng(5))
+    np.testing.assert_allclose((bank**2).mean(axis=1), (fresh**2).mean(axis=1), rtol=1e-5)  # the same field
+    first, again = (ambience_stretch(bank, 4 * FS, np.random.default_rng(1)) for _ in range(2))
+    assert np.array_equal(first, again) and first.shape == (4, 4 * FS)
+    with pytest.raises(ValueError, match="make it longer"):
+        ambience_stretch(bank, 13 * FS, np.random.default_rng(1))
+
+    config = PlanConfig(duration=4.0, events_per_minute=45.0)
+    plan = dataclasses.replace(plan_scene(9, LIBRARY, CENTER, room_region(ANECHOIC), config), snr_db=10.0)
+    signals, array = _noise_signals(), make(CENTER)
+    rirs = scene_rirs(plan, ANECHOIC, array, FS, rir_duration=0.05, mode="ism")
+    noisy = render_scene(plan, signals, rirs, FS, array, c=ANECHOIC.c, bank=bank)
+    clean = render_scene(dataclasses.replace(plan, snr_db=None), signals, rirs, FS, array, c=ANECHOIC.c)
+    events = clean.audio.astype(np.float64) / clean.gain
+    noise = noisy.audio.astype(np.float64) / noisy.gain - events
+    assert abs(10 * np.log10((events**2).mean() / (noise**2).mean()) - 10.0) < 0.5
+
+
 def test_render_rejects_bad_inputs() -> None:
     event = PlannedEvent("b", 1, "bell", 0, 0.5, 1.0, 0.0, 0.0, 0.0, 1.5)
     plan = _single(event, duration=2.0)
