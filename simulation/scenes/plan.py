@@ -299,11 +299,16 @@ def plan_scene(rng: np.random.Generator | int, library: Sequence[LibraryItem], c
         item = library[int(gen.integers(len(library)))]
         span = min(n_frames, max(1, int(round(item.duration / config.hop))))
         placed = False
+        # every start at once, by window sums: a start is free when no frame of [s, s + span) already
+        # sounds `polyphony` events and the track is idle over [s - gap, s + span + gap)
+        first = np.arange(n_frames - span + 1)
+        full = np.concatenate([[0], np.cumsum(sounding >= config.polyphony)])
+        uncrowded = full[first + span] == full[first]
+        lo, hi = np.maximum(0, first - gap), np.minimum(n_frames, first + span + gap)
         for track in gen.permutation(config.tracks):
-            starts = [s for s in range(n_frames - span + 1)
-                      if not busy[track, max(0, s - gap):s + span + gap].any()
-                      and (sounding[s:s + span] < config.polyphony).all()]
-            if not starts:
+            taken = np.concatenate([[0], np.cumsum(busy[track])])
+            starts = np.flatnonzero(uncrowded & (taken[hi] == taken[lo]))
+            if not len(starts):
                 continue
             s = int(starts[int(gen.integers(len(starts)))])
             if grid is None:

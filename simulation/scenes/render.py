@@ -212,6 +212,11 @@ def _coincident_noise(array: MicArray, n: int, fs: float, rng: np.random.Generat
     return (mixing / math.sqrt(power)).astype(np.float32) @ coloured
 
 
+def _mean_square(x: np.ndarray) -> float:
+    """Mean of x**2 over (M, n), accumulated in float64 row by row without a squared copy."""
+    return sum(float(np.einsum("i,i->", row, row, dtype=np.float64)) for row in x) / x.size
+
+
 _BANKS: dict[tuple, np.ndarray] = {}
 
 
@@ -300,12 +305,12 @@ def render_scene(plan: ScenePlan, signals: Mapping[str, np.ndarray], rirs: Seque
         rng = np.random.default_rng(plan.noise_seed)
         noise = (diffuse_noise(array, n, fs, rng, c=c, color=noise_color) if bank is None
                  else ambience_stretch(bank, n, rng))
-        events_power = float(np.mean(mix**2))
+        events_power = _mean_square(mix)
         if noise_power is None:
             noise_power = events_power / 10.0 ** (plan.snr_db / 10.0)
         else:
             snr = 10.0 * math.log10(events_power / noise_power) if events_power > 0 else -math.inf
-        mix += noise * math.sqrt(noise_power / max(float(np.mean(noise**2)), 1e-300))
+        mix += noise * math.sqrt(noise_power / max(_mean_square(noise), 1e-300))
     event_snrs = tuple(None if not noise_power else 10.0 * math.log10(p / noise_power) if p > 0 else -math.inf
                        for p in powers)
     top = float(np.max(np.abs(mix))) if mix.size else 0.0
