@@ -17,6 +17,7 @@ import http.client
 import re
 import socket
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -107,6 +108,16 @@ class S3FaultProxy:
         with self._lock:
             return {"requests": dict(self.requests), "total": sum(self.requests.values()),
                     "faults": {kind: self.faults[kind] for kind in KINDS}, "injected": list(self.injected)}
+
+    def wait_quiet(self, seconds: float = 3.0, limit: float = 90.0) -> None:
+        """Return once no request has arrived for `seconds` (at most `limit`): tasks Ray cancelled
+        may still be inside an S3 client's retry loop, which no cancel interrupts."""
+        deadline, last, since = time.monotonic() + limit, self.counts()["total"], time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - since < seconds:
+            time.sleep(0.25)
+            total = self.counts()["total"]
+            if total != last:
+                last, since = total, time.monotonic()
 
     def _decide(self, method: str, target: str) -> str | None:
         """The fault for this request, if any: the first rule that fires wins."""
