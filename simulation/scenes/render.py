@@ -217,28 +217,24 @@ def _mean_square(x: np.ndarray) -> float:
     return sum(float(np.einsum("i,i->", row, row, dtype=np.float64)) for row in x) / x.size
 
 
-_BANKS: dict[tuple, np.ndarray] = {}
-
-
 def ambience_bank(array: MicArray, fs: float, seconds: float, seed: int, *,
                   color: Literal["white", "pink"] = "pink") -> np.ndarray:
     """(M, seconds * fs) float32 diffuse ambience for `array`'s geometry, made once per process.
 
-    Kept for the last few geometries (positions relative to the centre, patterns,
-    orientations), so every room with the same array shares one bank; the capsule delays
-    use c = 343 m/s whatever the room's (a spaced array's coherence moves by under 1 %
-    over the rooms' temperatures).
+    Cached by the array's shape (moved to the origin), so every room with the same array
+    shares one bank; the capsule delays use c = 343 m/s whatever the room's (a spaced
+    array's coherence moves by under 1 % over the rooms' temperatures).
     """
-    rel = np.round(np.asarray(array.positions) - np.asarray(array.center), 9)
-    key = (tuple(map(tuple, rel)), tuple(array.patterns), tuple(map(tuple, array.orientations)), float(fs),
-           float(seconds), int(seed), color)
-    if key not in _BANKS:
-        if len(_BANKS) >= 4:
-            _BANKS.pop(next(iter(_BANKS)))
-        n = int(round(seconds * fs))
-        noise = diffuse_noise(array, n, fs, np.random.default_rng(seed), color=color)
-        _BANKS[key] = noise.astype(np.float32, copy=False)
-    return _BANKS[key]
+    origin = array.moved_to((0.0, 0.0, 0.0))
+    shape = MicArray(tuple(map(tuple, np.round(origin.positions, 9))), tuple(array.patterns),
+                     tuple(map(tuple, array.orientations)), array.name)
+    return _bank(shape, float(fs), float(seconds), int(seed), color)
+
+
+@lru_cache(maxsize=4)
+def _bank(array: MicArray, fs: float, seconds: float, seed: int, color: str) -> np.ndarray:
+    noise = diffuse_noise(array, int(round(seconds * fs)), fs, np.random.default_rng(seed), color=color)
+    return noise.astype(np.float32, copy=False)
 
 
 def ambience_stretch(bank: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
