@@ -126,7 +126,8 @@ def kaldi_fbank(
     x = wave.reshape(-1, wave.shape[-1])
     mean = x.unfold(-1, size, shift).mean(-1)  # snip_edges: whole frames only
     n_fft, used = 1 << (size - 1).bit_length(), (mean.shape[-1] - 1) * shift + size
-    emphasised = x.new_zeros(x.shape[0], used + n_fft - size)
+    emphasised = x.new_empty(x.shape[0], used + n_fft - size)
+    emphasised[:, used:] = 0.0  # the frames' tails, which the window zeroes anyway
     emphasised[:, 0] = x[:, 0]
     torch.sub(x[:, 1:used], x[:, :used - 1], alpha=preemphasis, out=emphasised[:, 1:used])
     frames = emphasised.unfold(-1, n_fft, shift) - (mean * (1 - preemphasis))[..., None]
