@@ -1,17 +1,43 @@
-"""Storage layout and metadata: where datasets live, how they are written, and what they contain."""
+"""Storage layout and metadata: where datasets live, how they are written, and what they contain.
 
-from catalog.audio import audio_cell, decode_audio, encode_flac
-from catalog.catalog import Catalog, DataFileInfo, Snapshot
-from catalog.config import CatalogConfig
-from catalog.errors import NotFoundError, RoomtoneError, SchemaMismatchError, StorageError
-from catalog.names import DatasetRef, validate_name
-from catalog.runs import DatasetRun
-from catalog.shards import ShardStats, ShardWriter, plan_num_shards, read_shard_stats, shard_relpath, write_shard
-from catalog.storage import Location
+Names resolve on first use (PEP 562), so `from catalog import Location` in a Ray worker does
+not pay for the catalog's Iceberg and `datasets` imports (1.5 s per process).
+"""
 
-__all__ = [
-    "Catalog", "CatalogConfig", "DataFileInfo", "DatasetRef", "DatasetRun", "Location", "NotFoundError",
-    "RoomtoneError", "SchemaMismatchError", "ShardStats", "ShardWriter", "Snapshot", "StorageError",
-    "audio_cell", "decode_audio", "encode_flac", "plan_num_shards", "read_shard_stats", "shard_relpath",
-    "validate_name", "write_shard",
-]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+_EXPORTS = {
+    "catalog.audio": ("audio_cell", "decode_audio", "encode_flac"),
+    "catalog.catalog": ("Catalog", "DataFileInfo", "Snapshot"),
+    "catalog.config": ("CatalogConfig",),
+    "catalog.errors": ("NotFoundError", "RoomtoneError", "SchemaMismatchError", "StorageError"),
+    "catalog.names": ("DatasetRef", "validate_name"),
+    "catalog.runs": ("DatasetRun",),
+    "catalog.shards": ("ShardStats", "ShardWriter", "plan_num_shards", "read_shard_stats", "shard_relpath",
+                       "write_shard"),
+    "catalog.storage": ("Location",),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'catalog' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_MODULE_OF[name]), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:  # the same names, for type checkers and editors
+    from catalog.audio import audio_cell, decode_audio, encode_flac  # noqa: F401
+    from catalog.catalog import Catalog, DataFileInfo, Snapshot  # noqa: F401
+    from catalog.config import CatalogConfig  # noqa: F401
+    from catalog.errors import NotFoundError, RoomtoneError, SchemaMismatchError, StorageError  # noqa: F401
+    from catalog.names import DatasetRef, validate_name  # noqa: F401
+    from catalog.runs import DatasetRun  # noqa: F401
+    from catalog.shards import ShardStats, ShardWriter, plan_num_shards, read_shard_stats, shard_relpath, write_shard  # noqa: F401
+    from catalog.storage import Location  # noqa: F401

@@ -28,7 +28,8 @@ from catalog.card import per_split, render_card
 from catalog.config import CatalogConfig
 from catalog.errors import NotFoundError, RoomtoneError, SchemaMismatchError
 from catalog.names import DatasetRef, validate_name
-from catalog.runs import DatasetRun, config_hash, redact
+from catalog.redact import redact
+from catalog.runs import DatasetRun, config_hash
 from catalog.shards import SHARD_NAME, ShardStats, arrow_schema, check_same_schema
 from catalog.storage import Location, S3RetryStrategy, s3_endpoint, s3_region
 from catalog.version import code_version

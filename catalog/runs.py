@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,22 +17,6 @@ import datasets
 
 from catalog.shards import SHARD_NAME, ShardStats, shard_relpath, read_shard_stats
 from catalog.storage import Location
-
-_SECRET_KEY = re.compile(r"(secret|password|passwd|token|credential|access_key|private_key|api_key)", re.I)
-_URL_PASSWORD = re.compile(r"(?<=://)([^/@\s:]*):[^/@\s]*@")
-
-
-def redact(value: Any) -> Any:
-    """Drop values under secret-looking keys and passwords inside URLs (``scheme://user:pass@host``),
-    so no credential reaches catalog metadata or MLflow params."""
-    if isinstance(value, dict):
-        return {k: ("<redacted>" if _SECRET_KEY.search(str(k)) else redact(v)) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [redact(v) for v in value]
-    if isinstance(value, str):
-        return _URL_PASSWORD.sub(r"\1:<redacted>@", value)
-    return value
-
 
 def config_hash(config: dict, inputs: list[str]) -> str:
     """Stable hash of what determines a run's output: its config and its pinned inputs."""

@@ -17,14 +17,18 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from catalog import Catalog, Location, decode_audio
+from catalog import Location, decode_audio
 from catalog.errors import RoomtoneError
 from simulation.dsp import resample
 from simulation.seeding import item_seed
+
+if TYPE_CHECKING:
+    from catalog import Catalog
 
 NEEDED_COLUMNS = {"ssast": ("audio",), "beats": ("audio",), "tagging": ("audio", "label"),
                   "seld": ("audio", "labels", "format")}

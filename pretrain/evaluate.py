@@ -11,18 +11,22 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from catalog import Catalog, Location
+from catalog import Location
 from catalog.errors import RoomtoneError
 from pretrain import tracking
 from pretrain.config import EvalConfig, TrainConfig
 from pretrain.data import InputSpec, iter_batches, lanes_for_rank, open_source, plan_segments
 from pretrain.train import build_model, check_compatible, list_checkpoints
 from simulation.seeding import item_seed
+
+if TYPE_CHECKING:
+    from catalog import Catalog
 
 
 def load_trained(checkpoint: str) -> tuple[torch.nn.Module, TrainConfig, Location]:

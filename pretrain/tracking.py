@@ -18,7 +18,7 @@ from pathlib import Path
 
 from catalog import CatalogConfig, Location
 from catalog.errors import RoomtoneError
-from catalog.runs import redact
+from catalog.redact import redact
 
 RUN_FILE = "mlflow-run.json"
 

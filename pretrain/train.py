@@ -21,16 +21,19 @@ import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
-from catalog import Catalog, Location
+from catalog import Location
 from catalog.errors import RoomtoneError
 from pretrain import tracking
 from pretrain.config import TrainConfig
 from pretrain.data import InputSpec, Source, iter_batches, lanes_for_rank, open_source, plan_segments
 from simulation.seeding import item_seed
+
+if TYPE_CHECKING:
+    from catalog import Catalog
 
 # A test-only hook called on every worker before each micro-batch: (step, micro, rank, batch) -> batch.
 BatchHook = Callable[[int, int, int, dict], dict]
