@@ -48,15 +48,14 @@ def cross_validated_probe(checkpoint: str, catalog, folds: int = 4) -> float:
     return correct / len(x)
 
 
-@pytest.mark.xfail(reason="not met: 200 tiny SSAST steps on 45 clips give 0.58 4-fold probe accuracy against 0.62 for "
-                          "the random encoder; the earlier single-split margin was one clip of luck", strict=False)
+@pytest.mark.xfail(reason="not met: 200 tiny SSAST steps give 0.58 4-fold probe accuracy against 0.62 for the random "
+                          "encoder; a sweep (lr 2e-4..2e-3, mask 0.5/0.78, all 165 clips, 3 seeds) moved it -0.14..+0.08, "
+                          "1000 steps +0.05/+0.08: brief CPU pretraining does not beat random features here", strict=False)
 def test_ssast_pretraining_beats_a_random_encoder_under_a_linear_probe(events, tmp_path):
     cfg = TrainConfig(method="ssast", model="ssast-tiny", dataset="events", split="train", clip_seconds=CLIP,
                       steps=200, batch_size=16, lr=2e-3, warmup_steps=10, checkpoint_every=200, cpus_per_worker=0.5,
                       log_checkpoints="none", run_name="learn")
     trained = run_training(cfg, events)
-    metrics = run_eval(EvalConfig(checkpoint=trained.checkpoint, dataset="events", steps=300, lr=1e-2), events)
-    assert 0.0 <= metrics["metrics"]["eval/probe/events/accuracy"] <= 1.0  # the CLI's path runs end to end
     pre = cross_validated_probe(trained.checkpoint, events)
     rand = cross_validated_probe(random_init_checkpoint(cfg, tmp_path), events)
     print("4-fold probe accuracy: pretrained", pre, "random", rand)
