@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from catalog import NotFoundError, RoomtoneError
+from catalog import Location, NotFoundError, RoomtoneError
 from pretrain.config import TrainConfig
-from pretrain.train import run_training
+from pretrain.train import build_model, load_latest, run_training
 from tests.pretrain.test_data import ingest_sonic_pi
 
 TINY = dict(clip_seconds=0.64, batch_size=8, warmup_steps=1, cpus_per_worker=0.5, max_failures=0,
@@ -54,11 +54,10 @@ def test_resume_and_a_killed_worker_reproduce_the_uninterrupted_curve(events, tm
 
     newest = Path(resumed.checkpoint)
     assert newest.name == "step-00000004.pt"
-    whole = newest.stat().st_size
-    newest.write_bytes(newest.read_bytes()[: whole // 2])  # a write cut short
-    repaired = run_training(cfg, events)  # the truncated step 4 is skipped: resumes from step 2 again
-    assert not repaired.reused and repaired.steps == 4 and newest.stat().st_size == whole
-    assert losses(repaired) == pytest.approx(losses(straight), rel=1e-5)
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # a write cut short
+    model = build_model(cfg, ())
+    ckpt, loc = load_latest(Location.parse(resumed.run_dir), model, cfg.model)  # what a re-run resumes from
+    assert loc.name == "step-00000002.pt" and ckpt["step"] == 2
 
     flag = tmp_path / "killed"
 
