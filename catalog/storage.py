@@ -67,13 +67,26 @@ def has_s3_credentials() -> bool:
     return botocore.session.get_session().get_credentials() is not None
 
 
+class S3FileSystem(pafs.S3FileSystem):
+    """pyarrow's S3 filesystem with our retry strategy, pickled as the arguments that built it:
+    pyarrow's own pickling drops the retry strategy, so Ray tasks handed the filesystem (for
+    example ``Catalog.to_ray``'s reads) would give up on the first throttled request."""
+
+    def __init__(self, endpoint: str | None, region: str, attempts: int):
+        self._args = (endpoint, region, attempts)
+        kwargs: dict = {"region": region, "retry_strategy": S3RetryStrategy(attempts)}
+        if endpoint:
+            scheme, _, host = endpoint.partition("://")
+            kwargs.update(endpoint_override=host or scheme, scheme=scheme if host else "https")
+        super().__init__(**kwargs)
+
+    def __reduce__(self):
+        return _s3_filesystem, self._args
+
+
 @lru_cache(maxsize=8)
-def _s3_filesystem(endpoint: str | None, region: str, attempts: int) -> pafs.S3FileSystem:
-    kwargs: dict = {"region": region, "retry_strategy": S3RetryStrategy(attempts)}
-    if endpoint:
-        scheme, _, host = endpoint.partition("://")
-        kwargs.update(endpoint_override=host or scheme, scheme=scheme if host else "https")
-    return pafs.S3FileSystem(**kwargs)
+def _s3_filesystem(endpoint: str | None, region: str, attempts: int) -> S3FileSystem:
+    return S3FileSystem(endpoint, region, attempts)
 
 
 def _botocore_retries() -> dict:

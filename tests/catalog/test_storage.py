@@ -42,6 +42,20 @@ def test_s3_roundtrip(bucket):
     Location.parse(f"s3://{bucket}/out").check_writable()
 
 
+def test_s3_filesystem_pickles_with_its_retry_strategy(bucket):
+    """Ray pickles the filesystem into read tasks; pyarrow's own pickling would drop the retries."""
+    import pickle
+
+    from catalog.storage import S3FileSystem, s3_max_attempts
+
+    loc = Location.parse(f"s3://{bucket}/p/q.bin")
+    loc.write_bytes(b"pickled")
+    fs = pickle.loads(pickle.dumps(loc.filesystem))
+    assert isinstance(fs, S3FileSystem) and fs._args[2] == s3_max_attempts()
+    with fs.open_input_stream(loc.path) as f:
+        assert f.read() == b"pickled"
+
+
 def test_s3_missing_bucket_names_the_bucket(s3_server):
     with pytest.raises(StorageError, match="bucket 'no-such-bucket' does not exist"):
         Location.parse("s3://no-such-bucket/x").check_writable()
