@@ -70,7 +70,7 @@ def has_s3_credentials() -> bool:
 class S3FileSystem(pafs.S3FileSystem):
     """pyarrow's S3 filesystem with our retry strategy, pickled as the arguments that built it:
     pyarrow's own pickling drops the retry strategy, so Ray tasks handed the filesystem (for
-    example ``Catalog.to_ray``'s reads) would give up on the first throttled request."""
+    example ``Catalog.to_ray``'s reads) would fall back to pyarrow's 3 attempts."""
 
     def __init__(self, endpoint: str | None, region: str, attempts: int):
         self._args = (endpoint, region, attempts)
