@@ -89,6 +89,16 @@ def _s3_filesystem(endpoint: str | None, region: str, attempts: int) -> S3FileSy
     return S3FileSystem(endpoint, region, attempts)
 
 
+def absolute_path(value: "str | os.PathLike") -> Path:
+    """``~`` expanded and made absolute; a ``~user`` this machine does not know is a ValueError
+    (pathlib raises RuntimeError), so config validators name the field."""
+    try:
+        return Path(value).expanduser().resolve()
+    except RuntimeError:
+        raise ValueError(f"{os.fspath(value)!r} starts with the home of an unknown user; write the path "
+                         "out in full") from None
+
+
 def _botocore_retries() -> dict:
     return {"mode": "standard", "max_attempts": s3_max_attempts()}
 
@@ -115,8 +125,10 @@ class Location:
             scheme = text.split("://", 1)[0]
             raise StorageError(f"storage scheme {scheme!r} is not supported in {text!r}",
                                "use a local path or s3://bucket/prefix")
-        text = text.removeprefix("file://")
-        return cls(str(Path(text).expanduser().resolve()))
+        try:
+            return cls(str(absolute_path(text.removeprefix("file://"))))
+        except ValueError as exc:
+            raise StorageError(str(exc), "write the path out in full") from None
 
     @property
     def is_s3(self) -> bool:

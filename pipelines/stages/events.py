@@ -48,6 +48,7 @@ from catalog.cluster import connect
 from catalog.errors import RoomtoneError
 from catalog.fields import DatasetName, DatasetRefText, Seed, ShardBytes
 from catalog.shards import DEFAULT_SHARD_BYTES
+from catalog.storage import absolute_path
 from pipelines import metrics
 from pipelines.sharded import ShardTask, plan_shards, run_sharded
 from simulation.dsp import resample
@@ -98,7 +99,7 @@ class EventsConfig(BaseModel):
     @field_validator("folder", "hf_dataset", "labels_csv", "ontology")
     @classmethod
     def _absolute(cls, path: Path | None) -> Path | None:
-        return None if path is None else path.expanduser().resolve()
+        return None if path is None else absolute_path(path)
 
     @model_validator(mode="after")
     def _one_source(self) -> "EventsConfig":

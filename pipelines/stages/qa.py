@@ -22,6 +22,7 @@ from catalog.errors import RoomtoneError
 from catalog.fields import DatasetName, DatasetRefText, Seed, ShardBytes
 from catalog.names import DatasetRef
 from catalog.shards import DEFAULT_SHARD_BYTES
+from catalog.storage import absolute_path
 from pipelines.qa.facts import CONVENTION, extract_facts
 from pipelines.qa.families import FAMILIES, Context, generate
 from pipelines.qa.lm import LmConfig, ask_all, preflight
@@ -59,7 +60,7 @@ class QaConfig(BaseModel):
     @field_validator("ontology")
     @classmethod
     def _absolute(cls, path: Path | None) -> Path | None:
-        return None if path is None else path.expanduser().resolve()
+        return None if path is None else absolute_path(path)
 
     @model_validator(mode="after")
     def _default_name(self) -> "QaConfig":

@@ -19,6 +19,7 @@ from scipy.signal import butter, sosfilt
 from catalog import Catalog, Snapshot
 from catalog.fields import DatasetName, Seed, ShardBytes
 from catalog.shards import DEFAULT_SHARD_BYTES
+from catalog.storage import absolute_path
 from pipelines.sharded import ShardTask, plan_shards, run_sharded
 from pipelines.stages.events import DURATION_BINS, event_row, features, match_ontology, normalise, split_by_item
 from simulation.seeding import item_rng
@@ -48,7 +49,7 @@ class SyntheticEventsConfig(BaseModel):
     @field_validator("ontology")
     @classmethod
     def _absolute(cls, path: Path | None) -> Path | None:
-        return None if path is None else path.expanduser().resolve()
+        return None if path is None else absolute_path(path)
 
     @model_validator(mode="after")
     def _duration(self) -> "SyntheticEventsConfig":

@@ -75,3 +75,9 @@ def test_s3_unreachable_endpoint_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     with pytest.raises(StorageError, match="S3"):
         Location.parse("s3://some-bucket/x").write_bytes(b"x")
+
+
+def test_home_of_an_unknown_user_is_a_clear_error():
+    """pathlib raises a bare RuntimeError for `~nosuchuser`; the fuzz test met it through a stage's folder."""
+    with pytest.raises(StorageError, match="home of an unknown user"):
+        Location.parse("~roomtone-no-such-user/x")
