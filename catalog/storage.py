@@ -128,7 +128,7 @@ class Location:
         try:
             return cls(str(absolute_path(text.removeprefix("file://"))))
         except ValueError as exc:
-            raise StorageError(str(exc), "write the path out in full") from None
+            raise StorageError(str(exc)) from None  # the message already says the fix
 
     @property
     def is_s3(self) -> bool:
