@@ -1,13 +1,13 @@
 """Storage layout and metadata: where datasets live, how they are written, and what they contain.
 
 Names resolve on first use (PEP 562), so `from catalog import Location` in a Ray worker does
-not pay for the catalog's Iceberg and `datasets` imports (1.5 s per process).
+not pay for the catalog's Iceberg and `datasets` imports (1.5 s per process). Type annotations
+import from the defining module (`from catalog.catalog import Catalog`).
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
 
 _EXPORTS = {
     "catalog.audio": ("audio_cell", "decode_audio", "encode_flac"),
@@ -31,13 +31,3 @@ def __getattr__(name: str):
     globals()[name] = value
     return value
 
-
-if TYPE_CHECKING:  # the same names, for type checkers and editors
-    from catalog.audio import audio_cell, decode_audio, encode_flac  # noqa: F401
-    from catalog.catalog import Catalog, DataFileInfo, Snapshot  # noqa: F401
-    from catalog.config import CatalogConfig  # noqa: F401
-    from catalog.errors import NotFoundError, RoomtoneError, SchemaMismatchError, StorageError  # noqa: F401
-    from catalog.names import DatasetRef, validate_name  # noqa: F401
-    from catalog.runs import DatasetRun  # noqa: F401
-    from catalog.shards import ShardStats, ShardWriter, plan_num_shards, read_shard_stats, shard_relpath, write_shard  # noqa: F401
-    from catalog.storage import Location  # noqa: F401

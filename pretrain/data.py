@@ -28,7 +28,7 @@ from simulation.dsp import resample
 from simulation.seeding import item_seed
 
 if TYPE_CHECKING:
-    from catalog import Catalog
+    from catalog.catalog import Catalog
 
 NEEDED_COLUMNS = {"ssast": ("audio",), "beats": ("audio",), "tagging": ("audio", "label"),
                   "seld": ("audio", "labels", "format")}

@@ -26,7 +26,7 @@ from pretrain.train import build_model, check_compatible, list_checkpoints
 from simulation.seeding import item_seed
 
 if TYPE_CHECKING:
-    from catalog import Catalog
+    from catalog.catalog import Catalog
 
 
 def load_trained(checkpoint: str) -> tuple[torch.nn.Module, TrainConfig, Location]:

@@ -33,7 +33,7 @@ from pretrain.data import InputSpec, Source, iter_batches, lanes_for_rank, open_
 from simulation.seeding import item_seed
 
 if TYPE_CHECKING:
-    from catalog import Catalog
+    from catalog.catalog import Catalog
 
 # A test-only hook called on every worker before each micro-batch: (step, micro, rank, batch) -> batch.
 BatchHook = Callable[[int, int, int, dict], dict]
