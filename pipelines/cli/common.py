@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
-from catalog import Catalog, CatalogConfig
+if TYPE_CHECKING:
+    from catalog.catalog import Catalog
 
 # Pipes and log files get wide tables instead of rich's 80-column folding.
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -22,6 +24,9 @@ class _State:
     debug: bool = False
 
     def catalog(self) -> Catalog:
+        # imported here: Iceberg and `datasets` cost 1.3 s, which `--help` and plans need not pay
+        from catalog import Catalog, CatalogConfig
+
         return Catalog(CatalogConfig.from_env(root=self.root, uri=self.catalog_uri))
 
 
