@@ -1,4 +1,5 @@
-"""Real services on 127.0.0.1 for the tests: an S3 (moto) server, PostgreSQL, a Ray cluster."""
+"""Real services on 127.0.0.1 for the tests: an S3 (moto) server, PostgreSQL, a Ray cluster, and one
+run of the README's demo command."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
@@ -108,6 +110,28 @@ def catalog(catalog_config):
     from catalog import Catalog
 
     return Catalog(catalog_config)
+
+
+@dataclass
+class DemoRun:
+    proc: subprocess.CompletedProcess
+    home: Path  # ROOMTONE_ROOT: catalog, shards, plots, MLflow store
+    ray_tmp: Path  # RAY_TMPDIR: the demo cluster's session logs
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """The README's demo command (--quick), run once with a secret planted in its environment:
+    test_readme checks what it makes, test_secrets that the secret reached none of it."""
+    from tests.helpers import PLANTED_ENV, readme_commands
+
+    home, ray_tmp = tmp_path_factory.mktemp("demo") / "home", Path(tempfile.mkdtemp(prefix="rt"))  # short: Ray's sockets
+    env = {**os.environ, **PLANTED_ENV, "ROOMTONE_ROOT": str(home), "ROOMTONE_RAY_DASHBOARD": "0",
+           "RAY_TMPDIR": str(ray_tmp), "RAY_ADDRESS": ""}
+    proc = subprocess.run(readme_commands()["demo"] + " --quick", shell=True, cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=900)
+    yield DemoRun(proc, home, ray_tmp)
+    shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import datasets
 import numpy as np
 
@@ -39,9 +42,20 @@ def publish_dataset(catalog, name: str, config: dict, *, inputs=(), rows: int = 
     return catalog.publish(run)
 
 
-from pathlib import Path  # noqa: E402
-
 REPO_ROOT = Path(__file__).resolve().parents[1]
+SECRET = "rt-planted-8c1f0e5a9b7d4e2f"  # distinctive: a hit can only be this leak
+PLANTED_ENV = {"AWS_SECRET_ACCESS_KEY": SECRET, "MLFLOW_TRACKING_PASSWORD": SECRET,
+               "ROOMTONE_API_TOKEN": SECRET, "HF_TOKEN": SECRET}
+
+
+def readme_commands() -> dict[str, str]:
+    """The README's two commands, as written under "The two commands"."""
+    text = (REPO_ROOT / "README.md").read_text()
+    block = re.search(r"## The two commands.*?```bash\n(.*?)```", text, re.S).group(1)
+    commands = [line.split("#")[0].strip() for line in block.splitlines() if line.strip()]
+    return {"demo": next(c for c in commands if " demo" in c), "test": next(c for c in commands if " test" in c)}
+
+
 SONIC_PI = REPO_ROOT.parent / "shared" / "data" / "events" / "sonic-pi"
 
 

@@ -12,63 +12,43 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
-import yaml
 
 from catalog import Catalog, CatalogConfig
-from tests.helpers import REPO_ROOT, publish_dataset
-from tests.test_cli import ROOMTONE
-
-SECRET = "rt-planted-8c1f0e5a9b7d4e2f"  # distinctive: a hit can only be this leak
-PLANTED_ENV = {"AWS_SECRET_ACCESS_KEY": SECRET, "MLFLOW_TRACKING_PASSWORD": SECRET,
-               "ROOMTONE_API_TOKEN": SECRET, "HF_TOKEN": SECRET}
+from tests.helpers import REPO_ROOT, SECRET, publish_dataset
 
 
 def files_holding(folder: Path, needle: bytes) -> list[str]:
     return [str(p) for p in folder.rglob("*") if p.is_file() and needle in p.read_bytes()]
 
 
-def test_a_planted_secret_reaches_no_log_catalog_card_or_mlflow_run(tmp_path):
-    root, ray_tmp = tmp_path / "home", Path(tempfile.mkdtemp(prefix="rt"))  # short: Ray's socket paths
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(yaml.safe_dump({"name": "secrets", "stages": {
-        "lib": {"kind": "synthetic_events", "per_class": 2, "kinds": ["siren", "clicking"], "duration": [0.7, 0.8],
-                "sample_rate": 16_000},
-        "train": {"kind": "pretrain", "method": "ssast", "dataset": "lib", "steps": 2, "clip_seconds": 0.64,
-                  "batch_size": 4, "warmup_steps": 1, "cpus_per_worker": 0.5, "data_cpus": 0.5, "max_failures": 0,
-                  "log_checkpoints": "final", "model_overrides": {"dim": 64, "depth": 1, "heads": 2}}}}))
-    env = {**os.environ, **PLANTED_ENV, "ROOMTONE_ROOT": str(root), "RAY_TMPDIR": str(ray_tmp),
-           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "RAY_ADDRESS": ""}
-    try:
-        proc = subprocess.run([ROOMTONE, "run", str(spec)], capture_output=True, text=True, env=env, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        assert SECRET not in proc.stdout + proc.stderr
-        assert files_holding(ray_tmp, SECRET.encode()) == []
-    finally:
-        shutil.rmtree(ray_tmp, ignore_errors=True)
+def test_a_planted_secret_reaches_no_log_catalog_card_or_mlflow_run(demo_run, tmp_path):
+    # the demo (every stage, a pretrain run logging its final checkpoint to MLflow, the probe)
+    # ran with the secret in PLANTED_ENV; the same secret then goes through the Python API
+    proc, root = demo_run.proc, demo_run.home
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert SECRET not in proc.stdout + proc.stderr
+    assert files_holding(demo_run.ray_tmp, SECRET.encode()) == []
 
     # the Python API with secret-like config keys: redacted before they reach the catalog
-    catalog = Catalog(CatalogConfig(root=str(root)))
-    publish_dataset(catalog, "keyed", {"api_token": SECRET, "storage": {"secret_access_key": SECRET}, "rows": 4,
-                                       "database": f"postgresql://roomtone:{SECRET}@db.internal/catalog"})
-    for name in catalog.names():
-        for snap in catalog.history(name):
-            assert SECRET not in json.dumps(snap.to_dict(), default=str)
-            assert SECRET not in catalog.card(snap.ref)
-    assert catalog.show("keyed").config["api_token"] == "<redacted>"
-    assert catalog.show("keyed").config["database"] == "postgresql://roomtone:<redacted>@db.internal/catalog"
+    api = Catalog(CatalogConfig(root=str(tmp_path / "api")))
+    publish_dataset(api, "keyed", {"api_token": SECRET, "storage": {"secret_access_key": SECRET}, "rows": 4,
+                                   "database": f"postgresql://roomtone:{SECRET}@db.internal/catalog"})
+    for catalog in (Catalog(CatalogConfig(root=str(root))), api):
+        for name in catalog.names():
+            for snap in catalog.history(name):
+                assert SECRET not in json.dumps(snap.to_dict(), default=str)
+                assert SECRET not in catalog.card(snap.ref)
+    assert api.show("keyed").config["api_token"] == "<redacted>"
+    assert api.show("keyed").config["database"] == "postgresql://roomtone:<redacted>@db.internal/catalog"
     assert files_holding(root, SECRET.encode()) == [] and files_holding(tmp_path, SECRET.encode()) == []
 
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert runs and all(SECRET not in json.dumps([r.data.params, r.data.tags]) for r in runs)
 
