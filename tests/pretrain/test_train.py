@@ -46,10 +46,21 @@ def test_resume_and_a_killed_worker_reproduce_the_uninterrupted_curve(events, tm
             raise RuntimeError("interrupted")
         return batch
 
-    cfg = TrainConfig(**base, run_name="resumed")
+    cfg = TrainConfig(**base, run_name="resumed")  # max_failures=0: the interruption ends the run
     with pytest.raises(RoomtoneError, match="interrupted.*resumes from the newest checkpoint"):
         run_training(cfg, events, hook=stop_at_step_3)
-    resumed = run_training(cfg, events)  # same run name: continues from step 2
+
+    flag = tmp_path / "killed"
+
+    def kill_once_at_step_4(step, micro, rank, batch):
+        if step == 3 and not flag.exists():
+            flag.touch()
+            os.kill(os.getpid(), signal.SIGKILL)  # the worker process dies for real, step 3 not checkpointed
+        return batch
+
+    # the re-run resumes from step 2; its worker is killed in step 4 and Ray Train restarts it from step 2
+    resumed = run_training(cfg.model_copy(update={"max_failures": 1}), events, hook=kill_once_at_step_4)
+    assert flag.exists() and resumed.steps == 4
     assert losses(resumed) == pytest.approx(losses(straight), rel=1e-5)
 
     newest = Path(resumed.checkpoint)
@@ -58,19 +69,6 @@ def test_resume_and_a_killed_worker_reproduce_the_uninterrupted_curve(events, tm
     model = build_model(cfg, ())
     ckpt, loc = load_latest(Location.parse(resumed.run_dir), model, cfg.model)  # what a re-run resumes from
     assert loc.name == "step-00000002.pt" and ckpt["step"] == 2
-
-    flag = tmp_path / "killed"
-
-    def kill_once_at_step_3(step, micro, rank, batch):
-        if step == 2 and not flag.exists():
-            flag.touch()
-            os.kill(os.getpid(), signal.SIGKILL)  # the worker process dies for real
-        return batch
-
-    recovered = run_training(TrainConfig(**{**base, "max_failures": 1}, run_name="killed"), events,
-                             hook=kill_once_at_step_3)
-    assert flag.exists() and recovered.steps == 4
-    assert losses(recovered) == pytest.approx(losses(straight), rel=1e-5)
 
 
 def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(events):
