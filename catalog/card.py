@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-import datasets
 import yaml
 
 from catalog.shards import split_of
+
+if TYPE_CHECKING:
+    import datasets
 
 
 def render_card(name: str, features: datasets.Features, split_rows: dict[str, int],

@@ -13,9 +13,8 @@ import random
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import datasets
 import pyarrow as pa
 from pyiceberg.catalog import Catalog as IcebergCatalog
 from pyiceberg.catalog import load_catalog
@@ -33,6 +32,9 @@ from catalog.runs import DatasetRun, config_hash
 from catalog.shards import SHARD_NAME, ShardStats, arrow_schema, check_same_schema
 from catalog.storage import Location, S3RetryStrategy, s3_endpoint, s3_region
 from catalog.version import code_version
+
+if TYPE_CHECKING:
+    import datasets
 
 P = "roomtone."  # prefix of every snapshot property roomtone writes
 
@@ -77,6 +79,8 @@ class Snapshot:
 
     @property
     def features(self) -> datasets.Features:
+        import datasets
+
         return datasets.Features.from_dict(self._json("features", {}))
 
     @property
@@ -232,6 +236,8 @@ class Catalog:
                           ray_job_id=ray_job_id, mlflow_run_id=mlflow_run_id)
 
     def _check_features(self, name: str, features: datasets.Features) -> None:
+        import datasets
+
         stored = self._table(name).properties.get(P + "features")
         if stored and datasets.Features.from_dict(json.loads(stored)) != features:
             check_same_schema(datasets.Features.from_dict(json.loads(stored)).arrow_schema,
@@ -335,6 +341,8 @@ class Catalog:
 
     def to_hf(self, ref: "str | DatasetRef", split: str | None = None, streaming: bool = False):
         """The snapshot as a ``datasets.DatasetDict`` (or one split), read from its Parquet files."""
+        import datasets
+
         table, snap = self._resolve(ref)
         files: dict[str, list[str]] = {}
         for f in _files(table, snap):

@@ -11,12 +11,13 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
-
-import datasets
+from typing import TYPE_CHECKING, Any
 
 from catalog.shards import SHARD_NAME, ShardStats, shard_relpath, read_shard_stats
 from catalog.storage import Location
+
+if TYPE_CHECKING:
+    import datasets
 
 def config_hash(config: dict, inputs: list[str]) -> str:
     """Stable hash of what determines a run's output: its config and its pinned inputs."""

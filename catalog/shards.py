@@ -15,15 +15,17 @@ import tempfile
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
-import datasets
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from catalog.errors import SchemaMismatchError
 from catalog.storage import Location
+
+if TYPE_CHECKING:
+    import datasets
 
 # Near the datasets library's own defaults (config.MAX_SHARD_SIZE / MAX_ROW_GROUP_SIZE).
 DEFAULT_SHARD_BYTES = 500_000_000
@@ -94,6 +96,8 @@ def check_same_schema(expected: pa.Schema, found: pa.Schema, what: str) -> None:
 
 
 def audio_columns(features: datasets.Features) -> list[str]:
+    import datasets
+
     return [name for name, feat in features.items() if isinstance(feat, datasets.Audio)]
 
 
