@@ -90,7 +90,8 @@ def _evaluate(config, catalog: Catalog, address: str | None, show_progress: bool
 
     connect(address)
     result = run_eval(config, catalog)
-    scores = ", ".join(f"{k.rsplit('/', 1)[-1]} {v:.3f}" for k, v in result["metrics"].items())
+    scores = ", ".join(f"{k.rsplit('/', 1)[-1]} {v:.3f}" if isinstance(v, float) else f"{k.rsplit('/', 1)[-1]} {v}"
+                       for k, v in result["metrics"].items())
     return Output(result["checkpoint"], f"{config.mode} on {result['dataset']}: {scores}")
 
 

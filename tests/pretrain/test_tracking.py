@@ -77,6 +77,7 @@ def test_sqlite_store_has_params_metrics_datasets_model_and_the_probe(events):
     assert out["mlflow_run_id"] == result.mlflow_run_id
     metrics = client.get_run(result.mlflow_run_id).data.metrics
     assert 0.0 <= metrics["eval/probe/events/accuracy"] <= 1.0
+    assert metrics["eval/probe/events/train_clips"] + metrics["eval/probe/events/test_clips"] == 8
     assert client.get_run(result.mlflow_run_id).data.tags["eval/probe/events.dataset"] == src.ref
 
 
