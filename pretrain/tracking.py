@@ -14,6 +14,7 @@ import json
 import os
 import resource
 import time
+import warnings
 from pathlib import Path
 
 from catalog import CatalogConfig, Location
@@ -78,8 +79,10 @@ def open_run(uri: str, experiment: str, run_name: str, run_dir: Location, params
     inputs = []
     for src in sources:
         manifest = pd.DataFrame({"uri": [u for u, _ in src.files], "rows": [n for _, n in src.files]})
-        ds = mlflow.data.from_pandas(manifest, source=src.files[0][0].rsplit("/", 2)[0], name=src.ref,
-                                     digest=src.digest[:32])  # explicit: the store keeps 36 characters
+        with warnings.catch_warnings():  # MLflow's hints on integer columns and its doubly registered sources
+            warnings.simplefilter("ignore", UserWarning)
+            ds = mlflow.data.from_pandas(manifest, source=src.files[0][0].rsplit("/", 2)[0], name=src.ref,
+                                         digest=src.digest[:32])  # explicit: the store keeps 36 characters
         tags = {"mlflow.data.context": f"training:{src.split}", "roomtone.manifest_sha256": src.digest}
         inputs.append(DatasetInput(ds._to_mlflow_entity(), [InputTag(k, v) for k, v in tags.items()]))
     client.log_inputs(run.info.run_id, datasets=inputs)
