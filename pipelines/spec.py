@@ -90,7 +90,7 @@ def _evaluate(config, catalog: Catalog, address: str | None, show_progress: bool
 
     connect(address)
     result = run_eval(config, catalog)
-    scores = ", ".join(f"{k.rsplit('/', 1)[-1]} {v:.3f}" if isinstance(v, float) else f"{k.rsplit('/', 1)[-1]} {v}"
+    scores = ", ".join(f"{k.rsplit('/', 1)[-1]} " + (f"{v:.3f}" if isinstance(v, float) else str(v))
                        for k, v in result["metrics"].items())
     return Output(result["checkpoint"], f"{config.mode} on {result['dataset']}: {scores}")
 

@@ -85,7 +85,7 @@ def mean_average_precision(scores: torch.Tensor, target: torch.Tensor) -> float:
 
 
 def linear_probe(train_x, train_y, test_x, test_y, *, steps: int, lr: float, weight_decay: float,
-                 seed: int) -> dict[str, float]:
+                 seed: int) -> dict[str, float | int]:
     """A linear classifier on standardised frozen embeddings; softmax for single-label data, else sigmoid.
 
     The clip counts come back with the scores: on a handful of test clips an accuracy says little."""
