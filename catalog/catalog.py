@@ -239,9 +239,9 @@ class Catalog:
         import datasets
 
         stored = self._table(name).properties.get(P + "features")
-        if stored and datasets.Features.from_dict(json.loads(stored)) != features:
-            check_same_schema(datasets.Features.from_dict(json.loads(stored)).arrow_schema,
-                              features.arrow_schema, f"new data for {name!r}")
+        existing = datasets.Features.from_dict(json.loads(stored)) if stored else None
+        if existing is not None and existing != features:
+            check_same_schema(existing.arrow_schema, features.arrow_schema, f"new data for {name!r}")
             raise SchemaMismatchError(f"new data for {name!r} has different features than its existing snapshots",
                                       "publish under a new dataset name, or keep the features unchanged")
 

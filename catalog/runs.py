@@ -19,6 +19,7 @@ from catalog.storage import Location
 if TYPE_CHECKING:
     import datasets
 
+
 def config_hash(config: dict, inputs: list[str]) -> str:
     """Stable hash of what determines a run's output: its config and its pinned inputs."""
     blob = json.dumps({"config": config, "inputs": sorted(inputs)}, sort_keys=True, default=str)
