@@ -48,7 +48,9 @@ def test_a_planted_secret_reaches_no_log_catalog_card_or_mlflow_run(demo_run, tm
 
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    from pretrain.tracking import tracking_uri
+
+    client = MlflowClient(tracking_uri(CatalogConfig(root=str(root))))  # the demo's default store
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert runs and all(SECRET not in json.dumps([r.data.params, r.data.tags]) for r in runs)
 
