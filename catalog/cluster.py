@@ -14,7 +14,7 @@ from catalog.storage import S3_PUBLIC_ENV
 
 FORWARDED_ENV = S3_PUBLIC_ENV + ("ROOMTONE_ROOT", "ROOMTONE_CATALOG_URI", "ROOMTONE_WAREHOUSE",
                                  "MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL", "AWS_EC2_METADATA_DISABLED",
-                                 "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S")
+                                 "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER")
 
 # Ray Train's controller settles reports and the end of a run on a 2 s poll; on a local cluster
 # that wait was ~5 s of every short run. A cluster keeps Ray's default unless the env sets one.
@@ -38,6 +38,9 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> dict:
             context = ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING")
         else:
             runtime_env["env_vars"].setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", LOCAL_TRAIN_POLL_S)
+            # Ray Train's preemption watcher polls for nodes being drained; one machine has none, and
+            # the watcher's actor logs a core_worker error line into every run's output
+            runtime_env["env_vars"].setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
             # "local" always starts a new cluster: a stale /tmp/ray/ray_current_cluster must not be joined
             context = ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), runtime_env=runtime_env,
                                logging_level="WARNING", configure_logging=True, dashboard_host="127.0.0.1",

@@ -78,7 +78,7 @@ def _dataset_stage(module: str, function: str) -> Callable[[BaseModel, Catalog, 
 def _pretrain(config, catalog: Catalog, address: str | None, show_progress: bool) -> Output:
     from pretrain.train import run_training
 
-    result = run_training(config, catalog, address=address)
+    result = run_training(config, catalog, address=address, show_progress=show_progress)
     return Output(result.run_dir, f"{result.run_name}: {result.steps} steps, MLflow run {result.mlflow_run_id}"
                   + (f", registered encoder v{result.model_version}" if result.model_version else ""),
                   reused=result.reused)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -238,6 +239,9 @@ def stream(segments: list[dict], spec: InputSpec, *, batch_size: int, data_cpus:
     ctx.execution_options.preserve_order = True  # batches depend on the plan only, not on task timing
     ctx.enable_progress_bars = False  # one stream per rank and evaluation: bars would interleave
     ctx.print_on_execution_start = False
+    # ...and no per-stream notices either (bars disabled; execution started/finished in N s)
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
+    logging.getLogger("ray.data._internal.execution.streaming_executor").setLevel(logging.WARNING)
     ctx.target_max_block_size = STREAM_BLOCK_BYTES  # batches flow to the trainer as they are made
     ds = ray.data.from_items(segments, override_num_blocks=max(1, min(len(segments), 1000)))
     return ds.map_batches(_read_segments, fn_kwargs={"spec": spec, "batch_size": batch_size}, batch_size=1,

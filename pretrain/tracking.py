@@ -10,7 +10,10 @@ store under the roomtone root, or ``MLFLOW_TRACKING_URI`` (a server URL on a clu
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
 import resource
 import time
@@ -22,6 +25,9 @@ from catalog.errors import RoomtoneError
 from catalog.redact import redact
 
 RUN_FILE = "mlflow-run.json"
+# MLflow logs its store migrations and model-format notes at INFO; a run's console is its
+# progress bar. Read when mlflow is first imported, so set here; the user's value wins.
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
 def tracking_uri(config: CatalogConfig, explicit: str | None = None) -> str:
@@ -83,8 +89,9 @@ def open_run(uri: str, experiment: str, run_name: str, run_dir: Location, params
             warnings.simplefilter("ignore", UserWarning)
             ds = mlflow.data.from_pandas(manifest, source=src.files[0][0].rsplit("/", 2)[0], name=src.ref,
                                          digest=src.digest[:32])  # explicit: the store keeps 36 characters
+            entity = ds._to_mlflow_entity()  # infers the schema, which warns again
         tags = {"mlflow.data.context": f"training:{src.split}", "roomtone.manifest_sha256": src.digest}
-        inputs.append(DatasetInput(ds._to_mlflow_entity(), [InputTag(k, v) for k, v in tags.items()]))
+        inputs.append(DatasetInput(entity, [InputTag(k, v) for k, v in tags.items()]))
     client.log_inputs(run.info.run_id, datasets=inputs)
     marker.write_bytes(json.dumps({"tracking_uri": uri, "run_id": run.info.run_id}).encode())
     return run.info.run_id
@@ -161,8 +168,18 @@ def finish_run(uri: str, run_id: str, encoder, register_as: str | None, checkpoi
             if checkpoint:
                 mlflow.log_artifact(checkpoint, "checkpoints")
             if encoder is not None:
-                info = mlflow.pytorch.log_model(encoder, name="encoder", registered_model_name=register_as,
-                                                pip_requirements=["torch"], serialization_format="pickle")
+                # pickle on purpose (the pt2 format needs torch.export of the encoder): MLflow's warning
+                # about it, and its "registered"/"created version" lines, would repeat on every run;
+                # the caller reports the version
+                quiet = logging.getLogger("mlflow.pytorch")
+                level = quiet.level
+                quiet.setLevel(logging.ERROR)
+                try:
+                    with contextlib.redirect_stderr(io.StringIO()):
+                        info = mlflow.pytorch.log_model(encoder, name="encoder", registered_model_name=register_as,
+                                                        pip_requirements=["torch"], serialization_format="pickle")
+                finally:
+                    quiet.setLevel(level)
                 version = str(info.registered_model_version) if register_as else None
         mlflow.tracking.MlflowClient(uri).set_terminated(run_id, status)
     finally:  # restored on failure too, or a stopped store's URI leaks into every later run

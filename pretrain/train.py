@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -149,6 +150,7 @@ def train_loop(config: dict) -> None:
     _quiet_reports()
     cfg, source, spec = TrainConfig(**config["cfg"]), config["source"], config["spec"]
     hook: BatchHook | None = config.get("hook")
+    board = config.get("board")
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = rtt.get_device()
@@ -222,6 +224,8 @@ def train_loop(config: dict) -> None:
                 dist.barrier()
         if logger is not None:
             logger.log(done, metrics, cfg.batch_size)
+            if board is not None:
+                board.post.remote(done, metrics.get("loss"))  # fire and forget: never waits on the driver
         if at_checkpoint:
             # Only here: a report is a barrier the Ray Train controller settles on its 2 s poll, so
             # reporting every step held training to 0.5 steps/s. MLflow gets every step's metrics.
@@ -271,9 +275,12 @@ def _check_resources(cfg: TrainConfig, resources: dict) -> bool:
 
 
 def run_training(cfg: TrainConfig, catalog: Catalog, *, address: str | None = None,
-                 hook: BatchHook | None = None) -> TrainResult:
-    """Train ``cfg`` on Ray; resumes the run folder's newest checkpoint if there is one."""
-    from ray.train import FailureConfig, RunConfig, ScalingConfig
+                 hook: BatchHook | None = None, show_progress: bool = False) -> TrainResult:
+    """Train ``cfg`` on Ray; resumes the run folder's newest checkpoint if there is one.
+
+    show_progress: a progress bar (steps, loss, time left) fed by rank 0 while it trains."""
+    import ray
+    from ray.train import FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from catalog.cluster import connect
@@ -307,18 +314,20 @@ def run_training(cfg: TrainConfig, catalog: Catalog, *, address: str | None = No
               "model_config": _model_config(model)}
     run_id = tracking.open_run(uri, cfg.experiment, run_name, run_dir, params, [source], artifacts)
 
+    board = ray.remote(num_cpus=0)(_Board).remote() if show_progress else None
     trainer = TorchTrainer(
         train_loop,
         train_loop_config={"cfg": cfg.model_dump(), "source": source, "spec": spec, "run_dir": run_dir.uri,
-                           "tracking_uri": uri, "mlflow_run_id": run_id, "hook": hook},
+                           "tracking_uri": uri, "mlflow_run_id": run_id, "hook": hook, "board": board},
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=use_gpu,
                                      resources_per_worker={"CPU": cfg.cpus_per_worker}),
         run_config=RunConfig(name=run_name, storage_path=str(Path(tempfile.gettempdir()) / "roomtone-ray-train"),
-                             failure_config=FailureConfig(max_failures=cfg.max_failures)),
+                             failure_config=FailureConfig(max_failures=cfg.max_failures),
+                             logging_config=LoggingConfig(log_level="WARNING")),  # no per-run INFO chatter
     )
     try:
-        trainer.fit()
+        _fit(trainer, cfg, int(latest["step"]) if latest else 0, board)
     except Exception as exc:  # noqa: BLE001 - Ray wraps worker errors; one message with the cause
         cause = _root_cause(exc)
         tracking.finish_run(uri, run_id, None, None, None, status="FAILED")
@@ -341,6 +350,57 @@ def run_training(cfg: TrainConfig, catalog: Catalog, *, address: str | None = No
     model.load_state_dict(ckpt["model"])
     version = tracking.finish_run(uri, run_id, model.encoder, cfg.register_as or f"roomtone-{cfg.model}", None)
     return TrainResult(run_name, run_dir.uri, run_id, uri, final.uri, int(ckpt["step"]), version)
+
+
+class _Board:
+    """Rank 0's newest (step, loss), read by the driver's progress bar (a zero-CPU Ray actor)."""
+
+    def __init__(self):
+        self.last: tuple[int, float | None] = (0, None)
+
+    def post(self, step: int, loss: float | None) -> None:
+        self.last = (step, loss)
+
+    def read(self) -> tuple[int, float | None]:
+        return self.last
+
+
+def _fit(trainer, cfg: TrainConfig, start: int, board) -> None:
+    """``trainer.fit()``; with a board, under a progress bar that a thread refreshes from it."""
+    if board is None:
+        trainer.fit()
+        return
+    import ray
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+        TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("steps · {task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn())
+    stop = threading.Event()
+    with Progress(*columns) as progress:
+        bar = progress.add_task(f"training {cfg.model}", total=cfg.steps, completed=start,
+                                status="starting Ray Train workers")
+
+        def refresh() -> None:
+            while True:
+                last = stop.wait(0.5)  # one more read after fit() returns: the bar ends on the final step
+                try:
+                    step, loss = ray.get(board.read.remote(), timeout=10)
+                except Exception:  # noqa: BLE001 - the bar is a view: a lost board ends it, not the run
+                    return
+                if step:
+                    progress.update(bar, completed=step, status="loss " + ("nan" if loss is None else f"{loss:.4g}"))
+                if last:
+                    return
+
+        thread = threading.Thread(target=refresh, daemon=True)
+        thread.start()
+        try:
+            trainer.fit()
+        finally:
+            stop.set()
+            thread.join()
+            ray.kill(board)
 
 
 def _model_config(model) -> dict:

@@ -1,5 +1,7 @@
 """The README's two commands, exercised as written."""
 
+import re
+
 from tests.helpers import REPO_ROOT, readme_commands
 
 
@@ -21,3 +23,14 @@ def test_demo_command_smallest_setting(demo_run):
     assert {p.name for p in (home / "reports").glob("*.png")} == {"rirs-v1.png", "scenes-v1.png", "qa-v1.png"}
     assert len(list((home / "dcase_scenes" / "metadata_dev").glob("*/*.csv"))) == 2
     assert (home / "qa" / "ltu_train.json").stat().st_size > 0
+
+
+def test_demo_console_shows_progress_not_library_chatter(demo_run):
+    """Training shows a progress bar that reaches its last step; Ray Train's and MLflow's own
+    log lines (resource requests, watcher errors, store migrations, registry notes) stay out."""
+    out = demo_run.proc.stdout + demo_run.proc.stderr
+    assert re.search(r"training ssast-tiny .*?(\d+)/\1 steps · loss \d", out), out[-3000:]
+    for chatter in ("Requesting resources", "core_worker", "PreemptionWatcher", "execution finished",
+                    "Progress bars disabled", "Creating initial MLflow database", "Successfully registered model",
+                    "Inferred schema contains integer"):
+        assert chatter not in out, chatter

@@ -76,7 +76,7 @@ def pretrain(
             cfg = TrainConfig(**{**cfg.model_dump(), "model": model})
         except ValidationError as exc:
             raise describe_validation_error(exc, "TrainConfig") from None
-    result = run_training(cfg, state.catalog(), address=address)
+    result = run_training(cfg, state.catalog(), address=address, show_progress=not json_out)
     if json_out:
         print_json(result.__dict__)
     else:
