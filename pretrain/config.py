@@ -55,6 +55,13 @@ class TrainConfig(BaseModel):
     tracking_uri: str | None = Field(None, description="MLflow; default MLFLOW_TRACKING_URI or sqlite under root")
     experiment: str = "roomtone-pretrain"
     register_as: str | None = Field(None, description="model registry name; default roomtone-<model>")
+    augment: list[dict] = Field(default_factory=list, description="recipe steps applied on the fly to every cropped "
+                                "clip, as `roomtone augment` takes them, e.g. [{name: gain, p: 0.5}, {name: rotate}]: "
+                                "gain, noise, shift; speed (not SELD); rotate (SELD, FOA)")
+    spec_augment: bool | None = Field(None, description="SpecAugment stripes on the features; default: on for "
+                                                         "supervised runs (self-supervised ones mask their input)")
+    mixup_alpha: float = Field(0.0, ge=0, le=100, description="tagging: mix each micro-batch with itself shuffled, "
+                                                               "lam ~ Beta(a, a); 0 = off")
 
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":
@@ -66,6 +73,13 @@ class TrainConfig(BaseModel):
         if family not in MODEL_FAMILIES[self.method]:
             allowed = " or ".join(f"{f}-*" for f in MODEL_FAMILIES[self.method])
             raise ValueError(f"model {self.model!r} does not fit method {self.method!r}: use {allowed}")
+        _check_augment(self.augment, family)
+        if self.spec_augment is None:
+            self.spec_augment = self.method == "supervised"
+        elif self.spec_augment and self.method != "supervised":
+            raise ValueError(f"spec_augment is for supervised runs; {self.method} masks its own input")
+        if self.mixup_alpha and family != "tagging":
+            raise ValueError(f"mixup_alpha is for tagging runs (multi-hot targets mix); {self.model} is {family}")
         if self.batch_size % (self.num_workers * self.grad_accum):
             raise ValueError(f"batch_size={self.batch_size} must split evenly over num_workers={self.num_workers}"
                              f" x grad_accum={self.grad_accum}")
@@ -81,6 +95,29 @@ class TrainConfig(BaseModel):
     def micro_batch(self) -> int:
         """Rows one worker feeds to one forward pass."""
         return self.batch_size // (self.num_workers * self.grad_accum)
+
+
+# steps that change a clip alone; mix and reverb need a partner pool or an RIR dataset
+ON_THE_FLY = {"seld": ("gain", "noise", "shift", "rotate")}
+ON_THE_FLY_DEFAULT = ("gain", "noise", "shift", "speed")
+
+
+def _check_augment(steps: list[dict], family: str) -> None:
+    from simulation.augment import Spec
+
+    allowed = ON_THE_FLY.get(family, ON_THE_FLY_DEFAULT)
+    for i, step in enumerate(steps):
+        try:
+            name = Spec.from_dict(step).name
+        except ValueError as exc:
+            raise ValueError(f"augment[{i}]: {exc}") from None
+        if name not in allowed:
+            why = {"mix": "mix and reverb need partner clips or an RIR dataset: make them offline with "
+                          "`roomtone augment`, then train on its output",
+                   "speed": "speed would need each clip's events to rescale its frame labels",
+                   "rotate": "rotate needs 4-channel FOA input, which only SELD models read"}
+            raise ValueError(f"augment[{i}]: {name} cannot run on the fly in a {family} run "
+                             f"({why.get(name, why['mix'])}); on the fly: {', '.join(allowed)}")
 
 
 class EvalConfig(BaseModel):

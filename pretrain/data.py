@@ -10,6 +10,9 @@ decode FLAC, crop and batched features (CPU tasks) -> `iter_torch_batches`.
 The stream position is a row count, so a run resumed at step s starts exactly at row
 s * rows-per-step; crop offsets derive from (seed, item id, epoch) and lane order from
 (seed, rank, epoch), so batches never depend on timing or on which task ran where.
+Training-time augmentation runs in the same tasks and draws from the same keys: recipe
+steps (`simulation.augment`) on each cropped wave, SELD frame labels updated from the
+resolved recipe, then SpecAugment stripes on its features.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import torch
 from catalog import Location, decode_audio
 from catalog.errors import RoomtoneError
 from simulation.dsp import resample
-from simulation.seeding import item_seed
+from simulation.seeding import item_rng, item_seed
 
 if TYPE_CHECKING:
     from catalog.catalog import Catalog
@@ -92,6 +95,8 @@ class InputSpec:
     classes: tuple[str, ...] = ()
     random_crop: bool = True
     features: str | None = None  # fbank preset; default: beats for BEATs, else ssast
+    augment: tuple[dict, ...] = ()  # recipe steps applied to each cropped wave (training only)
+    spec_augment: bool = False  # SpecAugment stripes on each clip's features (training only)
 
     @property
     def rate(self) -> int:
@@ -170,20 +175,20 @@ def crop_row(row: dict, spec: InputSpec, epoch: int) -> dict:
         target = np.zeros(len(spec.classes), np.float32)
         target[[spec.classes.index(c) for c in names if c in spec.classes]] = 1.0
         out["target"] = target
-    elif spec.family == "seld":
-        out["target"], out["reference"] = seld_targets(row["labels"], offset // hop,
-                                                       int(round(spec.clip_seconds / LABEL_HOP_S)), len(spec.classes))
+    elif spec.family == "seld":  # the crop's frame labels, renumbered from 0; targets come with the features
+        first, frames = offset // hop, int(round(spec.clip_seconds / LABEL_HOP_S))
+        out["labels"] = [dict(l, frame=l["frame"] - first) for l in row["labels"]
+                         if first <= l["frame"] < first + frames]
     return out
 
 
-def seld_targets(labels: list[dict], first_frame: int, n_frames: int, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+def seld_targets(labels: list[dict], n_frames: int, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """The ADPIT training target (frames, 6, 4, C) and the multi-ACCDOA reference (frames, 3, 3, C)
-    of the label frames inside a crop."""
+    of a crop's frame labels (frames counted from the crop's start)."""
     from simulation.seld import SeldLabels, adpit_target, multi_accdoa_target
 
-    keep = [l for l in labels if first_frame <= l["frame"] < first_frame + n_frames]
-    events = [(l["frame"] - first_frame, l["class_index"], l["track"], l["azimuth"], l["elevation"], l["distance"])
-              for l in keep]
+    events = [(l["frame"], l["class_index"], l["track"], l["azimuth"], l["elevation"], l["distance"])
+              for l in labels]
     labels = SeldLabels.from_events(events, n_frames=n_frames)
     return (adpit_target(labels, n_classes).astype(np.float32),
             multi_accdoa_target(labels, n_classes).astype(np.float32))
@@ -203,19 +208,51 @@ def _read_segments(batch: dict, spec: InputSpec, batch_size: int):
             table = pq.ParquetFile(f).read(columns=columns).slice(int(start), int(stop) - int(start))
         for chunk in table.to_batches(max_chunksize=batch_size):
             rows = [crop_row(r, spec, int(epoch)) for r in chunk.to_pylist()]
-            yield _featurise({k: np.stack([r[k] for r in rows]) if k != "id" else np.array([r[k] for r in rows])
-                              for k in rows[0]}, spec)
+            yield _featurise({k: [r[k] for r in rows] if k in ("id", "labels") else np.stack([r[k] for r in rows])
+                              for k in rows[0]}, spec, int(epoch))
 
 
-def _featurise(batch: dict, spec: InputSpec) -> dict:
-    """A batch of waves -> model features (fbank, or 7-channel SELD features)."""
-    from pretrain.features import fbank, seld_features
+def _featurise(batch: dict, spec: InputSpec, epoch: int) -> dict:
+    """A batch of cropped waves -> augmented waves -> model features (fbank, or 7-channel SELD
+    features) and SELD targets. Every draw is keyed by (seed, item id, epoch), so an item comes out
+    the same whichever rank, task or batch it lands in."""
+    from pretrain.features import fbank, seld_features, spec_augment
 
+    ids = batch["id"]
     wave = torch.from_numpy(np.ascontiguousarray(batch.pop("wave")))
+    labels = batch.pop("labels", None)
+    if spec.augment:
+        wave, recipes = _augmented(wave, ids, spec, epoch)
+        if labels is not None:  # rotations turn the directions, shifts move the frames
+            from simulation.augment import apply_recipe_meta
+
+            labels = [apply_recipe_meta(r, {"duration": spec.clip_seconds, "labels": l}, spec.rate,
+                                        hop=LABEL_HOP_S)["labels"] for r, l in zip(recipes, labels)]
     with torch.no_grad():
         feats = seld_features(wave, spec.rate) if spec.family == "seld" else fbank(wave, spec.rate, spec.preset())
+    if spec.spec_augment:
+        feats = torch.cat([spec_augment(f[None], torch.Generator().manual_seed(item_seed(spec.seed, i, "specaug",
+                                                                                         epoch)))
+                           for f, i in zip(feats, ids)])
+    if labels is not None:
+        frames = int(round(spec.clip_seconds / LABEL_HOP_S))
+        targets = [seld_targets(l, frames, len(spec.classes)) for l in labels]
+        batch["target"], batch["reference"] = (np.stack([t[k] for t in targets]) for k in (0, 1))
+    batch["id"] = np.array(ids)
     batch["fbank"] = feats.numpy()
     return batch
+
+
+def _augmented(wave: torch.Tensor, ids: list[str], spec: InputSpec, epoch: int) -> tuple[torch.Tensor, list]:
+    """The batched recipe path (`BatchAugment`) on (B, T) mono or (B, C, T) waves."""
+    from simulation.augment import BatchAugment
+
+    seld = spec.family == "seld"
+    module = BatchAugment(spec.augment, spec.rate, fmt="foa" if seld else None, hop=LABEL_HOP_S if seld else None,
+                          seed=spec.seed)
+    x = wave if wave.ndim == 3 else wave[:, None]
+    y, recipes = module(x, ids, [item_rng(spec.seed, i, "augment", epoch) for i in ids], epoch)
+    return (y if wave.ndim == 3 else y[:, 0]), recipes
 
 
 def _collate_class():

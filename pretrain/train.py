@@ -3,7 +3,8 @@
 `run_training(cfg, catalog)` checks everything cheap first (dataset columns and split, model
 name, checkpoint compatibility, cluster CPUs), opens the MLflow run, then starts a
 TorchTrainer: gloo on CPU, NCCL on GPU, bf16 autocast on CUDA, gradient accumulation, AdamW
-with a warm-up + cosine schedule. Rank 0 writes a checkpoint to the run folder (local or
+with a warm-up + cosine schedule, mixup for tagging when asked (recipes and SpecAugment run
+in the data stream, `pretrain.data`). Rank 0 writes a checkpoint to the run folder (local or
 s3://) every `checkpoint_every` steps; every (re)start of the loop resumes from the newest
 readable one, so a resumed run and a worker group restarted by Ray Train's FailureConfig
 replay the same batches, masks and dropout as an uninterrupted run: data position, mask
@@ -31,6 +32,7 @@ from catalog.errors import RoomtoneError
 from pretrain import tracking
 from pretrain.config import TrainConfig
 from pretrain.data import InputSpec, Source, iter_batches, lanes_for_rank, open_source, plan_segments
+from pretrain.features import mixup
 from simulation.seeding import item_seed
 
 if TYPE_CHECKING:
@@ -187,6 +189,9 @@ def train_loop(config: dict) -> None:
             if hook is not None:
                 batch = hook(step, m, rank, batch)
             ids = batch.pop("id")
+            if cfg.mixup_alpha:  # pairs within this rank's micro-batch: keyed by (seed, step, micro-batch, rank)
+                batch["fbank"], batch["target"] = mixup(batch["fbank"], batch["target"], torch.Generator().manual_seed(
+                    item_seed(cfg.seed, "mixup", step, m, rank)), alpha=cfg.mixup_alpha)
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             gen = torch.Generator().manual_seed(item_seed(cfg.seed, "mask", step, m, rank))
             sync = ddp.no_sync() if world > 1 and m < accum - 1 else contextlib.nullcontext()
@@ -286,7 +291,8 @@ def run_training(cfg: TrainConfig, catalog: Catalog, *, address: str | None = No
     from catalog.cluster import connect
 
     source = open_source(catalog, cfg.dataset, cfg.split, cfg.family)
-    spec = InputSpec(cfg.family, cfg.clip_seconds, cfg.sample_rate, cfg.seed, source.classes)
+    spec = InputSpec(cfg.family, cfg.clip_seconds, cfg.sample_rate, cfg.seed, source.classes,
+                     augment=tuple(cfg.augment), spec_augment=bool(cfg.spec_augment))
     if cfg.family != "seld" and spec.preset().sample_rate != cfg.sample_rate:
         raise RoomtoneError(f"sample_rate={cfg.sample_rate} but the {cfg.family} features expect "
                             f"{spec.preset().sample_rate} Hz", f"set sample_rate: {spec.preset().sample_rate}")

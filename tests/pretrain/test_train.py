@@ -29,12 +29,23 @@ def losses(result) -> list[float]:
 
 
 def test_two_workers_give_the_loss_of_one_worker_with_the_same_global_batch(events):
-    # 8 rows in one shard, global batch 8: each step sees every row, split 8 / 4+4 over the ranks
-    base = dict(TINY, method="supervised", model="tagging-tiny", dataset="events", steps=3, checkpoint_every=3)
+    # 8 rows in one shard, global batch 8: each step sees every row, split 8 / 4+4 over the ranks;
+    # on-the-fly recipes and SpecAugment (on by default here) draw per item, so they must agree too
+    base = dict(TINY, method="supervised", model="tagging-tiny", dataset="events", steps=3, checkpoint_every=3,
+                augment=[{"name": "gain", "p": 0.5}, {"name": "noise", "p": 0.5}, {"name": "shift"}])
     one = run_training(TrainConfig(**base, num_workers=1, run_name="ddp1"), events)
     two = run_training(TrainConfig(**base, num_workers=2, run_name="ddp2"), events)
     assert len(losses(one)) == 3 and losses(one)[0] != losses(one)[-1]
     assert losses(two) == pytest.approx(losses(one), rel=1e-4)
+
+
+def test_mixup_and_on_the_fly_speed_train_and_are_recorded(events):
+    cfg = TrainConfig(**TINY, method="supervised", model="tagging-tiny", dataset="events", steps=2,
+                      checkpoint_every=2, mixup_alpha=0.4, augment=[{"name": "speed"}], run_name="mixup")
+    result = run_training(cfg, events)
+    assert len(losses(result)) == 2 and all(0 < v < 10 for v in losses(result))
+    params = MlflowClient(result.tracking_uri).get_run(result.mlflow_run_id).data.params
+    assert params["mixup_alpha"] == "0.4" and params["spec_augment"] == "true" and "speed" in params["augment"]
 
 
 def test_resume_and_a_killed_worker_reproduce_the_uninterrupted_curve(events, tmp_path):
