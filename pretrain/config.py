@@ -58,8 +58,8 @@ class TrainConfig(BaseModel):
     augment: list[dict] = Field(default_factory=list, description="recipe steps applied on the fly to every cropped "
                                 "clip, as `roomtone augment` takes them, e.g. [{name: gain, p: 0.5}, {name: rotate}]: "
                                 "gain, noise, shift; speed (not SELD); rotate (SELD, FOA)")
-    spec_augment: bool | None = Field(None, description="SpecAugment stripes on the features; default: on for "
-                                                         "supervised runs (self-supervised ones mask their input)")
+    spec_augment: bool | None = Field(None, description="SpecAugment stripes on the features (supervised runs); "
+                                                         "default: on for tagging, as PANNs and AST train")
     mixup_alpha: float = Field(0.0, ge=0, le=100, description="tagging: mix each micro-batch with itself shuffled, "
                                                                "lam ~ Beta(a, a); 0 = off")
 
@@ -75,7 +75,7 @@ class TrainConfig(BaseModel):
             raise ValueError(f"model {self.model!r} does not fit method {self.method!r}: use {allowed}")
         _check_augment(self.augment, family)
         if self.spec_augment is None:
-            self.spec_augment = self.method == "supervised"
+            self.spec_augment = family == "tagging"
         elif self.spec_augment and self.method != "supervised":
             raise ValueError(f"spec_augment is for supervised runs; {self.method} masks its own input")
         if self.mixup_alpha and family != "tagging":

@@ -57,8 +57,13 @@ def pretrain(
     on GPUs), checkpoints to <root>/runs/<run_name> (or --set storage=s3://...), logs params,
     metrics, the dataset snapshot and the final encoder to MLflow (default: SQLite under the
     root; MLFLOW_TRACKING_URI for a server). Re-running the same config resumes it.
+    On-the-fly augmentation: --set 'augment=[{name: gain, p: 0.5}, ...]' (gain, noise, shift,
+    speed; rotate for SELD), --set spec_augment=true (on by default for tagging), --set
+    mixup_alpha=0.4 (tagging).
 
     Example: roomtone pretrain ssast --dataset scenes --steps 100 --set batch_size=8
+
+    Example: roomtone pretrain supervised --model seld-tiny --dataset scenes --set 'augment=[{name: rotate}]'
     """
     from pydantic import ValidationError
 

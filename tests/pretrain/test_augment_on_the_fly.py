@@ -83,5 +83,7 @@ def test_augmentation_settings_are_checked_at_the_door(settings, message):
         TrainConfig(**settings)
 
 
-def test_supervised_runs_default_to_spec_augment():
-    assert TrainConfig(method="supervised").spec_augment and not TrainConfig(method="ssast").spec_augment
+def test_tagging_runs_default_to_spec_augment():
+    assert TrainConfig(method="supervised").spec_augment
+    assert not TrainConfig(method="supervised", model="seld-tiny").spec_augment
+    assert not TrainConfig(method="ssast").spec_augment

@@ -30,7 +30,7 @@ def losses(result) -> list[float]:
 
 def test_two_workers_give_the_loss_of_one_worker_with_the_same_global_batch(events):
     # 8 rows in one shard, global batch 8: each step sees every row, split 8 / 4+4 over the ranks;
-    # on-the-fly recipes and SpecAugment (on by default here) draw per item, so they must agree too
+    # on-the-fly recipes and SpecAugment (on by default for tagging) draw per item, so they must agree too
     base = dict(TINY, method="supervised", model="tagging-tiny", dataset="events", steps=3, checkpoint_every=3,
                 augment=[{"name": "gain", "p": 0.5}, {"name": "noise", "p": 0.5}, {"name": "shift"}])
     one = run_training(TrainConfig(**base, num_workers=1, run_name="ddp1"), events)
