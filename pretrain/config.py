@@ -55,6 +55,11 @@ class TrainConfig(BaseModel):
     tracking_uri: str | None = Field(None, description="MLflow; default MLFLOW_TRACKING_URI or sqlite under root")
     experiment: str = "roomtone-pretrain"
     register_as: str | None = Field(None, description="model registry name; default roomtone-<model>")
+    teacher: str | None = Field(None, description="beats-tokenizer-*: the previous BEATs iteration (run folder or "
+                                                   "checkpoint), distilled into the tokenizer")
+    tokenizer: str | None = Field(None, description="beats-* iteration 2+: a beats-tokenizer-* run folder or "
+                                                     "checkpoint whose codes are the labels (default: iteration 1's "
+                                                     "random projection)")
     augment: list[dict] = Field(default_factory=list, description="recipe steps applied on the fly to every cropped "
                                 "clip, as `roomtone augment` takes them, e.g. [{name: gain, p: 0.5}, {name: rotate}]: "
                                 "gain, noise, shift; speed (not SELD); rotate (SELD, FOA)")
@@ -74,6 +79,12 @@ class TrainConfig(BaseModel):
             allowed = " or ".join(f"{f}-*" for f in MODEL_FAMILIES[self.method])
             raise ValueError(f"model {self.model!r} does not fit method {self.method!r}: use {allowed}")
         _check_augment(self.augment, family)
+        tokenizer_run = self.model.rpartition("-")[0] == "beats-tokenizer"
+        if tokenizer_run != bool(self.teacher):
+            raise ValueError("a beats-tokenizer-* run distils a teacher: set teacher to the previous BEATs iteration"
+                             if tokenizer_run else f"teacher is for beats-tokenizer-* runs, not {self.model}")
+        if self.tokenizer and (family != "beats" or tokenizer_run):
+            raise ValueError(f"tokenizer is for beats-* pretraining (iteration 2+), not {self.model}")
         if self.spec_augment is None:
             self.spec_augment = family == "tagging"
         elif self.spec_augment and self.method != "supervised":

@@ -17,36 +17,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from catalog import Location
 from catalog.errors import RoomtoneError
 from pretrain import tracking
-from pretrain.config import EvalConfig, TrainConfig
+from pretrain.config import EvalConfig
 from pretrain.data import InputSpec, iter_batches, lanes_for_rank, open_source, plan_segments
-from pretrain.train import build_model, check_compatible, list_checkpoints
+from pretrain.train import load_trained
 from simulation.seeding import item_seed
 
 if TYPE_CHECKING:
     from catalog.catalog import Catalog
-
-
-def load_trained(checkpoint: str) -> tuple[torch.nn.Module, TrainConfig, Location]:
-    """The model of a roomtone checkpoint (or of a run folder's newest one) and its training config."""
-    from pretrain.checkpoints import load_checkpoint
-
-    loc = Location.parse(checkpoint)
-    if not loc.name.endswith(".pt"):
-        found = list_checkpoints(loc)
-        if not found:
-            raise RoomtoneError(f"{loc.uri} holds no checkpoint", "pass a step-*.pt file or a run folder")
-        loc = found[0]
-    if not loc.exists():
-        raise RoomtoneError(f"checkpoint {loc.uri} does not exist", "pass a step-*.pt file or a run folder")
-    ckpt = load_checkpoint(loc.uri)
-    cfg = TrainConfig(**ckpt["extra"]["config"])
-    model = build_model(cfg, tuple(ckpt["extra"].get("classes", ())))
-    check_compatible(model, ckpt["model"], loc.uri, cfg.model)
-    model.load_state_dict(ckpt["model"])
-    return model.eval(), cfg, loc
 
 
 def _batches(catalog: Catalog, ref: str, split: str, spec: InputSpec, batch_size: int):

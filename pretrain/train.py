@@ -63,6 +63,10 @@ def build_model(cfg: TrainConfig, classes: tuple[str, ...]) -> torch.nn.Module:
     kwargs = dict(cfg.model_overrides)
     if cfg.method == "supervised":
         kwargs.setdefault("num_classes", len(classes))
+    if cfg.teacher:  # BEATs tokenizer distillation: the previous iteration's encoder, frozen
+        kwargs["teacher"] = _trained_as(cfg.teacher, "beats", "teacher").encoder
+    if cfg.tokenizer:  # BEATs iteration 2+: labels from a distilled tokenizer
+        kwargs["tokenizer"] = _trained_as(cfg.tokenizer, "beats-tokenizer", "tokenizer").tokenizer
     with torch.random.fork_rng():
         torch.manual_seed(item_seed(cfg.seed, "init"))
         try:
@@ -70,6 +74,34 @@ def build_model(cfg: TrainConfig, classes: tuple[str, ...]) -> torch.nn.Module:
         except (KeyError, TypeError, ValueError) as exc:
             raise RoomtoneError(f"cannot build model {cfg.model!r} with {kwargs}: {exc}",
                                 "see `roomtone pretrain --help` for the model names") from None
+
+
+def load_trained(checkpoint: str) -> tuple[torch.nn.Module, TrainConfig, Location]:
+    """The model of a roomtone checkpoint (or of a run folder's newest one) and its training config."""
+    from pretrain.checkpoints import load_checkpoint
+
+    loc = Location.parse(checkpoint)
+    if not loc.name.endswith(".pt"):
+        found = list_checkpoints(loc)
+        if not found:
+            raise RoomtoneError(f"{loc.uri} holds no checkpoint", "pass a step-*.pt file or a run folder")
+        loc = found[0]
+    if not loc.exists():
+        raise RoomtoneError(f"checkpoint {loc.uri} does not exist", "pass a step-*.pt file or a run folder")
+    ckpt = load_checkpoint(loc.uri)
+    cfg = TrainConfig(**ckpt["extra"]["config"])
+    model = build_model(cfg, tuple(ckpt["extra"].get("classes", ())))
+    check_compatible(model, ckpt["model"], loc.uri, cfg.model)
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), cfg, loc
+
+
+def _trained_as(checkpoint: str, family: str, role: str) -> torch.nn.Module:
+    model, cfg, loc = load_trained(checkpoint)
+    if cfg.model.rpartition("-")[0] != family:
+        raise RoomtoneError(f"the {role} {loc.uri} comes from a {cfg.model} run, not a {family}-* one",
+                            f"pass a {family}-* run folder or checkpoint as {role}")
+    return model
 
 
 def checkpoint_name(step: int) -> str:
@@ -290,6 +322,8 @@ def run_training(cfg: TrainConfig, catalog: Catalog, *, address: str | None = No
 
     from catalog.cluster import connect
 
+    # workers run in other folders: a relative teacher or tokenizer path must reach them absolute
+    cfg = cfg.model_copy(update={k: Location.parse(v).uri for k in ("teacher", "tokenizer") if (v := getattr(cfg, k))})
     source = open_source(catalog, cfg.dataset, cfg.split, cfg.family)
     spec = InputSpec(cfg.family, cfg.clip_seconds, cfg.sample_rate, cfg.seed, source.classes,
                      augment=tuple(cfg.augment), spec_augment=bool(cfg.spec_augment))

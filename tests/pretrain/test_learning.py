@@ -31,7 +31,8 @@ def cross_validated_probe(checkpoint: str, catalog, folds: int = 4) -> float:
     """Linear-probe accuracy over every clip of both splits, 4-fold: the ~19-clip test split
     alone moves in steps of 5 % and let one clip decide the margin."""
     from pretrain.data import InputSpec, open_source
-    from pretrain.evaluate import _batches, embed, linear_probe, load_trained
+    from pretrain.evaluate import _batches, embed, linear_probe
+    from pretrain.train import load_trained
 
     model, cfg, _ = load_trained(checkpoint)
     classes = open_source(catalog, "events", "train", "tagging").classes
