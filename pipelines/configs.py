@@ -25,8 +25,9 @@ def describe_validation_error(exc: ValidationError, where: str = "config") -> Ro
     return RoomtoneError(f"invalid {where}: " + "; ".join(parts), "fix the named fields; see --help for the ranges")
 
 
-def load_config(model: type[M], path: str | Path | None = None, **overrides) -> M:
-    """Defaults, then the YAML file, then non-None overrides; unknown keys are refused."""
+def load_config(config_type: type[M], path: str | Path | None = None, /, **overrides) -> M:
+    """Defaults, then the YAML file, then non-None overrides (any field name, `model` included);
+    unknown keys are refused."""
     values: dict = {}
     if path is not None:
         path = Path(path)
@@ -41,6 +42,6 @@ def load_config(model: type[M], path: str | Path | None = None, **overrides) -> 
             raise RoomtoneError(f"config file {path} must hold a mapping of fields", "write `field: value` lines")
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
-        return model(**values)
+        return config_type(**values)
     except ValidationError as exc:
-        raise describe_validation_error(exc, f"{model.__name__}{f' in {path}' if path else ''}") from None
+        raise describe_validation_error(exc, f"{config_type.__name__}{f' in {path}' if path else ''}") from None

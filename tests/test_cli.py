@@ -52,6 +52,9 @@ def test_generate_then_browse(tmp_path):
     (["catalog", "show", "missing"], "dataset 'missing' is not in the catalog"),
     (["ingest", "synthetic", "--per-class", "0"], "per_class"),
     (["catalog", "query", "DROP TABLE x"], "query failed"),
+    # --model is validated together with the --set fields that depend on it (teacher needs a tokenizer model)
+    (["pretrain", "beats", "--model", "beats-tokenizer-tiny", "-d", "missing", "--set", "teacher=runs/it1"],
+     "dataset 'missing' is not in the catalog"),
 ])
 def test_errors_are_one_clear_message(tmp_path, args, message):
     proc = roomtone(*args, root=tmp_path, check=False)

@@ -65,22 +65,12 @@ def pretrain(
 
     Example: roomtone pretrain supervised --model seld-tiny --dataset scenes --set 'augment=[{name: rotate}]'
     """
-    from pydantic import ValidationError
-
-    from pipelines.configs import describe_validation_error
     from pretrain.config import TrainConfig
     from pretrain.train import run_training
 
-    overrides = {**parse_sets(sets), "method": method.value, "dataset": dataset, "steps": steps,
-                 "num_workers": num_workers}
-    from_sets = overrides.pop("model", None)  # load_config's own first parameter is called `model`
-    model = model or from_sets
-    cfg = load_config(TrainConfig, config, **overrides)
-    if model is not None:
-        try:
-            cfg = TrainConfig(**{**cfg.model_dump(), "model": model})
-        except ValidationError as exc:
-            raise describe_validation_error(exc, "TrainConfig") from None
+    sets = parse_sets(sets)
+    cfg = load_config(TrainConfig, config, **{**sets, "method": method.value, "dataset": dataset, "steps": steps,
+                                              "num_workers": num_workers, "model": model or sets.get("model")})
     result = run_training(cfg, state.catalog(), address=address, show_progress=not json_out)
     if json_out:
         print_json(result.__dict__)
