@@ -89,7 +89,7 @@ def _evaluate(config, catalog: Catalog, address: str | None, show_progress: bool
     from pretrain.evaluate import run_eval
 
     connect(address)
-    result = run_eval(config, catalog)
+    result = run_eval(config, catalog, show_progress=show_progress)
     scores = ", ".join(f"{k.rsplit('/', 1)[-1]} " + (f"{v:.3f}" if isinstance(v, float) else str(v))
                        for k, v in result["metrics"].items())
     return Output(result["checkpoint"], f"{config.mode} on {result['dataset']}: {scores}")

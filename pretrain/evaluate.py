@@ -34,6 +34,28 @@ def _batches(catalog: Catalog, ref: str, split: str, spec: InputSpec, batch_size
     return source, iter_batches(segments, spec, batch_size=batch_size)
 
 
+def _split(catalog: Catalog, ref: str, split: str, spec: InputSpec, batch_size: int, progress, what: str):
+    """Every clip of one split once, in batches, counted on a bar."""
+    source, batches = _batches(catalog, ref, split, spec, batch_size)
+    return _tracked(batches, progress, f"{what} {split}", source.rows)
+
+
+def _tracked(batches, progress, what: str, total: int):
+    """`batches`, counting their clips on a bar of `progress` (a disabled Progress shows nothing)."""
+    task = progress.add_task(what, total=total)
+    for b in batches:
+        yield b
+        progress.advance(task, len(b["fbank"]))
+
+
+def _progress(show: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+        TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("clips"),
+                    TimeElapsedColumn(), TimeRemainingColumn(), disable=not show)
+
+
 @torch.no_grad()
 def embed(encoder, batches) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean-pooled embeddings (N, dim) and targets (N, C) of every batch."""
@@ -89,7 +111,8 @@ def linear_probe(train_x, train_y, test_x, test_y, *, steps: int, lr: float, wei
                 "test_clips": len(test_x)}
 
 
-def _finetune(model, cfg: EvalConfig, catalog: Catalog, spec: InputSpec, n_classes: int) -> dict[str, float]:
+def _finetune(model, cfg: EvalConfig, catalog: Catalog, spec: InputSpec, n_classes: int,
+              progress) -> dict[str, float]:
     """Encoder + linear head, trained on the streamed train split; scored on the test split."""
     encoder = model.encoder.train()
     with torch.random.fork_rng():
@@ -102,7 +125,8 @@ def _finetune(model, cfg: EvalConfig, catalog: Catalog, spec: InputSpec, n_class
     segments = plan_segments(lanes_for_rank(source, 0, 1), cfg.seed, 0, 0, cfg.steps * cfg.batch_size)
     train_spec = InputSpec(**{**spec.__dict__, "random_crop": True})
     single = None
-    for b in iter_batches(segments, train_spec, batch_size=cfg.batch_size):
+    for b in _tracked(iter_batches(segments, train_spec, batch_size=cfg.batch_size), progress, "fine-tuning",
+                      cfg.steps * cfg.batch_size):
         single = bool((b["target"].sum(1) == 1).all()) if single is None else single
         opt.zero_grad()
         logits = head(encoder.embed(b["fbank"]))
@@ -113,7 +137,7 @@ def _finetune(model, cfg: EvalConfig, catalog: Catalog, spec: InputSpec, n_class
     encoder.eval()
     with torch.no_grad():
         outs, ys = [], []
-        for b in _batches(catalog, cfg.dataset, cfg.test_split, spec, cfg.batch_size)[1]:
+        for b in _split(catalog, cfg.dataset, cfg.test_split, spec, cfg.batch_size, progress, "scoring"):
             outs.append(head(encoder.embed(b["fbank"])))
             ys.append(b["target"])
         return _scores(torch.cat(outs), torch.cat(ys), bool(single))
@@ -141,8 +165,10 @@ def seld_scores(model, batches, n_classes: int) -> dict[str, float]:
     return out
 
 
-def run_eval(cfg: EvalConfig, catalog: Catalog) -> dict:
-    """Run one evaluation; log it to the training run's MLflow run; return the metrics."""
+def run_eval(cfg: EvalConfig, catalog: Catalog, *, show_progress: bool = False) -> dict:
+    """Run one evaluation; log it to the training run's MLflow run; return the metrics.
+
+    show_progress: bars counting the clips embedded, fine-tuned on and scored."""
     from catalog.cluster import connect
 
     model, train_cfg, ckpt = load_trained(cfg.checkpoint)
@@ -150,24 +176,26 @@ def run_eval(cfg: EvalConfig, catalog: Catalog) -> dict:
     for split in (cfg.train_split, cfg.test_split) if cfg.mode != "seld" else (cfg.test_split,):
         open_source(catalog, cfg.dataset, split, "seld" if cfg.mode == "seld" else "tagging")  # before Ray starts
     connect()
-    if cfg.mode == "seld":
-        if train_cfg.family != "seld":
-            raise RoomtoneError(f"{ckpt.uri} is a {train_cfg.model} run, not a SELD one", "use --mode probe")
-        source = open_source(catalog, cfg.dataset, cfg.test_split, "seld")
-        spec = InputSpec("seld", clip, train_cfg.sample_rate, cfg.seed, source.classes, random_crop=False)
-        metrics = seld_scores(model, _batches(catalog, cfg.dataset, cfg.test_split, spec, cfg.batch_size)[1],
-                              len(source.classes))
-    else:
-        source = open_source(catalog, cfg.dataset, cfg.train_split, "tagging")
-        spec = InputSpec("tagging", clip, train_cfg.sample_rate, cfg.seed, source.classes, random_crop=False,
-                         features="beats" if train_cfg.family == "beats" else "ssast")
-        if cfg.mode == "probe":
-            train = embed(model.encoder, _batches(catalog, cfg.dataset, cfg.train_split, spec, cfg.batch_size)[1])
-            test = embed(model.encoder, _batches(catalog, cfg.dataset, cfg.test_split, spec, cfg.batch_size)[1])
-            metrics = linear_probe(*train, *test, steps=cfg.steps, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                   seed=cfg.seed)
+    with _progress(show_progress) as progress:
+        if cfg.mode == "seld":
+            if train_cfg.family != "seld":
+                raise RoomtoneError(f"{ckpt.uri} is a {train_cfg.model} run, not a SELD one", "use --mode probe")
+            source = open_source(catalog, cfg.dataset, cfg.test_split, "seld")
+            spec = InputSpec("seld", clip, train_cfg.sample_rate, cfg.seed, source.classes, random_crop=False)
+            metrics = seld_scores(model, _split(catalog, cfg.dataset, cfg.test_split, spec, cfg.batch_size, progress,
+                                                "scoring"), len(source.classes))
         else:
-            metrics = _finetune(model, cfg, catalog, spec, len(source.classes))
+            source = open_source(catalog, cfg.dataset, cfg.train_split, "tagging")
+            spec = InputSpec("tagging", clip, train_cfg.sample_rate, cfg.seed, source.classes, random_crop=False,
+                             features="beats" if train_cfg.family == "beats" else "ssast")
+            if cfg.mode == "probe":
+                train, test = (embed(model.encoder, _split(catalog, cfg.dataset, split, spec, cfg.batch_size, progress,
+                                                           "embedding"))
+                               for split in (cfg.train_split, cfg.test_split))
+                metrics = linear_probe(*train, *test, steps=cfg.steps, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                       seed=cfg.seed)
+            else:
+                metrics = _finetune(model, cfg, catalog, spec, len(source.classes), progress)
     name = f"eval/{cfg.mode}/{source.name}"
     out = {f"{name}/{k}": v for k, v in metrics.items()}
     run_id, uri = cfg.mlflow_run_id, cfg.tracking_uri

@@ -26,10 +26,11 @@ def test_demo_command_smallest_setting(demo_run):
 
 
 def test_demo_console_shows_progress_not_library_chatter(demo_run):
-    """Training shows a progress bar that reaches its last step; Ray Train's and MLflow's own
+    """Training and the probe show progress bars that reach their ends; Ray Train's and MLflow's own
     log lines (resource requests, watcher errors, store migrations, registry notes) stay out."""
     out = demo_run.proc.stdout + demo_run.proc.stderr
     assert re.search(r"training ssast-tiny .*?(\d+)/\1 steps · loss \d", out), out[-3000:]
+    assert re.search(r"embedding test .*?(\d+)/\1 clips", out), out[-3000:]  # the probe's bars
     for chatter in ("Requesting resources", "core_worker", "PreemptionWatcher", "execution finished",
                     "Progress bars disabled", "Creating initial MLflow database", "Successfully registered model",
                     "Inferred schema contains integer"):

@@ -99,10 +99,10 @@ def evaluate(
 
     cfg = load_config(EvalConfig, config, **{**parse_sets(sets), "mode": mode.value, "checkpoint": checkpoint,
                                              "dataset": dataset})
-    result = run_eval(cfg, state.catalog())
+    result = run_eval(cfg, state.catalog(), show_progress=not json_out)
     if json_out:
         print_json(result)
     else:
         for k, v in result["metrics"].items():
-            console.print(f"{k} = {v:.4f}", highlight=False)
+            console.print(f"{k} = {v:.4f}" if isinstance(v, float) else f"{k} = {v}", highlight=False)
         console.print(f"logged to MLflow run {result['mlflow_run_id']}", highlight=False)
