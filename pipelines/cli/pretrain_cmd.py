@@ -78,7 +78,8 @@ def pretrain(
         console.print(f"trained [bold]{result.run_name}[/] for {result.steps} steps; checkpoint {result.checkpoint}; "
                       f"MLflow run {result.mlflow_run_id}"
                       + (f"; registered encoder version {result.model_version}" if result.model_version else "")
-                      + f"\nevaluate with: roomtone eval probe {result.run_dir} --dataset DATASET", highlight=False)
+                      + f"\nevaluate with: roomtone eval {'seld' if cfg.family == 'seld' else 'probe'} {result.run_dir} "
+                        "--dataset DATASET", highlight=False)
 
 
 def evaluate(
