@@ -21,6 +21,7 @@ from catalog.errors import RoomtoneError
 from pretrain import tracking
 from pretrain.config import EvalConfig
 from pretrain.data import InputSpec, iter_batches, lanes_for_rank, open_source, plan_segments
+from pretrain.progress import progress_bar
 from pretrain.train import load_trained
 from simulation.seeding import item_seed
 
@@ -42,18 +43,10 @@ def _split(catalog: Catalog, ref: str, split: str, spec: InputSpec, batch_size: 
 
 def _tracked(batches, progress, what: str, total: int):
     """`batches`, counting their clips on a bar of `progress` (a disabled Progress shows nothing)."""
-    task = progress.add_task(what, total=total)
+    task = progress.add_task(what, total=total, note="")
     for b in batches:
         yield b
         progress.advance(task, len(b["fbank"]))
-
-
-def _progress(show: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
-        TimeRemainingColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("clips"),
-                    TimeElapsedColumn(), TimeRemainingColumn(), disable=not show)
 
 
 @torch.no_grad()
@@ -176,7 +169,7 @@ def run_eval(cfg: EvalConfig, catalog: Catalog, *, show_progress: bool = False) 
     for split in (cfg.train_split, cfg.test_split) if cfg.mode != "seld" else (cfg.test_split,):
         open_source(catalog, cfg.dataset, split, "seld" if cfg.mode == "seld" else "tagging")  # before Ray starts
     connect()
-    with _progress(show_progress) as progress:
+    with progress_bar("clips", show=show_progress) as progress:
         if cfg.mode == "seld":
             if train_cfg.family != "seld":
                 raise RoomtoneError(f"{ckpt.uri} is a {train_cfg.model} run, not a SELD one", "use --mode probe")

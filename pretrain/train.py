@@ -411,15 +411,13 @@ def _fit(trainer, cfg: TrainConfig, start: int, board) -> None:
         trainer.fit()
         return
     import ray
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
-        TimeRemainingColumn
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("steps · {task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn())
+    from pretrain.progress import progress_bar
+
     stop = threading.Event()
-    with Progress(*columns) as progress:
+    with progress_bar("steps") as progress:
         bar = progress.add_task(f"training {cfg.model}", total=cfg.steps, completed=start,
-                                status="starting Ray Train workers")
+                                note=" · starting Ray Train workers")
 
         def refresh() -> None:
             while True:
@@ -429,7 +427,7 @@ def _fit(trainer, cfg: TrainConfig, start: int, board) -> None:
                 except Exception:  # noqa: BLE001 - the bar is a view: a lost board ends it, not the run
                     return
                 if step:
-                    progress.update(bar, completed=step, status="loss " + ("nan" if loss is None else f"{loss:.4g}"))
+                    progress.update(bar, completed=step, note=" · loss " + ("nan" if loss is None else f"{loss:.4g}"))
                 if last:
                     return
 
