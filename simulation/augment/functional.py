@@ -18,24 +18,34 @@ __all__ = ["add_noise", "apply_gain", "channel_swap", "convolve_aligned", "direc
            "peak_limits", "place", "rms", "shift", "speed"]
 
 
-def dot(x: torch.Tensor, y: torch.Tensor) -> float:
+def dot(x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray) -> float:
     """sum(x * y) in an order that depends only on the shapes: one BLAS inner product per row.
 
     Torch's CPU reductions split work by thread count and memory alignment, so their last
     bits vary between runs; numpy's single-row inner products came out identical for every
     alignment and BLAS thread count we tried (and run 2x faster than einsum). Every
     statistic a gain is derived from goes through here, so a recipe resolves to the same
-    numbers on any worker. On a GPU: a float64 sum.
+    numbers on any worker. On a GPU: a float64 sum. Callers that slice one clip several
+    times pass numpy views (`_host`): a tensor slice and its conversion cost more than a
+    cached inner product.
     """
-    if x.device.type != "cpu":
-        return float((x * y).sum(dtype=torch.float64))
-    xs, ys = x.detach().numpy(), y.detach().numpy()
-    if xs.ndim == 1:
-        return float(np.inner(xs, ys))
+    if torch.is_tensor(x):
+        if x.device.type != "cpu":
+            return float((x * y).sum(dtype=torch.float64))
+        x, y = x.detach().numpy(), y.detach().numpy()
+    if x.ndim == 1:
+        return float(np.inner(x, y))
+    if x.ndim > 2:
+        x, y = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
     total = 0.0
-    for a, b in zip(xs.reshape(-1, xs.shape[-1]), ys.reshape(-1, ys.shape[-1])):
+    for a, b in zip(x, y):
         total += float(np.inner(a, b))
     return total
+
+
+def _host(x: torch.Tensor) -> torch.Tensor | np.ndarray:
+    """A CPU tensor as a numpy view (for `dot` and numpy's loops); a tensor on another device as it is."""
+    return x.detach().numpy() if x.device.type == "cpu" else x
 
 
 def rms(x: torch.Tensor) -> torch.Tensor:
@@ -60,7 +70,7 @@ def _peak(x: torch.Tensor) -> float:
     return max(float(high), -float(low))
 
 
-def _overlap(partner: torch.Tensor, offset: int, length: int) -> tuple[int, int, torch.Tensor]:
+def _overlap(partner: torch.Tensor | np.ndarray, offset: int, length: int) -> tuple[int, int, torch.Tensor | np.ndarray]:
     """The window span [start, stop) the partner covers, and the partner samples there."""
     start, stop = max(0, offset), max(0, min(length, offset + partner.shape[-1]))
     return start, max(start, stop), partner[:, start - offset:max(start, stop) - offset]
@@ -77,9 +87,10 @@ def mix_gains(a: torch.Tensor, partners: Sequence[torch.Tensor], offsets: Sequen
     """
     n = a.shape[-2] * a.shape[-1]
     gains = []
-    for i, (p, offset, snr, target) in enumerate(zip(partners, offsets, snr_db, mix_rms_db)):
-        start, stop, part = _overlap(p, offset, a.shape[-1])
-        ea, eb, cross = dot(a[i], a[i]), dot(part, part), dot(a[i, :, start:stop], part)
+    for item, p, offset, snr, target in zip(a, partners, offsets, snr_db, mix_rms_db):
+        item, p = _host(item), _host(p)
+        start, stop, part = _overlap(p, offset, item.shape[-1])
+        ea, eb, cross = dot(item, item), dot(part, part), dot(item[:, start:stop], part)
         ga = 10.0 ** (norm_db / 20.0) / max(math.sqrt(ea / n), 1e-12)
         gb = 10.0 ** ((norm_db - snr) / 20.0) / max(math.sqrt(eb / n), 1e-12)
         level = math.sqrt(max(ga * ga * ea + gb * gb * eb + 2.0 * ga * gb * cross, 0.0) / n)
@@ -93,8 +104,10 @@ def mix(a: torch.Tensor, partners: Sequence[torch.Tensor], offsets: Sequence[int
     """gain_a * a + gain_b * (partner placed at its offset), times `limits` (a peak limiter
     factor, 1 for none) per item; a (B, C, T)."""
     out = torch.empty_like(a)
+    host_a, host_out = _host(a), _host(out)
+    scale = np.multiply if isinstance(host_a, np.ndarray) else torch.mul  # numpy's loop: a fifth faster
     for i, (p, offset, (ga, gb)) in enumerate(zip(partners, offsets, gains)):
-        torch.mul(a[i], ga, out=out[i])
+        scale(host_a[i], ga, out=host_out[i])
         start, stop, part = _overlap(p, offset, a.shape[-1])
         out[i, :, start:stop].add_(part, alpha=gb)
         if limits is not None and limits[i] != 1.0:
