@@ -26,6 +26,27 @@ def test_help_teaches(tmp_path, args):
     assert "Usage" in out and len(out) > 200
 
 
+def test_help_paragraphs_wrap_to_the_terminal_not_to_the_docstring(tmp_path):
+    """A docstring's own line breaks would cut help lines short on a wide terminal (and
+    ragged on a narrow one); examples keep theirs."""
+    from pipelines.cli.common import reflow
+
+    doc = """One
+        two.
+
+        Steps:
+
+            a: 1
+            b: 2
+
+        - x
+        - y"""
+    assert reflow(doc) == "One two.\n\nSteps:\n\n    a: 1\n    b: 2\n\n- x\n- y"
+    proc = subprocess.run([ROOMTONE, "augment", "--help"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "ROOMTONE_ROOT": str(tmp_path), "COLUMNS": "200"})
+    assert any("events, labels and captions merged" in line for line in proc.stdout.splitlines())
+
+
 def test_generate_then_browse(tmp_path):
     snap = json.loads(roomtone("ingest", "synthetic", "--per-class", "1", "--name", "demo_events",
                                "--json", root=tmp_path).stdout)

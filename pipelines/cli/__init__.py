@@ -15,7 +15,7 @@ from rich.console import Console
 from catalog.errors import RoomtoneError
 from pipelines.cli import (augment_cmd, catalog_cmd, export_cmd, ingest_cmd, plan_cmd, plot_cmd, pretrain_cmd,
                            qa_cmd, run_cmd, simulate_cmd)
-from pipelines.cli.common import state
+from pipelines.cli.common import reflow_help, state
 from pipelines.configs import describe_validation_error
 
 app = typer.Typer(
@@ -57,6 +57,9 @@ def demo(quick: bool = typer.Option(False, "--quick", help="Smallest setting (a 
     from pipelines.demo import run_demo
 
     run_demo(state.catalog(), quick=quick)
+
+
+reflow_help(app)
 
 
 def main() -> None:

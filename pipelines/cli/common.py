@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
@@ -31,6 +33,24 @@ class _State:
 
 
 state = _State()
+
+
+def reflow(text: str) -> str:
+    """Help text with each prose paragraph on one line, so rich wraps it to the terminal
+    instead of keeping the docstring's own breaks; indented examples and list items keep theirs."""
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(p if any(line.startswith((" ", "- ", "* ")) for line in p.splitlines())
+                       else " ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
+
+
+def reflow_help(app: typer.Typer) -> None:
+    """`reflow` every command's and group's help in `app`, recursively."""
+    for command in app.registered_commands:
+        command.help = reflow(command.help or inspect.getdoc(command.callback) or "")
+    for group in app.registered_groups:
+        sub = group.typer_instance
+        sub.info.help = reflow(group.help or sub.info.help or "")
+        reflow_help(sub)
 
 
 def print_json(value) -> None:

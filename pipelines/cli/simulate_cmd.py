@@ -9,7 +9,8 @@ import typer
 from pipelines.cli.common import console, print_json, state
 from pipelines.configs import load_config
 
-app = typer.Typer(help="Simulate spatial room impulse responses (and, later, scenes).", no_args_is_help=True)
+app = typer.Typer(help="Simulate spatial room impulse responses and render labelled SELD scenes with them.",
+                  no_args_is_help=True)
 
 
 @app.command("rirs")
