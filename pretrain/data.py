@@ -216,7 +216,7 @@ def _featurise(batch: dict, spec: InputSpec, epoch: int) -> dict:
     """A batch of cropped waves -> augmented waves -> model features (fbank, or 7-channel SELD
     features) and SELD targets. Every draw is keyed by (seed, item id, epoch), so an item comes out
     the same whichever rank, task or batch it lands in."""
-    from pretrain.features import fbank, seld_features, spec_augment
+    from pretrain.features import fbank, normalize_seld, seld_features, spec_augment
 
     ids = batch["id"]
     wave = torch.from_numpy(np.ascontiguousarray(batch.pop("wave")))
@@ -229,7 +229,8 @@ def _featurise(batch: dict, spec: InputSpec, epoch: int) -> dict:
             labels = [apply_recipe_meta(r, {"duration": spec.clip_seconds, "labels": l}, spec.rate,
                                         hop=LABEL_HOP_S)["labels"] for r, l in zip(recipes, labels)]
     with torch.no_grad():
-        feats = seld_features(wave, spec.rate) if spec.family == "seld" else fbank(wave, spec.rate, spec.preset())
+        feats = normalize_seld(seld_features(wave, spec.rate)) if spec.family == "seld" else \
+            fbank(wave, spec.rate, spec.preset())
     if spec.spec_augment:
         feats = torch.cat([spec_augment(f[None], torch.Generator().manual_seed(item_seed(spec.seed, i, "specaug",
                                                                                          epoch)))
