@@ -70,7 +70,8 @@ def _peak(x: torch.Tensor) -> float:
     return max(float(high), -float(low))
 
 
-def _overlap(partner: torch.Tensor | np.ndarray, offset: int, length: int) -> tuple[int, int, torch.Tensor | np.ndarray]:
+def _overlap(partner: torch.Tensor | np.ndarray, offset: int,
+             length: int) -> tuple[int, int, torch.Tensor | np.ndarray]:
     """The window span [start, stop) the partner covers, and the partner samples there."""
     start, stop = max(0, offset), max(0, min(length, offset + partner.shape[-1]))
     return start, max(start, stop), partner[:, start - offset:max(start, stop) - offset]
