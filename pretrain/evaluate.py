@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from catalog.errors import RoomtoneError
 from pretrain import tracking
 from pretrain.config import EvalConfig
-from pretrain.data import InputSpec, iter_batches, lanes_for_rank, open_source, plan_segments
+from pretrain.data import InputSpec, Source, iter_batches, lanes_for_rank, open_source, plan_segments
 from pretrain.progress import progress_bar
 from pretrain.train import load_trained
 from simulation.seeding import item_seed
@@ -29,16 +29,15 @@ if TYPE_CHECKING:
     from catalog.catalog import Catalog
 
 
-def _batches(catalog: Catalog, ref: str, split: str, spec: InputSpec, batch_size: int):
-    source = open_source(catalog, ref, split, spec.family)
+def _batches(source: Source, spec: InputSpec, batch_size: int):
+    """Every clip of one split once, in batches."""
     segments = plan_segments(lanes_for_rank(source, 0, 1), spec.seed, 0, 0, source.rows)
-    return source, iter_batches(segments, spec, batch_size=batch_size)
+    return iter_batches(segments, spec, batch_size=batch_size)
 
 
-def _split(catalog: Catalog, ref: str, split: str, spec: InputSpec, batch_size: int, progress, what: str):
-    """Every clip of one split once, in batches, counted on a bar."""
-    source, batches = _batches(catalog, ref, split, spec, batch_size)
-    return _tracked(batches, progress, f"{what} {split}", source.rows)
+def _split(source: Source, spec: InputSpec, batch_size: int, progress, what: str):
+    """`_batches`, counted on a bar."""
+    return _tracked(_batches(source, spec, batch_size), progress, f"{what} {source.split}", source.rows)
 
 
 def _tracked(batches, progress, what: str, total: int):
@@ -104,18 +103,17 @@ def linear_probe(train_x, train_y, test_x, test_y, *, steps: int, lr: float, wei
                 "test_clips": len(test_x)}
 
 
-def _finetune(model, cfg: EvalConfig, catalog: Catalog, spec: InputSpec, n_classes: int,
+def _finetune(model, cfg: EvalConfig, train: Source, test: Source, spec: InputSpec,
               progress) -> dict[str, float]:
     """Encoder + linear head, trained on the streamed train split; scored on the test split."""
     encoder = model.encoder.train()
     with torch.random.fork_rng():
         torch.manual_seed(item_seed(cfg.seed, "finetune"))
         dim = encoder.embed(torch.zeros(1, spec.frames, spec.preset().num_mel_bins)).shape[-1]
-        head = torch.nn.Linear(dim, n_classes)
+        head = torch.nn.Linear(dim, len(train.classes))
     opt = torch.optim.AdamW([{"params": encoder.parameters(), "lr": cfg.lr / 10},
                              {"params": head.parameters(), "lr": cfg.lr}], weight_decay=cfg.weight_decay)
-    source = open_source(catalog, cfg.dataset, cfg.train_split, "tagging")
-    segments = plan_segments(lanes_for_rank(source, 0, 1), cfg.seed, 0, 0, cfg.steps * cfg.batch_size)
+    segments = plan_segments(lanes_for_rank(train, 0, 1), cfg.seed, 0, 0, cfg.steps * cfg.batch_size)
     train_spec = InputSpec(**{**spec.__dict__, "random_crop": True})
     single = None
     for b in _tracked(iter_batches(segments, train_spec, batch_size=cfg.batch_size), progress, "fine-tuning",
@@ -130,7 +128,7 @@ def _finetune(model, cfg: EvalConfig, catalog: Catalog, spec: InputSpec, n_class
     encoder.eval()
     with torch.no_grad():
         outs, ys = [], []
-        for b in _split(catalog, cfg.dataset, cfg.test_split, spec, cfg.batch_size, progress, "scoring"):
+        for b in _split(test, spec, cfg.batch_size, progress, "scoring"):
             outs.append(head(encoder.embed(b["fbank"])))
             ys.append(b["target"])
         return _scores(torch.cat(outs), torch.cat(ys), bool(single))
@@ -165,30 +163,29 @@ def run_eval(cfg: EvalConfig, catalog: Catalog, *, show_progress: bool = False) 
     from catalog.cluster import connect
 
     model, train_cfg, ckpt = load_trained(cfg.checkpoint)
+    if cfg.mode == "seld" and train_cfg.family != "seld":
+        raise RoomtoneError(f"{ckpt.uri} is a {train_cfg.model} run, not a SELD one", "use --mode probe")
     clip = cfg.clip_seconds or train_cfg.clip_seconds
-    for split in (cfg.train_split, cfg.test_split) if cfg.mode != "seld" else (cfg.test_split,):
-        open_source(catalog, cfg.dataset, split, "seld" if cfg.mode == "seld" else "tagging")  # before Ray starts
+    family = "seld" if cfg.mode == "seld" else "tagging"
+    splits = (cfg.test_split,) if cfg.mode == "seld" else (cfg.train_split, cfg.test_split)
+    sources = {split: open_source(catalog, cfg.dataset, split, family) for split in splits}  # before Ray starts
+    test = sources[cfg.test_split]
+    source = test if cfg.mode == "seld" else sources[cfg.train_split]  # whose class map the scores use
     connect()
     with progress_bar("clips", show=show_progress) as progress:
         if cfg.mode == "seld":
-            if train_cfg.family != "seld":
-                raise RoomtoneError(f"{ckpt.uri} is a {train_cfg.model} run, not a SELD one", "use --mode probe")
-            source = open_source(catalog, cfg.dataset, cfg.test_split, "seld")
             spec = InputSpec("seld", clip, train_cfg.sample_rate, cfg.seed, source.classes, random_crop=False)
-            metrics = seld_scores(model, _split(catalog, cfg.dataset, cfg.test_split, spec, cfg.batch_size, progress,
-                                                "scoring"), len(source.classes))
+            metrics = seld_scores(model, _split(test, spec, cfg.batch_size, progress, "scoring"), len(source.classes))
         else:
-            source = open_source(catalog, cfg.dataset, cfg.train_split, "tagging")
             spec = InputSpec("tagging", clip, train_cfg.sample_rate, cfg.seed, source.classes, random_crop=False,
                              features="beats" if train_cfg.family == "beats" else "ssast")
             if cfg.mode == "probe":
-                train, test = (embed(model.encoder, _split(catalog, cfg.dataset, split, spec, cfg.batch_size, progress,
-                                                           "embedding"))
-                               for split in (cfg.train_split, cfg.test_split))
-                metrics = linear_probe(*train, *test, steps=cfg.steps, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                       seed=cfg.seed)
+                train_xy, test_xy = (embed(model.encoder, _split(s, spec, cfg.batch_size, progress, "embedding"))
+                                     for s in (source, test))
+                metrics = linear_probe(*train_xy, *test_xy, steps=cfg.steps, lr=cfg.lr,
+                                       weight_decay=cfg.weight_decay, seed=cfg.seed)
             else:
-                metrics = _finetune(model, cfg, catalog, spec, len(source.classes), progress)
+                metrics = _finetune(model, cfg, source, test, spec, progress)
     name = f"eval/{cfg.mode}/{source.name}"
     out = {f"{name}/{k}": v for k, v in metrics.items()}
     run_id, uri = cfg.mlflow_run_id, cfg.tracking_uri

@@ -37,7 +37,8 @@ def cross_validated_probe(checkpoint: str, catalog, folds: int = 4) -> float:
     model, cfg, _ = load_trained(checkpoint)
     classes = open_source(catalog, "events", "train", "tagging").classes
     spec = InputSpec("tagging", CLIP, cfg.sample_rate, 0, classes, random_crop=False)
-    parts = [embed(model.encoder, _batches(catalog, "events", split, spec, 16)[1]) for split in ("train", "test")]
+    parts = [embed(model.encoder, _batches(open_source(catalog, "events", split, "tagging"), spec, 16))
+             for split in ("train", "test")]
     x, y = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
     correct = 0.0
