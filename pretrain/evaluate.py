@@ -104,8 +104,9 @@ def linear_probe(train_x, train_y, test_x, test_y, *, steps: int, lr: float, wei
 
 
 def _finetune(model, cfg: EvalConfig, train: Source, test: Source, spec: InputSpec,
-              progress) -> dict[str, float]:
-    """Encoder + linear head, trained on the streamed train split; scored on the test split."""
+              progress) -> dict[str, float | int]:
+    """Encoder + linear head, trained on the streamed train split; scored on the test split, with the
+    last step's loss and the test clip count beside the score."""
     encoder = model.encoder.train()
     with torch.random.fork_rng():
         torch.manual_seed(item_seed(cfg.seed, "finetune"))
@@ -131,7 +132,8 @@ def _finetune(model, cfg: EvalConfig, train: Source, test: Source, spec: InputSp
         for b in _split(test, spec, cfg.batch_size, progress, "scoring"):
             outs.append(head(encoder.embed(b["fbank"])))
             ys.append(b["target"])
-        return _scores(torch.cat(outs), torch.cat(ys), bool(single))
+        return {**_scores(torch.cat(outs), torch.cat(ys), bool(single)), "train_loss": float(loss),
+                "test_clips": sum(len(y) for y in ys)}
 
 
 @torch.no_grad()
