@@ -17,13 +17,7 @@ from pretrain.checkpoints import encoder_state, export_beats, export_ssast, load
 from pretrain.models import BeatsConfig, BeatsTokenizer, create_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest single-threaded; two threads on a shared 2-core box thrash."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/pretrain/conftest.py
 
 
 def ssast_spec(dim: int = 768, depth: int = 12, fdim: int = 128, tdim: int = 1024, patch=(16, 16)) -> dict:

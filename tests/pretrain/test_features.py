@@ -20,13 +20,7 @@ knf = pytest.importorskip("kaldi_native_fbank")
 EPS_LOG = math.log(np.finfo(np.float32).eps)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest single-threaded; two threads on a shared 2-core box thrash."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/pretrain/conftest.py
 
 
 def _clip(name: str, seconds: float = 2.0) -> np.ndarray:

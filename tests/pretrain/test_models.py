@@ -20,13 +20,7 @@ TINY = [n for n in list_models() if n.endswith("-tiny")]
 FAMILIES = {n.rsplit("-", 1)[0] for n in list_models()}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest single-threaded; two threads on a shared 2-core box thrash."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/pretrain/conftest.py
 
 
 def _build(name: str, **overrides) -> torch.nn.Module:
