@@ -58,16 +58,23 @@ def next_fast_len(n: int) -> int:
 
 
 def _axis_gains(room: Room, axes: tuple[Axis, ...], device: torch.device) -> list[torch.Tensor]:
-    """Per axis, (B, n) reflection gain beta_low ** low_hits * beta_high ** high_hits."""
+    """Per axis, (B, S, n) reflection gain beta_low ** low_hits * beta_high ** high_hits."""
     beta = room.band_reflection() if room.uses_bands else [[b] for b in room.beta]
-    beta_t = torch.tensor(beta, dtype=torch.float64, device=device)[..., None]  # (6, B, 1)
+    beta_t = torch.tensor(beta, dtype=torch.float64, device=device)[..., None, None]  # (6, B, 1, 1)
     return [beta_t[2 * a] ** axis.low_hits.to(torch.float64) * beta_t[2 * a + 1] ** axis.high_hits.to(torch.float64)
             for a, axis in enumerate(axes)]
 
 
+_GROUP_PAIRS = 1 << 22  # (x, y) image pairs screened at once: sources are enumerated in groups of this many pairs
+
+
 def _accumulate(room: Room, sources: np.ndarray, array: MicArray, fs: float, limit: int, order: int, terms: int,
                 dtype: torch.dtype, device: torch.device, chunk_size: int) -> torch.Tensor:
-    """Histogram (S * M, B, terms, limit) of gain * T_q(2 frac - 1) at floor(arrival)."""
+    """Histogram (S * M, B, terms, limit) of gain * T_q(2 frac - 1) at floor(arrival).
+
+    Sources go through `iter_images` in groups (as many as keep its (S, nx, ny) screen under
+    _GROUP_PAIRS entries); a histogram cell only ever receives one source's images, in
+    enumeration order, so the grouping changes nothing on the CPU."""
     per_sample = room.c / fs  # metres per sample
     rec = torch.tensor(array.positions, dtype=torch.float64, device=device) / per_sample
     look = torch.tensor(array.orientations, dtype=torch.float64, device=device)
@@ -79,26 +86,30 @@ def _accumulate(room: Room, sources: np.ndarray, array: MicArray, fs: float, lim
     reach = limit + float((rec - center).norm(dim=-1).max()) + 1.0
     hist = torch.zeros(n_bands * terms, len(sources) * n_mics * limit, dtype=dtype, device=device)
     row_base = torch.arange(n_mics, device=device) * limit
-    for s, src in enumerate(torch.tensor(sources, dtype=torch.float64, device=device) / per_sample):
-        axes = tuple(make_axis(room.dims[a] / per_sample, float(src[a]), limit, order, device) for a in range(3))
-        gains = _axis_gains(room, axes, device)
-        offsets = [axes[a].coord[:, None] - rec[None, :, a] for a in range(3)]  # (n_a, M) image minus receiver
+    positions = torch.tensor(sources, dtype=torch.float64, device=device) / per_sample
+    entries = [2 * (2 * math.ceil(limit / (2.0 * room.dims[a] / per_sample)) + 1) for a in range(2)]
+    group = max(1, _GROUP_PAIRS // (entries[0] * entries[1]))
+    for first in range(0, len(sources), group):
+        src = positions[first:first + group]
+        axes = tuple(make_axis(room.dims[a] / per_sample, src[:, a], limit, order) for a in range(3))
+        gains = _axis_gains(room, axes, device)  # (B, S, n_a)
+        offsets = [axes[a].coord[:, :, None] - rec[None, None, :, a] for a in range(3)]  # (S, n_a, M) image - receiver
         squares = [o * o for o in offsets]
         facing = [o * look[:, a] for a, o in enumerate(offsets)] if directional else []
-        base = s * n_mics * limit + row_base
-        for ix, iy, iz in iter_images(axes, center, reach, order, max(1, chunk_size // n_mics)):
-            dist = (squares[0][ix] + squares[1][iy] + squares[2][iz]).sqrt_()  # (K, M) samples
+        for s, ix, iy, iz in iter_images(axes, center, reach, order, max(1, chunk_size // n_mics)):
+            dist = (squares[0][s, ix] + squares[1][s, iy] + squares[2][s, iz]).sqrt_()  # (K, M) samples
             whole = dist.floor()
             valid = whole < limit
-            refl = gains[0][:, ix] * gains[1][:, iy] * gains[2][:, iz]  # (B, K)
+            refl = gains[0][:, s, ix] * gains[1][:, s, iy] * gains[2][:, s, iz]  # (B, K)
             spread = valid / (4.0 * math.pi * per_sample * dist)
             if directional:
-                cos = (facing[0][ix] + facing[1][iy] + facing[2][iz]) / dist
+                cos = (facing[0][s, ix] + facing[1][s, iy] + facing[2][s, iz]) / dist
                 spread = spread * (pattern + (1.0 - pattern) * cos)
             gain = refl[:, :, None] * spread  # (B, K, M)
             if len(air):
                 gain = gain * torch.exp(-0.5 * per_sample * air[:, None, None] * dist)
             gain = gain.to(dtype).reshape(n_bands, -1)
+            base = ((first + s) * (n_mics * limit))[:, None] + row_base  # (K, M)
             index = (base + torch.where(valid, whole, 0.0).long()).reshape(-1)
             x = (2.0 * (dist - whole) - 1.0).to(dtype).reshape(-1)
             prev, basis = torch.ones_like(x), torch.ones_like(x)  # T_{q-1}, T_q (Chebyshev recurrence)
@@ -125,7 +136,9 @@ def early_bands(room: Room, sources: np.ndarray, array: MicArray, *, fs: float, 
     pad = band_pad(fs, room.band_centers) if n_bands > 1 else 0
     n_fft = next_fast_len(limit + taps + 2 * pad)
     coeffs = torch.tensor(kernel_coefficients(taps, terms), dtype=dtype, device=device)
-    spectrum = torch.einsum("rbqf,qf->rbf", torch.fft.rfft(hist, n=n_fft), torch.fft.rfft(coeffs, n=n_fft))
+    # a plain product and sum over the terms, not einsum: einsum's batched matmul may order the sum by the
+    # batch's size, and a source's RIR must not depend on how many share its call
+    spectrum = (torch.fft.rfft(hist, n=n_fft) * torch.fft.rfft(coeffs, n=n_fft)).sum(dim=2)
     if n_bands > 1:
         spectrum = spectrum * band_weights(room.band_centers, n_fft, fs, dtype, device)
     signal = torch.fft.irfft(spectrum, n=n_fft)

@@ -35,6 +35,7 @@ __all__ = ["default_transition", "hybrid_rir", "lattice_moments"]
 
 _DIRECTIONS = 512
 _STEP_S = 0.002  # seconds between evaluations of the decay model (interpolated in between)
+_GROUP_SAMPLES = 1 << 24  # sources x capsules x bands x samples of early RIRs held at once
 
 
 def default_transition(room: Room, sources: np.ndarray, array: MicArray, fs: float, taps: int) -> float:
@@ -92,7 +93,7 @@ def hybrid_rir(room: Room, sources: np.ndarray, array: MicArray, *, fs: float, n
     mean, var = lattice_moments(room, array, fs, nsample, device)  # (M, N), (M, B, N)
     n_bands = var.shape[1]
     direct = np.linalg.norm(sources[:, None] - np.asarray(array.positions)[None], axis=-1) / room.c * fs
-    starts = np.maximum(split // 2, np.ceil(direct) + taps).astype(np.int64)  # (S, M)
+    starts = torch.as_tensor(np.maximum(split // 2, np.ceil(direct) + taps).astype(np.int64), device=device)  # (S, M)
     stop = split - taps // 2
     time = torch.arange(split, device=device)
     band_noise = _band_splitter(room, fs, nsample, n_bands, device)
@@ -100,27 +101,30 @@ def hybrid_rir(room: Room, sources: np.ndarray, array: MicArray, *, fs: float, n
     trend = torch.zeros_like(var)
     trend[:, 0] = mean  # the positive trend lives at the lowest frequencies
     out = []
-    for s in range(len(sources)):
-        early = early_bands(room, sources[s : s + 1], array, fs=fs, nsample=nsample, limit=split, order=order,
-                            taps=taps, terms=terms, dtype=dtype, device=device, chunk_size=chunk_size)[0]  # (M, B, N)
-        start = torch.as_tensor(starts[s], device=device)
-        inside = ((time >= start[:, None]) & (time < stop))[:, None, :]  # (M, 1, N)
-        early_energy = ((early[..., :split].double() - trend[..., :split]) ** 2 * inside).sum(-1)  # (M, B)
+    group = max(1, _GROUP_SAMPLES // (len(array) * n_bands * nsample))
+    for first in range(0, len(sources), group):  # sources at once (one GPU pass), in groups of bounded memory
+        sel = slice(first, first + group)
+        early = early_bands(room, sources[sel], array, fs=fs, nsample=nsample, limit=split, order=order, taps=taps,
+                            terms=terms, dtype=dtype, device=device, chunk_size=chunk_size)  # (G, M, B, N)
+        inside = ((time >= starts[sel, :, None]) & (time < stop))[:, :, None, :]  # (G, M, 1, split)
+        early_energy = ((early[..., :split].double() - trend[..., :split]) ** 2 * inside).sum(-1)  # (G, M, B)
         model_energy = (var[..., :split] * inside).sum(-1)
         level = torch.where(model_energy > 0, early_energy / model_energy.clamp_min(1e-300), 0.0)
-        spread = (level[..., None] * var[..., split:]).sqrt()  # (M, B, N - split)
-        noise = torch.randn(len(array), nsample, generator=generator, dtype=dtype).to(device)
-        tail = (trend[..., split:] + spread * band_noise(noise.double())[..., split:]).sum(dim=1)
-        rir = early.sum(dim=1)
-        rir[:, split:] += tail.to(dtype)
+        spread = (level[..., None] * var[..., split:]).sqrt()  # (G, M, B, N - split)
+        # one draw per source in turn from the room's generator: a source's noise does not depend on the grouping
+        noise = torch.stack([torch.randn(len(array), nsample, generator=generator, dtype=dtype)
+                             for _ in range(early.shape[0])]).to(device)
+        tail = (trend[..., split:] + spread * band_noise(noise.double())[..., split:]).sum(dim=-2)
+        rir = early.sum(dim=2)
+        rir[..., split:] += tail.to(dtype)
         out.append(rir)
-    return torch.stack(out)
+    return torch.cat(out)
 
 
 def _band_splitter(room: Room, fs: float, nsample: int, n_bands: int, device: torch.device):
-    """Function mapping white noise (M, N) to unit-power band noises (M, B, N)."""
+    """Function mapping white noise (..., N) to unit-power band noises (..., B, N)."""
     if n_bands == 1:
-        return lambda noise: noise[:, None, :]
+        return lambda noise: noise[..., None, :]
     n_fft = next_fast_len(nsample)
     weights = band_weights(room.band_centers, n_fft, fs, torch.float64, device)  # (B, F)
     bins = torch.full((weights.shape[1],), 2.0, dtype=torch.float64, device=device)
@@ -129,4 +133,4 @@ def _band_splitter(room: Room, fs: float, nsample: int, n_bands: int, device: to
         bins[-1] = 1.0
     power = (weights**2 * bins).sum(-1) / n_fft  # share of white-noise power in each band
     gains = weights / power.sqrt()[:, None]
-    return lambda noise: torch.fft.irfft(torch.fft.rfft(noise, n=n_fft)[:, None, :] * gains, n=n_fft)[..., :nsample]
+    return lambda noise: torch.fft.irfft(torch.fft.rfft(noise, n=n_fft)[..., None, :] * gains, n=n_fft)[..., :nsample]
