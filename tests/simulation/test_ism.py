@@ -26,12 +26,13 @@ def _direct_template(dist: np.ndarray, fs: float, n: int, taps: int) -> np.ndarr
 
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-9), (torch.float32, 1e-5)])
-def test_direct_path_delay_and_amplitude(dtype: torch.dtype, tol: float) -> None:
+def test_direct_path_delay_and_amplitude(dtype: torch.dtype, tol: float, device: str) -> None:
     room = Room(dims=(7.0, 5.0, 3.0), beta=(0.0,) * 6, temperature=T_FOR_C)
     mics = np.array([[4.2, 3.3, 1.6], [4.25, 3.1, 1.7], [1.0, 1.0, 1.0]])
     src = np.array([1.3, 2.1, 1.4])
     fs, n = 16000, 800
-    out = image_source_rir(room, src, custom(mics), fs=fs, nsample=n, order=0, dtype=dtype)[0].double().numpy()
+    out = image_source_rir(room, src, custom(mics), fs=fs, nsample=n, order=0, dtype=dtype,
+                           device=device)[0].double().cpu().numpy()
     dist = np.linalg.norm(mics - src, axis=1)
     expected = _direct_template(dist, fs, n, 128)
     assert np.abs(out - expected).max() / np.abs(expected).max() < tol
@@ -56,7 +57,7 @@ CASES = [(seed, order, fs) for seed, (order, fs) in enumerate(
 
 
 @pytest.mark.parametrize("seed,order,fs", CASES)
-def test_matches_rir_generator(seed: int, order: int, fs: int) -> None:
+def test_matches_rir_generator(seed: int, order: int, fs: int, device: str) -> None:
     rng = np.random.default_rng(seed)
     dims = rng.uniform(2.5, 8.0, 3)
     beta = rng.uniform(0.2, 0.95, 6)
@@ -72,9 +73,9 @@ def test_matches_rir_generator(seed: int, order: int, fs: int) -> None:
     room = Room(dims=tuple(dims), beta=tuple(beta), temperature=T_FOR_C)
     array = custom(mics, pattern, [look] * len(mics))
     for dtype, tol in ((torch.float64, 1e-6), (torch.float32, 1e-4)):
-        out = image_source_rir(room, src, array, fs=fs, nsample=n, order=order, dtype=dtype)[0]
-        assert out.dtype == dtype and out.shape == (len(mics), n)
-        err = np.linalg.norm(out.double().numpy() - ref) / np.linalg.norm(ref)
+        out = image_source_rir(room, src, array, fs=fs, nsample=n, order=order, dtype=dtype, device=device)[0]
+        assert out.dtype == dtype and out.shape == (len(mics), n) and out.device.type == device
+        err = np.linalg.norm(out.double().cpu().numpy() - ref) / np.linalg.norm(ref)
         assert err <= tol, (dtype, err)
 
 

@@ -15,9 +15,10 @@ ANECHOIC = Room(dims=(8.0, 6.0, 4.0), beta=(0.0,) * 6)
 
 
 @pytest.mark.parametrize("source", [[6.5, 4.7, 3.1], [1.0, 5.0, 1.2], [2.0, 1.0, 2.0], [7.5, 0.5, 0.4]])
-def test_foa_direct_path_gains_and_intensity_doa(source: list[float]) -> None:
+def test_foa_direct_path_gains_and_intensity_doa(source: list[float], device: str) -> None:
     center = np.array([4.0, 3.0, 1.8])
-    rir = simulate(ANECHOIC, [source], foa(center), fs=24000, nsample=1200, order=0, dtype=torch.float64)[0, 0]
+    rir = simulate(ANECHOIC, [source], foa(center), fs=24000, nsample=1200, order=0, dtype=torch.float64,
+                   device=device)[0, 0].cpu()
     az, el, _ = (v[0, 0] for v in direct_path_labels(np.array([source]), center[None]))
     a, e = math.radians(az), math.radians(el)
     sn3d = [1.0, math.sin(a) * math.cos(e), math.sin(e), math.cos(a) * math.cos(e)]  # W, Y, Z, X
