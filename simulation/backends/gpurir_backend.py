@@ -16,6 +16,7 @@ import torch
 
 from ..arrays import MicArray
 from ..rooms import Room
+from ..tail import default_transition
 from ._registry import register_backend
 
 _PATTERNS = {1.0: "omni", 0.75: "subcard", 0.5: "card", 0.25: "hypcard", 0.0: "bidir"}
@@ -41,13 +42,18 @@ class GpuRIRBackend:
                 raise ValueError("backend='gpurir' needs a broadband room and one shared pattern in "
                                  f"{sorted(_PATTERNS)} per array")
             t_max = nsample / fs
-            n_img = gpuRIR.t2n(t_max, list(room.dims), c=room.c)
+            t_diff = None
+            if mode == "hybrid":  # images only up to the transition, as ours; gpuRIR's diffuse model after it
+                t_diff = transition if transition is not None else default_transition(room, src, array, fs, taps)
+            # images arriving before t_diff (hybrid) or the end: sizing the cube by t_max in hybrid mode
+            # asked for every image of the whole RIR and ran an H200 out of memory at 72 sources
+            n_img = gpuRIR.t2n(t_diff or t_max, list(room.dims), c=room.c)
             if order >= 0:
                 n_img = [min(int(n), 2 * order + 1) for n in n_img]
             rirs = gpuRIR.simulateRIR(
                 list(room.dims), -np.asarray(room.beta), np.asarray(src), np.asarray(array.positions), n_img, t_max,
-                fs, Tdiff=transition if mode == "hybrid" else None, mic_pattern=_PATTERNS[array.patterns[0]],
-                orV_rcv=np.asarray(array.orientations), c=room.c)
+                fs, Tdiff=t_diff, mic_pattern=_PATTERNS[array.patterns[0]], orV_rcv=np.asarray(array.orientations),
+                c=room.c)
             block = np.zeros((len(src), len(array), nsample), dtype=np.float32)
             block[..., : min(nsample, rirs.shape[-1])] = rirs[..., :nsample]
             out.append(torch.from_numpy(block))
