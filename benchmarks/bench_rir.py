@@ -4,14 +4,19 @@ Same rooms for every engine: RT60 0.3 / 0.6 / 1.0 s (Sabine, pyroomacoustics'
 `inverse_sabine`), 24 kHz, the 4-capsule MIC array, one source. The exact
 image-source mode renders pyroomacoustics' image set (its max_order, its
 length); the hybrid mode renders the same length with images up to the
-transition and a diffuse tail after it. Prints a table, then one JSON line.
+transition and a diffuse tail after it. Then one batched call per RT60 (--batch
+ROOMSxSOURCES rooms of the same ranges, each with its own array and sources, 1.5 x RT60
+long, hybrid; 72 sources is a grid RIR job's room), the way the RIR job feeds a GPU:
+RIRs per second of that call and its peak memory, next to gpuRIR on the same rooms when
+it is importable (CUDA only). Prints the tables, then one JSON line.
 
-    python benchmarks/bench_rir.py --quick [--device cuda]
+    python benchmarks/bench_rir.py --quick [--device cuda] [--batch 16x72]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import time
@@ -112,6 +117,65 @@ def run(rooms_per_rt60: int, repeat: int, device: str, seed: int = 0) -> list[di
     return rows
 
 
+def batched(device: str, rooms: int, sources: int, repeat: int, seed: int = 1) -> list[dict]:
+    """One `simulate` call over `rooms` x `sources` 4-capsule SRIRs per RT60 (hybrid, 1.5 x RT60 long):
+    its rate after a warm-up call, best of `repeat`, and its peak memory (GPU memory on CUDA); gpuRIR's
+    rate on the same rooms (its own diffuse model after the same transition) when it is importable."""
+    from simulation.tail import default_transition
+
+    rng = np.random.default_rng(seed)
+    sync = device.startswith("cuda")
+    peer = sync and importlib.util.find_spec("gpuRIR") is not None
+    out = []
+    for rt60 in RT60S:
+        dims = [np.array([rng.uniform(5, 8), rng.uniform(4, 6), rng.uniform(2.7, 3.5)]) for _ in range(rooms)]
+        room_list = [Room.from_rt60(tuple(d), rt60, seed=i) for i, d in enumerate(dims)]
+        arrays = [tetra_mic(tuple(d * rng.uniform(0.4, 0.6, 3))) for d in dims]
+        srcs = np.stack([rng.uniform(0.5, d - 0.5, (sources, 3)) for d in dims])
+        # one transition for the whole call (the latest of the rooms' defaults), so gpuRIR switches to its
+        # diffuse model where ours does
+        split = max(default_transition(r, s, a, FS, 2 * round(0.004 * FS)) for r, s, a in zip(room_list, srcs, arrays))
+        common = dict(fs=FS, nsample=int(1.5 * rt60 * FS), mode="hybrid", transition=split, device=device)
+        call = lambda: simulate(room_list, srcs, arrays, **common)  # noqa: E731
+        call()
+        if sync:
+            torch.cuda.reset_peak_memory_stats()
+            _, best = _timed(call, repeat, sync)
+            mem = torch.cuda.max_memory_allocated() / 2**20
+        else:
+            _, best = _timed(call, repeat, sync)
+            _, mem = _peak_rss_mib(call)
+        row = dict(rt60=rt60, rirs=rooms * sources, rate=rooms * sources / best, mem=mem, peer=None)
+        if peer:
+            gcall = lambda: simulate(room_list, srcs, arrays, backend="gpurir", **common)  # noqa: E731
+            gcall()
+            _, gbest = _timed(gcall, repeat, sync)
+            row["peer"] = rooms * sources / gbest
+        out.append(row)
+    return out
+
+
+def report_batched(rows: list[dict], device: str, rooms: int, sources: int) -> list[dict]:
+    where = "GPU" if device.startswith("cuda") else "process"
+    print(f"\nbatched: one call of {rooms} rooms x {sources} sources, 4-capsule MIC, hybrid, 1.5 x RT60 long, "
+          f"on {device}")
+    print(f"{'RT60':>5} {'SRIRs':>6} | {'ours SRIR/s':>11} {'gpuRIR SRIR/s':>13} {'x':>6} | "
+          f"{'peak MiB (' + where + ')':>18}")
+    records = []
+    for r in rows:
+        peer = f"{r['peer']:13.1f}" if r["peer"] else f"{'-':>13}"
+        ratio = f"{r['rate'] / r['peer']:6.2f}" if r["peer"] else f"{'-':>6}"
+        print(f"{r['rt60']:5.1f} {r['rirs']:6d} | {r['rate']:11.1f} {peer} {ratio} | {r['mem']:18.0f}")
+        tag = f"rt{r['rt60']:g}" + ("" if device == "cpu" else f"_{device.split(':')[0]}")
+        records.append({"benchmark": "rir", "metric": f"hybrid_batched_throughput_{tag}", "value": round(r["rate"], 3),
+                        "unit": "SRIR/s", "peer": "gpuRIR" if r["peer"] else None,
+                        "peer_value": round(r["peer"], 3) if r["peer"] else None,
+                        "ratio": round(r["rate"] / r["peer"], 3) if r["peer"] else None})
+        records.append({"benchmark": "rir", "metric": f"hybrid_batched_peak_memory_{tag}", "value": round(r["mem"], 1),
+                        "unit": f"MiB ({where})", "peer": None, "peer_value": None, "ratio": None})
+    return records
+
+
 def report(rows: list[dict], device: str = "cpu") -> list[dict]:
     """Print the table; CUDA figures get a `_cuda` suffix (roomtone plan reads them as GPU rates)."""
     print(f"{'RT60':>5} {'rooms':>5} {'order':>5} {'len':>6} | {'pra SRIR/s':>10} {'ISM SRIR/s':>10} {'x':>6} "
@@ -156,6 +220,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one room per RT60, single timing (under a minute)")
     parser.add_argument("--device", default="cpu", help="device of the torch engine: cpu or cuda")
     parser.add_argument("--rooms", type=int, default=3, help="rooms per RT60 without --quick")
+    parser.add_argument("--batch", default=None, help="ROOMSxSOURCES of the batched call (default 16x72 on CUDA, a "
+                                                       "grid RIR job's rooms; 4x2 on the CPU; --quick 2x2 on the CPU)")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads for both engines (1 = the per-worker figure of a parallel job)")
     args = parser.parse_args()
@@ -165,7 +231,11 @@ def main() -> None:
     pra.constants.set("num_threads", args.threads)
     print(f"threads={args.threads} device={args.device} fs={FS}")
     rows = run(1 if args.quick else args.rooms, 1 if args.quick else 3, args.device)
-    print(json.dumps(report(rows, args.device)))
+    records = report(rows, args.device)
+    batch = args.batch or ("16x72" if args.device.startswith("cuda") else "2x2" if args.quick else "4x2")
+    rooms, sources = (int(v) for v in batch.lower().split("x"))
+    records += report_batched(batched(args.device, rooms, sources, 1 if args.quick else 3), args.device, rooms, sources)
+    print(json.dumps(records))
 
 
 if __name__ == "__main__":
