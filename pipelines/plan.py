@@ -27,10 +27,12 @@ REFERENCE_RATES: dict[str, float] = {
     "qa/tuples_per_second_per_core_end_to_end": 15_100.0,
     "qa/storage_bytes_per_tuple": 110.0,
     "rir/hybrid_throughput_rt1": 23.8,  # 4-capsule SRIRs per second per core, RT60 1.0 s
+    # per GPU: one H200, 16 rooms x 72 sources a call (a grid RIR job's rooms), 1.5 s RIRs
+    "rir/hybrid_batched_throughput_rt1_cuda": 694.0,
     "shard_writer/catalog_bytes_per_file": 442.0,
     "shard_writer/catalog_bytes_per_snapshot": 13_157.0,
 }
-RIR_GPU_RATE = "rir/hybrid_throughput_rt1_cuda"  # written by `bench_rir.py --device cuda`; none measured here
+RIR_GPU_RATE = "rir/hybrid_batched_throughput_rt1_cuda"  # written by `bench_rir.py --device cuda`
 
 
 class PlanRequest(BaseModel):
@@ -131,10 +133,7 @@ def make_plan(req: PlanRequest, rates: dict[str, float] | None = None) -> Plan:
     notes = []
     n_rirs = req.rooms * req.positions_per_room
     rir_bytes = n_rirs * req.channels * req.rir_seconds * req.sample_rate * 4  # float32 lists
-    gpu_rate = r.get(RIR_GPU_RATE) if req.gpus else None
-    if req.gpus and gpu_rate is None:
-        notes.append(f"no GPU RIR rate in the rates ({RIR_GPU_RATE}, from `bench_rir.py --device cuda`): "
-                     "RIRs are planned on the CPU workers")
+    gpu_rate = r[RIR_GPU_RATE] if req.gpus else None
     if gpu_rate:
         rir = _stage("rirs", f"{n_rirs:,} SRIRs ({req.rooms:,} rooms)", n_rirs / gpu_rate / 3600, rir_bytes, req,
                      f"{gpu_rate:,.0f} SRIR/s per GPU", workers=req.gpus)

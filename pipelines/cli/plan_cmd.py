@@ -14,7 +14,7 @@ def plan(
     hours: float = typer.Option(1167.0, "--hours", help="Hours of scene audio (PSELDNets: 1,167)."),
     qa: int = typer.Option(5_600_000, "--qa", help="Question-answer tuples (OpenAQA: about 5.6 million)."),
     workers: int = typer.Option(64, "--workers", help="CPU cores working in parallel."),
-    gpus: int = typer.Option(0, "--gpus", help="GPUs for RIR simulation (needs a CUDA rate in --rates)."),
+    gpus: int = typer.Option(0, "--gpus", help="GPUs for RIR simulation, at the H200 rate or a CUDA rate in --rates."),
     rooms: int = typer.Option(1000, "--rooms", help="Rooms of the RIR grid the scenes are rendered from."),
     rates: list[Path] = typer.Option(None, "--rates", help="Saved output of a benchmark (repeatable): its JSON "
                                                            "figures replace the reference machine's rates."),

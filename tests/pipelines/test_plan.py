@@ -34,10 +34,14 @@ def test_workers_beyond_the_shard_count_do_not_shorten_the_wall_time():
     assert any("only" in n and "shards" in n for n in many.notes)
 
 
-def test_gpus_use_a_cuda_rate_only_when_one_was_measured():
-    cpu = make_plan(PlanRequest(hours=0, qa=0, gpus=4))
-    assert any("no GPU RIR rate" in n for n in cpu.notes)
-    gpu = make_plan(PlanRequest(hours=0, qa=0, gpus=4), {"rir/hybrid_throughput_rt1_cuda": 2000.0})
+def test_gpus_simulate_the_rirs_at_the_measured_gpu_rate():
+    cpu = make_plan(PlanRequest(hours=0, qa=0))
+    (on_cores,) = cpu.stages
+    assert "per core" in on_cores.rate and on_cores.workers > 4
+    reference = make_plan(PlanRequest(hours=0, qa=0, gpus=4))  # the H200 figure of the README
+    (rirs,) = reference.stages
+    assert rirs.workers == 4 and rirs.rate == "694 SRIR/s per GPU"
+    gpu = make_plan(PlanRequest(hours=0, qa=0, gpus=4), {"rir/hybrid_batched_throughput_rt1_cuda": 2000.0})
     (rirs,) = gpu.stages
     assert rirs.core_hours == pytest.approx(72_000 / 2000 / 3600)
     assert rirs.workers == 4
