@@ -6,9 +6,10 @@ image-source mode renders pyroomacoustics' image set (its max_order, its
 length); the hybrid mode renders the same length with images up to the
 transition and a diffuse tail after it. Then one batched call per RT60 (--batch
 ROOMSxSOURCES rooms of the same ranges, each with its own array and sources, 1.5 x RT60
-long, hybrid; 72 sources is a grid RIR job's room), the way the RIR job feeds a GPU:
-RIRs per second of that call and its peak memory, next to gpuRIR on the same rooms when
-it is importable (CUDA only). Prints the tables, then one JSON line.
+long, hybrid): the RIR job hands the engine a room with all its sources (72 for a grid
+room) and the engine takes rooms one after another, so 16 x 72 times that call sixteen
+times over. RIRs per second and peak memory, next to gpuRIR on the same rooms when it is
+importable (CUDA only). Prints the tables, then one JSON line.
 
     python benchmarks/bench_rir.py --quick [--device cuda] [--batch 16x72]
 """
