@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from simulation.augment import room_ids
 from simulation.scenes import direction_words
 
 CONVENTION = ("azimuth: degrees counter-clockwise from +x (the array's front), +90 = left, -90 = right, "
@@ -136,8 +137,18 @@ class Facts:
     room_id: str | None = None
     caption: str | None = None
     clips: frozenset[str] = field(default_factory=frozenset)   # source recordings (event ids, parents)
-    rooms: frozenset[str] = field(default_factory=frozenset)
+    room_ids: tuple[str, ...] = ()   # each parent's rooms in parent order (a mixture's `room_ids`), else (room_id,)
     parents: tuple[str, ...] = ()
+
+    @property
+    def rooms(self) -> frozenset[str]:
+        """Every room whose audio the clip holds."""
+        return frozenset(self.room_ids)
+
+    @property
+    def partner_room(self) -> str | None:
+        """The room of the second parent (a mixture's partner), when `room_ids` gives one room per parent."""
+        return self.room_ids[1] if len(self.parents) == len(self.room_ids) > 1 else None
 
     def by_class(self, name: str) -> list[EventFact]:
         return [e for e in self.events if e.class_name == name]
@@ -192,5 +203,4 @@ def extract_facts(row: dict) -> Facts:
                  {n: ontology.get(n) for n in sorted(names)}, events, spatial,
                  _polyphony(row.get("labels"), events) if row.get("events") is not None else None,
                  row.get("rt60"), float(np.prod(dims)) if dims else None, row.get("room_id"), row.get("caption"),
-                 frozenset(clips), frozenset([row["room_id"]] if row.get("room_id") else []),
-                 tuple(row.get("parent_ids") or ()))
+                 frozenset(clips), tuple(room_ids(row)), tuple(row.get("parent_ids") or ()))

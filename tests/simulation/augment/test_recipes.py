@@ -108,6 +108,19 @@ def test_mixed_metadata_holds_both_parents_shifted_with_disjoint_tracks():
         apply_recipe_meta(Recipe("m", ("scene-0", "scene-1"), 0, 0, (step,)), a, FS, partner_meta=metas)
 
 
+def test_a_mixture_lists_both_parents_rooms_and_describes_a_room_only_when_they_share_it():
+    room = {"rt60": 0.4, "room_dims": [5.0, 4.0, 3.0]}
+    a, b = {**scene_meta(0), "room_id": "room-a", **room}, {**scene_meta(1), "room_id": "room-a", **room}
+    same = merge_meta(a, b, 800, FS, 0.1, 1.0, 1.0, 0)
+    assert same["room_ids"] == ["room-a", "room-a"] and same["rt60"] == 0.4 and same["room_dims"] == [5.0, 4.0, 3.0]
+    b = {**b, "room_id": "room-b", "rt60": 0.9}
+    two = merge_meta(a, b, 800, FS, 0.1, 1.0, 1.0, 0)
+    assert two["room_ids"] == ["room-a", "room-b"] and two["room_id"] == "room-a"  # provenance only
+    assert two["rt60"] is None and two["room_dims"] is None
+    again = merge_meta({**two, "id": "mix"}, {**a, "room_id": "room-c"}, 0, FS, 0.1, 1.0, 1.0, 0)
+    assert again["room_ids"] == ["room-a", "room-b", "room-c"]  # a mixture's rooms carry into the next
+
+
 def test_shift_and_speed_rescale_events_and_labels():
     meta = scene_meta(3)
     shifted = apply_recipe_meta(Recipe("s", ("s",), 0, 0, (Shift(-2 * 800),)), meta, FS)
