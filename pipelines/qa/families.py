@@ -422,7 +422,17 @@ Q_LOUDEST = ("Which sound is loudest at the microphone array?", "Which sound eve
 Q_LOUDER = ("Is {a} louder than {b}?", "Does {a} sound louder than {b}?")
 
 
+def loudest_skip(f: Facts) -> str | None:
+    """Why the loudest family does not answer for this clip (None: it does): without power_db,
+    a mixture's events are on its two parents' own scales (see `EventFact.loudness`)."""
+    if f.mixture and any(e.power_db is None for e in f.events):
+        return "a mixture without per-event power_db: its parents' snr_db and level_db are not comparable"
+    return None
+
+
 def loudest(f: Facts, ctx: Context, rng: Random) -> list[QA]:
+    if loudest_skip(f):
+        return []
     b = _Builder("loudest", rng, "LOUDEST")
     rated = [e for e in f.events if e.loudness is not None]
     win = _winner(rated, lambda e: e.loudness, LEVEL_MARGIN_DB)
@@ -483,7 +493,7 @@ GENERATORS: dict[str, Callable[[Facts, Context, Random], list[QA]]] = {
     "direction": direction, "distance": distance, "motion": motion, "room": room, "loudest": loudest,
     "caption": caption, "open": open_ended}
 # families that skip clips whose metadata would give a wrong answer: why a clip is skipped (None: answered)
-ROW_SKIPS: dict[str, Callable[[Facts], str | None]] = {"room": room_skip}
+ROW_SKIPS: dict[str, Callable[[Facts], str | None]] = {"room": room_skip, "loudest": loudest_skip}
 
 
 def generate(f: Facts, ctx: Context) -> list[QA]:

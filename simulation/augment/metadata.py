@@ -1,7 +1,7 @@
 """Metadata of a clip under augmentation: events, frame labels, caption, duration.
 
 A clip's metadata is a dict shaped like a roomtone scenes row without its audio
-(`events`: onset/offset s, azimuth/elevation deg, speed deg/s, level_db, track;
+(`events`: onset/offset s, azimuth/elevation deg, speed deg/s, level_db, power_db, track;
 `labels`: frame labels on a `hop` s grid; `caption`; `label`: sorted class names;
 `duration` s; `room_id`, `rt60`, `room_dims` and, on a mixture, `room_ids`). Every
 function returns a new dict and touches only the keys present, so an event-library row
@@ -21,8 +21,8 @@ from ..scenes.labels import describe, frame_labels, sentence
 from ..scenes.plan import PlannedEvent, ScenePlan
 from .spatial import azimuth_sign, pattern_angles, rotate_caption
 
-__all__ = ["clip_events", "describe_events", "merge_meta", "room_ids", "rotate_meta", "scale_levels",
-           "speed_meta", "time_shift_meta"]
+__all__ = ["clip_events", "describe_events", "forget_powers", "merge_meta", "room_ids", "rotate_meta",
+           "scale_levels", "speed_meta", "time_shift_meta"]
 
 Meta = dict[str, Any]
 MIX_TEMPLATES = ("{a} and {b}", "{a}, mixed with {b}", "{a}, along with {b}")
@@ -127,11 +127,29 @@ def rotate_meta(meta: Meta, pattern: int) -> Meta:
     return out
 
 
+def _raised(event: dict, db: float) -> dict:
+    out = dict(event)
+    for key in ("level_db", "power_db"):
+        if out.get(key) is not None:
+            out[key] += db
+    return out
+
+
 def scale_levels(meta: Meta, gain: float) -> Meta:
-    """Event levels (dB) raised by a linear gain applied to the whole clip."""
+    """Event levels and powers (dB; a power left unknown stays so) raised by a linear gain applied
+    to the whole clip."""
     out, db = dict(meta), 20.0 * math.log10(gain)
     if out.get("events") is not None:
-        out["events"] = [{**e, "level_db": e["level_db"] + db} if "level_db" in e else e for e in out["events"]]
+        out["events"] = [_raised(e, db) for e in out["events"]]
+    return out
+
+
+def forget_powers(meta: Meta) -> Meta:
+    """Event powers (`power_db`) unknown: the step changed each event's power by an amount it does
+    not record (reverb: each event's spectrum against the room's)."""
+    out = dict(meta)
+    if out.get("events") is not None:
+        out["events"] = [{**e, "power_db": None} if "power_db" in e else e for e in out["events"]]
     return out
 
 
