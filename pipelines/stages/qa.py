@@ -203,11 +203,12 @@ def run_qa(cfg: QaConfig, catalog: Catalog, *, address: str | None = None, show_
 
 
 def run_summary(snap: Snapshot) -> dict:
-    """The stored summary with the tuple counts per family (the snapshot's class counts)."""
+    """The stored summary with the tuple counts per family (the snapshot's class counts); a family
+    without tuples is empty for want of values unless it skipped clips (then `skipped_rows` says why)."""
     summary = snap.info.get("summary", {})
     counts = snap.stats.get("class_counts", {})
     empty = {f: "no clip had the values it needs (for example null ontology ids)"
-             for f in summary.get("families", []) if f not in counts}
+             for f in summary.get("families", []) if f not in counts and f not in summary.get("skipped_rows", {})}
     return {**summary, "tuples": snap.stats.get("rows", 0), "tuples_per_family": counts,
             "empty_families": empty, "splits": snap.stats.get("splits", {})}
 
