@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from catalog import Catalog, CatalogConfig, RoomtoneError, decode_audio, encode_flac
+from pipelines.report import write_report
 from pipelines.stages.augment import AugmentConfig, augment_row, load_rows, run_augment
 from pipelines.stages.events import EventsConfig, run_ingest_events
 from pipelines.stages.qa import QaConfig, run_qa
@@ -59,7 +60,7 @@ def _rows(catalog, ref):
     return {r["id"]: r for r in catalog.arrow_dataset(ref).to_table().to_pylist()}
 
 
-def test_augmented_scenes_keep_the_schema_and_replay_from_the_stored_row(inputs):
+def test_augmented_scenes_keep_the_schema_and_replay_from_the_stored_row(inputs, tmp_path):
     catalog = inputs
     snap = run_augment(AugmentConfig(name="aug", **AUG), catalog, show_progress=False)
     source = catalog.show("scenes")
@@ -98,6 +99,7 @@ def test_augmented_scenes_keep_the_schema_and_replay_from_the_stored_row(inputs)
                      ["offset"] / 24_000 < 2.0 and e["offset"] + recipe["steps"][names.index("mix")]["offset"]
                      / 24_000 > 0.0])
     assert any(len(set(r["room_ids"])) > 1 for r in rows.values())  # some mixtures hold two rooms
+    assert write_report(catalog, snap.ref, tmp_path)["png"].is_file()  # their null RT60s are left out
 
 
 def test_qa_answers_a_mixtures_room_only_when_it_holds_one_and_counts_the_others(inputs):
