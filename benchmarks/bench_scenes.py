@@ -224,7 +224,7 @@ def main() -> None:
             flac = encode_flac(rendered.audio.T, fs, cfg.bits)
         parts["flac"] += c.cpu
         scene = Scene(rendered.audio, plan, labels, text, rendered.gain, rendered.snr_db, rendered.event_level_db,
-                      rendered.event_snr_db)
+                      rendered.event_snr_db, rendered.event_power_db)
         rows.append(stage.scene_row(cfg, library, draw, scene, flac, sid))
         # 3. The naive peer on the same plan and RIRs.
         with Clock() as c:

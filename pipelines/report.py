@@ -75,8 +75,9 @@ def write_report(catalog: Catalog, ref: str, out_dir: str | Path, *, sample_rows
     if "duration" in sample and "duration" not in stats.get("histograms", {}):
         panels.append(lambda ax: (ax.hist(sample["duration"], bins=30, color="tab:purple"),
                                   ax.set(title="durations (sample)", xlabel="s", ylabel="rows")))
-    if "rt60" in sample and "rt60" not in stats.get("histograms", {}):
-        panels.append(lambda ax: (ax.hist(sample["rt60"], bins=30, color="tab:red"),
+    rt60 = [v for v in sample.get("rt60", []) if v is not None]  # a mixture of two rooms has none
+    if rt60 and "rt60" not in stats.get("histograms", {}):
+        panels.append(lambda ax: (ax.hist(rt60, bins=30, color="tab:red"),
                                   ax.set(title="RT60 (sample)", xlabel="s", ylabel="rows")))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -45,6 +45,9 @@ def make(
     print_table("tuples per family", ["family", "tuples"], sorted(summary["tuples_per_family"].items()))
     for family, reason in {**summary["skipped_families"], **summary["empty_families"]}.items():
         console.print(f"skipped {family}: {reason}", highlight=False)
+    for family, reasons in summary.get("skipped_rows", {}).items():  # absent from snapshots made before it
+        for reason, rows in reasons.items():
+            console.print(f"skipped {rows} clips in {family}: {reason}", highlight=False)
     if summary["split_dropped"]:
         console.print(f"dropped {summary['split_dropped']} test clips that share a room or recording with train")
     lm = summary.get("language_model")

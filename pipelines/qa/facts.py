@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from simulation.augment import room_ids
 from simulation.scenes import direction_words
 
 CONVENTION = ("azimuth: degrees counter-clockwise from +x (the array's front), +90 = left, -90 = right, "
@@ -94,6 +95,7 @@ class EventFact:
     speed: float = 0.0
     level_db: float | None = None
     snr_db: float | None = None
+    power_db: float | None = None   # set on every event of the clip or on none (see `extract_facts`)
     ref: str = ""   # how questions name it: "Dog", or "second Dog" when the class recurs
 
     @property
@@ -111,8 +113,12 @@ class EventFact:
 
     @property
     def loudness(self) -> float | None:
-        """Level at the array: the per-event SNR when the row has it, else the source level
-        less the direct-path spreading loss 20 log10(d)."""
+        """Level at the array: the event's power in the clip (dB re full scale) when the row has
+        it, else its SNR, else the source level less the direct-path spreading loss 20 log10(d).
+        Only the power compares events of a mixture's two parents: each parent's SNR and level
+        stand on that parent's own ambience and peak gain."""
+        if self.power_db is not None:
+            return self.power_db
         if self.snr_db is not None:
             return self.snr_db
         if self.level_db is None or self.distance is None:
@@ -136,8 +142,24 @@ class Facts:
     room_id: str | None = None
     caption: str | None = None
     clips: frozenset[str] = field(default_factory=frozenset)   # source recordings (event ids, parents)
-    rooms: frozenset[str] = field(default_factory=frozenset)
+    room_ids: tuple[str, ...] = ()   # each parent's rooms in parent order (a mixture's `room_ids`), else (room_id,)
     parents: tuple[str, ...] = ()
+
+    @property
+    def rooms(self) -> frozenset[str]:
+        """Every room whose audio the clip holds."""
+        return frozenset(self.room_ids)
+
+    @property
+    def mixture(self) -> bool:
+        """Whether the clip holds more than one source clip's audio: two parents, or a room listed per
+        parent of a mixture that was augmented again."""
+        return len(self.parents) > 1 or len(self.room_ids) > 1
+
+    @property
+    def partner_room(self) -> str | None:
+        """The room of the second parent (a mixture's partner), when `room_ids` gives one room per parent."""
+        return self.room_ids[1] if len(self.parents) == len(self.room_ids) > 1 else None
 
     def by_class(self, name: str) -> list[EventFact]:
         return [e for e in self.events if e.class_name == name]
@@ -171,13 +193,16 @@ def _polyphony(labels: list[dict] | None, events: tuple[EventFact, ...]) -> int 
 
 
 def extract_facts(row: dict) -> Facts:
-    """Facts from a scenes, mixtures or event-library row (columns as their stages write them)."""
+    """Facts from a scenes, mixtures or event-library row (columns as their stages write them).
+
+    Event powers are kept only when every event has one, so a clip's loudness is on one scale."""
     spatial = row.get("format") in ("foa", "mic") and (row.get("num_channels") or 0) > 1
+    powers = all(e.get("power_db") is not None for e in row.get("events") or [])
     events = _named(sorted((EventFact(
         e["class_name"], e.get("ontology_id"), e.get("event_id") or "", float(e["onset"]), float(e["offset"]),
         e.get("azimuth") if spatial else None, e.get("elevation") if spatial else None,
         e.get("distance") if spatial else None, float(e.get("speed") or 0.0) if spatial else 0.0,
-        e.get("level_db"), e.get("snr_db")) for e in row.get("events") or []),
+        e.get("level_db"), e.get("snr_db"), e["power_db"] if powers else None) for e in row.get("events") or []),
         key=lambda e: (e.onset, e.offset, e.class_name)))
     label = row.get("label")
     names = set(label if isinstance(label, list) else [label] if label else []) | {e.class_name for e in events}
@@ -192,5 +217,4 @@ def extract_facts(row: dict) -> Facts:
                  {n: ontology.get(n) for n in sorted(names)}, events, spatial,
                  _polyphony(row.get("labels"), events) if row.get("events") is not None else None,
                  row.get("rt60"), float(np.prod(dims)) if dims else None, row.get("room_id"), row.get("caption"),
-                 frozenset(clips), frozenset([row["room_id"]] if row.get("room_id") else []),
-                 tuple(row.get("parent_ids") or ()))
+                 frozenset(clips), tuple(room_ids(row)), tuple(row.get("parent_ids") or ()))

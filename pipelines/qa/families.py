@@ -386,7 +386,19 @@ Q_IS_SIZE = ("Is this a {size} room?", "Was this recorded in a {size} room?")
 Q_VOLUME = ("What is the volume of the room, in cubic metres?",)
 
 
+def room_skip(f: Facts) -> str | None:
+    """Why the room family does not answer for this clip (None: it does): a mixture holding two
+    rooms has no single RT60 or size, and a mixture that does not list a room per parent may."""
+    if len(f.rooms) > 1:
+        return "the clip holds audio from more than one room (a mixture): no single RT60 or size"
+    if len(f.parents) > 1 and len(f.room_ids) < len(f.parents):
+        return "a mixture without room_ids (made before they were recorded): its partner's room is unknown"
+    return None
+
+
 def room(f: Facts, ctx: Context, rng: Random) -> list[QA]:
+    if room_skip(f):
+        return []
     b = _Builder("room", rng, "ROOM")
     if f.rt60 is not None:
         b.add("room_rt60", "exact", Q_RT60, f"{f.rt60:.2f} s", answer("number", f"{f.rt60:.2f} s", values=[f.rt60],
@@ -410,7 +422,17 @@ Q_LOUDEST = ("Which sound is loudest at the microphone array?", "Which sound eve
 Q_LOUDER = ("Is {a} louder than {b}?", "Does {a} sound louder than {b}?")
 
 
+def loudest_skip(f: Facts) -> str | None:
+    """Why the loudest family does not answer for this clip (None: it does): without power_db,
+    a mixture's events are on its two parents' own scales (see `EventFact.loudness`)."""
+    if f.mixture and any(e.power_db is None for e in f.events):
+        return "a mixture without per-event power_db: its parents' snr_db and level_db are not comparable"
+    return None
+
+
 def loudest(f: Facts, ctx: Context, rng: Random) -> list[QA]:
+    if loudest_skip(f):
+        return []
     b = _Builder("loudest", rng, "LOUDEST")
     rated = [e for e in f.events if e.loudness is not None]
     win = _winner(rated, lambda e: e.loudness, LEVEL_MARGIN_DB)
@@ -470,6 +492,8 @@ GENERATORS: dict[str, Callable[[Facts, Context, Random], list[QA]]] = {
     "classification": classification, "description": description, "temporal": temporal, "counting": counting,
     "direction": direction, "distance": distance, "motion": motion, "room": room, "loudest": loudest,
     "caption": caption, "open": open_ended}
+# families that skip clips whose metadata would give a wrong answer: why a clip is skipped (None: answered)
+ROW_SKIPS: dict[str, Callable[[Facts], str | None]] = {"room": room_skip, "loudest": loudest_skip}
 
 
 def generate(f: Facts, ctx: Context) -> list[QA]:

@@ -34,8 +34,8 @@ def features() -> datasets.Features:
         "id": string, "audio_id": string, "audio_split": string, "dataset": string, "family": string,
         "task": string, "form": string, "closed": datasets.Value("bool"), "instruction": string, "input": string,
         "question": string, "output": string, "answer": answer, "question_type": string,
-        "subjects": datasets.Sequence(string), "generator": string, "convention": string, "room_id": string, "audio_id2": string, "reverb_id2": string,
-        "clips": datasets.Sequence(string),
+        "subjects": datasets.Sequence(string), "generator": string, "convention": string, "room_id": string,
+        "audio_id2": string, "reverb_id2": string, "clips": datasets.Sequence(string),
     })
 
 
@@ -52,8 +52,8 @@ def to_rows(facts: Facts, qas: list[QA], *, seed: int, dataset: str, audio_split
              "instruction": (CLOSED_PREFIX + q.question) if q.closed and draws[i] < 0.5 else q.question,
              "input": "", "question": q.question, "output": q.output, "answer": q.answer,
              "question_type": q.question_type, "subjects": q.subjects, "generator": q.generator,
-             "convention": CONVENTION, "room_id": facts.room_id, "audio_id2": parent2, "reverb_id2": None,
-             "clips": clips} for i, q in enumerate(qas)]
+             "convention": CONVENTION, "room_id": facts.room_id, "audio_id2": parent2,
+             "reverb_id2": facts.partner_room, "clips": clips} for i, q in enumerate(qas)]
 
 
 def ltu_record(row: dict, audio_path: str = "{audio_id}") -> dict:
@@ -66,7 +66,8 @@ def ltu_record(row: dict, audio_path: str = "{audio_id}") -> dict:
 
 def spatial_record(row: dict) -> dict:
     """SpatialSoundQA's keys: the room stands in for the reverb id (our scenes are simulated
-    in rooms, not convolved with a stored binaural RIR)."""
+    in rooms, not convolved with a stored binaural RIR); a mixture's second clip and its room
+    are ``audio_id2`` and ``reverb_id2``."""
     return {"audio_id": row["audio_id"], "reverb_id": row["room_id"], "audio_id2": row["audio_id2"],
             "reverb_id2": row["reverb_id2"], "question_id": row["id"], "question_type": row["question_type"],
             "question": row["question"], "answer": row["output"]}

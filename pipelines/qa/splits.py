@@ -1,10 +1,13 @@
 """Train and test QA splits that share no source recording and no room.
 
-The input's own test split seeds the test side (scenes already hold out the RIR set's test
-rooms); an input without one holds out rooms (or, for rooms-less event libraries, clips)
-drawn from (seed, room id). The train side keeps its rows; a test row that shares a room or a
-recording with any train row is dropped and reported, so no event recording (event id,
-parent clip) or room is ever on both sides.
+A row's rooms are every room whose audio it holds (`Facts.rooms`: both parents' rooms for a
+mixture, from its `room_ids`), so a mixture holding a held-out room's audio counts as that
+room. The input's own test split seeds the test side (scenes already hold out the RIR set's
+test rooms); an input without one holds out rooms (or, for rooms-less event libraries, clips)
+drawn from (seed, room id): a row goes to test when any of its rooms is held out. The train
+side keeps its rows; a test row that shares a room or a recording with any train row is
+dropped and reported, so no event recording (event id, parent clip) or room is ever on both
+sides.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ class Clip:
 
     id: str
     split: str                     # the input's split
-    rooms: frozenset[str]
+    rooms: frozenset[str]          # every room whose audio the row holds
     clips: frozenset[str]          # source recordings: event ids, parent ids, or the row itself
 
 

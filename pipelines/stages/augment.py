@@ -5,8 +5,11 @@ can take) and draws every recipe from (seed, epoch, output id) before any job st
 mixing partners included: a partner is drawn from the ids of the same split, so pairing
 does not depend on shards or workers. Workers read only the rows and RIRs their shard's
 recipes name (decoded to float32, as a replay must decode them), apply them, and write
-rows with the input's schema plus `recipe` (the resolved, replayable JSON) and
-`parent_ids`; the metadata columns describe the new audio.
+rows with the input's schema plus `recipe` (the resolved, replayable JSON), `parent_ids`
+and `room_ids` (every room whose audio the row holds: a mixture holds both parents'); the
+metadata columns describe the new audio. A mixture of clips from two rooms has no single
+room, so its `rt60` and `room_dims` are null; its `room_id` is its first parent's, kept for
+provenance only.
 """
 
 from __future__ import annotations
@@ -72,7 +75,8 @@ class AugmentConfig(BaseModel):
 
 def features(source: datasets.Features) -> datasets.Features:
     return datasets.Features({**source, "recipe": datasets.Value("string"),
-                              "parent_ids": datasets.Sequence(datasets.Value("string"))})
+                              "parent_ids": datasets.Sequence(datasets.Value("string")),
+                              "room_ids": datasets.Sequence(datasets.Value("string"))})
 
 
 def _column(catalog: Catalog, ref: str, split: str | None, columns: list[str], ids=None) -> list[dict]:
@@ -217,7 +221,7 @@ def augment_row(recipe_json: str, rows: dict, rirs: dict, kind: dict) -> tuple[n
 
 def make_rows(cfg: AugmentConfig, catalog_json: str, source: str, rirs_ref: str | None, kind: dict,
               task: ShardTask):
-    from simulation.augment import Recipe, Reverb
+    from simulation.augment import Recipe, Reverb, room_ids
 
     catalog = Catalog(CatalogConfig.model_validate_json(catalog_json))
     recipes = [Recipe.from_json(r) for _, r, _ in task.items]
@@ -227,6 +231,7 @@ def make_rows(cfg: AugmentConfig, catalog_json: str, source: str, rirs_ref: str 
     for out_id, recipe_json, _ in task.items:
         audio, meta, resolved = augment_row(recipe_json, rows, rirs, kind)
         meta = {**meta, "id": out_id, "recipe": resolved, "parent_ids": list(Recipe.from_json(resolved).parent_ids),
+                "room_ids": room_ids(meta),
                 "audio": audio_cell(encode_flac(audio.T, kind["rate"], cfg.bits), f"{out_id}.flac")}
         if "num_channels" in meta:
             meta["num_channels"] = audio.shape[0]

@@ -2,16 +2,18 @@
 
 Metadata only (no audio is read), so every answer comes from the exact facts the row
 records. The driver checks which families the dataset can answer (a family whose metadata
-is missing is skipped with the reason; asking only for such families is an error), splits
-clips so no room or source recording is on both sides, asks the language model (optional,
-I/O-bound, so on the driver) and records the run summary in the snapshot info. Workers
-read only their rows' metadata and write one shard each; tuples per family are the
-snapshot's class counts (the shard writer counts the ``family`` column).
+is missing is skipped with the reason; asking only for such families is an error), counts
+the rows a family skips because their metadata would answer it wrongly (a mixture holding
+two rooms has no single room) by reason, splits clips so no room or source recording is on
+both sides, asks the language model (optional, I/O-bound, so on the driver) and records the
+run summary in the snapshot info. Workers read only their rows' metadata and write one
+shard each; tuples per family are the snapshot's class counts (the shard writer counts the
+``family`` column).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from functools import lru_cache, partial
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from catalog.names import DatasetRef
 from catalog.shards import DEFAULT_SHARD_BYTES
 from catalog.storage import absolute_path
 from pipelines.qa.facts import CONVENTION, extract_facts
-from pipelines.qa.families import FAMILIES, Context, generate
+from pipelines.qa.families import FAMILIES, ROW_SKIPS, Context, generate
 from pipelines.qa.lm import LmConfig, ask_all, preflight
 from pipelines.qa.ontology import Ontology
 from pipelines.qa.records import features, to_rows
@@ -112,14 +114,29 @@ def _metadata_columns(snap: Snapshot) -> list[str]:
     return [c for c in snap.features if c not in ("audio", "plan", "recipe")]
 
 
-def _clips(catalog: Catalog, snap: Snapshot) -> list[Clip]:
-    cols = [c for c in ("id", "room_id", "events", "parent_ids") if c in snap.features]
-    out = []
+def _clips(catalog: Catalog, snap: Snapshot, families: list[str]) -> tuple[list[Clip], dict[str, dict[str, str]]]:
+    """Every row as the split sees it, and by row id the families that skip it with the reason."""
+    cols = [c for c in ("id", "room_id", "room_ids", "events", "parent_ids") if c in snap.features]
+    checks = {f: ROW_SKIPS[f] for f in families if f in ROW_SKIPS}
+    out, skips = [], {}
     for split in catalog.splits(snap.ref):
         for row in catalog.arrow_dataset(snap.ref, split).to_table(columns=cols).to_pylist():
             facts = extract_facts(row)
             out.append(Clip(row["id"], split, facts.rooms, facts.clips))
-    return out
+            reasons = {f: why for f, check in checks.items() if (why := check(facts))}
+            if reasons:
+                skips[row["id"]] = reasons
+    return out, skips
+
+
+def _count_skips(by_split: dict[str, list[Clip]], skips: dict[str, dict[str, str]]) -> dict[str, dict[str, int]]:
+    """Family -> reason -> how many rows of the output splits it skipped."""
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for clips in by_split.values():
+        for clip in clips:
+            for family, why in skips.get(clip.id, {}).items():
+                counts[family][why] += 1
+    return {f: dict(c) for f, c in sorted(counts.items())}
 
 
 @lru_cache(maxsize=4)
@@ -157,7 +174,8 @@ def run_qa(cfg: QaConfig, catalog: Catalog, *, address: str | None = None, show_
     if cfg.lm is not None:
         preflight(cfg.lm)
     class_map = tuple(snap.info.get("classes") or sorted(snap.stats.get("class_counts", {})))
-    by_split, dropped = assign_splits(_clips(catalog, snap), cfg.test_fraction, cfg.seed)
+    source_clips, skips = _clips(catalog, snap, families)
+    by_split, dropped = assign_splits(source_clips, cfg.test_fraction, cfg.seed)
     lm_tuples, lm_summary = {}, None
     if cfg.lm is not None:
         keep = {c.id for clips in by_split.values() for c in clips}
@@ -168,7 +186,8 @@ def run_qa(cfg: QaConfig, catalog: Catalog, *, address: str | None = None, show_
         lm_tuples, lm_summary = ask_all(cfg.lm, [extract_facts(r) for r in rows], vocabulary)
     summary = {"families": families, "skipped_families": skipped, "convention": CONVENTION,
                "split_dropped": len(dropped), "split_dropped_examples": dict(sorted(dropped.items())[:5]),
-               "clips": {s: len(c) for s, c in by_split.items()}, "language_model": lm_summary}
+               "clips": {s: len(c) for s, c in by_split.items()}, "language_model": lm_summary,
+               "skipped_rows": _count_skips(by_split, skips)}
     name = cfg.name or f"{snap.name}_qa"
     pinned = cfg.model_copy(update={"source": snap.ref, "name": name})
     run = catalog.create_run(name, pinned, features(), inputs=[snap.ref],
@@ -184,11 +203,12 @@ def run_qa(cfg: QaConfig, catalog: Catalog, *, address: str | None = None, show_
 
 
 def run_summary(snap: Snapshot) -> dict:
-    """The stored summary with the tuple counts per family (the snapshot's class counts)."""
+    """The stored summary with the tuple counts per family (the snapshot's class counts); a family
+    without tuples is empty for want of values unless it skipped clips (then `skipped_rows` says why)."""
     summary = snap.info.get("summary", {})
     counts = snap.stats.get("class_counts", {})
     empty = {f: "no clip had the values it needs (for example null ontology ids)"
-             for f in summary.get("families", []) if f not in counts}
+             for f in summary.get("families", []) if f not in counts and f not in summary.get("skipped_rows", {})}
     return {**summary, "tuples": snap.stats.get("rows", 0), "tuples_per_family": counts,
             "empty_families": empty, "splits": snap.stats.get("splits", {})}
 

@@ -132,7 +132,8 @@ def features(cfg: ScenesConfig, sample_rate: int) -> datasets.Features:
     event = {"event_id": datasets.Value("string"), "class_name": datasets.Value("string"),
              "class_index": datasets.Value("int32"), "ontology_id": datasets.Value("string"),
              "track": datasets.Value("int32"), "onset": f32, "offset": f32, "level_db": f32, "snr_db": f32,
-             "azimuth": f32, "elevation": f32, "distance": f32, "speed": f32, "moving": datasets.Value("bool")}
+             "power_db": f32, "azimuth": f32, "elevation": f32, "distance": f32, "speed": f32,
+             "moving": datasets.Value("bool")}
     return datasets.Features({
         "id": datasets.Value("string"), "audio": datasets.Audio(sampling_rate=sample_rate),
         "duration": f32, "format": datasets.Value("string"), "num_channels": datasets.Value("int32"),
@@ -330,9 +331,10 @@ def scene_row(cfg: ScenesConfig, library: Library, draw: SceneDraw, scene, flac:
         "labels": [l.to_dict() for l in scene.labels],
         "events": [{"event_id": e.item_id, "class_name": e.class_name, "class_index": e.class_index,
                     "ontology_id": library.ontology.get(e.item_id), "track": e.track, "onset": e.onset,
-                    "offset": e.offset, "level_db": level, "snr_db": snr, "azimuth": e.azimuth,
+                    "offset": e.offset, "level_db": level, "snr_db": snr, "power_db": power, "azimuth": e.azimuth,
                     "elevation": e.elevation, "distance": e.distance, "speed": e.speed, "moving": e.moving}
-                   for e, level, snr in zip(plan.events, scene.event_level_db, scene.event_snr_db)],
+                   for e, level, snr, power in zip(plan.events, scene.event_level_db, scene.event_snr_db,
+                                                   scene.event_power_db, strict=True)],
         "plan": json.dumps(plan.to_dict(), sort_keys=True), "seed": cfg.seed,
     }
 

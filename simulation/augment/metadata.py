@@ -1,10 +1,11 @@
 """Metadata of a clip under augmentation: events, frame labels, caption, duration.
 
 A clip's metadata is a dict shaped like a roomtone scenes row without its audio
-(`events`: onset/offset s, azimuth/elevation deg, speed deg/s, level_db, track;
+(`events`: onset/offset s, azimuth/elevation deg, speed deg/s, level_db, power_db, track;
 `labels`: frame labels on a `hop` s grid; `caption`; `label`: sorted class names;
-`duration` s). Every function returns a new dict and touches only the keys present,
-so an event-library row (no events or labels) passes through with its duration. Inputs
+`duration` s; `room_id`, `rt60`, `room_dims` and, on a mixture, `room_ids`). Every
+function returns a new dict and touches only the keys present, so an event-library row
+(no events or labels) passes through with its duration. Inputs
 are never modified; unchanged event and label dicts may be shared with the input.
 Angles follow DCASE: azimuth counter-clockwise from +x in [-180, 180) deg.
 """
@@ -20,8 +21,8 @@ from ..scenes.labels import describe, frame_labels, sentence
 from ..scenes.plan import PlannedEvent, ScenePlan
 from .spatial import azimuth_sign, pattern_angles, rotate_caption
 
-__all__ = ["clip_events", "describe_events", "merge_meta", "rotate_meta", "scale_levels", "speed_meta",
-           "time_shift_meta"]
+__all__ = ["clip_events", "describe_events", "forget_powers", "merge_meta", "room_ids", "rotate_meta",
+           "scale_levels", "speed_meta", "time_shift_meta"]
 
 Meta = dict[str, Any]
 MIX_TEMPLATES = ("{a} and {b}", "{a}, mixed with {b}", "{a}, along with {b}")
@@ -126,11 +127,29 @@ def rotate_meta(meta: Meta, pattern: int) -> Meta:
     return out
 
 
+def _raised(event: dict, db: float) -> dict:
+    out = dict(event)
+    for key in ("level_db", "power_db"):
+        if out.get(key) is not None:
+            out[key] += db
+    return out
+
+
 def scale_levels(meta: Meta, gain: float) -> Meta:
-    """Event levels (dB) raised by a linear gain applied to the whole clip."""
+    """Event levels and powers (dB; a power left unknown stays so) raised by a linear gain applied
+    to the whole clip."""
     out, db = dict(meta), 20.0 * math.log10(gain)
     if out.get("events") is not None:
-        out["events"] = [{**e, "level_db": e["level_db"] + db} if "level_db" in e else e for e in out["events"]]
+        out["events"] = [_raised(e, db) for e in out["events"]]
+    return out
+
+
+def forget_powers(meta: Meta) -> Meta:
+    """Event powers (`power_db`) unknown: the step changed each event's power by an amount it does
+    not record (reverb: each event's spectrum against the room's)."""
+    out = dict(meta)
+    if out.get("events") is not None:
+        out["events"] = [{**e, "power_db": None} if "power_db" in e else e for e in out["events"]]
     return out
 
 
@@ -163,11 +182,23 @@ def speed_meta(meta: Meta, factor: float, hop: float) -> Meta:
     return _finish(_recaption(out, scaled, events), events)
 
 
+def room_ids(meta: Meta) -> list[str]:
+    """The rooms whose audio a clip holds: its `room_ids` (a mixture's), else [its `room_id`], else none."""
+    if meta.get("room_ids") is not None:
+        return list(meta["room_ids"])
+    return [meta["room_id"]] if meta.get("room_id") else []
+
+
 def merge_meta(meta: Meta, partner: Meta, offset: int, rate: int, hop: float, gain_a: float, gain_b: float,
                template: int) -> Meta:
     """The mixture's metadata: both parents' events and labels, the partner's shifted by
     `offset` samples and its tracks renumbered after the first clip's, levels raised by each
-    parent's gain, captions joined with one of `MIX_TEMPLATES`."""
+    parent's gain, captions joined with one of `MIX_TEMPLATES`.
+
+    `room_ids` lists the first clip's rooms, then the partner's (a room twice when both
+    parents come from it). `room_id` stays the first clip's, as provenance only; when the
+    rooms differ, no single room describes the mixture, so `rt60` and `room_dims` become None.
+    """
     if "events" not in meta or "events" not in partner:
         raise ValueError("mixing needs event metadata on both clips (scenes rows); single-label clips "
                          "cannot describe a mixture")
@@ -178,6 +209,11 @@ def merge_meta(meta: Meta, partner: Meta, offset: int, rate: int, hop: float, ga
     moved = [{**e, "onset": e["onset"] + dt, "offset": e["offset"] + dt, "track": e["track"] + first}
              for e in b["events"]]
     out = dict(a)
+    rooms = room_ids(a) + room_ids(b)
+    if rooms:
+        out["room_ids"] = rooms
+    if len(set(rooms)) > 1:
+        out.update({key: None for key in ("rt60", "room_dims") if key in out})
     kept = clip_events(moved, a["duration"])
     events = a["events"] + kept
     if "labels" in out:

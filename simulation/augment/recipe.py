@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from . import functional as F
-from .metadata import MIX_TEMPLATES, merge_meta, rotate_meta, scale_levels, speed_meta, time_shift_meta
+from .metadata import MIX_TEMPLATES, forget_powers, merge_meta, rotate_meta, scale_levels, speed_meta, time_shift_meta
 from .spatial import channel_map, valid_patterns
 
 __all__ = ["STEPS", "Context", "Gain", "Mix", "Noise", "Recipe", "Resources", "Reverb", "Rotate", "Shift", "Spec",
@@ -198,7 +198,7 @@ class Reverb(Step):
         return cls(ctx.rirs[int(rng.integers(len(ctx.rirs)))])
 
     def meta(self, meta, rate, hop, res):
-        return meta  # event times and directions are those of the direct path, unchanged
+        return forget_powers(meta)  # event times and directions are those of the direct path, unchanged
 
     @classmethod
     def audio(cls, steps, x, rate, res):

@@ -21,7 +21,9 @@ for FOA (SN3D), mutually uncorrelated W, Y, Z, X with energies 1 : 1/3 : 1/3 :
 squares over all channels and the whole clip, of the summed event signal to
 the ambience. An event's SNR is the mean square of its spatialised signal over
 all channels and its own span [onset, offset) (its reverberant tail after the
-offset excluded) over the ambience's mean square (the ambience is stationary).
+offset excluded) over the ambience's mean square (the ambience is stationary). Its power
+is that mean square in the output clip (after the peak gain) in dB re full scale, which,
+unlike the SNR, compares events of different clips mixed together.
 An ambience bank (`ambience_bank`) renders that field once, longer than a clip; each
 scene then takes a stretch of it at a seeded offset (as the DCASE generators reuse
 recorded ambiences), which costs a copy instead of noise synthesis.
@@ -48,13 +50,15 @@ __all__ = ["Rendered", "ambience_bank", "ambience_stretch", "convolve_moving", "
 @dataclass(frozen=True)
 class Rendered:
     """audio (channels, samples) float32; gain applied to the whole mix to reach the peak; clip SNR;
-    per event, its dry RMS level (dB re unit, before `gain`) and its SNR (None without ambience)."""
+    per event, its dry RMS level (dB re unit, before `gain`), its SNR (None without ambience) and
+    its power in `audio` (dB re full scale)."""
 
     audio: np.ndarray
     gain: float
     snr_db: float | None
     event_level_db: tuple[float, ...] = ()
     event_snr_db: tuple[float | None, ...] = ()
+    event_power_db: tuple[float, ...] = ()
 
 
 def event_signal(dry: np.ndarray, event: PlannedEvent, fs: float) -> np.ndarray:
@@ -212,6 +216,10 @@ def _coincident_noise(array: MicArray, n: int, fs: float, rng: np.random.Generat
     return (mixing / math.sqrt(power)).astype(np.float32) @ coloured
 
 
+def _db(power_ratio: float) -> float:
+    return 10.0 * math.log10(power_ratio) if power_ratio > 0 else -math.inf
+
+
 def _mean_square(x: np.ndarray) -> float:
     """Mean of x**2 over (M, n), accumulated in float64 row by row without a squared copy."""
     return sum(float(np.einsum("i,i->", row, row, dtype=np.float64)) for row in x) / x.size
@@ -316,11 +324,11 @@ def render_scene(plan: ScenePlan, signals: Mapping[str, np.ndarray], rirs: Seque
         if noise_power is None:
             noise_power = events_power / 10.0 ** (plan.snr_db / 10.0)
         else:
-            snr = 10.0 * math.log10(events_power / noise_power) if events_power > 0 else -math.inf
+            snr = _db(events_power / noise_power)
         _add_scaled(mix, noise, math.sqrt(noise_power / max(_mean_square(noise), 1e-300)))
-    event_snrs = tuple(None if not noise_power else 10.0 * math.log10(p / noise_power) if p > 0 else -math.inf
-                       for p in powers)
+    event_snrs = tuple(None if not noise_power else _db(p / noise_power) for p in powers)
     top = max(float(mix.max()), -float(mix.min())) if mix.size else 0.0  # no |mix| temporary
     gain = peak / top if top > 0 else 1.0
     mix *= np.float32(gain)
-    return Rendered(mix, gain, snr, tuple(levels), event_snrs)
+    event_powers = tuple(_db(p * gain**2) for p in powers)
+    return Rendered(mix, gain, snr, tuple(levels), event_snrs, event_powers)

@@ -22,7 +22,7 @@ __all__ = ["Scene", "room_region", "scene_rirs", "synthesize_scene"]
 @dataclass(frozen=True)
 class Scene:
     """audio (channels, samples) float32 at fs, its recipe, frame labels, caption and the peak gain applied;
-    the clip SNR and, per plan event, its dry level and SNR in dB (see `render_scene`)."""
+    the clip SNR and, per plan event, its dry level, SNR and power in `audio` in dB (see `render_scene`)."""
 
     audio: np.ndarray
     plan: ScenePlan
@@ -32,6 +32,7 @@ class Scene:
     snr_db: float | None = None
     event_level_db: tuple[float, ...] = ()
     event_snr_db: tuple[float | None, ...] = ()
+    event_power_db: tuple[float, ...] = ()
 
 
 def room_region(room: Room, margin: float = 0.5) -> Box:
@@ -92,4 +93,4 @@ def synthesize_scene(room: Room, array: MicArray, seed: int, library: Sequence[L
         rirs = scene_rirs(plan, room, array, fs, rir_duration=rir_duration, mode=mode, **simulate_options)
     rendered = render_scene(plan, signals, rirs, fs, array, c=room.c, peak=peak, noise_color=noise_color, bank=bank)
     return Scene(rendered.audio, plan, frame_labels(plan), caption(plan, room, phrases), rendered.gain,
-                 rendered.snr_db, rendered.event_level_db, rendered.event_snr_db)
+                 rendered.snr_db, rendered.event_level_db, rendered.event_snr_db, rendered.event_power_db)

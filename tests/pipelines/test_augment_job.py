@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 from catalog import Catalog, CatalogConfig, RoomtoneError, decode_audio, encode_flac
+from pipelines.report import write_report
 from pipelines.stages.augment import AugmentConfig, augment_row, load_rows, run_augment
 from pipelines.stages.events import EventsConfig, run_ingest_events
+from pipelines.stages.qa import QaConfig, run_qa
 from pipelines.stages.rirs import RirsConfig, run_rirs
 from pipelines.stages.scenes import ScenesConfig, run_scenes
 from tests.helpers import REPO_ROOT, SONIC_PI, copy_sonic_pi, sonic_pi_rows
@@ -33,7 +35,9 @@ def inputs(tmp_path_factory, ray_cluster):
     labels_csv = copy_sonic_pi(root / "events", sonic_pi_rows(max_seconds=1.0)[:8])
     catalog = Catalog(CatalogConfig(root=str(root / "home")))
     run_ingest_events(EventsConfig(folder=labels_csv.parent, labels_csv=labels_csv), catalog, show_progress=False)
-    run_rirs(RirsConfig(name="foa_rooms", array="foa", **ROOMS), catalog, show_progress=False)
+    # both FOA rooms in train, so scenes (and the mixtures of a split) span two rooms
+    run_rirs(RirsConfig(name="foa_rooms", array="foa", **{**ROOMS, "test_fraction": 0.0}), catalog,
+             show_progress=False)
     run_rirs(RirsConfig(name="mic_rooms", array="mic", **ROOMS), catalog, show_progress=False)
     run_scenes(ScenesConfig(rirs="foa_rooms", num_scenes=4, clip_seconds=2.0, max_event_seconds=1.0,
                             rir_seconds=0.2, test_fraction=0.0, events_per_minute=90.0, max_shard_bytes=100_000),
@@ -56,13 +60,13 @@ def _rows(catalog, ref):
     return {r["id"]: r for r in catalog.arrow_dataset(ref).to_table().to_pylist()}
 
 
-def test_augmented_scenes_keep_the_schema_and_replay_from_the_stored_row(inputs):
+def test_augmented_scenes_keep_the_schema_and_replay_from_the_stored_row(inputs, tmp_path):
     catalog = inputs
     snap = run_augment(AugmentConfig(name="aug", **AUG), catalog, show_progress=False)
     source = catalog.show("scenes")
     assert snap.inputs == [source.ref] and snap.stats["rows"] == 8
     assert dict(snap.features) == {**dict(source.features), "recipe": snap.features["recipe"],
-                                   "parent_ids": snap.features["parent_ids"]}
+                                   "parent_ids": snap.features["parent_ids"], "room_ids": snap.features["room_ids"]}
     rows, parents = _rows(catalog, "aug"), _rows(catalog, "scenes")
     assert sorted(rows) == sorted(f"{p}-aug{c}" for p in parents for c in range(2))
     kinds = {s["name"] for r in rows.values() for s in json.loads(r["recipe"])["steps"]}
@@ -79,6 +83,10 @@ def test_augmented_scenes_keep_the_schema_and_replay_from_the_stored_row(inputs)
         assert _float32(meta["events"]) == row["events"] and _float32(meta["labels"]) == row["labels"]
         assert meta["caption"] == row["caption"] and meta["label"] == row["label"]
         assert row["label"] == sorted({e["class_name"] for e in row["events"]})
+        assert row["room_ids"] == [parents[p]["room_id"] for p in row["parent_ids"]]
+        one_room = len(set(row["room_ids"])) == 1
+        assert row["rt60"] == (parents[row["parent_ids"][0]]["rt60"] if one_room else None)
+        assert (row["room_dims"] is None) != one_room
         names = [s["name"] for s in recipe["steps"]]
         if "mix" in names:
             partner = recipe["steps"][names.index("mix")]["partner_id"]
@@ -90,6 +98,23 @@ def test_augmented_scenes_keep_the_schema_and_replay_from_the_stored_row(inputs)
                     [e for e in parents[partner]["events"] if e["onset"] + recipe["steps"][names.index("mix")]
                      ["offset"] / 24_000 < 2.0 and e["offset"] + recipe["steps"][names.index("mix")]["offset"]
                      / 24_000 > 0.0])
+    assert any(len(set(r["room_ids"])) > 1 for r in rows.values())  # some mixtures hold two rooms
+    assert write_report(catalog, snap.ref, tmp_path)["png"].is_file()  # their null RT60s are left out
+
+
+def test_qa_answers_a_mixtures_room_only_when_it_holds_one_and_counts_the_others(inputs):
+    catalog = inputs
+    run_augment(AugmentConfig(name="aug", **AUG), catalog, show_progress=False)
+    snap = run_qa(QaConfig(source="aug", families=["room", "counting"], test_fraction=0.0), catalog,
+                  show_progress=False)
+    rooms = {r["id"]: r["room_ids"] for r in _rows(catalog, "aug").values()}
+    tuples = catalog.arrow_dataset(snap.ref).to_table().to_pylist()
+    answered = {t["audio_id"] for t in tuples if t["family"] == "room"}
+    assert answered == {i for i, r in rooms.items() if len(set(r)) == 1}
+    two = sum(len(set(r)) > 1 for r in rooms.values())
+    assert snap.info["summary"]["skipped_rows"] == {"room": {
+        "the clip holds audio from more than one room (a mixture): no single RT60 or size": two}}
+    assert all(t["reverb_id2"] == (rooms[t["audio_id"]][1] if t["audio_id2"] else None) for t in tuples)
 
 
 def test_a_split_of_one_clip_skips_mixing_and_says_so():

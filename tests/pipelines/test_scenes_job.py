@@ -59,6 +59,12 @@ def test_scenes_labels_agree_with_their_events_and_export_round_trips(inputs, tm
             assert len(frames) == round((event["offset"] - event["onset"]) / 0.1)
             assert all(l["distance"] == pytest.approx(event["distance"], rel=1e-5) for l in frames)
             assert all(l["class_index"] == labels.index(event["class_name"]) for l in frames)
+        # each event's power in the clip (dBFS) stands above its SNR by the ambience's power in the clip,
+        # which with the clip SNR gives the clip's mean square (up to the events' chance correlation with it)
+        ambience = [e["power_db"] - e["snr_db"] for e in row["events"]]
+        assert np.ptp(ambience) < 1e-3
+        clip_db = ambience[0] + 10 * np.log10(1 + 10 ** (row["noise_snr_db"] / 10))
+        assert 10 * np.log10(np.mean(np.square(audio, dtype=np.float64))) == pytest.approx(clip_db, abs=0.1)
         if row["id"] == "scene-0000000":
             assert row["room_id"] in test_rooms  # test scenes use the RIR set's test rooms
     from pipelines.export_dcase import export_dcase

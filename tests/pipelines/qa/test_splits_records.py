@@ -11,23 +11,42 @@ from pipelines.qa import (LTU_KEYS, SPATIAL_KEYS, Clip, Context, assign_splits, 
                           spatial_record, to_rows, write_json)
 from tests.pipelines.qa.test_families import scene_row
 
-clips = st.lists(st.builds(
-    Clip, st.just(""), st.sampled_from(["train", "train", "test"]),
-    st.frozensets(st.sampled_from([f"room-{i}" for i in range(6)]), max_size=1),
+def source_row(split: str, rooms: list[str], events: frozenset[str]) -> dict:
+    """A row as the QA stage reads it: no room, a scene in rooms[0], or a mixture of two clips from
+    rooms[0] and rooms[1], which keeps its first parent's room_id and lists both in room_ids."""
+    row = {"split": split, "room_id": rooms[0] if rooms else None,
+           "events": [{"event_id": e, "class_name": "Dog", "onset": 0.0, "offset": 1.0} for e in sorted(events)]}
+    return {**row, "room_ids": rooms} if len(rooms) > 1 else row
+
+
+source_rows = st.lists(st.builds(
+    source_row, st.sampled_from(["train", "train", "test"]),
+    st.lists(st.sampled_from([f"room-{i}" for i in range(6)]), max_size=2),
     st.frozensets(st.sampled_from([f"ev-{i}" for i in range(30)]), min_size=1, max_size=4)), max_size=40)
 
 
 @settings(max_examples=200, deadline=None)
-@given(rows=clips, fraction=st.floats(0.0, 0.9), seed=st.integers(0, 5), keep_input_split=st.booleans())
+@given(rows=source_rows, fraction=st.floats(0.0, 0.9), seed=st.integers(0, 5), keep_input_split=st.booleans())
 def test_splits_share_no_room_and_no_recording(rows, fraction, seed, keep_input_split):
-    rows = [Clip(f"c{i}", r.split if keep_input_split else "train", r.rooms, r.clips) for i, r in enumerate(rows)]
-    by_split, dropped = assign_splits(rows, fraction, seed)
-    train, test = by_split.get("train", []), by_split.get("test", [])
-    assert not {k for r in train for k in r.rooms} & {k for r in test for k in r.rooms}
-    assert not {k for r in train for k in r.clips} & {k for r in test for k in r.clips}
-    assert sorted([r.id for r in train + test] + list(dropped)) == sorted(r.id for r in rows)
-    if any(r.split == "test" for r in rows):  # the input's own train rows stay train
-        assert {r.id for r in train} == {r.id for r in rows if r.split == "train"}
+    """Rooms and recordings are read from the rows (a mixture holds both parents' rooms), as the QA
+    stage reads them, and checked against the rows themselves."""
+    rows = {f"c{i}": {**r, "id": f"c{i}", "split": r["split"] if keep_input_split else "train"}
+            for i, r in enumerate(rows)}
+    facts = {i: extract_facts(r) for i, r in rows.items()}
+    by_split, dropped = assign_splits([Clip(i, r["split"], facts[i].rooms, facts[i].clips) for i, r in rows.items()],
+                                      fraction, seed)
+    train, test = ([rows[c.id] for c in by_split.get(s, [])] for s in ("train", "test"))
+
+    def rooms(side: list[dict]) -> set[str]:
+        return {k for r in side for k in r.get("room_ids") or [r["room_id"]] if k}
+
+    def recordings(side: list[dict]) -> set[str]:
+        return {e["event_id"] for r in side for e in r["events"]}
+
+    assert not rooms(train) & rooms(test) and not recordings(train) & recordings(test)
+    assert sorted([r["id"] for r in train + test] + list(dropped)) == sorted(rows)
+    if any(r["split"] == "test" for r in rows.values()):  # the input's own train rows stay train
+        assert {r["id"] for r in train} == {i for i, r in rows.items() if r["split"] == "train"}
 
 
 def test_split_does_not_depend_on_order():

@@ -28,7 +28,7 @@ def scene_meta(seed: int, duration: float = 4.0) -> dict:
             "labels": [l.to_dict() for l in frame_labels(plan)],
             "events": [{"event_id": e.item_id, "class_name": e.class_name, "class_index": e.class_index,
                         "track": e.track, "onset": e.onset, "offset": e.offset, "level_db": e.level_db,
-                        "azimuth": e.azimuth, "elevation": e.elevation, "distance": e.distance,
+                        "power_db": e.level_db - 20.0, "azimuth": e.azimuth, "elevation": e.elevation, "distance": e.distance,
                         "speed": e.speed, "moving": e.moving} for e in plan.events]}
 
 
@@ -96,8 +96,8 @@ def test_mixed_metadata_holds_both_parents_shifted_with_disjoint_tracks():
         src = next(s for s in b["events"] if s["event_id"] == e["event_id"] and s["track"] == e["track"] - first
                    and math.isclose(s["onset"] + 0.8, e["onset"]))
         assert e["offset"] == min(4.0, src["offset"] + 0.8)
-        assert e["level_db"] == pytest.approx(src["level_db"] + 20 * math.log10(done.steps[0].gain_b *
-                                                                                done.steps[0].limit))
+        for key in ("level_db", "power_db"):
+            assert e[key] == pytest.approx(src[key] + 20 * math.log10(done.steps[0].gain_b * done.steps[0].limit))
     assert all(0 <= l["frame"] < 40 for l in meta["labels"])
     assert len([l for l in meta["labels"] if l["track"] >= first]) == \
         len([l for l in b["labels"] if l["frame"] + 8 < 40])
@@ -106,6 +106,19 @@ def test_mixed_metadata_holds_both_parents_shifted_with_disjoint_tracks():
     assert apply_recipe_meta(done, a, FS, partner_meta=metas) == meta  # metadata alone, from the stored recipe
     with pytest.raises(ValueError, match="no gains yet"):
         apply_recipe_meta(Recipe("m", ("scene-0", "scene-1"), 0, 0, (step,)), a, FS, partner_meta=metas)
+
+
+def test_a_mixture_lists_both_parents_rooms_and_describes_a_room_only_when_they_share_it():
+    room = {"rt60": 0.4, "room_dims": [5.0, 4.0, 3.0]}
+    a, b = {**scene_meta(0), "room_id": "room-a", **room}, {**scene_meta(1), "room_id": "room-a", **room}
+    same = merge_meta(a, b, 800, FS, 0.1, 1.0, 1.0, 0)
+    assert same["room_ids"] == ["room-a", "room-a"] and same["rt60"] == 0.4 and same["room_dims"] == [5.0, 4.0, 3.0]
+    b = {**b, "room_id": "room-b", "rt60": 0.9}
+    two = merge_meta(a, b, 800, FS, 0.1, 1.0, 1.0, 0)
+    assert two["room_ids"] == ["room-a", "room-b"] and two["room_id"] == "room-a"  # provenance only
+    assert two["rt60"] is None and two["room_dims"] is None
+    again = merge_meta({**two, "id": "mix"}, {**a, "room_id": "room-c"}, 0, FS, 0.1, 1.0, 1.0, 0)
+    assert again["room_ids"] == ["room-a", "room-b", "room-c"]  # a mixture's rooms carry into the next
 
 
 def test_shift_and_speed_rescale_events_and_labels():
@@ -218,8 +231,10 @@ def test_gain_and_noise_levels():
     x = audio(9)
     out, meta, _ = apply_recipe(Recipe("a", ("a",), 0, 0, (Gain(-6.0),)), x, FS, scene_meta(0))
     torch.testing.assert_close(out, x * 10 ** (-6 / 20))
-    expect = [e["level_db"] - 6 for e in scene_meta(0)["events"]]
-    assert [e["level_db"] for e in meta["events"]] == pytest.approx(expect)
+    for key in ("level_db", "power_db"):
+        assert [e[key] for e in meta["events"]] == pytest.approx([e[key] - 6 for e in scene_meta(0)["events"]])
+    wet = apply_recipe_meta(Recipe("a", ("a",), 0, 0, (Reverb("r", 0, 1.0), Gain(-6.0))), scene_meta(0), FS)
+    assert [e["power_db"] for e in wet["events"]] == [None] * len(wet["events"])  # the room's effect is unknown
     noisy, _, _ = apply_recipe(Recipe("a", ("a",), 0, 0, (Noise(20.0, 1),)), x, FS)
     assert 10 * math.log10(float(x.pow(2).mean() / (noisy - x).pow(2).mean())) == pytest.approx(20.0, abs=1e-9)
 

@@ -195,8 +195,9 @@ def test_render_rejects_bad_inputs() -> None:
 def test_each_events_snr_is_what_the_rendered_scene_measures(per_event: bool) -> None:
     """Event i alone and the ambience alone are rendered from the same plan (rendering is linear),
     so the ratio of their mean squares is the scene's: it must equal the recorded SNR to float32
-    rounding (0.01 dB). Over the event's own span the stationary ambience's power differs from the
-    clip's only by estimation noise, well inside 1.5 dB for spans of 0.8 s or more."""
+    rounding (0.01 dB), and event i's mean square scaled by the scene's peak gain its recorded
+    power. Over the event's own span the stationary ambience's power differs from the clip's only
+    by estimation noise, well inside 1.5 dB for spans of 0.8 s or more."""
     room = Room(dims=(8.0, 6.0, 4.0), beta=(0.8,) * 6)
     config = PlanConfig(duration=6.0, events_per_minute=50.0, level_db=None if per_event else (-20.0, 0.0),
                         event_snr_db=(0.0, 20.0) if per_event else None, snr_db=None if per_event else (6.0, 30.0))
@@ -216,10 +217,13 @@ def test_each_events_snr_is_what_the_rendered_scene_measures(per_event: bool) ->
     else:
         noise = full.audio.astype(np.float64) / full.gain - alone(dataclasses.replace(plan, snr_db=None), rirs)
         events = [alone(dataclasses.replace(plan, events=(e,), snr_db=None), [r]) for e, r in zip(plan.events, rirs)]
-    for event, wet, recorded, level in zip(plan.events, events, full.event_snr_db, full.event_level_db):
+    assert len(full.event_power_db) == len(plan.events)
+    for event, wet, recorded, level, power_db in zip(plan.events, events, full.event_snr_db, full.event_level_db,
+                                                     full.event_power_db):
         span = slice(int(round(event.onset * FS)), int(round(event.offset * FS)))
         power = (wet[:, span] ** 2).mean()
         assert 10 * np.log10(power / (noise**2).mean()) == pytest.approx(recorded, abs=0.01)
+        assert 10 * np.log10(power * full.gain**2) == pytest.approx(power_db, abs=0.01)
         assert abs(10 * np.log10(power / (noise[:, span] ** 2).mean()) - recorded) < 1.5
         if per_event:
             assert event.level_db is None and 0.0 <= recorded <= 20.0 + 1e-9
