@@ -164,8 +164,7 @@ def run_qa(cfg: QaConfig, catalog: Catalog, *, address: str | None = None, show_
         rows = [r for split in catalog.splits(snap.ref) for r in catalog.arrow_dataset(snap.ref, split).to_table(
             columns=_metadata_columns(snap)).to_pylist() if r["id"] in keep]
         ontology = Ontology.load(cfg.ontology) if cfg.ontology else None
-        vocabulary = sorted(set(class_map) | ({e["name"] for e in ontology.entries.values()} if ontology else set()))
-        lm_tuples, lm_summary = ask_all(cfg.lm, [extract_facts(r) for r in rows], vocabulary)
+        lm_tuples, lm_summary = ask_all(cfg.lm, [extract_facts(r) for r in rows], list(class_map), ontology)
     summary = {"families": families, "skipped_families": skipped, "convention": CONVENTION,
                "split_dropped": len(dropped), "split_dropped_examples": dict(sorted(dropped.items())[:5]),
                "clips": {s: len(c) for s, c in by_split.items()}, "language_model": lm_summary}
