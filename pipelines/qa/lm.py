@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from catalog.errors import RoomtoneError
 from pipelines.qa.facts import TIME_MARGIN_S, Facts, octant, side
-from pipelines.qa.families import QA, answer
+from pipelines.qa.families import QA, SPATIAL_NOTE, answer
 from pipelines.qa.ontology import Ontology
 
 SYSTEM = ("You write question-answer pairs about an audio clip for training an audio language model. The user "
@@ -353,8 +353,9 @@ def ask_all(cfg: LmConfig, facts: list[Facts], vocabulary: list[str],
                 if len(examples) < 5:
                     examples.append({"audio_id": f.audio_id, "question": q, "answer": a, "reason": bad[1]})
                 continue
+            question = q + SPATIAL_NOTE if f.spatial else q   # the answer may say where: state the frame
             kept.setdefault(f.audio_id, []).append(
-                QA("open", "open-ended question", "open", q, a, answer("text", a), "OPEN", generator="lm"))
+                QA("open", "open-ended question", "open", question, a, answer("text", a), "OPEN", generator="lm"))
     summary = {"endpoint": cfg.url, "model": cfg.model, "clips": len(chosen), "failed_requests": failed,
                "unparsed_replies": unparsed, "answers": asked, "kept": sum(map(len, kept.values())),
                "rejected": sum(reasons.values()), "rejected_by_kind": dict(sorted(reasons.items())),

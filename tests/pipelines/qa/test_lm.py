@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from catalog import RoomtoneError
 from pipelines.qa import Context, EventFact, Facts, LmConfig, Ontology, contradiction, extract_facts, facts_prompt, \
     generate, parse
+from pipelines.qa.families import SPATIAL_NOTE
 from pipelines.qa.lm import ask_all, preflight
 from tests.conftest import free_port
 from tests.pipelines.qa.test_families import CLASSES, ONTOLOGY, scene_row
@@ -74,7 +75,7 @@ def test_one_good_and_one_contradicting_answer_keep_one_and_count_one(stub, monk
     preflight(cfg)
     kept, summary = ask_all(cfg, [facts()], vocabulary=["Bell", "Cat", "Dog"])
     assert [(q.question, q.output, q.generator, q.closed) for q in kept["scene-1"]] == \
-        [(GOOD["q"], GOOD["a"], "lm", False)]
+        [(GOOD["q"] + SPATIAL_NOTE, GOOD["a"], "lm", False)]  # a spatial clip's question states the frame
     assert summary["kept"] == 1 and summary["rejected"] == 1 and summary["answers"] == 2
     assert summary["rejected_by_kind"] == {"class": 1}
     headers, body = Stub.requests[-1]
