@@ -59,12 +59,13 @@ def make(
 @app.command("export")
 def export(
     ref: str = typer.Argument(..., help="QA dataset made by `roomtone qa make`."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for ltu_<split>.json and spatialsoundqa_<split>.json."),
+    out: Path = typer.Option(..., "--out", "-o",
+                             help="Folder for ltu_<split>.json, spatialsoundqa_<split>.json and convention.json."),
     audio_path: str = typer.Option("{audio_id}", help="LTU audio_id format, e.g. 'foa_dev/{split}/{audio_id}.wav'."),
     json_out: bool = typer.Option(False, "--json"),
 ):
     """Write the LTU JSON (instruction, input, audio_id, dataset, task, output) and a
-    SpatialSoundQA-style JSON per split.
+    SpatialSoundQA-style JSON per split, and convention.json (coordinate frame and units).
 
     Example: roomtone qa export scenes_qa --out qa_json --audio-path 'foa_dev/{split}/{audio_id}.wav'
     """

@@ -22,7 +22,8 @@ from simulation.scenes import direction_words
 
 CONVENTION = ("azimuth: degrees counter-clockwise from +x (the array's front), +90 = left, -90 = right, "
               "in [-180, 180); elevation: degrees up from the horizontal plane; distance: metres from the "
-              "array centre; times: seconds from the clip start; levels: dB")
+              "array centre; times: seconds from the clip start; speed: degrees of azimuth per second, positive = "
+              "counter-clockwise seen from above; levels: dB")
 MARGIN_DEG = 5.0          # no coarse direction word this close to a sector boundary
 DISTANCE_MARGIN_M = 0.25   # nearest / farthest need this much lead
 LEVEL_MARGIN_DB = 3.0      # loudest needs this much lead

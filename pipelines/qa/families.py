@@ -4,6 +4,9 @@ Forms: ``exact`` (the value), ``bin`` (a coarse class), ``choice`` (multiple cho
 answer's letter and text) and ``yesno``. Yes/no questions are always made in pairs about the
 same subject, one true and one false (the false one a hard negative), so every family is
 balanced at exactly 50 %. ``open`` tuples are open-ended answers written from templates.
+The fact families offer all four forms; description and caption are free text and give only
+the exact form (a bin, an option list or a yes/no of a sentence would test its wording, not
+what is heard).
 Each family draws from its own generator seeded by (seed, audio id, family) (``random.Random``:
 scalar draws cost a tenth of numpy's here, and no global state is touched).
 """
@@ -126,6 +129,18 @@ def _subjects(f: Facts, ctx: Context, rng: Random, keep: Callable[[EventFact], b
     return [pool[i] for i in _order(rng, len(pool))[:ctx.max_subjects]]
 
 
+def _least_choice(b: _Builder, task: str, phrasings: tuple[str, ...], events: list[EventFact],
+                  key: Callable[[EventFact], float], margin: float) -> None:
+    """Multiple choice of the event with the smallest key among up to four; the options offered
+    trail it by at least margin, so the answer is clear even where other events tie with it."""
+    if not events:
+        return
+    least = min(events, key=key)
+    rest = [e for e in events if key(e) - key(least) >= margin]
+    if rest:
+        b.choice(task, phrasings, least.name, [rest[i].name for i in _order(b.rng, len(rest))[:3]])
+
+
 def negatives(f: Facts, ctx: Context) -> list[str]:
     """Classes absent from the clip: ontology siblings first (hard negatives), else the class map."""
     present = {n.lower() for n in f.classes}
@@ -145,6 +160,14 @@ Q_WHICH_PRESENT = ("Which of these sounds can be heard in the recording?", "Whic
 
 
 Q_PARENT = ("Which broader sound category does {x} belong to?", "{x} is a kind of which sound?")
+Q_CATEGORY = ("Which broad categories of sound can be heard in the recording?",
+              "What general kinds of sound does the clip contain?")
+
+
+def _parents(ctx: Context, f: Facts, name: str) -> list[str]:
+    """The class's parent categories in the ontology DAG (every one: a class may have several)."""
+    oid = f.ontology_ids.get(name)
+    return sorted(ctx.ontology.name(p) for p in ctx.ontology.parents.get(oid, ())) if ctx.ontology and oid else []
 
 
 def classification(f: Facts, ctx: Context, rng: Random) -> list[QA]:
@@ -153,12 +176,16 @@ def classification(f: Facts, ctx: Context, rng: Random) -> list[QA]:
         return []
     names = list(f.classes)
     b.add("cla_label", "exact", Q_LABELS, "; ".join(names), answer("labels", "; ".join(names), labels=names))
-    known = [n for n in names if ctx.ontology and f.ontology_ids.get(n) in ctx.ontology.parents]
-    if known:  # a hypernym from the ontology DAG: every parent, as a class may have several
+    known = [n for n in names if _parents(ctx, f, n)]
+    if known:  # a hypernym from the ontology DAG
         x = _pick(rng, known)
-        parents = sorted(ctx.ontology.name(p) for p in ctx.ontology.parents[f.ontology_ids[x]])
+        parents = _parents(ctx, f, x)
         b.add("cla_parent", "exact", Q_PARENT, "; ".join(parents), answer("labels", "; ".join(parents),
                                                                            labels=parents), x=x)
+    if len(known) == len(names):  # the coarse bin: the parent categories of every class heard
+        categories = sorted({p for n in names for p in _parents(ctx, f, n)})
+        b.add("cla_category", "bin", Q_CATEGORY, "; ".join(categories),
+              answer("labels", "; ".join(categories), labels=categories))
     negs = negatives(f, ctx)
     if negs:
         x = _pick(rng, names)
@@ -188,7 +215,9 @@ Q_ONSET = ("When does {x} start, in seconds?", "At what time does {x} begin?", "
 Q_OFFSET = ("When does {x} stop, in seconds?", "At what time does {x} end?", "What is the offset time of {x}?")
 Q_PART = ("In which part of the clip does {x} start: the beginning, the middle or the end?",
           "Does {x} start near the beginning, in the middle or near the end of the clip?")
+Q_PART_CHOICE = ("In which part of the clip does {x} start?", "When does {x} begin, relative to the whole clip?")
 Q_FIRST = ("Which sound starts first, {a} or {b}?", "Which is heard first: {a} or {b}?")
+Q_FIRST_CHOICE = ("Which of these sounds starts first?", "Which of these is heard first?")
 Q_BEFORE = ("Does {a} start before {b}?", "Is {a} heard before {b} begins?")
 Q_WHILE = ("What else can be heard while {x} is sounding?", "Which other sounds overlap with {x}?")
 Q_ALL_TIMES = ("List every sound event with its start and end time.",
@@ -214,6 +243,7 @@ def temporal(f: Facts, ctx: Context, rng: Random) -> list[QA]:
         if third is not None and min(abs(third - 1), abs(third - 2)) * f.duration / 3 >= TIME_MARGIN_S:
             part = PARTS[min(2, int(third))]
             b.add("temporal_part", "bin", Q_PART, part, answer("label", part, labels=[part], choices=PARTS), x=x)
+            b.choice("temporal_part_choice", Q_PART_CHOICE, part, [p for p in PARTS if p != part], x=x)
         overlap = sorted({o.class_name for o in f.events if o is not e and o.onset < e.offset and o.offset > e.onset})
         text = "; ".join(overlap) if overlap else "nothing else"
         b.add("temporal_while", "exact", Q_WHILE, text, answer("labels", text, labels=overlap), x=x)
@@ -226,6 +256,7 @@ def temporal(f: Facts, ctx: Context, rng: Random) -> list[QA]:
               a=_the(a.name), b=_the(c.name))
         b.yes_no("temporal_before", Q_BEFORE, {"a": _the(early.name), "b": _the(late.name)},
                  {"a": _the(late.name), "b": _the(early.name)})
+    _least_choice(b, "temporal_first_choice", Q_FIRST_CHOICE, list(f.events), lambda e: e.onset, TIME_MARGIN_S)
     return b.out
 
 
@@ -258,14 +289,24 @@ def counting(f: Facts, ctx: Context, rng: Random) -> list[QA]:
     return b.out
 
 
+# Every question about a direction, a distance, a speed or motion ends with one of these notes, so the LTU and
+# SpatialSoundQA records, whose keys are fixed by those formats, state the frame in their own text.
 SPATIAL_NOTE = " (relative to the microphone array; azimuth counter-clockwise from its front, 90 degrees = left)"
-Q_DOA = ("What are the azimuth and elevation of {x}, in degrees?", "From which direction does {x} come, "
-         "as azimuth and elevation in degrees?")
-Q_SIDE = ("Where is {x} relative to the microphone array?", "From which side is {x} heard?")
-Q_IS_SIDE = ("Is {x} {side}?", "Does {x} come from {side_noun}?")
-Q_VERTICAL = ("Is {x} above or below the microphone array?", "Is {x} higher or lower than the microphone array?")
-Q_OCTANT = ("Where is {x}? Answer with left or right, front or behind, above or below, and its distance.",
-            "Give the direction (left/right, front/behind, above/below) and distance of {x}.")
+DIST_NOTE = " (distance from the centre of the microphone array)"
+
+
+def _noted(phrasings: tuple[str, ...], note: str = SPATIAL_NOTE) -> tuple[str, ...]:
+    return tuple(q + note for q in phrasings)
+
+
+Q_DOA = _noted(("What are the azimuth and elevation of {x}, in degrees?", "From which direction does {x} come, "
+                "as azimuth and elevation in degrees?"))
+Q_SIDE = _noted(("Where is {x} relative to the microphone array?", "From which side is {x} heard?"))
+Q_IS_SIDE = _noted(("Is {x} {side}?", "Does {x} come from {side_noun}?"))
+Q_VERTICAL = _noted(("Is {x} above or below the microphone array?",
+                     "Is {x} higher or lower than the microphone array?"))
+Q_OCTANT = _noted(("Where is {x}? Answer with left or right, front or behind, above or below, and its distance.",
+                   "Give the direction (left/right, front/behind, above/below) and distance of {x}."))
 SIDE_NOUNS = {"in front": "the front", "to the left": "the left", "behind": "behind", "to the right": "the right"}
 
 
@@ -275,22 +316,20 @@ def direction(f: Facts, ctx: Context, rng: Random) -> list[QA]:
         x = _the(e.name)
         az, el = wrap(e.azimuth), e.elevation
         text = f"azimuth {az:.0f} degrees, elevation {el:.0f} degrees"
-        b.add("doa_exact", "exact", tuple(q + SPATIAL_NOTE for q in Q_DOA), text,
+        b.add("doa_exact", "exact", Q_DOA, text,
               answer("direction", text, values=[az, el], unit="deg"), x=x)
         words = octant(az, el)
         if e.distance is not None and words:
             text = f"{', '.join(words)}; {distance_bin(e.distance) / 2:g}m"
-            b.add("doa_octant", "bin", tuple(q + SPATIAL_NOTE for q in Q_OCTANT), text,
+            b.add("doa_octant", "bin", Q_OCTANT, text,
                   answer("direction_words", text, labels=words, values=[distance_bin(e.distance) / 2], unit="m"), x=x)
         where = side(az)
         if where:
-            b.add("doa_side", "bin", tuple(q + SPATIAL_NOTE for q in Q_SIDE), where,
-                  answer("label", where, labels=[where], choices=SIDES), x=x)
+            b.add("doa_side", "bin", Q_SIDE, where, answer("label", where, labels=[where], choices=SIDES), x=x)
             others = [s for s in SIDES if s != where]
-            b.choice("doa_choice", tuple(q + SPATIAL_NOTE for q in Q_SIDE), where,
-                     [others[i] for i in _order(rng, 3)], x=x)
+            b.choice("doa_choice", Q_SIDE, where, [others[i] for i in _order(rng, 3)], x=x)
             opposite = min(SIDES, key=lambda s: -abs(wrap(SIDE_CENTRES[s] - SIDE_CENTRES[where])))
-            b.yes_no("doa_yesno", tuple(q + SPATIAL_NOTE for q in Q_IS_SIDE),
+            b.yes_no("doa_yesno", Q_IS_SIDE,
                      {"x": x, "side": where, "side_noun": SIDE_NOUNS[where]},
                      {"x": x, "side": opposite, "side_noun": SIDE_NOUNS[opposite]})
         level = vertical(el)
@@ -300,12 +339,16 @@ def direction(f: Facts, ctx: Context, rng: Random) -> list[QA]:
     return b.out
 
 
-DIST_NOTE = " (distance from the centre of the microphone array)"
-Q_DIST = ("How far is {x} from the microphone array, in metres?", "What is the distance to {x} in metres?")
-Q_DIST_BIN = ("How far is {x}, to the nearest half metre?",)
-Q_NEAREST = ("Which sound source is closest to the microphone array?", "Which sound is nearest?")
-Q_FARTHEST = ("Which sound source is farthest from the microphone array?", "Which sound is the most distant?")
-Q_CLOSER = ("Is {a} closer to the microphone array than {b}?", "Is {a} nearer than {b}?")
+Q_DIST = _noted(("How far is {x} from the microphone array, in metres?", "What is the distance to {x} in metres?"),
+                DIST_NOTE)
+Q_DIST_BIN = _noted(("How far is {x}, to the nearest half metre?",
+                     "What is the distance to {x}, rounded to half a metre?"), DIST_NOTE)
+Q_NEAREST = _noted(("Which sound source is closest to the microphone array?", "Which sound is nearest?"), DIST_NOTE)
+Q_NEAREST_CHOICE = _noted(("Which of these sounds is closest to the microphone array?",
+                           "Which of these sources is nearest?"), DIST_NOTE)
+Q_FARTHEST = _noted(("Which sound source is farthest from the microphone array?", "Which sound is the most distant?"),
+                    DIST_NOTE)
+Q_CLOSER = _noted(("Is {a} closer to the microphone array than {b}?", "Is {a} nearer than {b}?"), DIST_NOTE)
 
 
 def _winner(events: list[EventFact], key: Callable[[EventFact], float], margin: float) -> EventFact | None:
@@ -320,33 +363,39 @@ def distance(f: Facts, ctx: Context, rng: Random) -> list[QA]:
     b = _Builder("distance", rng, "DISTANCE")
     for e in _subjects(f, ctx, rng, lambda e: e.distance is not None):
         x = _the(e.name)
-        b.add("distance_exact", "exact", tuple(q + DIST_NOTE for q in Q_DIST), f"{e.distance:.1f} m",
+        b.add("distance_exact", "exact", Q_DIST, f"{e.distance:.1f} m",
               answer("number", f"{e.distance:.1f} m", values=[e.distance], unit="m"), x=x)
         k = distance_bin(e.distance)
-        b.add("distance_bin", "bin", tuple(q + DIST_NOTE for q in Q_DIST_BIN), f"{k / 2:g}m",
+        b.add("distance_bin", "bin", Q_DIST_BIN, f"{k / 2:g}m",
               answer("number", f"{k / 2:g}m", values=[k / 2], unit="m", labels=[str(k)]), x=x)
+        wrong = [f"{j / 2:g}m" for j in (k - 2, k + 2, k - 4, k + 4, k + 6) if j >= 1]  # bins 1 m apart or more
+        b.choice("distance_bin_choice", Q_DIST_BIN, f"{k / 2:g}m", wrong, unit="m", x=x)
     placed = [e for e in f.events if e.distance is not None]
     for task, phrasings, sign in (("distance_nearest", Q_NEAREST, -1.0), ("distance_farthest", Q_FARTHEST, 1.0)):
         win = _winner(placed, lambda e: sign * e.distance, DISTANCE_MARGIN_M)
         if win:
-            b.add(task, "exact", tuple(q + DIST_NOTE for q in phrasings), win.name,
+            b.add(task, "exact", phrasings, win.name,
                   answer("label", win.name, labels=[win.class_name], choices=[e.name for e in placed]),
                   x=_the(win.name))
+    _least_choice(b, "distance_nearest_choice", Q_NEAREST_CHOICE, placed, lambda e: e.distance, DISTANCE_MARGIN_M)
     pairs = [(p, q) for p, q in combinations(placed, 2) if abs(p.distance - q.distance) >= DISTANCE_MARGIN_M]
     for i in _order(rng, len(pairs))[:ctx.max_subjects]:
         near, far = sorted(pairs[i], key=lambda e: e.distance)
-        b.yes_no("distance_closer", tuple(q + DIST_NOTE for q in Q_CLOSER),
+        b.yes_no("distance_closer", Q_CLOSER,
                  {"a": _the(near.name), "b": _the(far.name)}, {"a": _the(far.name), "b": _the(near.name)})
     return b.out
 
 
-Q_MOVING = ("Is {x} moving?", "Does {x} change position during the clip?")
-Q_STATIC = ("Is {x} stationary?", "Does {x} stay in one place?")
-Q_SENSE = ("In which direction does {x} move around the microphone array, seen from above: clockwise or "
-           "counter-clockwise?",)
-Q_PATH = ("Where does {x} move from and to?", "Describe the path of {x} around the microphone array.")
-Q_SPEED = ("How fast does {x} move around the microphone array, in degrees per second?",)
-Q_NUM_MOVING = ("How many of the sound sources are moving?",)
+Q_MOVING = _noted(("Is {x} moving?", "Does {x} change position during the clip?"))
+Q_STATIC = _noted(("Is {x} stationary?", "Does {x} stay in one place?"))
+Q_SENSE = _noted(("In which direction does {x} move around the microphone array, seen from above: clockwise or "
+                  "counter-clockwise?",))
+Q_PATH = _noted(("Where does {x} move from and to?", "Describe the path of {x} around the microphone array."))
+Q_MOTION_CHOICE = _noted(("How does {x} move around the microphone array, seen from above?",
+                          "Which best describes the motion of {x} around the microphone array, seen from above?"))
+MOTIONS = ("clockwise", "counter-clockwise", "it does not move")
+Q_SPEED = _noted(("How fast does {x} move around the microphone array, in degrees per second?",))
+Q_NUM_MOVING = _noted(("How many of the sound sources are moving?",))
 
 
 def motion(f: Facts, ctx: Context, rng: Random) -> list[QA]:
@@ -361,10 +410,11 @@ def motion(f: Facts, ctx: Context, rng: Random) -> list[QA]:
         x = _the(e.name)
         true, false = (Q_MOVING, Q_STATIC) if e.moving else (Q_STATIC, Q_MOVING)
         b.yes_no("motion_state", true, {"x": x}, {"x": x}, false_phrasings=false)
+        sense = MOTIONS[2] if not e.moving else "counter-clockwise" if e.speed > 0 else "clockwise"
+        b.choice("motion_choice", Q_MOTION_CHOICE, sense, [m for m in MOTIONS if m != sense], x=x)
         if not e.moving:
             continue
-        sense = "counter-clockwise" if e.speed > 0 else "clockwise"
-        b.add("motion_sense", "bin", tuple(q + SPATIAL_NOTE for q in Q_SENSE), sense,
+        b.add("motion_sense", "bin", Q_SENSE, sense,
               answer("label", sense, labels=[sense], choices=("clockwise", "counter-clockwise")), x=x)
         speed = abs(e.speed)
         b.add("motion_speed", "exact", Q_SPEED, f"{speed:.0f} degrees per second",
@@ -372,7 +422,7 @@ def motion(f: Facts, ctx: Context, rng: Random) -> list[QA]:
         start, end = side(e.azimuth), side(e.end_azimuth)
         if start and end and start != end:
             text = f"from {SIDE_NOUNS[start]} to {SIDE_NOUNS[end]}, {sense}"
-            b.add("motion_path", "bin", tuple(q + SPATIAL_NOTE for q in Q_PATH), text,
+            b.add("motion_path", "bin", Q_PATH, text,
                   answer("direction_words", text, labels=[start, end, sense],
                          values=[wrap(e.azimuth), e.end_azimuth], unit="deg"), x=x)
     return b.out
@@ -458,12 +508,14 @@ Q_CAPTION = ("Write an audio caption describing the sound.", "Describe the audio
 def caption(f: Facts, ctx: Context, rng: Random) -> list[QA]:
     b = _Builder("caption", rng, "CAPTION")
     if f.caption:
-        b.add("caption", "exact", Q_CAPTION, f.caption, answer("text", f.caption))
+        # a spatial scene's caption says where its sounds are ("a dog barks to the left")
+        b.add("caption", "exact", _noted(Q_CAPTION) if f.spatial else Q_CAPTION, f.caption, answer("text", f.caption))
     return b.out
 
 
 Q_OPEN_SCENE = ("What happens in this recording, in order?", "Walk me through the sound events of this clip.")
-Q_OPEN_SPACE = ("Describe where each sound comes from.", "How are the sound sources arranged around the listener?")
+Q_OPEN_SPACE = _noted(("Describe where each sound comes from.",
+                       "How are the sound sources arranged around the listener?"))
 
 
 def open_ended(f: Facts, ctx: Context, rng: Random) -> list[QA]:

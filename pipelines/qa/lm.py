@@ -2,6 +2,13 @@
 against the facts: an answer that contradicts a class, a count, a direction or an order is
 rejected and counted, never kept.
 
+The check reads the common phrasings of those claims: orders ("A before/then/precedes B",
+"A after/follows B", "After A, B", "A is heard first"), counts in digits or words ("a single",
+"a pair of", "three"), directions said of each class named (per comma part and and-segment,
+or of every class after "both"), and any class the clip lacks: the dataset's classes and,
+with an ontology, its sound sources (not the clip's ancestors and descendants, nor the
+descriptive trees). A sentence it cannot attribute is kept, not guessed at.
+
 The prompt follows LTU's instruction generation (events with their times, a description,
 one JSON object per line with keys "q" and "a") and adds the spatial facts. The API key is
 read from the environment variable the config names, sent only in the request header, and
@@ -17,13 +24,15 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from catalog.errors import RoomtoneError
-from pipelines.qa.facts import Facts, octant, side
-from pipelines.qa.families import QA, answer
+from pipelines.qa.facts import TIME_MARGIN_S, Facts, octant, side
+from pipelines.qa.families import QA, SPATIAL_NOTE, answer
+from pipelines.qa.ontology import Ontology
 
 SYSTEM = ("You write question-answer pairs about an audio clip for training an audio language model. The user "
           "gives the exact facts of the clip. Write {n} different open-ended questions that need step-by-step "
@@ -31,11 +40,32 @@ SYSTEM = ("You write question-answer pairs about an audio clip for training an a
           "where, moving or not, the room). Never add sounds, counts, directions or orders that the facts do not "
           "state. Output one JSON object per line with key \"q\" for the question and \"a\" for the answer, and "
           "nothing else.")
-NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
-           "ten": 10}
-COUNT_RE = re.compile(r"\b(\d+|" + "|".join(NUMBERS) + r")\s+(?:distinct\s+|different\s+|separate\s+|sound\s+)*"
-                      r"(?:events?|sounds?|sources?)\b", re.I)
-DIRECTION_RE = re.compile(r"\b(left|right|front|behind|above|below)\b", re.I)
+NUMBERS = {"one": 1, "a single": 1, "two": 2, "a pair of": 2, "three": 3, "four": 4, "five": 5,
+           "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12}
+COUNT_RE = re.compile(r"\b(\d+|" + "|".join(sorted(NUMBERS, key=len, reverse=True)) + r")\s+"
+                      r"(?:(?:distinct|different|separate|individual|unique|sound|audio|overlapping|simultaneous|"
+                      r"moving|static|stationary)\s+)*(?:events?|sounds?|sources?|kinds?|types?|classes)\b", re.I)
+AT_ONCE_RE = re.compile(r"\b(?:at once|at the same time|at a time|simultaneous\w*|overlap\w*|concurrent\w*)", re.I)
+MOVING_RE = re.compile(r"\bmov(?:es?|ing)\b", re.I)
+STATIC_RE = re.compile(r"\b(?:static|stationary|still)\b", re.I)
+DIRECTION_RE = re.compile(r"\b(left|right(?!\s+(?:after|before|away|as|at|when|then|now)\b)|front|behind|above|"
+                          r"below)\b", re.I)   # "right after", "right away": no direction
+CLAUSE_RE = re.compile(r"[.;!?\n]")
+PART_RE = re.compile(r"[,:]")
+SEGMENT_RE = re.compile(r"\b(?:and|but|while|whereas)\b", re.I)
+EVERY_RE = re.compile(r"\bboth\b|\b(?:all|each) of them\b", re.I)
+# ordering words between two class mentions: "a <word> b" says a starts before (or after) b
+RELATIONS = {"before": "before", "precedes": "before", "precede": "before", "preceding": "before",
+             "followed by": "before", "then": "before", "earlier than": "before", "prior to": "before",
+             "after": "after", "follows": "after", "follow": "after", "following": "after", "preceded by": "after",
+             "later than": "after"}
+RELATION_RE = re.compile(r"\b(" + "|".join(sorted(RELATIONS, key=len, reverse=True)) + r")\b", re.I)
+OBJECT_GAP_RE = re.compile(r"\s+(?:[\w'-]+\s+){0,2}")   # "before the Dog": at most two words to the object
+FIRST_RE = re.compile(r"\bfirst\b", re.I)   # "A is heard first"
+ARTICLE_RE = re.compile(r"\b(?:the|a|at|its|their)\s+$", re.I)   # "the first Dog", "at first": no claim
+# AudioSet trees that name how a sound sounds or reaches the array (Noise, Echo, Ding, Rumble), not a source:
+# an answer may use their words about any sound
+DESCRIPTIVE_TREES = ("Source-ambiguous sounds", "Channel, environment and background")
 
 
 class LmConfig(BaseModel):
@@ -47,7 +77,8 @@ class LmConfig(BaseModel):
     model: str = Field(..., min_length=1)
     api_key_env: str | None = Field(None, description="name of the environment variable holding the key")
     questions: int = Field(5, ge=1, le=20, description="pairs asked per clip")
-    max_clips: int | None = Field(None, ge=1, le=10_000_000, description="ask about at most this many clips (default: all)")
+    max_clips: int | None = Field(None, ge=1, le=10_000_000,
+                                  description="ask about at most this many clips (default: all)")
     timeout_s: float = Field(60.0, gt=0, le=600)
     concurrency: int = Field(4, ge=1, le=64, description="requests in flight (the driver waits on I/O)")
 
@@ -114,8 +145,70 @@ def parse(text: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def _mentions(name: str, text: str) -> bool:
-    return re.search(r"\b" + re.escape(name) + r"s?\b", text, re.I) is not None
+def _names(name: str) -> list[str]:
+    """An ontology name's alternatives: 'Fire engine, fire truck (siren)' -> 'Fire engine', 'fire truck'."""
+    return [n for n in re.sub(r"\s*\([^)]*\)", "", name).split(", ") if n and n != "etc."]
+
+
+@lru_cache(maxsize=4)
+def _ontology_names(ontology: Ontology) -> tuple[dict[str, str], frozenset[str]]:
+    """(every lower-cased name -> id, the names of sound sources): usable classes outside
+    DESCRIPTIVE_TREES."""
+    roots = [oid for oid, e in ontology.entries.items() if e["name"] in DESCRIPTIVE_TREES]
+    descriptive = set(roots).union(*(ontology.descendants(r) for r in roots))
+    index = {n.lower(): oid for oid, e in ontology.entries.items() for n in _names(e["name"])}
+    return index, frozenset(n for n, oid in index.items() if ontology.usable(oid) and oid not in descriptive)
+
+
+def _words_re(names) -> re.Pattern | None:
+    """Any of the names (plural 's' too), longest first, case-insensitive; None for no names."""
+    names = sorted({n for n in names if n}, key=len, reverse=True)
+    alternatives = "|".join(re.escape(n).replace("_", "[_ ]") for n in names)   # harmonic_tone: harmonic tone
+    return re.compile(r"\b(" + alternatives + r")s?\b", re.I) if names else None
+
+
+def _foreign_class(text: str, f: Facts, vocabulary: list[str], ontology: Ontology | None) -> str | None:
+    """A class the text names that the clip lacks: from the vocabulary and, with an ontology, any
+    sound-source class in it; the clip's classes, their ancestors and descendants (a Dog's Bark,
+    an Animal) are allowed."""
+    allowed, foreign = {c.lower() for c in f.classes}, {v.lower() for v in vocabulary}
+    if ontology is not None:
+        index, sources = _ontology_names(ontology)
+        ids = {f.ontology_ids.get(c) or index.get(c.lower()) for c in f.classes} & set(ontology.entries)
+        related = set(ids).union(*(ontology.ancestors(i) | ontology.descendants(i) for i in ids))
+        allowed |= {n.lower() for i in related for n in _names(ontology.name(i))}
+        foreign |= sources
+    known, unknown = _words_re(allowed), _words_re(foreign - allowed)
+    if unknown is None:
+        return None
+    m = unknown.search(known.sub(" ", text) if known else text)   # "Church bell" is not a Bell
+    return m[1] if m else None
+
+
+def _wrong_count(text: str, f: Facts) -> tuple[str, str] | None:
+    """A count no fact gives: events or kinds; the most at once where the clause says so; moving
+    or static sources where it speaks of motion ("two moving sources": only those). "The Dog is
+    one sound event" describes the Dog and counts nothing."""
+    known = _words_re(f.classes)
+    for clause in CLAUSE_RE.split(text):
+        for m in COUNT_RE.finditer(clause):
+            if known and re.search(known.pattern + r"\s+(?:is|was)\s+(?:only\s+|just\s+)?$", clause[:m.start()], re.I):
+                continue
+            n = int(m[1]) if m[1].isdigit() else NUMBERS[m[1].lower()]
+            moving = sum(e.moving for e in f.events)
+            if MOVING_RE.search(m[0]):
+                allowed = {moving}
+            elif STATIC_RE.search(m[0]):
+                allowed = {len(f.events) - moving}
+            else:
+                allowed = {len(f.events), len(f.classes)}
+                if MOVING_RE.search(clause) or STATIC_RE.search(clause):
+                    allowed |= {moving, len(f.events) - moving}
+                if AT_ONCE_RE.search(clause):
+                    allowed.add(f.max_polyphony)
+            if n not in allowed:
+                return "count", f"says {m[0]!r}; the clip has {len(f.events)} events of {len(f.classes)} kinds"
+    return None
 
 
 def _allowed_words(f: Facts, name: str) -> set[str]:
@@ -133,38 +226,98 @@ def _allowed_words(f: Facts, name: str) -> set[str]:
     return words
 
 
-def contradiction(text: str, f: Facts, vocabulary: list[str]) -> tuple[str, str] | None:
-    """(kind, detail) of the first fact the text contradicts, or None. Kinds: class, count,
-    direction, order."""
-    masked = text
-    for name in sorted(f.classes, key=len, reverse=True):
-        masked = re.sub(r"\b" + re.escape(name) + r"s?\b", " ", masked, flags=re.I)
-    for name in vocabulary:
-        if name.lower() not in {c.lower() for c in f.classes} and _mentions(name, masked):
-            return "class", f"mentions {name!r}, which is not in the clip"
-    if f.events:
-        allowed = {len(f.events), len(f.classes), f.max_polyphony, sum(e.moving for e in f.events)}
-        for m in COUNT_RE.finditer(text):
-            n = int(m[1]) if m[1].isdigit() else NUMBERS[m[1].lower()]
-            if n not in allowed:
-                return "count", f"says {m[0]!r}; the clip has {len(f.events)} events of {len(f.classes)} kinds"
-    for clause in re.split(r"[.;!?\n]", text):
-        named = [c for c in f.classes if _mentions(c, clause)]
-        if len(named) == 1 and f.spatial:
-            allowed_words = _allowed_words(f, named[0])
-            for w in DIRECTION_RE.findall(clause):
-                if allowed_words and w.lower() not in allowed_words:
-                    return "direction", f"puts {named[0]} {w.lower()}; it is {', '.join(sorted(allowed_words))}"
-        if len(named) == 2:
-            a, b = sorted(named, key=lambda c: re.search(re.escape(c), clause, re.I).start())
-            m = re.search(re.escape(a) + r".*?\b(before|after)\b.*?" + re.escape(b), clause, re.I)
-            if m:
-                on_a = [e.onset for e in f.by_class(a)]
-                on_b = [e.onset for e in f.by_class(b)]
-                ok = min(on_a) < max(on_b) if m[1].lower() == "before" else max(on_a) > min(on_b)
-                if not ok:
-                    return "order", f"says {a} {m[1].lower()} {b}; onsets {min(on_a):.1f} s and {min(on_b):.1f} s"
+Mention = tuple[int, int, str]   # start, end, class
+
+
+def _find(clause: str, f: Facts) -> list[Mention]:
+    """The clip's classes named in the clause, in order (a longer name wins: 'Church bell' over 'Bell')."""
+    key = {c.lower().replace("_", " "): c for c in f.classes}
+    known = _words_re(f.classes)
+    return [(m.start(), m.end(), key[m[1].lower().replace("_", " ")]) for m in known.finditer(clause)] if known else []
+
+
+def _spans(pattern: re.Pattern, text: str, start: int, end: int) -> list[tuple[int, int]]:
+    cuts = [start] + [m.start() for m in pattern.finditer(text, start, end)] + [end]
+    return list(zip(cuts, cuts[1:]))
+
+
+def _owners(clause: str, found: list[Mention], at: int) -> set[str]:
+    """The classes a direction word at ``at`` speaks of: every class of its comma-part when that
+    says "both" or "all of them"; else the nearest mention in its and-segment (before it, else after); else
+    the only class of its comma-part or clause; else none (not attributable)."""
+    part = next(p for p in _spans(PART_RE, clause, 0, len(clause)) if p[0] <= at < p[1])
+    in_part = [m for m in found if part[0] <= m[0] < part[1]]
+    if EVERY_RE.search(clause, *part):
+        return {c for _, _, c in in_part or found}
+    seg = next(s for s in _spans(SEGMENT_RE, clause, *part) if s[0] <= at < s[1])
+    here = [m for m in in_part if seg[0] <= m[0] < seg[1]]
+    if here:
+        before = [m for m in here if m[1] <= at]
+        return {(before[-1] if before else here[0])[2]}
+    for names in ({c for _, _, c in in_part}, {c for _, _, c in found}):
+        if len(names) == 1:
+            return names
+    return set()
+
+
+def _wrong_direction(clause: str, found: list[Mention], f: Facts) -> tuple[str, str] | None:
+    """A direction word that is false of the class it is said of ("left of the Bell" is relative: skipped)."""
+    for d in DIRECTION_RE.finditer(clause):
+        rest = re.match(r"\s+of\s+(?:the\s+)?", clause[d.end():])
+        if rest and any(m[0] == d.end() + rest.end() for m in found):
+            continue
+        for name in sorted(_owners(clause, found, d.start())):
+            allowed = _allowed_words(f, name)
+            if allowed and d[1].lower() not in allowed:
+                return "direction", f"puts {name} {d[1].lower()}; it is {', '.join(sorted(allowed))}"
     return None
+
+
+def _wrong_order(clause: str, found: list[Mention], f: Facts) -> tuple[str, str] | None:
+    """An order the onsets contradict (by more than TIME_MARGIN_S): "A before/then/precedes B",
+    "A after/follows B", "After A, B", and "A ... first"."""
+    onsets = {c: [e.onset for e in f.by_class(c)] for _, _, c in found}
+    for r in RELATION_RE.finditer(clause):
+        word, later = r[1].lower(), [m for m in found if m[0] >= r.end()]
+        if not later or (word != "then" and not OBJECT_GAP_RE.fullmatch(clause, r.end(), later[0][0])):
+            continue
+        earlier = [m for m in found if m[1] <= r.start()]
+        fronted = word in ("before", "after") and not earlier and len(later) > 1   # "After the Dog, the Bell ..."
+        a, b = (later[1][2], later[0][2]) if fronted else (earlier[-1][2] if earlier else None, later[0][2])
+        if a is None or a == b:
+            continue
+        before = RELATIONS[word] == "before"
+        ok = (min(onsets[a]) < max(onsets[b]) + TIME_MARGIN_S if before
+              else max(onsets[a]) > min(onsets[b]) - TIME_MARGIN_S)
+        if not ok:
+            return "order", (f"says {a} {RELATIONS[word]} {b}; onsets {min(onsets[a]):.1f} s and "
+                             f"{min(onsets[b]):.1f} s")
+    first = min(e.onset for e in f.events)
+    for m in FIRST_RE.finditer(clause):
+        earlier = [x for x in found if x[1] <= m.start()]
+        name = earlier[-1][2] if earlier and not ARTICLE_RE.search(clause, 0, m.start()) else None
+        if name and min(onsets[name]) > first + TIME_MARGIN_S:
+            return "order", f"says {name} is first; it starts at {min(onsets[name]):.1f} s, the first at {first:.1f} s"
+    return None
+
+
+def contradiction(text: str, f: Facts, vocabulary: list[str],
+                  ontology: Ontology | None = None) -> tuple[str, str] | None:
+    """(kind, detail) of the first fact the text contradicts, or None. Kinds: class, count,
+    direction, order. vocabulary: the dataset's classes; with an ontology its sound-source names
+    count as classes too. Each check keeps a sentence it cannot attribute rather than guess."""
+    name = _foreign_class(text, f, vocabulary, ontology)
+    if name:
+        return "class", f"mentions {name!r}, which is not in the clip"
+    if not f.events:  # counts, directions and order are facts of the events
+        return None
+    bad = _wrong_count(text, f)
+    for clause in CLAUSE_RE.split(text):
+        if bad:
+            break
+        found = _find(clause, f)
+        bad = (_wrong_direction(clause, found, f) if f.spatial else None) or _wrong_order(clause, found, f)
+    return bad
 
 
 def chat(cfg: LmConfig, f: Facts) -> str:
@@ -176,8 +329,10 @@ def chat(cfg: LmConfig, f: Facts) -> str:
         return json.loads(reply.read())["choices"][0]["message"]["content"]
 
 
-def ask_all(cfg: LmConfig, facts: list[Facts], vocabulary: list[str]) -> tuple[dict[str, list[QA]], dict]:
-    """Kept tuples per audio id, and the summary (asked, kept, rejected by kind, examples)."""
+def ask_all(cfg: LmConfig, facts: list[Facts], vocabulary: list[str],
+            ontology: Ontology | None = None) -> tuple[dict[str, list[QA]], dict]:
+    """Kept tuples per audio id, and the summary (asked, kept, rejected by kind, examples);
+    vocabulary and ontology as for `contradiction`."""
     chosen = sorted(facts, key=lambda f: f.audio_id)[:cfg.max_clips]
     with ThreadPoolExecutor(cfg.concurrency) as pool:
         replies = list(pool.map(lambda f: _reply(cfg, f), chosen))
@@ -192,14 +347,15 @@ def ask_all(cfg: LmConfig, facts: list[Facts], vocabulary: list[str]) -> tuple[d
         unparsed += not pairs
         for q, a in pairs:
             asked += 1
-            bad = contradiction(a, f, vocabulary)
+            bad = contradiction(a, f, vocabulary, ontology)
             if bad:
                 reasons[bad[0]] += 1
                 if len(examples) < 5:
                     examples.append({"audio_id": f.audio_id, "question": q, "answer": a, "reason": bad[1]})
                 continue
+            question = q + SPATIAL_NOTE if f.spatial else q   # the answer may say where: state the frame
             kept.setdefault(f.audio_id, []).append(
-                QA("open", "open-ended question", "open", q, a, answer("text", a), "OPEN", generator="lm"))
+                QA("open", "open-ended question", "open", question, a, answer("text", a), "OPEN", generator="lm"))
     summary = {"endpoint": cfg.url, "model": cfg.model, "clips": len(chosen), "failed_requests": failed,
                "unparsed_replies": unparsed, "answers": asked, "kept": sum(map(len, kept.values())),
                "rejected": sum(reasons.values()), "rejected_by_kind": dict(sorted(reasons.items())),

@@ -2,8 +2,9 @@
 LTU and SpatialSoundQA exports made from it.
 
 Every Parquet row carries ``convention`` (coordinate frame and units) and the answer's
-``unit``; spatial questions also state the frame in their text, so the LTU and
-SpatialSoundQA records, whose keys are fixed by those formats, are self-describing too.
+``unit``; every question about a direction, distance, speed or motion also states the frame
+in its text, so the LTU and SpatialSoundQA records, whose keys are fixed by those formats,
+are self-describing too (the export writes convention.json beside them as well).
 """
 
 from __future__ import annotations
@@ -85,3 +86,10 @@ def write_json(records: Iterable[dict], path: str | Path) -> int:
             n += 1
         f.write("\n]\n")
     return n
+
+
+def write_convention(path: str | Path, dataset: str, convention: str) -> None:
+    """The coordinate frame and units of the records written beside it, whose formats have no key for them."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"dataset": dataset, "convention": convention}, indent=1) + "\n")

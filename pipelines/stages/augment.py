@@ -32,6 +32,7 @@ from pipelines.sharded import ShardTask, plan_shards, run_sharded
 from simulation.seeding import item_rng
 
 ARRAY_OF_FORMAT = {"foa": "foa", "mic": "tetra_mic"}
+ONE_FORMAT = ("mix", "rotate", "reverb")   # steps whose result depends on the clips' format: one per dataset
 PEAK, FULL_SCALE = 0.99, 1.0
 DEFAULT_STEPS = [{"name": "mix", "p": 0.5}, {"name": "rotate", "p": 0.5}, {"name": "gain", "gain_db": [-6.0, 0.0]}]
 
@@ -98,21 +99,26 @@ def _kind(snap: Snapshot) -> dict:
 
 def check_inputs(cfg: AugmentConfig, catalog: Catalog) -> tuple[Snapshot, Snapshot | None, dict, dict, dict]:
     """Everything that can be wrong with the inputs, found before the job: returns the source and
-    RIR snapshots, the source kind, its rows (id, duration) by split and the RIR ids by split."""
+    RIR snapshots, the source kind, its rows (id, duration) by split and the RIR ids by split.
+    Metadata columns are read, plus one decoded clip when RIRs must match a channel count the
+    source has no num_channels column for."""
     src = catalog.show(cfg.source)
     kind = _kind(src)
     names = [s["name"] for s in cfg.steps]
     cols = ["id", "duration"] + [c for c in ("format", "num_channels") if c in src.features]
     rows = {split: _column(catalog, src.ref, split, cols) for split in catalog.splits(src.ref)}
     formats = {(r.get("format"), r.get("num_channels")) for split in rows.values() for r in split}
-    if "mix" in names:
-        if not kind["scenes"]:
-            raise RoomtoneError(f"mix needs scene metadata (events and frame labels), but {src.ref} has one label "
-                                "per clip, which cannot describe a mixture",
-                                "mix a scenes dataset (roomtone simulate scenes), or drop mix from steps")
-        if len(formats) > 1:
-            raise RoomtoneError(f"mix needs clips of one format, but {src.ref} holds {sorted(map(str, formats))}",
-                                "augment each format as its own dataset")
+    if "mix" in names and not kind["scenes"]:
+        raise RoomtoneError(f"mix needs scene metadata (events and frame labels), but {src.ref} has one label "
+                            "per clip, which cannot describe a mixture",
+                            "mix a scenes dataset (roomtone simulate scenes), or drop mix from steps")
+    needs_one = [n for n in ONE_FORMAT if n in names]
+    if needs_one and len(formats) > 1:
+        held = ", ".join(f"{f}/{c}" for f, c in sorted(formats, key=str))
+        raise RoomtoneError(f"{'/'.join(needs_one)} needs clips of one format, but the rows of {src.ref} hold "
+                            f"several (format/num_channels: {held})",
+                            "augment each format and channel count as its own dataset, or drop "
+                            f"{'/'.join(needs_one)} from steps")
     if "rotate" in names and kind["format"] not in ARRAY_OF_FORMAT:
         raise RoomtoneError(f"rotate needs FOA or MIC clips, but {src.ref} has format {kind['format']!r}",
                             "drop rotate from steps, or augment a foa/mic scenes dataset")
@@ -135,19 +141,36 @@ def check_inputs(cfg: AugmentConfig, catalog: Catalog) -> tuple[Snapshot, Snapsh
         every = [r for split in rir_rows.values() for r in split]
         rates, arrays = {r["sample_rate"] for r in every}, {r["array"] for r in every}
         channels = {r["num_channels"] for r in every}
-        source_channels = {c for _, c in formats if c is not None}
         if rates != {kind["rate"]}:
-            raise RoomtoneError(f"{rir_snap.ref} is sampled at {sorted(rates)} Hz but {src.ref} at {kind['rate']} Hz",
-                                f"simulate RIRs with sample_rate: {kind['rate']}, or resample the source")
-        if len(channels) != 1 or (source_channels and source_channels != {1} and source_channels != channels):
-            raise RoomtoneError(f"{rir_snap.ref} has {sorted(channels)}-channel RIRs but {src.ref} holds "
-                                f"{sorted(source_channels)}-channel clips",
-                                "use RIRs with the clips' channel count (or mono clips, which take any)")
+            raise RoomtoneError(f"{rir_snap.ref} is sampled at {sorted(rates)} Hz (sample_rate) but {src.ref} at "
+                                f"{kind['rate']} Hz", f"simulate RIRs with sample_rate: {kind['rate']}, or resample "
+                                "the source")
+        if len(channels) != 1:
+            raise RoomtoneError(f"{rir_snap.ref} mixes RIRs of {sorted(channels)} channels (num_channels)",
+                                "use an RIR dataset of one array (`roomtone simulate rirs --array ...`)")
+        counted = {c for _, c in formats if c is not None}
+        source_channels = counted or _decoded_channels(catalog, src.ref, rows)
+        if source_channels and source_channels != {1} and source_channels != channels:
+            where = "num_channels" if counted else "a decoded clip; the source has no num_channels column"
+            raise RoomtoneError(f"{rir_snap.ref} has {sorted(channels)}-channel RIRs (num_channels) but {src.ref} "
+                                f"holds {sorted(source_channels)}-channel clips ({where})",
+                                f"use RIRs simulated for the clips' array ({sorted(source_channels)} channels), or "
+                                "reverberate mono clips, which take RIRs of any channel count")
         if kind["format"] in ARRAY_OF_FORMAT and arrays != {ARRAY_OF_FORMAT[kind["format"]]}:
             raise RoomtoneError(f"{src.ref} is {kind['format']} but {rir_snap.ref} holds {sorted(arrays)} RIRs",
                                 f"simulate RIRs with --array {kind['format']}")
         rir_ids = {split: sorted(r["id"] for r in split_rows) for split, split_rows in rir_rows.items()}
     return src, rir_snap, kind, rows, rir_ids
+
+
+def _decoded_channels(catalog: Catalog, ref: str, rows: dict) -> set[int]:
+    """The channel count of one decoded clip, for a source without a num_channels column (one
+    clip stands for all; a clip with another count still fails in its worker, naming itself)."""
+    split, first = next(((split, r[0]["id"]) for split, r in rows.items() if r), (None, None))
+    if first is None:
+        return set()
+    audio, _ = decode_audio(_column(catalog, ref, split, ["audio"], {first})[0]["audio"]["bytes"])
+    return {audio.shape[1]}
 
 
 def draw_all(cfg: AugmentConfig, kind: dict, rows: dict, rir_ids: dict) -> tuple[dict[str, list[tuple]], dict]:
@@ -190,8 +213,10 @@ def load_rows(catalog: Catalog, ref: str, split: str, ids: set[str], rate: int) 
     for row in _column(catalog, ref, split, list(catalog.show(ref).features), ids):
         audio, got = decode_audio(row.pop("audio")["bytes"], dtype="float32")
         if got != rate:
-            raise RoomtoneError(f"row {row['id']} of {ref} is sampled at {got} Hz, not the dataset's {rate} Hz",
-                                "re-ingest the source so every clip has one rate")
+            raise RoomtoneError(f"row {row['id']} of {ref} is sampled at {got} Hz, not at the {rate} Hz of the "
+                                "dataset's audio column (its sampling_rate)",
+                                f"re-make the source so every clip is at {rate} Hz (e.g. `roomtone ingest events "
+                                f"--sample-rate {rate}`)")
         out[row["id"]] = (torch.from_numpy(np.ascontiguousarray(audio.T)), row)
     return out
 

@@ -310,10 +310,10 @@ def _read_csv(cfg: EventsConfig) -> list[dict]:
     with open(cfg.labels_csv, newline="") as f:
         reader = csv.DictReader(f)
         columns = reader.fieldnames or []
-        for field, column in (("file_column", cfg.file_column), ("label_column", cfg.label_column)):
+        for option, column in (("file_column", cfg.file_column), ("label_column", cfg.label_column)):
             if column not in columns:
                 raise RoomtoneError(f"labels_csv {cfg.labels_csv} has no column {column!r} (its columns: "
-                                    f"{', '.join(columns) or 'none'})", f"set {field} to one of its columns")
+                                    f"{', '.join(columns) or 'none'})", f"set {option} to one of its columns")
         return list(reader)
 
 

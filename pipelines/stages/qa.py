@@ -182,8 +182,7 @@ def run_qa(cfg: QaConfig, catalog: Catalog, *, address: str | None = None, show_
         rows = [r for split in catalog.splits(snap.ref) for r in catalog.arrow_dataset(snap.ref, split).to_table(
             columns=_metadata_columns(snap)).to_pylist() if r["id"] in keep]
         ontology = Ontology.load(cfg.ontology) if cfg.ontology else None
-        vocabulary = sorted(set(class_map) | ({e["name"] for e in ontology.entries.values()} if ontology else set()))
-        lm_tuples, lm_summary = ask_all(cfg.lm, [extract_facts(r) for r in rows], vocabulary)
+        lm_tuples, lm_summary = ask_all(cfg.lm, [extract_facts(r) for r in rows], list(class_map), ontology)
     summary = {"families": families, "skipped_families": skipped, "convention": CONVENTION,
                "split_dropped": len(dropped), "split_dropped_examples": dict(sorted(dropped.items())[:5]),
                "clips": {s: len(c) for s, c in by_split.items()}, "language_model": lm_summary,
@@ -214,23 +213,27 @@ def run_summary(snap: Snapshot) -> dict:
 
 
 def export_qa(catalog: Catalog, ref: str, out: str | Path, *, audio_path: str = "{audio_id}") -> dict:
-    """``<out>/ltu_<split>.json`` (LTU's six keys) and ``<out>/spatialsoundqa_<split>.json``.
+    """``<out>/ltu_<split>.json`` (LTU's six keys), ``<out>/spatialsoundqa_<split>.json`` and
+    ``<out>/convention.json`` (the coordinate frame and units of every record beside it, which
+    the formats' fixed keys cannot hold; spatial questions also state it in their text).
 
     audio_path: how LTU's ``audio_id`` names the file, e.g. ``foa_dev/{split}/{audio_id}.wav``
     to point at a DCASE export of the source (``roomtone export dcase``)."""
-    from pipelines.qa.records import ltu_record, spatial_record, write_json
+    from pipelines.qa.records import ltu_record, spatial_record, write_convention, write_json
 
     snap = catalog.show(ref)
     if "question_type" not in snap.features:
         raise RoomtoneError(f"{snap.ref} is not a QA dataset", "export one made by `roomtone qa make`")
     written = {}
+    out = Path(out)
+    write_convention(out / "convention.json", snap.ref, snap.info["summary"]["convention"])  # as the tuples were made
     for split in catalog.splits(snap.ref):
         def rows():
             for batch in catalog.arrow_dataset(snap.ref, split).to_batches(batch_size=8192):
                 yield from batch.to_pylist()
 
         written[f"ltu_{split}.json"] = write_json((ltu_record(r, audio_path) for r in rows()),
-                                                  Path(out) / f"ltu_{split}.json")
+                                                  out / f"ltu_{split}.json")
         written[f"spatialsoundqa_{split}.json"] = write_json((spatial_record(r) for r in rows()),
-                                                             Path(out) / f"spatialsoundqa_{split}.json")
+                                                             out / f"spatialsoundqa_{split}.json")
     return {"dataset": snap.ref, "out": str(out), "records": written}

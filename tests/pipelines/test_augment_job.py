@@ -7,10 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import datasets
 import numpy as np
 import pytest
 
-from catalog import Catalog, CatalogConfig, RoomtoneError, decode_audio, encode_flac
+from catalog import Catalog, CatalogConfig, RoomtoneError, audio_cell, decode_audio, encode_flac, write_shard
 from pipelines.report import write_report
 from pipelines.stages.augment import AugmentConfig, augment_row, load_rows, run_augment
 from pipelines.stages.events import EventsConfig, run_ingest_events
@@ -18,6 +19,7 @@ from pipelines.stages.qa import QaConfig, run_qa
 from pipelines.stages.rirs import RirsConfig, run_rirs
 from pipelines.stages.scenes import ScenesConfig, run_scenes
 from tests.helpers import REPO_ROOT, SONIC_PI, copy_sonic_pi, sonic_pi_rows
+from tests.reliability.test_bad_input import rir_dataset
 
 ROOMS = dict(num_rooms=2, sources_per_room=1, room_x=(4.0, 6.0), room_y=(4.0, 6.0), room_z=(2.5, 3.5),
              rt60=(0.2, 0.4), test_fraction=0.5, max_shard_bytes=200_000, rir_seconds=0.2)
@@ -181,6 +183,64 @@ def test_bad_inputs_fail_before_the_job(inputs, overrides, message):
     with pytest.raises(RoomtoneError, match=message):
         run_augment(AugmentConfig(name="bad", **{**AUG, **overrides}), catalog, show_progress=False)
     assert not catalog.exists("bad")
+
+
+def _copy(catalog, source: str, name: str, edit=lambda rows: rows, drop=()) -> None:
+    """Publish the rows of ``source`` (through ``edit``, less the columns ``drop``) as ``name``, with its info."""
+    snap = catalog.show(source)
+    features = datasets.Features({k: v for k, v in snap.features.items() if k not in drop})
+    rows = [{k: r[k] for k in features} for r in catalog.arrow_dataset(snap.ref).to_table().to_pylist()]
+    run = catalog.create_run(name, {"copy_of": snap.ref}, features, info=snap.info)
+    write_shard(run.shard("train", 0, 1), features, edit(rows))
+    catalog.publish(run)
+
+
+@pytest.mark.parametrize("step", ["mix", "rotate"])
+def test_a_source_whose_rows_hold_two_formats_is_refused_before_the_job(inputs, step):
+    if not inputs.exists("two_formats"):
+        _copy(inputs, "scenes", "two_formats", lambda rows: [{**r, "format": "mic"} if i % 2 else r
+                                                             for i, r in enumerate(rows)])
+    with pytest.raises(RoomtoneError) as err:
+        run_augment(AugmentConfig(name="bad", source="two_formats", steps=[{"name": step}]), inputs,
+                    show_progress=False)
+    assert f"{step} needs clips of one format" in err.value.problem
+    assert "(format/num_channels: foa/4, mic/4)" in err.value.problem and "as its own dataset" in err.value.fix
+    assert not inputs.exists("bad")
+
+
+def test_a_row_at_another_sample_rate_fails_the_job_naming_the_row_the_field_and_the_fix(inputs):
+    rate = inputs.show("events").features["audio"].sampling_rate
+
+    def first_at_16k(rows):  # the first clip's samples, declared at 16 kHz
+        audio, _ = decode_audio(rows[0]["audio"]["bytes"])
+        return [{**rows[0], "audio": audio_cell(encode_flac(audio, 16_000), "16k.flac")}, *rows[1:]]
+
+    _copy(inputs, "events", "two_rates", first_at_16k)
+    first = inputs.arrow_dataset("two_rates").to_table(columns=["id"]).to_pylist()[0]["id"]
+    with pytest.raises(RoomtoneError) as err:
+        run_augment(AugmentConfig(name="bad_rate", source="two_rates", steps=[{"name": "gain"}]), inputs,
+                    show_progress=False)
+    assert f"row {first} of" in err.value.problem and "sampled at 16000 Hz" in err.value.problem
+    assert "sampling_rate" in err.value.problem and f"--sample-rate {rate}" in err.value.fix
+    assert not inputs.exists("bad_rate")
+
+
+@pytest.mark.parametrize("drop, where", [((), "(num_channels)"), (("num_channels",), "(a decoded clip")],
+                         ids=["with num_channels", "without num_channels"])
+def test_rirs_of_another_channel_count_are_refused_before_the_job(inputs, drop, where):
+    """Dry 4-channel clips (scenes without their scene metadata) and uniformly 2-channel RIRs."""
+    rate = inputs.show("scenes").features["audio"].sampling_rate
+    if not inputs.exists("stereo_rirs"):
+        rir_dataset(inputs, "stereo_rirs", [rate], [2])
+    name = "dry_" + "_".join(["clips", *drop])
+    _copy(inputs, "scenes", name, drop=("events", "labels", *drop))
+    with pytest.raises(RoomtoneError) as err:
+        run_augment(AugmentConfig(name="bad_rirs", source=name, rirs="stereo_rirs", steps=[{"name": "reverb"}]),
+                    inputs, show_progress=False)
+    assert "has [2]-channel RIRs (num_channels)" in err.value.problem and "[4]-channel clips " + where in \
+        err.value.problem
+    assert "mono clips" in err.value.fix
+    assert not inputs.exists("bad_rirs")
 
 
 @pytest.mark.parametrize("steps, message", [

@@ -9,13 +9,14 @@ from http.server import ThreadingHTTPServer
 import pytest
 
 from catalog import Catalog, CatalogConfig, RoomtoneError
-from pipelines.qa import LTU_KEYS, SPATIAL_KEYS, LmConfig
+from pipelines.qa import CONVENTION, LTU_KEYS, SPATIAL_KEYS, LmConfig
 from pipelines.stages.qa import QaConfig, export_qa, run_qa, run_summary
 from pipelines.stages.rirs import RirsConfig, run_rirs
 from pipelines.stages.scenes import ScenesConfig, run_scenes
 from pipelines.stages.synthetic_events import SyntheticEventsConfig, run_synthetic_events
 from tests.conftest import SHARED, free_port
 from tests.pipelines.qa.test_lm import Stub
+from tests.pipelines.qa.test_splits_records import missing_convention
 
 ONTOLOGY = SHARED / "data" / "ontology" / "audioset_ontology.json"
 
@@ -70,6 +71,10 @@ def test_qa_job_publishes_linked_tuples_with_lineage_and_a_summary(inputs, tmp_p
     spatial = json.loads((tmp_path / "json" / "spatialsoundqa_test.json").read_text())
     assert spatial and all(tuple(r) == SPATIAL_KEYS for r in spatial)
     assert sum(out["records"].values()) == 2 * len(rows)
+    assert missing_convention(ltu + ltu_test, "instruction", "output") == []
+    assert missing_convention(spatial, "question", "answer") == []
+    assert json.loads((tmp_path / "json" / "convention.json").read_text()) == {"dataset": snap.ref,
+                                                                                "convention": CONVENTION}
 
 
 def test_qa_job_with_a_language_model_counts_its_rejections(inputs):

@@ -1,8 +1,8 @@
 """The bad-input sweep: every kind of bad input a user can hand over is refused with one clear
 message (what is wrong, how to fix it, no traceback) or quarantined with its reason.
 
-Tally: 32 bad inputs tried -> 32 refused or quarantined (9 broken audio files quarantined by a
-real `roomtone ingest events`, 19 configs/specs/names refused by the CLI, 4 input mismatches
+Tally: 33 bad inputs tried -> 33 refused or quarantined (9 broken audio files quarantined by a
+real `roomtone ingest events`, 19 configs/specs/names refused by the CLI, 5 input mismatches
 refused by the stages before any job starts).
 """
 
@@ -142,6 +142,9 @@ MISMATCHES = [
     ("RIRs with mixed channel counts", lambda c: run_augment(AugmentConfig(
         source="clips", rirs=rir_dataset(c, "rirs_mixed", [24_000, 24_000], [2, 4]).name,
         steps=[{"name": "reverb"}]), c), "channel"),
+    ("RIRs of another channel count, the clips' count decoded", lambda c: run_augment(AugmentConfig(
+        source="clips", rirs=rir_dataset(c, "rirs_stereo", [24_000], [2]).name, steps=[{"name": "reverb"}]), c),
+     "decoded clip"),
     ("a class map missing a class", lambda c: run_scenes(ScenesConfig(events="clips", rirs="clips",
                                                                       classes=["dog"]), c), "misses classes"),
     ("unknown QA family", lambda c: load_config(QaConfig, source="clips", families=["telepathy"]),

@@ -140,6 +140,9 @@ def check(qa, row: dict, ontology: Ontology | None) -> None:
     elif t == "cla_parent":
         parents = {oid for oid, e in ontology.entries.items() if CLASSES[qa.subjects[0]] in e["child_ids"]}
         assert a["labels"] == sorted(ontology.entries[p]["name"] for p in parents) and parents
+    elif t == "cla_category":
+        parents = {p for n in names for p, e in ontology.entries.items() if CLASSES[n] in e["child_ids"]}
+        assert a["labels"] == sorted({ontology.entries[p]["name"] for p in parents}) and parents
     elif t == "cla_label_des":
         assert a["labels"] == sorted(names)
     elif t == "temporal_all":
@@ -149,7 +152,7 @@ def check(qa, row: dict, ontology: Ontology | None) -> None:
         assert a["values"][0] == pytest.approx(subj[0]["onset"])
     elif t == "temporal_offset":
         assert a["values"][0] == pytest.approx(subj[0]["offset"])
-    elif t == "temporal_part":
+    elif t in ("temporal_part", "temporal_part_choice"):
         assert a["text"] == ("the beginning", "the middle", "the end")[int(3 * subj[0]["onset"] / row["duration"])]
     elif t == "temporal_while":
         e = subj[0]
@@ -160,6 +163,9 @@ def check(qa, row: dict, ontology: Ontology | None) -> None:
         assert ev[a["text"]] is first
     elif t == "temporal_before":
         assert a["boolean"] == (subj[0]["onset"] < subj[1]["onset"])
+    elif t in ("temporal_first_choice", "distance_nearest_choice"):  # the least of the options, by a margin
+        key, margin = ("onset", 0.1) if t == "temporal_first_choice" else ("distance", 0.25)
+        assert min(ev[c][key] for c in a["choices"] if c != a["text"]) - ev[a["text"]][key] >= margin - 1e-9
     elif t in ("count_events", "count_choice"):
         assert a["text"] == str(len(row["events"]))
     elif t == "count_classes":
@@ -193,6 +199,8 @@ def check(qa, row: dict, ontology: Ontology | None) -> None:
         assert a["values"][0] == pytest.approx(subj[0]["distance"])
     elif t == "distance_bin":
         assert a["values"][0] == round(2 * subj[0]["distance"]) / 2
+    elif t == "distance_bin_choice":
+        assert a["text"] == f"{round(2 * subj[0]['distance']) / 2:g}m"
     elif t in ("distance_nearest", "distance_farthest"):
         pick = min if t == "distance_nearest" else max
         assert ev[a["text"]] is pick(ev.values(), key=lambda e: e["distance"])
@@ -205,6 +213,9 @@ def check(qa, row: dict, ontology: Ontology | None) -> None:
         assert a["boolean"] == (asks_moving == (subj[0]["speed"] != 0))
     elif t == "motion_sense":
         assert a["text"] == ("counter-clockwise" if subj[0]["speed"] > 0 else "clockwise")
+    elif t == "motion_choice":
+        speed = subj[0]["speed"]
+        assert a["text"] == ("it does not move" if speed == 0 else "counter-clockwise" if speed > 0 else "clockwise")
     elif t == "motion_speed":
         assert a["values"][0] == pytest.approx(abs(subj[0]["speed"]))
     elif t == "motion_path":
@@ -264,6 +275,18 @@ def test_yes_no_is_balanced_per_family(ontology, seeds):
     assert set(answers) >= {"classification", "temporal", "counting", "direction", "motion", "room"}
     for family, values in answers.items():
         assert 0.45 <= np.mean(values) <= 0.55, family
+
+
+def test_every_fact_family_offers_every_form(ontology):
+    """Exact, bin, choice and yes/no for each fact family; the free-text families only the exact form."""
+    ctx = Context(seed=1, class_map=tuple(CLASSES), ontology=ontology)
+    forms: dict[str, set[str]] = {}
+    for s in range(20):
+        for qa in generate(extract_facts(scene_row(s, 10.0, 0.5, sorted(CLASSES)[:4])), ctx):
+            forms.setdefault(qa.family, set()).add(qa.form)
+    for family in ("classification", "temporal", "counting", "direction", "distance", "motion"):
+        assert forms[family] == {"exact", "bin", "choice", "yesno"}, family
+    assert forms["description"] == forms["caption"] == {"exact"}
 
 
 def test_same_seed_same_tuples_and_the_seed_matters():
