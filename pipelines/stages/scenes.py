@@ -125,21 +125,26 @@ class Library:
     classes: list[str]
 
 
+_F32 = datasets.Value("float32")
+# one element of the `events` column (augment gives mixed event-library clips a subset of these fields)
+EVENT_FEATURES = {"event_id": datasets.Value("string"), "class_name": datasets.Value("string"),
+                  "class_index": datasets.Value("int32"), "ontology_id": datasets.Value("string"),
+                  "track": datasets.Value("int32"), "onset": _F32, "offset": _F32, "level_db": _F32, "snr_db": _F32,
+                  "power_db": _F32, "azimuth": _F32, "elevation": _F32, "distance": _F32, "speed": _F32,
+                  "moving": datasets.Value("bool")}
+
+
 def features(cfg: ScenesConfig, sample_rate: int) -> datasets.Features:
-    f32, vec = datasets.Value("float32"), datasets.Sequence(datasets.Value("float32"))
+    f32, vec = _F32, datasets.Sequence(_F32)
     label = {"frame": datasets.Value("int32"), "class_index": datasets.Value("int32"),
              "track": datasets.Value("int32"), "azimuth": f32, "elevation": f32, "distance": f32}
-    event = {"event_id": datasets.Value("string"), "class_name": datasets.Value("string"),
-             "class_index": datasets.Value("int32"), "ontology_id": datasets.Value("string"),
-             "track": datasets.Value("int32"), "onset": f32, "offset": f32, "level_db": f32, "snr_db": f32,
-             "power_db": f32, "azimuth": f32, "elevation": f32, "distance": f32, "speed": f32,
-             "moving": datasets.Value("bool")}
     return datasets.Features({
         "id": datasets.Value("string"), "audio": datasets.Audio(sampling_rate=sample_rate),
         "duration": f32, "format": datasets.Value("string"), "num_channels": datasets.Value("int32"),
         "room_id": datasets.Value("string"), "room_dims": vec, "rt60": f32, "array_center": vec,
         "noise_snr_db": f32, "caption": datasets.Value("string"), "label": datasets.Sequence(datasets.Value("string")),
-        "labels": [label], "events": [event], "plan": datasets.Value("string"), "seed": datasets.Value("int64"),
+        "labels": [label], "events": [dict(EVENT_FEATURES)], "plan": datasets.Value("string"),
+        "seed": datasets.Value("int64"),
     })
 
 

@@ -5,8 +5,9 @@ A clip's metadata is a dict shaped like a roomtone scenes row without its audio
 `labels`: frame labels on a `hop` s grid; `caption`; `label`: sorted class names;
 `duration` s; `room_id`, `rt60`, `room_dims` and, on a mixture, `room_ids`). Every
 function returns a new dict and touches only the keys present, so an event-library row
-(no events or labels) passes through with its duration. Inputs
-are never modified; unchanged event and label dicts may be shared with the input.
+(no events or labels) passes through with its duration; mixing needs events, so
+`one_event` gives such a row its one event first. Inputs are never modified; unchanged
+event and label dicts may be shared with the input.
 Angles follow DCASE: azimuth counter-clockwise from +x in [-180, 180) deg.
 """
 
@@ -21,8 +22,8 @@ from ..scenes.labels import describe, frame_labels, sentence
 from ..scenes.plan import PlannedEvent, ScenePlan
 from .spatial import azimuth_sign, pattern_angles, rotate_caption
 
-__all__ = ["clip_events", "describe_events", "forget_powers", "merge_meta", "room_ids", "rotate_meta",
-           "scale_levels", "speed_meta", "time_shift_meta"]
+__all__ = ["ONE_EVENT_KEYS", "clip_events", "describe_events", "forget_powers", "merge_meta", "one_event",
+           "room_ids", "rotate_meta", "scale_levels", "speed_meta", "time_shift_meta"]
 
 Meta = dict[str, Any]
 MIX_TEMPLATES = ("{a} and {b}", "{a}, mixed with {b}", "{a}, along with {b}")
@@ -31,6 +32,8 @@ _ROOM_WORDS = r"in an? (?:small|medium-sized|large) (?:anechoic space|dry room|m
               r"very reverberant room)"
 _ENDING = re.compile(rf"({_ROOM_WORDS})$")
 _ANY_ROOM = re.compile(_ROOM_WORDS)
+# the event fields `one_event` gives a clip; a mono clip has no direction, distance or ambience (snr_db)
+ONE_EVENT_KEYS = ("event_id", "class_name", "ontology_id", "track", "onset", "offset", "level_db", "power_db")
 
 
 def _wrap(az: float) -> float:
@@ -189,20 +192,32 @@ def room_ids(meta: Meta) -> list[str]:
     return [meta["room_id"]] if meta.get("room_id") else []
 
 
+def one_event(meta: Meta, power_db: float | None = None) -> Meta:
+    """An event-library row (one labelled clip, no `events`) in the scenes' form, so a mixture can
+    describe both parents: one event on track 0 over the whole clip, named by the row's `label`
+    and `ontology_id` (which move into the event), at level 0 dB and power `power_db` (the clip's
+    mean square, dB re full scale; None: unknown); `label` becomes the list of class names and
+    the caption defaults to the label. A row that has `events` is returned as it is."""
+    if "events" in meta:
+        return meta
+    event = dict(zip(ONE_EVENT_KEYS, (meta.get("id"), meta["label"], meta.get("ontology_id"), 0, 0.0,
+                                      float(meta["duration"]), 0.0, power_db)))
+    out = {k: v for k, v in meta.items() if k != "ontology_id"}
+    return {**out, "events": [event], "label": [meta["label"]], "caption": meta.get("caption") or meta["label"]}
+
+
 def merge_meta(meta: Meta, partner: Meta, offset: int, rate: int, hop: float, gain_a: float, gain_b: float,
                template: int) -> Meta:
     """The mixture's metadata: both parents' events and labels, the partner's shifted by
     `offset` samples and its tracks renumbered after the first clip's, levels raised by each
-    parent's gain, captions joined with one of `MIX_TEMPLATES`.
+    parent's gain, captions joined with one of `MIX_TEMPLATES`. A parent without events (an
+    event-library row) counts as its one event (`one_event`; its power unknown here).
 
     `room_ids` lists the first clip's rooms, then the partner's (a room twice when both
     parents come from it). `room_id` stays the first clip's, as provenance only; when the
     rooms differ, no single room describes the mixture, so `rt60` and `room_dims` become None.
     """
-    if "events" not in meta or "events" not in partner:
-        raise ValueError("mixing needs event metadata on both clips (scenes rows); single-label clips "
-                         "cannot describe a mixture")
-    a, b = scale_levels(meta, gain_a), scale_levels(partner, gain_b)
+    a, b = scale_levels(one_event(meta), gain_a), scale_levels(one_event(partner), gain_b)
     tracks = [e["track"] for e in a["events"]] + [l["track"] for l in a.get("labels") or []]
     first = max(tracks) + 1 if tracks else 0
     dt = offset / rate

@@ -8,7 +8,8 @@ import torch
 
 from simulation import Room
 from simulation.augment import (BatchAugment, Context, Gain, Mix, Noise, Recipe, Resources, Reverb, Rotate, Shift,
-                                Spec, Speed, apply_recipe, apply_recipe_meta, describe_events, draw_recipe, merge_meta)
+                                Spec, Speed, apply_recipe, apply_recipe_meta, describe_events, draw_recipe, merge_meta,
+                                one_event)
 from simulation.scenes import Box, LibraryItem, PlanConfig, caption, frame_labels, plan_scene
 
 FS = 8_000
@@ -119,6 +120,25 @@ def test_a_mixture_lists_both_parents_rooms_and_describes_a_room_only_when_they_
     assert two["rt60"] is None and two["room_dims"] is None
     again = merge_meta({**two, "id": "mix"}, {**a, "room_id": "room-c"}, 0, FS, 0.1, 1.0, 1.0, 0)
     assert again["room_ids"] == ["room-a", "room-b", "room-c"]  # a mixture's rooms carry into the next
+
+
+def test_two_event_library_rows_mix_into_one_event_each_on_its_own_track():
+    """AudioGen's case: single-label clips (no events), each one event over the whole clip."""
+    a = {"id": "dog/1.wav", "label": "dog", "ontology_id": "/m/0bt9lr", "duration": 1.0, "license": "CC0"}
+    b = {"id": "bell/2.wav", "label": "bell", "ontology_id": "/m/0395lw", "duration": 0.5}
+    kept = dict(a)
+    mixed = merge_meta(a, one_event(b, power_db=-30.0), -1200, FS, 0.1, 0.5, 2.0, 1)  # b starts 0.15 s early
+    down, up = 20 * math.log10(0.5), 20 * math.log10(2.0)
+    assert mixed["events"] == [
+        {"event_id": "dog/1.wav", "class_name": "dog", "ontology_id": "/m/0bt9lr", "track": 0, "onset": 0.0,
+         "offset": 1.0, "level_db": pytest.approx(down), "power_db": None},  # no audio here: power unknown
+        {"event_id": "bell/2.wav", "class_name": "bell", "ontology_id": "/m/0395lw", "track": 1, "onset": 0.0,
+         "offset": pytest.approx(0.35), "level_db": pytest.approx(up), "power_db": pytest.approx(-30.0 + up)}]
+    assert mixed["label"] == ["bell", "dog"] and mixed["caption"] == "dog, mixed with bell"
+    assert "ontology_id" not in mixed and mixed["license"] == "CC0" and mixed["duration"] == 1.0
+    assert a == kept and "events" not in b  # inputs untouched
+    scene = scene_meta(0)
+    assert one_event(scene) is scene  # a row with events already describes itself
 
 
 def test_shift_and_speed_rescale_events_and_labels():
