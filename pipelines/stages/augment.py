@@ -10,10 +10,18 @@ and `room_ids` (every room whose audio the row holds: a mixture holds both paren
 metadata columns describe the new audio. A mixture of clips from two rooms has no single
 room, so its `rt60` and `room_dims` are null; its `room_id` is its first parent's, kept for
 provenance only.
+
+Mixing an event library (one labelled clip per row, AudioGen's case) gives its rows the scenes'
+event form, mixed or not, so one schema describes them all: `events` (each parent's clip as one
+event: event_id, class_name, ontology_id, track, onset, offset, level_db, power_db), `label` the
+sorted list of class names, `caption` (default: the label; a mixture's names both parents), and
+`ontology_id` moved into the events. The other library columns (source_file, license, ...)
+are the first parent's, for provenance, as `room_id` is; `parent_ids` names both.
 """
 
 from __future__ import annotations
 
+import io
 import math
 from functools import partial
 from typing import Any, Literal
@@ -21,6 +29,7 @@ from typing import Any, Literal
 import datasets
 import numpy as np
 import pyarrow.compute as pc
+import soundfile as sf
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -74,8 +83,17 @@ class AugmentConfig(BaseModel):
         return [Spec.from_dict(s) for s in self.steps]
 
 
-def features(source: datasets.Features) -> datasets.Features:
-    return datasets.Features({**source, "recipe": datasets.Value("string"),
+def features(source: datasets.Features, kind: dict) -> datasets.Features:
+    """The input's schema plus the recipe columns; a mixed event library's in the scenes' event form."""
+    out = {**source}
+    if kind["one_event"]:
+        from pipelines.stages.scenes import EVENT_FEATURES
+        from simulation.augment import ONE_EVENT_KEYS
+
+        out.pop("ontology_id", None)
+        out.update({"label": datasets.Sequence(datasets.Value("string")), "caption": datasets.Value("string"),
+                    "events": [{k: EVENT_FEATURES[k] for k in ONE_EVENT_KEYS}]})
+    return datasets.Features({**out, "recipe": datasets.Value("string"),
                               "parent_ids": datasets.Sequence(datasets.Value("string")),
                               "room_ids": datasets.Sequence(datasets.Value("string"))})
 
@@ -86,15 +104,17 @@ def _column(catalog: Catalog, ref: str, split: str | None, columns: list[str], i
     return dataset.to_table(columns=columns, filter=where).to_pylist()
 
 
-def _kind(snap: Snapshot) -> dict:
-    """What the source holds: rate, format, label hop, and whether rows carry scene metadata."""
+def _kind(snap: Snapshot, names: list[str]) -> dict:
+    """What the source holds: rate, format, label hop, whether rows carry scene metadata, and
+    whether its rows become one-event clips (an event library being mixed)."""
     missing = {"id", "audio", "duration"} - set(snap.features)
     if missing:
         raise RoomtoneError(f"{snap.ref} cannot be augmented: it lacks columns {sorted(missing)}",
                             "augment an event library, a scenes dataset or a mixture of them")
     scenes = {"events", "labels"} <= set(snap.features)
+    one_event = "mix" in names and "events" not in snap.features and "label" in snap.features
     return {"rate": snap.features["audio"].sampling_rate, "format": snap.info.get("format"), "scenes": scenes,
-            "hop": snap.info.get("label_hop_s", 0.1) if scenes else None}
+            "hop": snap.info.get("label_hop_s", 0.1) if scenes else None, "one_event": one_event}
 
 
 def check_inputs(cfg: AugmentConfig, catalog: Catalog) -> tuple[Snapshot, Snapshot | None, dict, dict, dict]:
@@ -103,15 +123,22 @@ def check_inputs(cfg: AugmentConfig, catalog: Catalog) -> tuple[Snapshot, Snapsh
     Metadata columns are read, plus one decoded clip when RIRs must match a channel count the
     source has no num_channels column for."""
     src = catalog.show(cfg.source)
-    kind = _kind(src)
     names = [s["name"] for s in cfg.steps]
+    kind = _kind(src, names)
     cols = ["id", "duration"] + [c for c in ("format", "num_channels") if c in src.features]
     rows = {split: _column(catalog, src.ref, split, cols) for split in catalog.splits(src.ref)}
     formats = {(r.get("format"), r.get("num_channels")) for split in rows.values() for r in split}
-    if "mix" in names and not kind["scenes"]:
-        raise RoomtoneError(f"mix needs scene metadata (events and frame labels), but {src.ref} has one label "
-                            "per clip, which cannot describe a mixture",
-                            "mix a scenes dataset (roomtone simulate scenes), or drop mix from steps")
+    if "mix" in names and not (kind["scenes"] or kind["one_event"]):
+        raise RoomtoneError(f"mix needs scene metadata (events and frame labels) or one label per clip, but "
+                            f"{src.ref} has neither, so a mixture could not be described",
+                            "mix a scenes dataset (roomtone simulate scenes) or an event library (roomtone ingest "
+                            "events), or drop mix from steps")
+    if kind["one_event"]:
+        _check_one_format(catalog, src.ref, kind["rate"])
+        if "reverb" in names[:names.index("mix")]:
+            raise RoomtoneError(f"reverb before mix would mix each reverberant clip of {src.ref} with a dry "
+                                "partner, of another channel count when the RIRs are multichannel",
+                                "put mix before reverb in steps")
     needs_one = [n for n in ONE_FORMAT if n in names]
     if needs_one and len(formats) > 1:
         held = ", ".join(f"{f}/{c}" for f, c in sorted(formats, key=str))
@@ -163,6 +190,26 @@ def check_inputs(cfg: AugmentConfig, catalog: Catalog) -> tuple[Snapshot, Snapsh
     return src, rir_snap, kind, rows, rir_ids
 
 
+def _check_one_format(catalog: Catalog, ref: str, rate: int) -> None:
+    """Mixing pairs clips sample for sample and channel for channel, so an event library to mix must
+    hold one channel count at the rate its audio column declares. A library has no num_channels
+    column, so every clip's header is read (in batches; nothing is decoded)."""
+    held: dict[tuple[int, int], list[str]] = {}
+    columns = {"id": pc.field("id"), "bytes": pc.field("audio", "bytes")}
+    for batch in catalog.arrow_dataset(ref).to_batches(columns=columns, batch_size=256):
+        for clip, data in zip(batch.column("id").to_pylist(), batch.column("bytes").to_pylist()):
+            info = sf.info(io.BytesIO(data))
+            held.setdefault((info.samplerate, info.channels), []).append(clip)
+    if len(held) > 1 or {r for r, _ in held} - {rate}:
+        found = ", ".join(f"{r} Hz/{c} ch: {len(ids)} clip(s), e.g. {min(ids)}"
+                          for (r, c), ids in sorted(held.items()))
+        raise RoomtoneError(f"mix needs clips of one channel count at the {rate} Hz that the audio column of {ref} "
+                            f"declares (its sampling_rate), but its clips hold {found}",
+                            f"re-make the library so every clip has one rate and channel count (`roomtone ingest "
+                            f"events --sample-rate {rate}` makes mono clips at one rate), or mix each format as "
+                            "its own dataset")
+
+
 def _decoded_channels(catalog: Catalog, ref: str, rows: dict) -> set[int]:
     """The channel count of one decoded clip, for a source without a num_channels column (one
     clip stands for all; a clip with another count still fails in its worker, naming itself)."""
@@ -207,8 +254,12 @@ def draw_all(cfg: AugmentConfig, kind: dict, rows: dict, rir_ids: dict) -> tuple
     return out, skipped
 
 
-def load_rows(catalog: Catalog, ref: str, split: str, ids: set[str], rate: int) -> dict[str, tuple]:
-    """Rows by id as (audio (C, T) float32 tensor, metadata without audio)."""
+def load_rows(catalog: Catalog, ref: str, split: str, ids: set[str], rate: int,
+              one_event: bool = False) -> dict[str, tuple]:
+    """Rows by id as (audio (C, T) float32 tensor, metadata without audio); with `one_event`, an
+    event-library row becomes a clip of one event whose power is measured here (see `one_event`)."""
+    from simulation.augment import one_event as as_event, rms
+
     out = {}
     for row in _column(catalog, ref, split, list(catalog.show(ref).features), ids):
         audio, got = decode_audio(row.pop("audio")["bytes"], dtype="float32")
@@ -217,7 +268,11 @@ def load_rows(catalog: Catalog, ref: str, split: str, ids: set[str], rate: int) 
                                 "dataset's audio column (its sampling_rate)",
                                 f"re-make the source so every clip is at {rate} Hz (e.g. `roomtone ingest events "
                                 f"--sample-rate {rate}`)")
-        out[row["id"]] = (torch.from_numpy(np.ascontiguousarray(audio.T)), row)
+        audio = torch.from_numpy(np.ascontiguousarray(audio.T))
+        if one_event:
+            level = float(rms(audio[None])[0])
+            row = as_event(row, 20.0 * math.log10(level) if level > 0 else None)
+        out[row["id"]] = (audio, row)
     return out
 
 
@@ -250,7 +305,8 @@ def make_rows(cfg: AugmentConfig, catalog_json: str, source: str, rirs_ref: str 
 
     catalog = Catalog(CatalogConfig.model_validate_json(catalog_json))
     recipes = [Recipe.from_json(r) for _, r, _ in task.items]
-    rows = load_rows(catalog, source, task.split, {p for r in recipes for p in r.parent_ids}, kind["rate"])
+    rows = load_rows(catalog, source, task.split, {p for r in recipes for p in r.parent_ids}, kind["rate"],
+                     kind["one_event"])
     rir_ids = {s.rir_id for r in recipes for s in r.steps if isinstance(s, Reverb)}
     rirs = load_rirs(catalog, rirs_ref, rir_ids) if rir_ids else {}
     for out_id, recipe_json, _ in task.items:
@@ -271,7 +327,7 @@ def run_augment(cfg: AugmentConfig, catalog: Catalog, *, address: str | None = N
     pinned = cfg.model_copy(update={"source": src.ref, "rirs": rir_snap.ref if rir_snap else None})
     inputs = [src.ref] + ([rir_snap.ref] if rir_snap else [])
     info = {**src.info, "augmented_from": src.ref, "steps": cfg.steps, "skipped": skipped}
-    run = catalog.create_run(cfg.name, pinned, features(src.features), inputs=inputs, info=info)
+    run = catalog.create_run(cfg.name, pinned, features(src.features, kind), inputs=inputs, info=info)
     channels = max([r.get("num_channels") or 1 for split in rows.values() for r in split] + [4 if rir_snap else 1])
     per_second = kind["rate"] * channels * cfg.bits / 8 * 0.8
     tasks = plan_shards(items, cfg.max_shard_bytes, lambda item: item[2] * per_second)

@@ -18,6 +18,7 @@ from pipelines.stages.events import EventsConfig, run_ingest_events
 from pipelines.stages.qa import QaConfig, run_qa
 from pipelines.stages.rirs import RirsConfig, run_rirs
 from pipelines.stages.scenes import ScenesConfig, run_scenes
+from simulation.augment.functional import place
 from tests.helpers import REPO_ROOT, SONIC_PI, copy_sonic_pi, sonic_pi_rows
 from tests.reliability.test_bad_input import rir_dataset
 
@@ -170,8 +171,88 @@ def test_reverb_of_a_dry_event_library_with_catalog_rirs(inputs):
         assert math.isfinite(step["gain"]) and row["label"] and row["duration"] == pytest.approx(len(audio) / rate)
 
 
+MONO = dict(source="events", steps=[{"name": "mix", "p": 0.75}, {"name": "gain", "p": 0.5}], copies=2, seed=5,
+            max_shard_bytes=100_000)
+
+
+def _mono_mix(catalog):
+    """The sonic-pi event library mixed AudioGen's way (published once per module)."""
+    if not catalog.exists("mono_mix"):
+        run_augment(AugmentConfig(name="mono_mix", **MONO), catalog, show_progress=False)
+    return catalog.show("mono_mix")
+
+
+def test_mixing_an_event_library_pairs_its_clips_and_records_what_replays_them(inputs):
+    catalog = inputs
+    snap, source = _mono_mix(catalog), catalog.show("events")
+    rate = source.features["audio"].sampling_rate
+    assert set(snap.features) == set(source.features) - {"ontology_id"} | {"events", "caption", "recipe",
+                                                                           "parent_ids", "room_ids"}
+    rows, parents = _rows(catalog, "mono_mix"), _rows(catalog, "events")
+    decoded = load_rows(catalog, source.ref, "train", set(parents), rate, one_event=True)
+    kind = {"rate": rate, "format": None, "scenes": False, "hop": None, "one_event": True}
+    mixed = 0
+    for row in rows.values():
+        recipe = json.loads(row["recipe"])
+        audio, meta, replayed = augment_row(row["recipe"], decoded, {}, kind)
+        assert replayed == row["recipe"] and encode_flac(audio.T, rate) == row["audio"]["bytes"]  # bit for bit
+        assert _float32(meta["events"]) == row["events"] and meta["caption"] == row["caption"]
+        first = parents[row["parent_ids"][0]]
+        steps = [s for s in recipe["steps"] if s["name"] == "mix"]
+        gain = math.prod(10 ** (s["gain_db"] / 20) for s in recipe["steps"] if s["name"] == "gain")
+        if not steps:
+            assert [(e["event_id"], e["class_name"], e["track"], e["onset"], e["offset"]) for e in row["events"]] == \
+                [(first["id"], first["label"], 0, 0.0, first["duration"])]
+            assert row["label"] == [first["label"]] and row["caption"] == first["label"]
+            continue
+        mixed += 1
+        mix, second = steps[0], parents[steps[0]["partner_id"]]
+        a, b = sorted(row["events"], key=lambda e: e["track"])
+        assert [a["event_id"], b["event_id"]] == row["parent_ids"] == [first["id"], second["id"]]
+        assert (a["track"], b["track"]) == (0, 1) and (a["onset"], a["offset"]) == (0.0, first["duration"])
+        dt = mix["offset"] / rate  # the partner moved by the recorded offset, cut to the first clip
+        assert b["onset"] == _float32(max(0.0, dt)) and b["offset"] == _float32(min(first["duration"],
+                                                                                  dt + second["duration"]))
+        assert first["label"] in row["caption"] and second["label"] in row["caption"]
+        assert row["label"] == sorted({first["label"], second["label"]}) and row["room_ids"] == []
+        x, y = decoded[first["id"]][0].double(), decoded[second["id"]][0].double()
+        placed = place(y, mix["offset"], x.shape[-1])
+        ga, gb = mix["gain_a"] * mix["limit"] * gain, mix["gain_b"] * mix["limit"] * gain
+        snr = 10 * math.log10(float((ga * x).pow(2).sum() / (gb * placed).pow(2).sum()))
+        assert abs(snr - mix["snr_db"]) < 0.1
+        # each event's power: its mean square in the output clip over its span (the partner's when uncut)
+        assert a["power_db"] == pytest.approx(10 * math.log10(float((ga * x).pow(2).mean())), abs=0.01)
+        if 0 <= mix["offset"] and mix["offset"] + y.shape[-1] <= x.shape[-1]:
+            assert b["power_db"] == pytest.approx(10 * math.log10(float((gb * y).pow(2).mean())), abs=0.01)
+    assert 0 < mixed < len(rows)
+
+
+def test_qa_of_a_mixed_event_library_counts_both_parents_and_skips_space(inputs):
+    catalog = inputs
+    mixes = _rows(catalog, _mono_mix(catalog).ref)
+    snap = run_qa(QaConfig(source="mono_mix", test_fraction=0.0), catalog, show_progress=False)
+    summary = snap.info["summary"]
+    for family in ("direction", "distance", "motion"):
+        assert "is not spatial" in summary["skipped_families"][family]
+    tuples = catalog.arrow_dataset(snap.ref).to_table().to_pylist()
+    assert {"classification", "counting", "temporal", "loudest", "caption"} <= {t["family"] for t in tuples}
+    for t in tuples:
+        row = mixes[t["audio_id"]]
+        if t["task"] == "count_events":
+            assert t["answer"]["values"] == [len(row["events"])] == [len(row["parent_ids"])]
+        elif t["task"] == "cla_label":
+            assert t["answer"]["labels"] == row["label"]
+        elif t["task"] == "caption":
+            assert t["output"] == row["caption"]
+        elif t["task"] == "loudest":
+            loud, quiet = sorted(row["events"], key=lambda e: -e["power_db"])
+            assert t["answer"]["labels"] == [loud["class_name"]] and loud["power_db"] - quiet["power_db"] >= 3.0
+    assert any(t["task"] == "count_events" and t["answer"]["values"] == [2] for t in tuples)
+
+
 @pytest.mark.parametrize("overrides, message", [
-    ({"source": "events", "steps": [{"name": "mix"}]}, "mix needs scene metadata"),
+    ({"source": "events", "steps": [{"name": "reverb"}, {"name": "mix"}], "rirs": "foa_rooms"},
+     "reverb before mix"),
     ({"source": "events", "steps": [{"name": "rotate"}]}, "rotate needs FOA or MIC clips"),
     ({"steps": [{"name": "reverb"}], "rirs": "foa_rooms"}, "already reverberant"),
     ({"source": "events", "steps": [{"name": "reverb"}]}, "reverb needs an RIR dataset"),

@@ -1,8 +1,8 @@
 """The bad-input sweep: every kind of bad input a user can hand over is refused with one clear
 message (what is wrong, how to fix it, no traceback) or quarantined with its reason.
 
-Tally: 33 bad inputs tried -> 33 refused or quarantined (9 broken audio files quarantined by a
-real `roomtone ingest events`, 19 configs/specs/names refused by the CLI, 5 input mismatches
+Tally: 34 bad inputs tried -> 34 refused or quarantined (9 broken audio files quarantined by a
+real `roomtone ingest events`, 19 configs/specs/names refused by the CLI, 6 input mismatches
 refused by the stages before any job starts).
 """
 
@@ -16,13 +16,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from catalog import Catalog, CatalogConfig, RoomtoneError, write_shard
+from catalog import Catalog, CatalogConfig, RoomtoneError, audio_cell, encode_flac, write_shard
 from pipelines.configs import load_config
 from pipelines.stages.augment import AugmentConfig, run_augment
 from pipelines.stages.events import read_quarantine
 from pipelines.stages.qa import QaConfig
 from pipelines.stages.scenes import ScenesConfig, run_scenes
-from tests.helpers import SONIC_PI, copy_sonic_pi, publish_dataset, sonic_pi_rows, write_labels_csv
+from tests.helpers import (SONIC_PI, clip_features, clip_rows, copy_sonic_pi, pcm16_clip, publish_dataset,
+                           sonic_pi_rows, write_labels_csv)
 from tests.test_cli import roomtone
 
 GOOD = ["bd_klub.flac", "elec_triangle.flac"]
@@ -135,6 +136,17 @@ def rir_dataset(catalog, name: str, rates: list[int], channels: list[int]):
     return catalog.publish(run)
 
 
+def mixed_formats(catalog, name: str = "mixed_formats"):
+    """An event library (a label per clip, no events) of two mono clips, one stereo clip and one
+    mono clip at 16 kHz, its audio column declared at 24 kHz."""
+    odd = {"id": "slow", "audio": audio_cell(encode_flac(pcm16_clip(9, channels=1) / 32768.0, 16_000), "slow.flac"),
+           "duration": 0.3, "label": "dog"}
+    run = catalog.create_run(name, {"rows": 4}, clip_features())
+    write_shard(run.shard("train", 0, 1), clip_features(), [*clip_rows(0, 2, channels=1), *clip_rows(2, 1, channels=2),
+                                                            odd])
+    return catalog.publish(run)
+
+
 MISMATCHES = [
     ("RIRs at another sample rate", lambda c: run_augment(AugmentConfig(
         source="clips", rirs=rir_dataset(c, "rirs_16k", [16_000], [4]).name, steps=[{"name": "reverb"}]), c),
@@ -145,6 +157,9 @@ MISMATCHES = [
     ("RIRs of another channel count, the clips' count decoded", lambda c: run_augment(AugmentConfig(
         source="clips", rirs=rir_dataset(c, "rirs_stereo", [24_000], [2]).name, steps=[{"name": "reverb"}]), c),
      "decoded clip"),
+    ("an event library of several rates and channel counts to mix", lambda c: run_augment(AugmentConfig(
+        source=mixed_formats(c).name, steps=[{"name": "mix"}]), c),
+     "clips hold 16000 Hz/1 ch: 1 clip(s), e.g. slow, 24000 Hz/1 ch: 2 clip(s), e.g. clip-0, 24000 Hz/2 ch"),
     ("a class map missing a class", lambda c: run_scenes(ScenesConfig(events="clips", rirs="clips",
                                                                       classes=["dog"]), c), "misses classes"),
     ("unknown QA family", lambda c: load_config(QaConfig, source="clips", families=["telepathy"]),
