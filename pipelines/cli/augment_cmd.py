@@ -39,11 +39,13 @@ def augment(
 ):
     """Augment a dataset with replayable recipes and publish the result with lineage.
 
-    AudioGen-style mixing of scene pairs (float SNR, -5..5 dB, >= 50 % overlap, events, labels
-    and captions merged), reverb with catalog RIRs (channel by channel), noise, gain, time
-    shift, speed change, and the 16 FOA / 8 MIC channel-swap rotations with labels rotated.
-    Each row stores its resolved recipe (JSON) and parent ids; the output has the input's
-    schema plus `recipe` and `parent_ids`. Ranges (e.g. snr_db: [-5, 5]) go in --config:
+    AudioGen-style mixing of scene pairs or of an event library's clips (float SNR, -5..5 dB,
+    >= 50 % overlap, events, labels and captions merged), reverb with catalog RIRs (channel by
+    channel), noise, gain, time shift, speed change, and the 16 FOA / 8 MIC channel-swap
+    rotations with labels rotated. Each row stores its resolved recipe (JSON) and parent ids;
+    the output has the input's schema plus `recipe`, `parent_ids` and `room_ids` (a mixed event
+    library's rows also get `events` and `caption`, and `label` becomes a list). Ranges (e.g.
+    snr_db: [-5, 5]) go in --config:
 
         steps: [{name: mix, p: 0.5, snr_db: [-5, 5]}, {name: rotate, p: 0.5}, {name: speed, factor: [0.9, 1.1]}]
 
