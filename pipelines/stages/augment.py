@@ -121,7 +121,7 @@ def check_inputs(cfg: AugmentConfig, catalog: Catalog) -> tuple[Snapshot, Snapsh
     """Everything that can be wrong with the inputs, found before the job: returns the source and
     RIR snapshots, the source kind, its rows (id, duration) by split and the RIR ids by split.
     Metadata columns are read, plus one decoded clip when RIRs must match a channel count the
-    source has no num_channels column for."""
+    source has no num_channels column for, and every clip's header when an event library is mixed."""
     src = catalog.show(cfg.source)
     names = [s["name"] for s in cfg.steps]
     kind = _kind(src, names)
