@@ -96,7 +96,7 @@ class EventFact:
     speed: float = 0.0
     level_db: float | None = None
     snr_db: float | None = None
-    power_db: float | None = None   # set on every event of the clip or on none (see `extract_facts`)
+    power_db: float | None = None   # power_db and snr_db: set on every event of the clip or on none
     ref: str = ""   # how questions name it: "Dog", or "second Dog" when the class recurs
 
     @property
@@ -196,14 +196,17 @@ def _polyphony(labels: list[dict] | None, events: tuple[EventFact, ...]) -> int 
 def extract_facts(row: dict) -> Facts:
     """Facts from a scenes, mixtures or event-library row (columns as their stages write them).
 
-    Event powers are kept only when every event has one, so a clip's loudness is on one scale."""
+    Event powers, and SNRs, are kept only when every event has one, so a clip's loudness is on
+    one scale."""
     spatial = row.get("format") in ("foa", "mic") and (row.get("num_channels") or 0) > 1
     powers = all(e.get("power_db") is not None for e in row.get("events") or [])
+    snrs = all(e.get("snr_db") is not None for e in row.get("events") or [])
     events = _named(sorted((EventFact(
         e["class_name"], e.get("ontology_id"), e.get("event_id") or "", float(e["onset"]), float(e["offset"]),
         e.get("azimuth") if spatial else None, e.get("elevation") if spatial else None,
         e.get("distance") if spatial else None, float(e.get("speed") or 0.0) if spatial else 0.0,
-        e.get("level_db"), e.get("snr_db"), e["power_db"] if powers else None) for e in row.get("events") or []),
+        e.get("level_db"), e["snr_db"] if snrs else None, e["power_db"] if powers else None)
+        for e in row.get("events") or []),
         key=lambda e: (e.onset, e.offset, e.class_name)))
     label = row.get("label")
     names = set(label if isinstance(label, list) else [label] if label else []) | {e.class_name for e in events}

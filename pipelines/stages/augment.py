@@ -15,8 +15,9 @@ Mixing an event library (one labelled clip per row, AudioGen's case) gives its r
 event form, mixed or not, so one schema describes them all: `events` (each parent's clip as one
 event: event_id, class_name, ontology_id, track, onset, offset, level_db, power_db), `label` the
 sorted list of class names, `caption` (default: the label; a mixture's names both parents), and
-`ontology_id` moved into the events. The other library columns (source_file, license, ...)
-are the first parent's, for provenance, as `room_id` is; `parent_ids` names both.
+`ontology_id` moved into the events. A mixture's `license` and `source_file` name both
+parents' ("A; B" when they differ); the other library columns are the first parent's, for
+provenance, as `room_id` is; `parent_ids` names both.
 """
 
 from __future__ import annotations

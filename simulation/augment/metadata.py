@@ -41,12 +41,15 @@ def _wrap(az: float) -> float:
 
 
 def clip_events(events: list[dict], duration: float) -> list[dict]:
-    """Events cut to [0, duration] s; a moving event cut at its start has its onset azimuth moved on."""
+    """Events cut to [0, duration] s; a moving event cut at its start has its onset azimuth moved on.
+    A cut event's power and SNR (mean squares over its own span) are unknown for what is left of it."""
     out = []
     for ev in events:
         onset, offset = max(0.0, ev["onset"]), min(duration, ev["offset"])
         if offset <= onset:
             continue
+        if (onset, offset) != (ev["onset"], ev["offset"]):
+            ev = {**ev, **{key: None for key in ("power_db", "snr_db") if key in ev}}
         if onset != ev["onset"] and ev.get("speed"):
             ev = {**ev, "azimuth": _wrap(ev["azimuth"] + ev["speed"] * (onset - ev["onset"]))}
         out.append({**ev, "onset": onset, "offset": offset})
@@ -216,6 +219,8 @@ def merge_meta(meta: Meta, partner: Meta, offset: int, rate: int, hop: float, ga
     `room_ids` lists the first clip's rooms, then the partner's (a room twice when both
     parents come from it). `room_id` stays the first clip's, as provenance only; when the
     rooms differ, no single room describes the mixture, so `rt60` and `room_dims` become None.
+    `license` and `source_file`, where present, name both parents' ("A; B" when they differ).
+    An event cut at the clip's end loses its power and SNR (see `clip_events`).
     """
     a, b = scale_levels(one_event(meta), gain_a), scale_levels(one_event(partner), gain_b)
     tracks = [e["track"] for e in a["events"]] + [l["track"] for l in a.get("labels") or []]
@@ -229,6 +234,9 @@ def merge_meta(meta: Meta, partner: Meta, offset: int, rate: int, hop: float, ga
         out["room_ids"] = rooms
     if len(set(rooms)) > 1:
         out.update({key: None for key in ("rt60", "room_dims") if key in out})
+    for key in ("license", "source_file"):  # provenance: a mixture owes both parents' terms
+        if out.get(key) is not None and b.get(key) not in (None, out[key]):
+            out[key] = f"{out[key]}; {b[key]}"
     kept = clip_events(moved, a["duration"])
     events = a["events"] + kept
     if "labels" in out:

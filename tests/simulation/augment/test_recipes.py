@@ -97,8 +97,10 @@ def test_mixed_metadata_holds_both_parents_shifted_with_disjoint_tracks():
         src = next(s for s in b["events"] if s["event_id"] == e["event_id"] and s["track"] == e["track"] - first
                    and math.isclose(s["onset"] + 0.8, e["onset"]))
         assert e["offset"] == min(4.0, src["offset"] + 0.8)
-        for key in ("level_db", "power_db"):
-            assert e[key] == pytest.approx(src[key] + 20 * math.log10(done.steps[0].gain_b * done.steps[0].limit))
+        gain_db = 20 * math.log10(done.steps[0].gain_b * done.steps[0].limit)
+        assert e["level_db"] == pytest.approx(src["level_db"] + gain_db)
+        cut = e["offset"] < src["offset"] + 0.8  # a cut event's power over what is left is unknown
+        assert e["power_db"] == (None if cut else pytest.approx(src["power_db"] + gain_db))
     assert all(0 <= l["frame"] < 40 for l in meta["labels"])
     assert len([l for l in meta["labels"] if l["track"] >= first]) == \
         len([l for l in b["labels"] if l["frame"] + 8 < 40])
@@ -125,20 +127,26 @@ def test_a_mixture_lists_both_parents_rooms_and_describes_a_room_only_when_they_
 def test_two_event_library_rows_mix_into_one_event_each_on_its_own_track():
     """AudioGen's case: single-label clips (no events), each one event over the whole clip."""
     a = {"id": "dog/1.wav", "label": "dog", "ontology_id": "/m/0bt9lr", "duration": 1.0, "license": "CC0"}
-    b = {"id": "bell/2.wav", "label": "bell", "ontology_id": "/m/0395lw", "duration": 0.5}
+    b = {"id": "bell/2.wav", "label": "bell", "ontology_id": "/m/0395lw", "duration": 0.5, "license": "CC-BY 4.0"}
     kept = dict(a)
-    mixed = merge_meta(a, one_event(b, power_db=-30.0), -1200, FS, 0.1, 0.5, 2.0, 1)  # b starts 0.15 s early
+    mixed = merge_meta(a, one_event(b, power_db=-30.0), 800, FS, 0.1, 0.5, 2.0, 1)  # b starts 0.1 s in
     down, up = 20 * math.log10(0.5), 20 * math.log10(2.0)
     assert mixed["events"] == [
         {"event_id": "dog/1.wav", "class_name": "dog", "ontology_id": "/m/0bt9lr", "track": 0, "onset": 0.0,
          "offset": 1.0, "level_db": pytest.approx(down), "power_db": None},  # no audio here: power unknown
-        {"event_id": "bell/2.wav", "class_name": "bell", "ontology_id": "/m/0395lw", "track": 1, "onset": 0.0,
-         "offset": pytest.approx(0.35), "level_db": pytest.approx(up), "power_db": pytest.approx(-30.0 + up)}]
+        {"event_id": "bell/2.wav", "class_name": "bell", "ontology_id": "/m/0395lw", "track": 1,
+         "onset": pytest.approx(0.1), "offset": pytest.approx(0.6), "level_db": pytest.approx(up),
+         "power_db": pytest.approx(-30.0 + up)}]
     assert mixed["label"] == ["bell", "dog"] and mixed["caption"] == "dog, mixed with bell"
-    assert "ontology_id" not in mixed and mixed["license"] == "CC0" and mixed["duration"] == 1.0
+    assert "ontology_id" not in mixed and mixed["license"] == "CC0; CC-BY 4.0" and mixed["duration"] == 1.0
     assert a == kept and "events" not in b  # inputs untouched
     scene = scene_meta(0)
     assert one_event(scene) is scene  # a row with events already describes itself
+
+    early = merge_meta(a, one_event(b, power_db=-30.0), -1200, FS, 0.1, 0.5, 2.0, 1)  # b starts 0.15 s early
+    bell = early["events"][-1] if early["events"][-1]["class_name"] == "bell" else early["events"][0]
+    assert bell["onset"] == 0.0 and bell["offset"] == pytest.approx(0.35)
+    assert bell["power_db"] is None  # its mean square over what is left is not the whole event's
 
 
 def test_shift_and_speed_rescale_events_and_labels():
