@@ -9,7 +9,7 @@ rows with the input's schema plus `recipe` (the resolved, replayable JSON), `par
 and `room_ids` (every room whose audio the row holds: a mixture holds both parents'); the
 metadata columns describe the new audio. A mixture of clips from two rooms has no single
 room, so its `rt60` and `room_dims` are null; its `room_id` is its first parent's, kept for
-provenance only.
+provenance only. A reverberated clip takes its RIR's `room_id`, `rt60` and `room_dims`.
 
 Mixing an event library (one labelled clip per row, AudioGen's case) gives its rows the scenes'
 event form, mixed or not, so one schema describes them all: `events` (each parent's clip as one
@@ -84,9 +84,16 @@ class AugmentConfig(BaseModel):
         return [Spec.from_dict(s) for s in self.steps]
 
 
+ROOM_FEATURES = {"room_id": datasets.Value("string"), "rt60": datasets.Value("float32"),
+                 "room_dims": datasets.Sequence(datasets.Value("float32"))}
+
+
 def features(source: datasets.Features, kind: dict) -> datasets.Features:
-    """The input's schema plus the recipe columns; a mixed event library's in the scenes' event form."""
+    """The input's schema plus the recipe columns; a mixed event library's in the scenes' event
+    form; a reverberated one's with the room of its RIR."""
     out = {**source}
+    if kind["reverb"]:
+        out.update({k: v for k, v in ROOM_FEATURES.items() if k not in out})
     if kind["one_event"]:
         from pipelines.stages.scenes import EVENT_FEATURES
         from simulation.augment import ONE_EVENT_KEYS
@@ -115,7 +122,8 @@ def _kind(snap: Snapshot, names: list[str]) -> dict:
     scenes = {"events", "labels"} <= set(snap.features)
     one_event = "mix" in names and "events" not in snap.features and "label" in snap.features
     return {"rate": snap.features["audio"].sampling_rate, "format": snap.info.get("format"), "scenes": scenes,
-            "hop": snap.info.get("label_hop_s", 0.1) if scenes else None, "one_event": one_event}
+            "hop": snap.info.get("label_hop_s", 0.1) if scenes else None, "one_event": one_event,
+            "reverb": "reverb" in names}
 
 
 def check_inputs(cfg: AugmentConfig, catalog: Catalog) -> tuple[Snapshot, Snapshot | None, dict, dict, dict]:
@@ -227,6 +235,8 @@ def draw_all(cfg: AugmentConfig, kind: dict, rows: dict, rir_ids: dict) -> tuple
 
     Splits never mix with each other (no clip of the test split may reach the train split),
     so a split of one clip skips `mix`; the skips come back with their reason for the run's info.
+    A split the RIR dataset lacks takes its train RIRs; each reverberated row names its room
+    (`room_id`, `room_ids`), so the QA split keeps rooms apart all the same.
     """
     from simulation.augment import Context, draw_recipe
 
@@ -277,19 +287,21 @@ def load_rows(catalog: Catalog, ref: str, split: str, ids: set[str], rate: int,
     return out
 
 
-def load_rirs(catalog: Catalog, ref: str, ids: set[str]) -> dict[str, torch.Tensor]:
-    rows = _column(catalog, ref, None, ["id", "rir"], ids)
-    return {r["id"]: torch.tensor(np.array(r["rir"], dtype=np.float32)) for r in rows}
+def load_rirs(catalog: Catalog, ref: str, ids: set[str]) -> tuple[dict[str, torch.Tensor], dict[str, dict]]:
+    """RIRs by id, and the room each belongs to (see `Resources.rir_rooms`)."""
+    rows = _column(catalog, ref, None, ["id", "rir", *ROOM_FEATURES], ids)
+    return ({r["id"]: torch.tensor(np.array(r["rir"], dtype=np.float32)) for r in rows},
+            {r["id"]: {k: r[k] for k in ROOM_FEATURES} for r in rows})
 
 
-def augment_row(recipe_json: str, rows: dict, rirs: dict, kind: dict) -> tuple[np.ndarray, dict, str]:
+def augment_row(recipe_json: str, rows: dict, rirs: tuple[dict, dict], kind: dict) -> tuple[np.ndarray, dict, str]:
     """Apply one stored recipe; audio that would clip in FLAC gets a recorded gain step to a 0.99 peak."""
     from simulation.augment import Gain, Recipe, Resources, apply_recipe
 
     recipe = Recipe.from_json(recipe_json)
     audio, meta = rows[recipe.parent_ids[0]]
     res = Resources(partners={k: v[0] for k, v in rows.items()}, partner_meta={k: v[1] for k, v in rows.items()},
-                    rirs=rirs)
+                    rirs=rirs[0], rir_rooms=rirs[1])
     hop = kind["hop"] or 0.1
     out, new_meta, done = apply_recipe(recipe, audio, kind["rate"], meta, res, hop=hop)
     peak = float(out.abs().max())
@@ -309,7 +321,7 @@ def make_rows(cfg: AugmentConfig, catalog_json: str, source: str, rirs_ref: str 
     rows = load_rows(catalog, source, task.split, {p for r in recipes for p in r.parent_ids}, kind["rate"],
                      kind["one_event"])
     rir_ids = {s.rir_id for r in recipes for s in r.steps if isinstance(s, Reverb)}
-    rirs = load_rirs(catalog, rirs_ref, rir_ids) if rir_ids else {}
+    rirs = load_rirs(catalog, rirs_ref, rir_ids) if rir_ids else ({}, {})
     for out_id, recipe_json, _ in task.items:
         audio, meta, resolved = augment_row(recipe_json, rows, rirs, kind)
         meta = {**meta, "id": out_id, "recipe": resolved, "parent_ids": list(Recipe.from_json(resolved).parent_ids),

@@ -67,11 +67,14 @@ class Context:
 
 @dataclass
 class Resources:
-    """Audio a recipe refers to by id: mixing partners (C, T) with their metadata, RIRs (Cr, L)."""
+    """Audio a recipe refers to by id: mixing partners (C, T) with their metadata, RIRs (Cr, L)
+    with the room each was simulated in (`room_id`, `rt60`, `room_dims`), which a clip
+    reverberated by it then describes."""
 
     partners: Mapping[str, torch.Tensor] = field(default_factory=dict)
     partner_meta: Mapping[str, dict] = field(default_factory=dict)
     rirs: Mapping[str, torch.Tensor] = field(default_factory=dict)
+    rir_rooms: Mapping[str, dict] = field(default_factory=dict)
 
 
 def _uniform(rng: np.random.Generator, lo_hi: Sequence[float]) -> float:
@@ -198,7 +201,8 @@ class Reverb(Step):
         return cls(ctx.rirs[int(rng.integers(len(ctx.rirs)))])
 
     def meta(self, meta, rate, hop, res):
-        return forget_powers(meta)  # event times and directions are those of the direct path, unchanged
+        # event times and directions are those of the direct path, unchanged; the room is the RIR's
+        return forget_powers({**meta, **res.rir_rooms.get(self.rir_id, {})})
 
     @classmethod
     def audio(cls, steps, x, rate, res):
@@ -425,9 +429,10 @@ def apply_recipe_batch(recipes: Sequence[Recipe], audio: torch.Tensor, rate: int
 
 
 def apply_recipe_meta(recipe: Recipe, meta: dict, rate: int, *, hop: float = 0.1,
-                      partner_meta: Mapping[str, dict] | None = None) -> dict:
+                      partner_meta: Mapping[str, dict] | None = None,
+                      rir_rooms: Mapping[str, dict] | None = None) -> dict:
     """The metadata of the augmented clip, from the parent's metadata and a resolved recipe (no audio)."""
-    res = Resources(partner_meta=partner_meta or {})
+    res = Resources(partner_meta=partner_meta or {}, rir_rooms=rir_rooms or {})
     for step in recipe.steps:
         meta = step.meta(meta, rate, hop, res)
     return meta
@@ -460,6 +465,7 @@ def apply_recipe(recipe: Recipe, audio, rate: int, meta: dict | None = None, res
         x = x.contiguous().clone()  # FFTs see one alignment in every run
     with _one_thread():
         y, (done,) = apply_recipe_batch([recipe], x, rate, res)
-    out_meta = None if meta is None else apply_recipe_meta(done, meta, rate, hop=hop,
-                                                           partner_meta=(res or Resources()).partner_meta)
+    res = res or Resources()
+    out_meta = None if meta is None else apply_recipe_meta(done, meta, rate, hop=hop, partner_meta=res.partner_meta,
+                                                           rir_rooms=res.rir_rooms)
     return y[0], out_meta, done

@@ -80,7 +80,7 @@ def test_augmented_scenes_keep_the_schema_and_replay_from_the_stored_row(inputs,
         recipe = json.loads(row["recipe"])
         assert row["parent_ids"] == recipe["parent_ids"] and recipe["item_id"] == out_id
         assert row["parent_ids"][0] == out_id.rsplit("-aug", 1)[0]
-        audio, meta, replayed = augment_row(row["recipe"], decoded, {}, kind)
+        audio, meta, replayed = augment_row(row["recipe"], decoded, ({}, {}), kind)
         assert replayed == row["recipe"]  # a resolved recipe resolves to itself
         assert encode_flac(audio.T, 24_000) == row["audio"]["bytes"]  # bit for bit
         assert _float32(meta["events"]) == row["events"] and _float32(meta["labels"]) == row["labels"]
@@ -162,13 +162,17 @@ def test_reverb_of_a_dry_event_library_with_catalog_rirs(inputs):
                                      steps=[{"name": "reverb"}, {"name": "gain", "gain_db": [-3, 0]}]),
                        catalog, show_progress=False)
     assert snap.inputs == [catalog.show("events").ref, catalog.show("foa_rooms").ref]
-    rirs = {r["id"]: np.array(r["rir"]) for r in catalog.arrow_dataset("foa_rooms").to_table().to_pylist()}
+    table = catalog.arrow_dataset("foa_rooms").to_table().to_pylist()
+    rirs, rooms = {r["id"]: np.array(r["rir"]) for r in table}, {r["id"]: r for r in table}
     for row in _rows(catalog, "wet_events").values():
         audio, rate = decode_audio(row["audio"]["bytes"])
         step = json.loads(row["recipe"])["steps"][0]
         assert audio.shape[1] == 4 and step["rir_id"] in rirs and step["onset"] == \
             int(np.abs(rirs[step["rir_id"]]).max(axis=0).argmax())
         assert math.isfinite(step["gain"]) and row["label"] and row["duration"] == pytest.approx(len(audio) / rate)
+        room = rooms[step["rir_id"]]  # the clip now sounds in the RIR's room, and says so
+        assert (row["room_id"], row["rt60"], row["room_dims"]) == (room["room_id"], room["rt60"], room["room_dims"])
+        assert row["room_ids"] == [room["room_id"]]
 
 
 MONO = dict(source="events", steps=[{"name": "mix", "p": 0.75}, {"name": "gain", "p": 0.5}], copies=2, seed=5,
@@ -194,7 +198,7 @@ def test_mixing_an_event_library_pairs_its_clips_and_records_what_replays_them(i
     mixed = 0
     for row in rows.values():
         recipe = json.loads(row["recipe"])
-        audio, meta, replayed = augment_row(row["recipe"], decoded, {}, kind)
+        audio, meta, replayed = augment_row(row["recipe"], decoded, ({}, {}), kind)
         assert replayed == row["recipe"] and encode_flac(audio.T, rate) == row["audio"]["bytes"]  # bit for bit
         assert _float32(meta["events"]) == row["events"] and meta["caption"] == row["caption"]
         first = parents[row["parent_ids"][0]]
