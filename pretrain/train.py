@@ -5,11 +5,11 @@ name, checkpoint compatibility, cluster CPUs), opens the MLflow run, then starts
 TorchTrainer: gloo on CPU, NCCL on GPU, bf16 autocast on CUDA, gradient accumulation, AdamW
 with a warm-up + cosine schedule, mixup for tagging when asked (recipes, features and
 SpecAugment run in the data stream, `pretrain.data`, or with features_on="device" on each
-rank's device). Rank 0 writes a checkpoint to the run folder (local or
-s3://) every `checkpoint_every` steps; every (re)start of the loop resumes from the newest
-readable one, so a resumed run and a worker group restarted by Ray Train's FailureConfig
-replay the same batches, masks and dropout as an uninterrupted run: data position, mask
-generators and the torch seed all derive from (seed, step, rank). A non-finite loss stops
+rank's device). Rank 0 writes a checkpoint to the run folder (local or s3://) every
+`checkpoint_every` steps; every (re)start of the loop resumes from the newest readable one,
+so a resumed run and a worker group restarted by Ray Train's FailureConfig replay the same
+batches, masks and dropout as an uninterrupted run: data position, mask generators and the
+torch seed all derive from (seed, step, rank). A non-finite loss stops
 every rank at that step without stepping the optimizer; the driver reports the step, the
 micro-batch and its item ids, and the last good checkpoint.
 """
