@@ -65,6 +65,10 @@ class TrainConfig(BaseModel):
                                 "gain, noise, shift; speed (not SELD); rotate (SELD, FOA)")
     spec_augment: bool | None = Field(None, description="SpecAugment stripes on the features (supervised runs); "
                                                          "default: on for tagging, as PANNs and AST train")
+    features_on: Literal["loader", "device"] = Field(
+        "loader", description="where the recipe steps, features and SpecAugment run: 'loader' in the Ray Data CPU "
+        "tasks; 'device' on each training rank after it receives the batch (its GPU when the run uses GPUs), so "
+        "the loader only decodes and crops, and data_cpus can shrink. Same draws, same inputs either way")
     mixup_alpha: float = Field(0.0, ge=0, le=100, description="tagging: mix each micro-batch with itself shuffled, "
                                                                "lam ~ Beta(a, a); 0 = off")
 

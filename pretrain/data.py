@@ -10,9 +10,11 @@ decode FLAC, crop and batched features (CPU tasks) -> `iter_torch_batches`.
 The stream position is a row count, so a run resumed at step s starts exactly at row
 s * rows-per-step; crop offsets derive from (seed, item id, epoch) and lane order from
 (seed, rank, epoch), so batches never depend on timing or on which task ran where.
-Training-time augmentation runs in the same tasks and draws from the same keys: recipe
-steps (`simulation.augment`) on each cropped wave, SELD frame labels updated from the
-resolved recipe, then SpecAugment stripes on its features.
+Training-time augmentation draws from the same keys: recipe steps (`simulation.augment`)
+on each cropped wave, SELD frame labels updated from the recipe, then SpecAugment stripes
+on its features. By default it runs in the same tasks; with features_on="device" the tasks
+stop at cropped waves (and SELD targets, which need each row's labels) and each training
+rank applies `model_inputs` to its batches on its own device.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
 import torch
@@ -97,6 +99,12 @@ class InputSpec:
     features: str | None = None  # fbank preset; default: beats for BEATs, else ssast
     augment: tuple[dict, ...] = ()  # recipe steps applied to each cropped wave (training only)
     spec_augment: bool = False  # SpecAugment stripes on each clip's features (training only)
+    features_on: Literal["loader", "device"] = "loader"  # "device": the stream stops at cropped waves
+
+    @property
+    def samples(self) -> int:
+        """Samples of one crop at ``rate``."""
+        return int(round(self.clip_seconds * self.rate))
 
     @property
     def rate(self) -> int:
@@ -167,7 +175,7 @@ def crop_row(row: dict, spec: InputSpec, epoch: int) -> dict:
     if spec.family == "seld":
         offset -= offset % hop  # crops start on a label frame
     wave = resample(wave[:, offset:offset + length].astype(np.float32), rate, spec.rate)
-    n = int(round(spec.clip_seconds * spec.rate))
+    n = spec.samples
     wave = np.pad(wave, ((0, 0), (0, max(0, n - wave.shape[1]))))[:, :n].astype(np.float32)
     out = {"wave": wave if spec.family == "seld" else wave[0], "id": row["id"]}
     if spec.family == "tagging":
@@ -213,47 +221,76 @@ def _read_segments(batch: dict, spec: InputSpec, batch_size: int):
 
 
 def _featurise(batch: dict, spec: InputSpec, epoch: int) -> dict:
-    """A batch of cropped waves -> augmented waves -> model features (fbank, or 7-channel SELD
-    features) and SELD targets. Every draw is keyed by (seed, item id, epoch), so an item comes out
-    the same whichever rank, task or batch it lands in."""
-    from pretrain.features import fbank, normalize_seld, seld_features, spec_augment
-
+    """The loader's part of a batch of cropped rows (all from one segment, so one epoch): SELD
+    targets, which need each row's labels, then the model inputs (features_on="loader"), or the
+    waves and their epoch for the training rank to featurise ("device")."""
     ids = batch["id"]
-    wave = torch.from_numpy(np.ascontiguousarray(batch.pop("wave")))
+    wave = np.ascontiguousarray(batch.pop("wave"))
+    epochs = [epoch] * len(ids)
     labels = batch.pop("labels", None)
-    if spec.augment:
-        wave, recipes = _augmented(wave, ids, spec, epoch)
-        if labels is not None:  # rotations turn the directions, shifts move the frames
-            from simulation.augment import apply_recipe_meta
-
-            labels = [apply_recipe_meta(r, {"duration": spec.clip_seconds, "labels": l}, spec.rate,
-                                        hop=LABEL_HOP_S)["labels"] for r, l in zip(recipes, labels)]
-    with torch.no_grad():
-        feats = normalize_seld(seld_features(wave, spec.rate)) if spec.family == "seld" else \
-            fbank(wave, spec.rate, spec.preset())
-    if spec.spec_augment:
-        feats = torch.cat([spec_augment(f[None], torch.Generator().manual_seed(item_seed(spec.seed, i, "specaug",
-                                                                                         epoch)))
-                           for f, i in zip(feats, ids)])
     if labels is not None:
-        frames = int(round(spec.clip_seconds / LABEL_HOP_S))
-        targets = [seld_targets(l, frames, len(spec.classes)) for l in labels]
-        batch["target"], batch["reference"] = (np.stack([t[k] for t in targets]) for k in (0, 1))
+        batch["target"], batch["reference"] = _seld_targets(labels, ids, epochs, spec)
+    if spec.features_on == "loader":
+        batch["fbank"] = model_inputs(torch.from_numpy(wave), ids, epochs, spec).numpy()
+    else:
+        batch["wave"], batch["epoch"] = wave, np.array(epochs)
     batch["id"] = np.array(ids)
-    batch["fbank"] = feats.numpy()
     return batch
 
 
-def _augmented(wave: torch.Tensor, ids: list[str], spec: InputSpec, epoch: int) -> tuple[torch.Tensor, list]:
-    """The batched recipe path (`BatchAugment`) on (B, T) mono or (B, C, T) waves."""
+def model_inputs(wave: torch.Tensor, ids: Sequence[str], epochs: Sequence[int], spec: InputSpec,
+                 device: torch.device | str | None = None) -> torch.Tensor:
+    """Cropped waves (B, T) mono or (B, 4, T) FOA -> recipe steps -> features (fbank, or the
+    7-channel SELD input) -> SpecAugment, computed on ``device`` (default: the waves').
+
+    The one featurising path: Ray Data tasks run it on CPU (features_on="loader"), training
+    ranks on their own device ("device"). Every draw is keyed by (seed, item id, epoch) and
+    made on the CPU, so an item comes out the same whichever device, rank, task or batch it
+    lands in (up to float rounding across devices)."""
+    from pretrain.features import fbank, normalize_seld, seld_features, spec_augment
+
+    wave = wave.to(device) if device is not None else wave
+    with torch.no_grad():
+        if spec.augment:
+            x = wave if wave.ndim == 3 else wave[:, None]
+            x, _ = _augmenter(spec)(x, ids, _augment_rngs(ids, epochs, spec), epochs)
+            wave = x if wave.ndim == 3 else x[:, 0]
+        feats = normalize_seld(seld_features(wave, spec.rate)) if spec.family == "seld" else \
+            fbank(wave, spec.rate, spec.preset())
+        if spec.spec_augment:
+            feats = torch.cat([spec_augment(f[None], torch.Generator().manual_seed(
+                item_seed(spec.seed, i, "specaug", e))) for f, i, e in zip(feats, ids, epochs)])
+    return feats
+
+
+def _seld_targets(labels: list[list[dict]], ids: Sequence[str], epochs: Sequence[int],
+                  spec: InputSpec) -> tuple[np.ndarray, np.ndarray]:
+    """The crops' ADPIT targets and multi-ACCDOA references, after the recipes `model_inputs`
+    applies to their audio: rotations turn the directions, shifts move the frames. The recipes
+    are drawn again here from the same keys, without the audio: the on-the-fly steps resolve
+    nothing from it (`pretrain.config.ON_THE_FLY`), so the drawn recipe is the applied one."""
+    if spec.augment:
+        from simulation.augment import apply_recipe_meta
+
+        recipes = _augmenter(spec).draw(ids, _augment_rngs(ids, epochs, spec), spec.samples, epochs)
+        labels = [apply_recipe_meta(r, {"duration": spec.clip_seconds, "labels": l}, spec.rate,
+                                    hop=LABEL_HOP_S)["labels"] for r, l in zip(recipes, labels)]
+    frames = int(round(spec.clip_seconds / LABEL_HOP_S))
+    targets = [seld_targets(l, frames, len(spec.classes)) for l in labels]
+    return np.stack([t[0] for t in targets]), np.stack([t[1] for t in targets])
+
+
+def _augmenter(spec: InputSpec):
+    """The batched recipe path (`BatchAugment`) for ``spec``'s steps, on (B, C, T) waves."""
     from simulation.augment import BatchAugment
 
     seld = spec.family == "seld"
-    module = BatchAugment(spec.augment, spec.rate, fmt="foa" if seld else None, hop=LABEL_HOP_S if seld else None,
-                          seed=spec.seed)
-    x = wave if wave.ndim == 3 else wave[:, None]
-    y, recipes = module(x, ids, [item_rng(spec.seed, i, "augment", epoch) for i in ids], epoch)
-    return (y if wave.ndim == 3 else y[:, 0]), recipes
+    return BatchAugment(spec.augment, spec.rate, fmt="foa" if seld else None, hop=LABEL_HOP_S if seld else None,
+                        seed=spec.seed)
+
+
+def _augment_rngs(ids: Sequence[str], epochs: Sequence[int], spec: InputSpec) -> list[np.random.Generator]:
+    return [item_rng(spec.seed, i, "augment", e) for i, e in zip(ids, epochs)]
 
 
 def _collate_class():
@@ -287,6 +324,7 @@ def stream(segments: list[dict], spec: InputSpec, *, batch_size: int, data_cpus:
 
 
 def iter_batches(segments: list[dict], spec: InputSpec, *, batch_size: int, data_cpus: float = 1.0):
-    """Torch batches of ``batch_size`` rows ({"fbank", "id"[, "target"]}), in plan order."""
+    """Torch batches of ``batch_size`` rows ({"fbank", "id"[, "target"]}; with features_on="device"
+    "wave" and "epoch" in place of "fbank"), in plan order."""
     ds = stream(segments, spec, batch_size=batch_size, data_cpus=data_cpus)
     return ds.iter_torch_batches(batch_size=batch_size, collate_fn=_collate_class()(), prefetch_batches=2)

@@ -3,12 +3,13 @@
 `run_training(cfg, catalog)` checks everything cheap first (dataset columns and split, model
 name, checkpoint compatibility, cluster CPUs), opens the MLflow run, then starts a
 TorchTrainer: gloo on CPU, NCCL on GPU, bf16 autocast on CUDA, gradient accumulation, AdamW
-with a warm-up + cosine schedule, mixup for tagging when asked (recipes and SpecAugment run
-in the data stream, `pretrain.data`). Rank 0 writes a checkpoint to the run folder (local or
-s3://) every `checkpoint_every` steps; every (re)start of the loop resumes from the newest
-readable one, so a resumed run and a worker group restarted by Ray Train's FailureConfig
-replay the same batches, masks and dropout as an uninterrupted run: data position, mask
-generators and the torch seed all derive from (seed, step, rank). A non-finite loss stops
+with a warm-up + cosine schedule, mixup for tagging when asked (recipes, features and
+SpecAugment run in the data stream, `pretrain.data`, or with features_on="device" on each
+rank's device). Rank 0 writes a checkpoint to the run folder (local or s3://) every
+`checkpoint_every` steps; every (re)start of the loop resumes from the newest readable one,
+so a resumed run and a worker group restarted by Ray Train's FailureConfig replay the same
+batches, masks and dropout as an uninterrupted run: data position, mask generators and the
+torch seed all derive from (seed, step, rank). A non-finite loss stops
 every rank at that step without stepping the optimizer; the driver reports the step, the
 micro-batch and its item ids, and the last good checkpoint.
 """
@@ -31,14 +32,15 @@ from catalog import Location
 from catalog.errors import RoomtoneError
 from pretrain import tracking
 from pretrain.config import TrainConfig
-from pretrain.data import InputSpec, Source, iter_batches, lanes_for_rank, open_source, plan_segments
+from pretrain.data import InputSpec, Source, iter_batches, lanes_for_rank, model_inputs, open_source, plan_segments
 from pretrain.features import mixup
 from simulation.seeding import item_seed
 
 if TYPE_CHECKING:
     from catalog.catalog import Catalog
 
-# A test-only hook called on every worker before each micro-batch: (step, micro, rank, batch) -> batch.
+# A test-only hook called on every worker before each micro-batch: (step, micro, rank, batch) -> batch;
+# the batch holds the model input ("fbank") whichever features_on computed it.
 BatchHook = Callable[[int, int, int, dict], dict]
 
 
@@ -218,6 +220,9 @@ def train_loop(config: dict) -> None:
         bad = None
         for m in range(accum):
             batch = next(batches)
+            if cfg.features_on == "device":
+                batch["fbank"] = model_inputs(batch.pop("wave"), batch["id"], batch.pop("epoch").tolist(), spec,
+                                              device)
             if hook is not None:
                 batch = hook(step, m, rank, batch)
             ids = batch.pop("id")
@@ -326,7 +331,7 @@ def run_training(cfg: TrainConfig, catalog: Catalog, *, address: str | None = No
     cfg = cfg.model_copy(update={k: Location.parse(v).uri for k in ("teacher", "tokenizer") if (v := getattr(cfg, k))})
     source = open_source(catalog, cfg.dataset, cfg.split, cfg.family)
     spec = InputSpec(cfg.family, cfg.clip_seconds, cfg.sample_rate, cfg.seed, source.classes,
-                     augment=tuple(cfg.augment), spec_augment=bool(cfg.spec_augment))
+                     augment=tuple(cfg.augment), spec_augment=bool(cfg.spec_augment), features_on=cfg.features_on)
     if cfg.family != "seld" and spec.preset().sample_rate != cfg.sample_rate:
         raise RoomtoneError(f"sample_rate={cfg.sample_rate} but the {cfg.family} features expect "
                             f"{spec.preset().sample_rate} Hz", f"set sample_rate: {spec.preset().sample_rate}")

@@ -31,13 +31,15 @@ class BatchAugment(torch.nn.Module):
         self._partners = sorted((k, int(v.shape[-1])) for k, v in self.resources.partners.items())
 
     def draw(self, ids: Sequence[str], rngs: Sequence[np.random.Generator], length: int,
-             epoch: int = 0) -> list[Recipe]:
+             epoch: int | Sequence[int] = 0) -> list[Recipe]:
+        """epoch: one for the batch, or one per item (a training batch can straddle the end of an epoch)."""
+        epochs = [epoch] * len(ids) if isinstance(epoch, (int, np.integer)) else epoch
         return [draw_recipe(self.specs, rng, Context(i, length, self.rate, self.fmt, self.hop, self._partners,
                                                      sorted(self.resources.rirs)),
-                            seed=self.seed, epoch=epoch) for i, rng in zip(ids, rngs)]
+                            seed=self.seed, epoch=e) for i, rng, e in zip(ids, rngs, epochs)]
 
     def forward(self, x: torch.Tensor, ids: Sequence[str], rngs: Sequence[np.random.Generator],
-                epoch: int = 0) -> tuple[torch.Tensor, list[Recipe]]:
+                epoch: int | Sequence[int] = 0) -> tuple[torch.Tensor, list[Recipe]]:
         """x (B, C, T) -> augmented (B, C', T) and each item's resolved recipe."""
         if x.ndim != 3 or len(ids) != x.shape[0] or len(rngs) != x.shape[0]:
             raise ValueError(f"need x (B, C, T) with one id and one generator per item; got {tuple(x.shape)}, "
