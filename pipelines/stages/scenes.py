@@ -246,7 +246,10 @@ def load_grid(catalog_json: str, rirs_ref: str, room_id: str, rir_seconds: float
     catalog = Catalog(CatalogConfig.model_validate_json(catalog_json))
     step = float(catalog.show(rirs_ref).config["grid_azimuth_step"])
     table = catalog.arrow_dataset(rirs_ref).to_table(columns=GRID_COLUMNS[1:] + ["rir", "id"],
-                                                     filter=pc.field("room_id") == room_id).sort_by("id")
+                                                     filter=pc.field("room_id") == room_id)
+    ids = table.column("id").to_pylist()
+    if ids != sorted(ids):  # the RIR job writes a room in id order; a sort copies its 14 MB again
+        table = table.sort_by("id")
     rirs = table.column("rir").combine_chunks()
     channels = len(rirs[0])
     flat = rirs.flatten().flatten().to_numpy().reshape(len(table), channels, -1)
