@@ -7,6 +7,7 @@ S3 endpoint and region and the ROOMTONE_* locations; credentials come from the p
 
 from __future__ import annotations
 
+import logging
 import os
 
 from catalog.errors import RoomtoneError
@@ -41,6 +42,8 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> dict:
             # Ray Train's preemption watcher polls for nodes being drained; one machine has none, and
             # the watcher's actor logs a core_worker error line into every run's output
             runtime_env["env_vars"].setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
+            # a new local cluster gets Ray's default token auth; Ray's notice of it would print on every command
+            logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
             # "local" always starts a new cluster: a stale /tmp/ray/ray_current_cluster must not be joined
             context = ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), runtime_env=runtime_env,
                                logging_level="WARNING", configure_logging=True, dashboard_host="127.0.0.1",

@@ -33,5 +33,5 @@ def test_demo_console_shows_progress_not_library_chatter(demo_run):
     assert re.search(r"embedding test .*?(\d+)/\1 clips", out), out[-3000:]  # the probe's bars
     for chatter in ("Requesting resources", "core_worker", "PreemptionWatcher", "execution finished",
                     "Progress bars disabled", "Creating initial MLflow database", "Successfully registered model",
-                    "Inferred schema contains integer"):
+                    "Inferred schema contains integer", "Token authentication is enabled"):
         assert chatter not in out, chatter

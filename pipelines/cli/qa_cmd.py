@@ -50,6 +50,10 @@ def make(
             console.print(f"skipped {rows} clips in {family}: {reason}", highlight=False)
     if summary["split_dropped"]:
         console.print(f"dropped {summary['split_dropped']} test clips that share a room or recording with train")
+        if "test" not in summary["splits"]:
+            console.print("no test split is left: mixtures link every held-out clip to a train clip; give the "
+                          "source its own test split (e.g. `roomtone ingest events --test-fraction 0.2`), which "
+                          "augment keeps apart", highlight=False)
     lm = summary.get("language_model")
     if lm:
         console.print(f"language model {lm['model']}: kept {lm['kept']} answers, rejected {lm['rejected']} "

@@ -476,7 +476,8 @@ def loudest_skip(f: Facts) -> str | None:
     """Why the loudest family does not answer for this clip (None: it does): without power_db,
     a mixture's events are on its two parents' own scales (see `EventFact.loudness`)."""
     if f.mixture and any(e.power_db is None for e in f.events):
-        return "a mixture without per-event power_db: its parents' snr_db and level_db are not comparable"
+        return ("a mixture with an event of unknown power_db (cut at the clip's end, or reverberated): its "
+                "parents' snr_db and level_db are not comparable")
     return None
 
 
