@@ -76,6 +76,9 @@ def test_generate_then_browse(tmp_path):
     # --model is validated together with the --set fields that depend on it (teacher needs a tokenizer model)
     (["pretrain", "beats", "--model", "beats-tokenizer-tiny", "-d", "missing", "--set", "teacher=runs/it1"],
      "dataset 'missing' is not in the catalog"),
+    # a --set of a field that also has an option is kept when the option is left out
+    (["pretrain", "ssast", "-d", "missing", "--set", "steps=0"], "steps"),
+    (["eval", "probe", "runs/x", "-d", "missing", "--set", "steps=0"], "steps"),
 ])
 def test_errors_are_one_clear_message(tmp_path, args, message):
     proc = roomtone(*args, root=tmp_path, check=False)

@@ -40,6 +40,12 @@ def parse_sets(items: list[str] | None) -> dict:
     return out
 
 
+def with_options(sets: dict, options: dict) -> dict:
+    """--set values, overridden by the options actually given (an option left out must not erase
+    its --set: `--set steps=6` without --steps trains 6 steps)."""
+    return {**sets, **{k: v for k, v in options.items() if v is not None}}
+
+
 def pretrain(
     method: Method = typer.Argument(..., help="ssast, beats (self-supervised) or supervised (tagging-*/seld-*)."),
     dataset: str = typer.Option(None, "--dataset", "-d", metavar="NAME[@SNAPSHOT]", help="Catalog dataset."),
@@ -68,9 +74,8 @@ def pretrain(
     from pretrain.config import TrainConfig
     from pretrain.train import run_training
 
-    sets = parse_sets(sets)
-    cfg = load_config(TrainConfig, config, **{**sets, "method": method.value, "dataset": dataset, "steps": steps,
-                                              "num_workers": num_workers, "model": model or sets.get("model")})
+    options = {"method": method.value, "dataset": dataset, "steps": steps, "num_workers": num_workers, "model": model}
+    cfg = load_config(TrainConfig, config, **with_options(parse_sets(sets), options))
     result = run_training(cfg, state.catalog(), address=address, show_progress=not json_out)
     if json_out:
         print_json(result.__dict__)
@@ -98,8 +103,8 @@ def evaluate(
     from pretrain.config import EvalConfig
     from pretrain.evaluate import run_eval
 
-    cfg = load_config(EvalConfig, config, **{**parse_sets(sets), "mode": mode.value, "checkpoint": checkpoint,
-                                             "dataset": dataset})
+    options = {"mode": mode.value, "checkpoint": checkpoint, "dataset": dataset}
+    cfg = load_config(EvalConfig, config, **with_options(parse_sets(sets), options))
     result = run_eval(cfg, state.catalog(), show_progress=not json_out)
     if json_out:
         print_json(result)
