@@ -22,8 +22,8 @@ from ..scenes.labels import describe, frame_labels, sentence
 from ..scenes.plan import PlannedEvent, ScenePlan
 from .spatial import azimuth_sign, pattern_angles, rotate_caption
 
-__all__ = ["ONE_EVENT_KEYS", "clip_events", "describe_events", "forget_powers", "merge_meta", "one_event",
-           "room_ids", "rotate_meta", "scale_levels", "speed_meta", "time_shift_meta"]
+__all__ = ["MIN_EVENT_S", "ONE_EVENT_KEYS", "clip_events", "describe_events", "forget_powers", "merge_meta",
+           "one_event", "room_ids", "rotate_meta", "scale_levels", "speed_meta", "time_shift_meta"]
 
 Meta = dict[str, Any]
 MIX_TEMPLATES = ("{a} and {b}", "{a}, mixed with {b}", "{a}, along with {b}")
@@ -34,6 +34,9 @@ _ENDING = re.compile(rf"({_ROOM_WORDS})$")
 _ANY_ROOM = re.compile(_ROOM_WORDS)
 # the event fields `one_event` gives a clip; a mono clip has no direction, distance or ambience (snr_db)
 ONE_EVENT_KEYS = ("event_id", "class_name", "ontology_id", "track", "onset", "offset", "level_db", "power_db")
+# what is left of an event cut shorter than this is dropped: onsets stored as float32 and then
+# shifted leave slivers of a few ulps (an event on [4.0, 4.0000002] s) that no one hears
+MIN_EVENT_S = 1e-3
 
 
 def _wrap(az: float) -> float:
@@ -42,11 +45,12 @@ def _wrap(az: float) -> float:
 
 def clip_events(events: list[dict], duration: float) -> list[dict]:
     """Events cut to [0, duration] s; a moving event cut at its start has its onset azimuth moved on.
-    A cut event's power and SNR (mean squares over its own span) are unknown for what is left of it."""
+    A cut event's power and SNR (mean squares over its own span) are unknown for what is left of it;
+    what is left shorter than `MIN_EVENT_S` is dropped."""
     out = []
     for ev in events:
         onset, offset = max(0.0, ev["onset"]), min(duration, ev["offset"])
-        if offset <= onset:
+        if offset - onset < MIN_EVENT_S:
             continue
         if (onset, offset) != (ev["onset"], ev["offset"]):
             ev = {**ev, **{key: None for key in ("power_db", "snr_db") if key in ev}}
@@ -151,11 +155,12 @@ def scale_levels(meta: Meta, gain: float) -> Meta:
 
 
 def forget_powers(meta: Meta) -> Meta:
-    """Event powers (`power_db`) unknown: the step changed each event's power by an amount it does
-    not record (reverb: each event's spectrum against the room's)."""
+    """Event powers (`power_db`) and SNRs over the ambience (`snr_db`) unknown: the step changed each
+    event's power, and the ambience's, by amounts it does not record (reverb: each sound's spectrum
+    against the room's)."""
     out = dict(meta)
     if out.get("events") is not None:
-        out["events"] = [{**e, "power_db": None} if "power_db" in e else e for e in out["events"]]
+        out["events"] = [{**e, **{key: None for key in ("power_db", "snr_db") if key in e}} for e in out["events"]]
     return out
 
 
