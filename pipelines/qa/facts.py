@@ -96,7 +96,7 @@ class EventFact:
     speed: float = 0.0
     level_db: float | None = None
     snr_db: float | None = None
-    power_db: float | None = None   # power_db and snr_db: set on every event of the clip or on none
+    power_db: float | None = None   # None: unknown (cut at the clip's end, or reverberated)
     ref: str = ""   # how questions name it: "Dog", or "second Dog" when the class recurs
 
     @property
@@ -111,21 +111,6 @@ class EventFact:
     def end_azimuth(self) -> float:
         """Azimuth at the offset, along the arc (the plan's trajectory)."""
         return wrap(self.azimuth + self.speed * (self.offset - self.onset))
-
-    @property
-    def loudness(self) -> float | None:
-        """Level at the array: the event's power in the clip (dB re full scale) when the row has
-        it, else its SNR, else the source level less the direct-path spreading loss 20 log10(d).
-        Only the power compares events of a mixture's two parents: each parent's SNR and level
-        stand on that parent's own ambience and peak gain."""
-        if self.power_db is not None:
-            return self.power_db
-        if self.snr_db is not None:
-            return self.snr_db
-        if self.level_db is None or self.distance is None:
-            return None
-        return self.level_db - 20.0 * np.log10(max(self.distance, 1e-3))
-
 
 @dataclass(frozen=True)
 class Facts:
@@ -194,18 +179,13 @@ def _polyphony(labels: list[dict] | None, events: tuple[EventFact, ...]) -> int 
 
 
 def extract_facts(row: dict) -> Facts:
-    """Facts from a scenes, mixtures or event-library row (columns as their stages write them).
-
-    Event powers, and SNRs, are kept only when every event has one, so a clip's loudness is on
-    one scale."""
+    """Facts from a scenes, mixtures or event-library row (columns as their stages write them)."""
     spatial = row.get("format") in ("foa", "mic") and (row.get("num_channels") or 0) > 1
-    powers = all(e.get("power_db") is not None for e in row.get("events") or [])
-    snrs = all(e.get("snr_db") is not None for e in row.get("events") or [])
     events = _named(sorted((EventFact(
         e["class_name"], e.get("ontology_id"), e.get("event_id") or "", float(e["onset"]), float(e["offset"]),
         e.get("azimuth") if spatial else None, e.get("elevation") if spatial else None,
         e.get("distance") if spatial else None, float(e.get("speed") or 0.0) if spatial else 0.0,
-        e.get("level_db"), e["snr_db"] if snrs else None, e["power_db"] if powers else None)
+        e.get("level_db"), e.get("snr_db"), e.get("power_db"))
         for e in row.get("events") or []),
         key=lambda e: (e.onset, e.offset, e.class_name)))
     label = row.get("label")

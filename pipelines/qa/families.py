@@ -472,21 +472,39 @@ Q_LOUDEST = ("Which sound is loudest at the microphone array?", "Which sound eve
 Q_LOUDER = ("Is {a} louder than {b}?", "Does {a} sound louder than {b}?")
 
 
-def loudest_skip(f: Facts) -> str | None:
-    """Why the loudest family does not answer for this clip (None: it does): without power_db,
-    a mixture's events are on its two parents' own scales (see `EventFact.loudness`)."""
-    if f.mixture and any(e.power_db is None for e in f.events):
-        return ("a mixture with an event of unknown power_db (cut at the clip's end, or reverberated): its "
-                "parents' snr_db and level_db are not comparable")
+def _loudness_field(f: Facts) -> str | None:
+    """The event field that ranks this clip's events by how loud they are at the array: the power
+    in the clip; in one scene (one ambience) the SNR ranks the same when the row has no powers.
+    Neither is known for an event cut at the clip's end or reverberated; the source level less
+    the spreading loss is never used, as it ignores the room and ranks wrongly."""
+    if any(e.power_db is not None for e in f.events):
+        return "power_db"
+    if not f.mixture and any(e.snr_db is not None for e in f.events):
+        return "snr_db"
     return None
 
 
+def loudest_skip(f: Facts) -> str | None:
+    """Why the loudest family does not answer for this clip (None: it does)."""
+    if len(f.events) < 2 or _loudness_field(f):
+        return None
+    if f.mixture:
+        return ("a mixture whose events have no power_db (cut at the clip's end, reverberated, or from parents "
+                "that record only snr_db, each over its own ambience): their loudness is not comparable")
+    return ("no event has a power_db or snr_db (reverberated, or made before scenes recorded them); level_db "
+            "less the spreading loss ignores the room")
+
+
 def loudest(f: Facts, ctx: Context, rng: Random) -> list[QA]:
-    if loudest_skip(f):
+    """The loudest source when every event's loudness is known, and louder-than pairs among those
+    whose loudness is (an event cut at the clip's end has none)."""
+    key = _loudness_field(f)
+    if key is None:
         return []
     b = _Builder("loudest", rng, "LOUDEST")
-    rated = [e for e in f.events if e.loudness is not None]
-    win = _winner(rated, lambda e: e.loudness, LEVEL_MARGIN_DB)
+    rated = [e for e in f.events if getattr(e, key) is not None]
+    loudness = {e.name: getattr(e, key) for e in rated}
+    win = _winner(rated, lambda e: loudness[e.name], LEVEL_MARGIN_DB) if len(rated) == len(f.events) else None
     if win:
         names = [e.name for e in rated]
         b.add("loudest", "exact", Q_LOUDEST, win.name,
@@ -494,9 +512,9 @@ def loudest(f: Facts, ctx: Context, rng: Random) -> list[QA]:
         others = [n for n in names if n != win.name]
         b.choice("loudest_choice", Q_LOUDEST, win.name, [others[i] for i in _order(rng, len(others))],
                  x=_the(win.name))
-    pairs = [(p, q) for p, q in combinations(rated, 2) if abs(p.loudness - q.loudness) >= LEVEL_MARGIN_DB]
+    pairs = [(p, q) for p, q in combinations(rated, 2) if abs(loudness[p.name] - loudness[q.name]) >= LEVEL_MARGIN_DB]
     for i in _order(rng, len(pairs))[:ctx.max_subjects]:
-        loud, quiet = sorted(pairs[i], key=lambda e: -e.loudness)
+        loud, quiet = sorted(pairs[i], key=lambda e: -loudness[e.name])
         b.yes_no("loudest_louder", Q_LOUDER, {"a": _the(loud.name), "b": _the(quiet.name)},
                  {"a": _the(quiet.name), "b": _the(loud.name)})
     return b.out

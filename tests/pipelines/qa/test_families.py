@@ -97,14 +97,13 @@ def side_of(text: str) -> str:
 
 
 def level(row: dict, e: dict) -> float:
-    """How loud the event is at the array: its power in the clip when the row gives every event one;
-    else (one scene, one ambience) its SNR when every event has one, which ranks the same; else its
-    level less the spreading loss (an event cut at the clip's end has no power or SNR)."""
-    if all(x.get("power_db") is not None for x in row["events"]):
-        return e["power_db"]
-    if all(x.get("snr_db") is not None for x in row["events"]):
-        return e["snr_db"]
-    return e["level_db"] - 20 * math.log10(e["distance"])
+    """How loud the event is at the array: its power in the clip; in one scene (one ambience) its
+    SNR, which ranks the same, when the row records no power. Unknown for an event cut at the
+    clip's end (a KeyError here means an answer used it)."""
+    key = "power_db" if any(x.get("power_db") is not None for x in row["events"]) else "snr_db"
+    if e.get(key) is None:
+        raise KeyError(f"{e['class_name']} at {e['onset']} s has no {key}: no answer may rank it")
+    return e[key]
 
 
 def polyphony(row: dict) -> int:
@@ -354,8 +353,8 @@ def test_a_mixtures_closed_answers_agree_with_the_mixture_as_heard(ontology, lev
         check(qa, truth, ontology)
     two_rooms = rooms[0] != rooms[1]
     skipped = {f for f, skip in ROW_SKIPS.items() if skip(facts)}
-    cut = any(e.get("power_db") is None for e in mixed["events"])  # cut at the clip's end: power unknown
-    assert skipped == {f for f, why in (("room", two_rooms), ("loudest", levels != "power" or cut)) if why}
+    # parents' SNRs stand on their own ambiences; an event cut at the end is only left out of the ranking
+    assert skipped == {f for f, why in (("room", two_rooms), ("loudest", levels != "power")) if why}
     assert {"classification", "temporal", "counting", "caption"} <= {q.family for q in qas}
     assert any(q.family == "room" for q in qas) != two_rooms
     assert facts.clips >= {a["id"], "partner"} and facts.partner_room == rooms[1]
@@ -379,6 +378,27 @@ def test_closed_answers_agree_with_the_metadata_after_gain_shift_speed_noise_and
     assert [e["power_db"] - e["snr_db"] for e in whole] == pytest.approx([raised] * len(whole), abs=1e-9)
     if not any(isinstance(s, (Shift, Speed)) for s in steps):  # only a cut (by a shift or speed) loses a power
         assert len(whole) == len(augmented["events"])
+
+
+@pytest.mark.parametrize("cut", [False, True])
+def test_loudness_ranks_by_power_or_snr_and_never_by_level_less_spreading(ontology, cut):
+    """A scene whose events record only level_db (made before scenes measured them), or that was
+    reverberated, gets no loudest tuples and says why: level_db less the spreading loss ignores
+    the room. With powers, an event cut at the clip's end is left out of every comparison."""
+    row = scene_row(7, 10.0, 0.0, ["Dog", "Bell", "Speech"], levels="level")
+    assert len(row["events"]) >= 3
+    assert "level_db less the spreading loss" in ROW_SKIPS["loudest"](extract_facts(row))
+    assert not [q for q in generate(extract_facts(row), Context(class_map=tuple(CLASSES))) if q.family == "loudest"]
+    powers = scene_row(7, 10.0, 0.0, ["Dog", "Bell", "Speech"], levels="power")
+    powers["events"] = [{**e, "power_db": -10.0 - 10.0 * i} for i, e in enumerate(powers["events"])]
+    if cut:
+        powers["events"][0] = {**powers["events"][0], "power_db": None, "snr_db": None}
+    qas = [q for q in generate(extract_facts(powers), Context(class_map=tuple(CLASSES), ontology=ontology))
+           if q.family == "loudest"]
+    assert ROW_SKIPS["loudest"](extract_facts(powers)) is None
+    assert {q.task for q in qas} == ({"loudest_louder"} if cut else {"loudest", "loudest_choice", "loudest_louder"})
+    for qa in qas:
+        check(qa, powers, ontology)  # level() refuses the cut event
 
 
 def test_a_mono_event_row_answers_only_what_it_has():
