@@ -3,8 +3,9 @@
 A row's rooms are every room whose audio it holds (`Facts.rooms`: both parents' rooms for a
 mixture, from its `room_ids`), so a mixture holding a held-out room's audio counts as that
 room. The input's own test split seeds the test side (scenes already hold out the RIR set's
-test rooms); an input without one holds out rooms (or, for rooms-less event libraries, clips)
-drawn from (seed, room id): a row goes to test when any of its rooms is held out. The train
+test rooms); an input without one holds out rooms (or, for rooms-less event libraries and their
+mixtures, source recordings) drawn from (seed, room or recording id): a row goes to test when
+any of them is held out. The train
 side keeps its rows; a test row that shares a room or a recording with any train row is
 dropped and reported, so no event recording (event id, parent clip) or room is ever on both
 sides.
@@ -38,7 +39,7 @@ def assign_splits(rows: list[Clip], test_fraction: float, seed: int) -> tuple[di
     def seeded_test(r: Clip) -> bool:
         if has_test:
             return r.split != "train"
-        keys = r.rooms or frozenset([r.id])
+        keys = r.rooms or r.clips or frozenset([r.id])
         return test_fraction > 0 and any(_held_out(seed, k, test_fraction) for k in sorted(keys))
 
     train = [r for r in rows if not seeded_test(r)]

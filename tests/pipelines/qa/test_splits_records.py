@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 
 from hypothesis import given, settings
@@ -65,6 +66,20 @@ def test_splits_share_no_room_and_no_recording(rows, fraction, seed, keep_input_
     assert sorted([r["id"] for r in train + test] + list(dropped)) == sorted(rows)
     if any(r["split"] == "test" for r in rows.values()):  # the input's own train rows stay train
         assert {r["id"] for r in train} == {i for i, r in rows.items() if r["split"] == "train"}
+
+
+def test_mixtures_of_an_event_library_hold_out_recordings_not_rows():
+    """Mixtures of room-less library clips: holding out a mixture by its own id would leave almost
+    none whose parents are not also mixed into some train row; holding out source recordings
+    keeps every mixture of two held-out clips (about fraction squared of them)."""
+    rng = random.Random(0)
+    pairs = {tuple(rng.sample(range(60), 2)) for _ in range(400)}
+    rows = [Clip(f"mix-{a}-{b}", "train", frozenset(), frozenset([f"clip-{a}", f"clip-{b}"])) for a, b in pairs]
+    by_split, dropped = assign_splits(rows, 0.3, seed=1)
+    assert len(by_split["test"]) >= 0.3 ** 2 * len(rows) / 2
+    train_clips = {k for r in by_split["train"] for k in r.clips}
+    assert not any(r.clips & train_clips for r in by_split["test"])
+    assert all("recording" in why for why in dropped.values())
 
 
 def test_split_does_not_depend_on_order():
