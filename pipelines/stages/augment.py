@@ -129,8 +129,8 @@ def _kind(snap: Snapshot, names: list[str]) -> dict:
 def check_inputs(cfg: AugmentConfig, catalog: Catalog) -> tuple[Snapshot, Snapshot | None, dict, dict, dict]:
     """Everything that can be wrong with the inputs, found before the job: returns the source and
     RIR snapshots, the source kind, its rows (id, duration) by split and the RIR ids by split.
-    Metadata columns are read, plus one decoded clip when RIRs must match a channel count the
-    source has no num_channels column for, and every clip's header when an event library is mixed."""
+    Metadata columns are read, plus, for a source without a num_channels column (an event
+    library), every clip's header and one decoded clip when RIRs must match its channel count."""
     src = catalog.show(cfg.source)
     names = [s["name"] for s in cfg.steps]
     kind = _kind(src, names)
@@ -142,8 +142,9 @@ def check_inputs(cfg: AugmentConfig, catalog: Catalog) -> tuple[Snapshot, Snapsh
                             f"{src.ref} has neither, so a mixture could not be described",
                             "mix a scenes dataset (roomtone simulate scenes) or an event library (roomtone ingest "
                             "events), or drop mix from steps")
+    if "num_channels" not in src.features:  # an event library: its clips' rates and channels are in their headers
+        _check_headers(catalog, src.ref, kind["rate"], mixing=kind["one_event"])
     if kind["one_event"]:
-        _check_one_format(catalog, src.ref, kind["rate"])
         if "reverb" in names[:names.index("mix")]:
             raise RoomtoneError(f"reverb before mix would mix each reverberant clip of {src.ref} with a dry "
                                 "partner, of another channel count when the RIRs are multichannel",
@@ -199,24 +200,32 @@ def check_inputs(cfg: AugmentConfig, catalog: Catalog) -> tuple[Snapshot, Snapsh
     return src, rir_snap, kind, rows, rir_ids
 
 
-def _check_one_format(catalog: Catalog, ref: str, rate: int) -> None:
-    """Mixing pairs clips sample for sample and channel for channel, so an event library to mix must
-    hold one channel count at the rate its audio column declares. A library has no num_channels
-    column, so every clip's header is read (in batches; nothing is decoded)."""
+def _check_headers(catalog: Catalog, ref: str, rate: int, mixing: bool) -> None:
+    """Every clip of a source without a num_channels column (an event library) must be at the rate
+    its audio column declares, and, to be mixed sample for sample and channel for channel, hold one
+    channel count. Every clip's header is read, in batches; nothing is decoded."""
     held: dict[tuple[int, int], list[str]] = {}
     columns = {"id": pc.field("id"), "bytes": pc.field("audio", "bytes")}
     for batch in catalog.arrow_dataset(ref).to_batches(columns=columns, batch_size=256):
         for clip, data in zip(batch.column("id").to_pylist(), batch.column("bytes").to_pylist()):
             info = sf.info(io.BytesIO(data))
             held.setdefault((info.samplerate, info.channels), []).append(clip)
-    if len(held) > 1 or {r for r, _ in held} - {rate}:
-        found = ", ".join(f"{r} Hz/{c} ch: {len(ids)} clip(s), e.g. {min(ids)}"
-                          for (r, c), ids in sorted(held.items()))
-        raise RoomtoneError(f"mix needs clips of one channel count at the {rate} Hz that the audio column of {ref} "
-                            f"declares (its sampling_rate), but its clips hold {found}",
-                            f"re-make the library so every clip has one rate and channel count (`roomtone ingest "
-                            f"events --sample-rate {rate}` makes mono clips at one rate), or mix each format as "
-                            "its own dataset")
+    stray = sorted((clip, r) for (r, _), ids in held.items() if r != rate for clip in ids)
+    if stray:
+        raise _rate_error(ref, *stray[0], rate, more=len(stray) - 1)
+    if mixing and len(held) > 1:
+        found = ", ".join(f"{c} ch: {len(ids)} clip(s), e.g. {min(ids)}" for (_, c), ids in sorted(held.items()))
+        raise RoomtoneError(f"mix needs clips of one channel count, but the clips of {ref} hold {found}",
+                            "re-make the library so every clip has one channel count (`roomtone ingest events` "
+                            "makes mono clips), or mix each channel count as its own dataset")
+
+
+def _rate_error(ref: str, row_id: str, got: int, rate: int, more: int = 0) -> RoomtoneError:
+    others = f" (and {more} more row(s))" if more else ""
+    return RoomtoneError(f"row {row_id} of {ref}{others} is sampled at {got} Hz, not at the {rate} Hz of the "
+                         "dataset's audio column (its sampling_rate)",
+                         f"re-make the source so every clip is at {rate} Hz (e.g. `roomtone ingest events "
+                         f"--sample-rate {rate}`)")
 
 
 def _decoded_channels(catalog: Catalog, ref: str, rows: dict) -> set[int]:
@@ -274,11 +283,8 @@ def load_rows(catalog: Catalog, ref: str, split: str, ids: set[str], rate: int,
     out = {}
     for row in _column(catalog, ref, split, list(catalog.show(ref).features), ids):
         audio, got = decode_audio(row.pop("audio")["bytes"], dtype="float32")
-        if got != rate:
-            raise RoomtoneError(f"row {row['id']} of {ref} is sampled at {got} Hz, not at the {rate} Hz of the "
-                                "dataset's audio column (its sampling_rate)",
-                                f"re-make the source so every clip is at {rate} Hz (e.g. `roomtone ingest events "
-                                f"--sample-rate {rate}`)")
+        if got != rate:  # a source with num_channels is not scanned before the job (see `_check_headers`)
+            raise _rate_error(ref, row["id"], got, rate)
         audio = torch.from_numpy(np.ascontiguousarray(audio.T))
         if one_event:
             level = float(rms(audio[None])[0])

@@ -13,7 +13,7 @@ import pytest
 
 from catalog import Catalog, CatalogConfig, RoomtoneError, audio_cell, decode_audio, encode_flac, write_shard
 from pipelines.report import write_report
-from pipelines.stages.augment import AugmentConfig, augment_row, load_rows, run_augment
+from pipelines.stages.augment import AugmentConfig, augment_row, check_inputs, load_rows, run_augment
 from pipelines.stages.events import EventsConfig, run_ingest_events
 from pipelines.stages.qa import QaConfig, run_qa
 from pipelines.stages.rirs import RirsConfig, run_rirs
@@ -293,21 +293,37 @@ def test_a_source_whose_rows_hold_two_formats_is_refused_before_the_job(inputs, 
     assert not inputs.exists("bad")
 
 
-def test_a_row_at_another_sample_rate_fails_the_job_naming_the_row_the_field_and_the_fix(inputs):
+@pytest.mark.parametrize("steps", [["gain"], ["shift", "gain"], ["mix"]])
+def test_a_library_clip_at_another_sample_rate_is_refused_before_the_job_naming_the_row_the_field_and_the_fix(
+        inputs, steps):
     rate = inputs.show("events").features["audio"].sampling_rate
 
     def first_at_16k(rows):  # the first clip's samples, declared at 16 kHz
         audio, _ = decode_audio(rows[0]["audio"]["bytes"])
         return [{**rows[0], "audio": audio_cell(encode_flac(audio, 16_000), "16k.flac")}, *rows[1:]]
 
-    _copy(inputs, "events", "two_rates", first_at_16k)
+    if not inputs.exists("two_rates"):
+        _copy(inputs, "events", "two_rates", first_at_16k)
     first = inputs.arrow_dataset("two_rates").to_table(columns=["id"]).to_pylist()[0]["id"]
     with pytest.raises(RoomtoneError) as err:
-        run_augment(AugmentConfig(name="bad_rate", source="two_rates", steps=[{"name": "gain"}]), inputs,
-                    show_progress=False)
+        check_inputs(AugmentConfig(name="bad_rate", source="two_rates", steps=[{"name": n} for n in steps]), inputs)
     assert f"row {first} of" in err.value.problem and "sampled at 16000 Hz" in err.value.problem
     assert "sampling_rate" in err.value.problem and f"--sample-rate {rate}" in err.value.fix
     assert not inputs.exists("bad_rate")
+
+
+def test_a_clip_at_another_rate_in_a_source_with_num_channels_fails_in_its_worker_naming_the_row(inputs):
+    """Such a source's headers are not scanned before the job (its rows state their channels), so
+    the worker that decodes the stray clip names it."""
+    def first_at_16k(rows):
+        audio, _ = decode_audio(rows[0]["audio"]["bytes"])
+        return [{**rows[0], "audio": audio_cell(encode_flac(audio, 16_000), "16k.flac")}, *rows[1:]]
+
+    _copy(inputs, "scenes", "scenes_two_rates", first_at_16k)
+    ref = inputs.show("scenes_two_rates").ref
+    first = inputs.arrow_dataset(ref).to_table(columns=["id"]).to_pylist()[0]["id"]
+    with pytest.raises(RoomtoneError, match=f"row {first} of .* is sampled at 16000 Hz"):
+        load_rows(inputs, ref, "train", {first}, inputs.show("scenes").features["audio"].sampling_rate)
 
 
 @pytest.mark.parametrize("drop, where", [((), "(num_channels)"), (("num_channels",), "(a decoded clip")],

@@ -136,14 +136,14 @@ def rir_dataset(catalog, name: str, rates: list[int], channels: list[int]):
     return catalog.publish(run)
 
 
-def mixed_formats(catalog, name: str = "mixed_formats"):
-    """An event library (a label per clip, no events) of two mono clips, one stereo clip and one
-    mono clip at 16 kHz, its audio column declared at 24 kHz."""
+def mixed_formats(catalog, name: str = "mixed_formats", slow: bool = True):
+    """An event library (a label per clip, no events) of two mono clips, one stereo clip and (with
+    `slow`) one mono clip at 16 kHz, its audio column declared at 24 kHz."""
     odd = {"id": "slow", "audio": audio_cell(encode_flac(pcm16_clip(9, channels=1) / 32768.0, 16_000), "slow.flac"),
            "duration": 0.3, "label": "dog"}
     run = catalog.create_run(name, {"rows": 4}, clip_features())
     write_shard(run.shard("train", 0, 1), clip_features(), [*clip_rows(0, 2, channels=1), *clip_rows(2, 1, channels=2),
-                                                            odd])
+                                                            *([odd] if slow else [])])
     return catalog.publish(run)
 
 
@@ -157,9 +157,12 @@ MISMATCHES = [
     ("RIRs of another channel count, the clips' count decoded", lambda c: run_augment(AugmentConfig(
         source="clips", rirs=rir_dataset(c, "rirs_stereo", [24_000], [2]).name, steps=[{"name": "reverb"}]), c),
      "decoded clip"),
-    ("an event library of several rates and channel counts to mix", lambda c: run_augment(AugmentConfig(
-        source=mixed_formats(c).name, steps=[{"name": "mix"}]), c),
-     "clips hold 16000 Hz/1 ch: 1 clip(s), e.g. slow, 24000 Hz/1 ch: 2 clip(s), e.g. clip-0, 24000 Hz/2 ch"),
+    ("an event library with a clip at another rate, only gained", lambda c: run_augment(AugmentConfig(
+        source=mixed_formats(c).name, steps=[{"name": "gain"}]), c),
+     "is sampled at 16000 Hz"),
+    ("an event library of several channel counts to mix", lambda c: run_augment(AugmentConfig(
+        source=mixed_formats(c, slow=False).name, steps=[{"name": "mix"}]), c),
+     "hold 1 ch: 2 clip(s), e.g. clip-0, 2 ch: 1 clip(s), e.g. clip-2"),
     ("a class map missing a class", lambda c: run_scenes(ScenesConfig(events="clips", rirs="clips",
                                                                       classes=["dog"]), c), "misses classes"),
     ("unknown QA family", lambda c: load_config(QaConfig, source="clips", families=["telepathy"]),
