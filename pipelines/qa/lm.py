@@ -61,8 +61,8 @@ RELATIONS = {"before": "before", "precedes": "before", "precede": "before", "pre
              "later than": "after"}
 RELATION_RE = re.compile(r"\b(" + "|".join(sorted(RELATIONS, key=len, reverse=True)) + r")\b", re.I)
 OBJECT_GAP_RE = re.compile(r"\s+(?:[\w'-]+\s+){0,2}")   # "before the Dog": at most two words to the object
-FIRST_RE = re.compile(r"\bfirst\b", re.I)   # "A is heard first"
-ARTICLE_RE = re.compile(r"\b(?:the|a|at|its|their)\s+$", re.I)   # "the first Dog", "at first": no claim
+ENDS_RE = re.compile(r"\b(first|last)\b", re.I)   # "A is heard first", "B comes last"
+ARTICLE_RE = re.compile(r"\b(?:the|a|at|its|their)\s+$", re.I)   # "the first Dog", "at last": no claim
 # AudioSet trees that name how a sound sounds or reaches the array (Noise, Echo, Ding, Rumble), not a source:
 # an answer may use their words about any sound
 DESCRIPTIVE_TREES = ("Source-ambiguous sounds", "Channel, environment and background")
@@ -275,7 +275,7 @@ def _wrong_direction(clause: str, found: list[Mention], f: Facts) -> tuple[str, 
 
 def _wrong_order(clause: str, found: list[Mention], f: Facts) -> tuple[str, str] | None:
     """An order the onsets contradict (by more than TIME_MARGIN_S): "A before/then/precedes B",
-    "A after/follows B", "After A, B", and "A ... first"."""
+    "A after/follows B", "After A, B", "A ... first" and "A ... last"."""
     onsets = {c: [e.onset for e in f.by_class(c)] for _, _, c in found}
     for r in RELATION_RE.finditer(clause):
         word, later = r[1].lower(), [m for m in found if m[0] >= r.end()]
@@ -292,12 +292,16 @@ def _wrong_order(clause: str, found: list[Mention], f: Facts) -> tuple[str, str]
         if not ok:
             return "order", (f"says {a} {RELATIONS[word]} {b}; onsets {min(onsets[a]):.1f} s and "
                              f"{min(onsets[b]):.1f} s")
-    first = min(e.onset for e in f.events)
-    for m in FIRST_RE.finditer(clause):
+    first, last = min(e.onset for e in f.events), max(e.onset for e in f.events)
+    for m in ENDS_RE.finditer(clause):
         earlier = [x for x in found if x[1] <= m.start()]
         name = earlier[-1][2] if earlier and not ARTICLE_RE.search(clause, 0, m.start()) else None
-        if name and min(onsets[name]) > first + TIME_MARGIN_S:
+        if not name:
+            continue
+        if m[1].lower() == "first" and min(onsets[name]) > first + TIME_MARGIN_S:
             return "order", f"says {name} is first; it starts at {min(onsets[name]):.1f} s, the first at {first:.1f} s"
+        if m[1].lower() == "last" and max(onsets[name]) < last - TIME_MARGIN_S:
+            return "order", f"says {name} is last; it starts at {max(onsets[name]):.1f} s, the last at {last:.1f} s"
     return None
 
 

@@ -127,6 +127,8 @@ def test_contradictions_by_kind(text, kind):
     ("Two moving sources circle the array.", "count"),              # both are static
     ("The Dog is on the right and the Bell on the left.", "direction"),
     ("Both the Dog and the Bell are behind the listener.", "direction"),
+    ("The Dog comes last.", "order"),
+    ("The Bell is heard first and the Dog last.", "order"),
 ])
 def test_common_phrasings_of_a_wrong_order_count_or_direction_are_rejected(text, kind):
     found = contradiction(text, facts(), ["Bell", "Cat", "Dog"])
@@ -149,6 +151,8 @@ def test_common_phrasings_of_a_wrong_order_count_or_direction_are_rejected(text,
     "The Dog and the Bell are both static.",
     "One of the two sounds, the Dog, comes from the front left.",
     "The first sound is the Dog; the Bell rings later, from behind.",
+    "The Bell comes last, after the Dog.",
+    "The Dog's bark lasts a second; at last the Bell rings.",
 ])
 def test_correct_answers_in_those_phrasings_are_kept(text):
     assert contradiction(text, facts(), ["Bell", "Cat", "Dog"]) is None
