@@ -168,10 +168,9 @@ def _named(events: list[EventFact]) -> tuple[EventFact, ...]:
     return tuple(out)
 
 
-def _polyphony(labels: list[dict] | None, events: tuple[EventFact, ...]) -> int | None:
-    """Most events in one frame, from the frame labels (from the event spans without them)."""
-    if labels:
-        return int(np.bincount([l["frame"] for l in labels]).max())
+def _polyphony(events: tuple[EventFact, ...]) -> int | None:
+    """Most events sounding at once, from the event spans (the rule "what else is heard while X"
+    uses, so the two never disagree; frame labels round spans shorter than a frame away)."""
     if not events:
         return None
     times = sorted([(e.onset, 1) for e in events] + [(e.offset, -1) for e in events], key=lambda t: (t[0], t[1]))
@@ -199,6 +198,6 @@ def extract_facts(row: dict) -> Facts:
         clips.add(row["id"])  # an event-library row is its own recording
     return Facts(row["id"], row.get("duration"), tuple(sorted(names)),
                  {n: ontology.get(n) for n in sorted(names)}, events, spatial,
-                 _polyphony(row.get("labels"), events) if row.get("events") is not None else None,
+                 _polyphony(events) if row.get("events") is not None else None,
                  row.get("rt60"), float(np.prod(dims)) if dims else None, row.get("room_id"), row.get("caption"),
                  frozenset(clips), tuple(room_ids(row)), tuple(row.get("parent_ids") or ()))

@@ -77,20 +77,26 @@ def _plan(events: list[dict], duration: float, hop: float) -> ScenePlan:
 def describe_events(events: list[dict], text: str) -> str:
     """A scene caption for `events` (the scenes stage's wording) keeping the room words `text` ends
     with; `text` unchanged when it holds none or several rooms (a mixture's caption)."""
-    rooms = _ANY_ROOM.findall(text)
-    if len(rooms) != 1 or not _ENDING.search(text):
+    if not _redoable(text):
         return text
     body = describe(map(_event, _by_onset(events)))  # lazy: only the events the caption names are built
-    return sentence(body, rooms[0])
+    return sentence(body, _ANY_ROOM.findall(text)[0])
+
+
+def _redoable(text: str) -> bool:
+    """Whether `describe_events` can rewrite the caption: a scene's, ending with its one room."""
+    return len(_ANY_ROOM.findall(text)) == 1 and bool(_ENDING.search(text))
 
 
 def _recaption(meta: Meta, before: list[dict], after: list[dict]) -> Meta:
     """The caption redone from the events left after a cut, when the cut removed an event or
-    shortened a moving one (whose end direction the caption names); otherwise it still holds."""
+    shortened a moving one (whose end direction the caption names); otherwise it still holds.
+    A caption that cannot be redone (a mixture's, an event library's) is dropped then: it would
+    name sounds the clip no longer holds."""
     cut = len(after) != len(before) or any((a["onset"], a["offset"]) != (b["onset"], b["offset"])
                                            for a, b in zip(after, before) if b.get("speed"))
     if cut and meta.get("caption"):
-        meta["caption"] = describe_events(after, meta["caption"])
+        meta["caption"] = describe_events(after, meta["caption"]) if _redoable(meta["caption"]) else None
     return meta
 
 
@@ -252,5 +258,5 @@ def merge_meta(meta: Meta, partner: Meta, offset: int, rate: int, hop: float, ga
                                key=itemgetter("frame"))
     if a.get("caption") is not None and b.get("caption") is not None:
         heard = _recaption({"caption": b["caption"], "duration": a["duration"]}, moved, kept)["caption"]
-        out["caption"] = MIX_TEMPLATES[template].format(a=a["caption"], b=heard)
+        out["caption"] = MIX_TEMPLATES[template].format(a=a["caption"], b=heard) if heard else None
     return _finish(out, sorted(events, key=itemgetter("onset", "track")))

@@ -151,6 +151,20 @@ def test_two_event_library_rows_mix_into_one_event_each_on_its_own_track():
     assert bell["power_db"] is None  # its mean square over what is left is not the whole event's
 
 
+def test_a_mixture_cut_to_one_sound_no_longer_names_both():
+    """A mixture's caption ("dog, mixed with bell") cannot be reworded from its events; a later
+    shift that cuts the bell out drops it rather than keep naming a sound that is gone."""
+    a = one_event({"id": "dog", "label": "dog", "duration": 1.0, "caption": "a dog barks"}, power_db=-20.0)
+    b = one_event({"id": "bell", "label": "bell", "duration": 0.5, "caption": "a bell rings"}, power_db=-20.0)
+    mixed = merge_meta(a, b, 4000, FS, 0.1, 1.0, 1.0, 0)  # the bell on [0.5, 1.0] s
+    assert mixed["caption"] == "a dog barks and a bell rings"
+    late = apply_recipe_meta(Recipe("s", ("s",), 0, 0, (Shift(4000),)), mixed, FS)
+    assert [e["class_name"] for e in late["events"]] == ["dog"] and late["label"] == ["dog"]
+    assert late["caption"] is None
+    shortened = apply_recipe_meta(Recipe("s", ("s",), 0, 0, (Shift(800),)), mixed, FS)  # both still heard
+    assert shortened["caption"] == mixed["caption"]
+
+
 def test_shift_and_speed_rescale_events_and_labels():
     meta = scene_meta(3)
     shifted = apply_recipe_meta(Recipe("s", ("s",), 0, 0, (Shift(-2 * 800),)), meta, FS)
