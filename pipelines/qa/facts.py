@@ -130,6 +130,7 @@ class Facts:
     clips: frozenset[str] = field(default_factory=frozenset)   # source recordings (event ids, parents)
     room_ids: tuple[str, ...] = ()   # each parent's rooms in parent order (a mixture's `room_ids`), else (room_id,)
     parents: tuple[str, ...] = ()
+    rooms_recorded: bool = False     # the row has `room_ids` (rows made before they were recorded do not)
 
     @property
     def rooms(self) -> frozenset[str]:
@@ -200,4 +201,5 @@ def extract_facts(row: dict) -> Facts:
                  {n: ontology.get(n) for n in sorted(names)}, events, spatial,
                  _polyphony(events) if row.get("events") is not None else None,
                  row.get("rt60"), float(np.prod(dims)) if dims else None, row.get("room_id"), row.get("caption"),
-                 frozenset(clips), tuple(room_ids(row)), tuple(row.get("parent_ids") or ()))
+                 frozenset(clips), tuple(room_ids(row)), tuple(row.get("parent_ids") or ()),
+                 row.get("room_ids") is not None)

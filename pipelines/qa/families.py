@@ -438,10 +438,10 @@ Q_VOLUME = ("What is the volume of the room, in cubic metres?",)
 
 def room_skip(f: Facts) -> str | None:
     """Why the room family does not answer for this clip (None: it does): a mixture holding two
-    rooms has no single RT60 or size, and a mixture that does not list a room per parent may."""
+    rooms has no single RT60 or size, and a mixture made before `room_ids` were recorded may."""
     if len(f.rooms) > 1:
         return "the clip holds audio from more than one room (a mixture): no single RT60 or size"
-    if len(f.parents) > 1 and len(f.room_ids) < len(f.parents):
+    if len(f.parents) > 1 and len(f.room_ids) < len(f.parents) and not f.rooms_recorded:
         return "a mixture without room_ids (made before they were recorded): its partner's room is unknown"
     return None
 

@@ -134,7 +134,7 @@ def check_inputs(cfg: AugmentConfig, catalog: Catalog) -> tuple[Snapshot, Snapsh
     src = catalog.show(cfg.source)
     names = [s["name"] for s in cfg.steps]
     kind = _kind(src, names)
-    cols = ["id", "duration"] + [c for c in ("format", "num_channels") if c in src.features]
+    cols = ["id", "duration"] + [c for c in ("format", "num_channels", "room_id") if c in src.features]
     rows = {split: _column(catalog, src.ref, split, cols) for split in catalog.splits(src.ref)}
     formats = {(r.get("format"), r.get("num_channels")) for split in rows.values() for r in split}
     if "mix" in names and not (kind["scenes"] or kind["one_event"]):
@@ -165,6 +165,12 @@ def check_inputs(cfg: AugmentConfig, catalog: Catalog) -> tuple[Snapshot, Snapsh
             raise RoomtoneError(f"{src.ref} is already reverberant and its room columns (room_id, rt60) would no "
                                 "longer describe the audio after another RIR",
                                 "reverberate a dry event library instead, or drop reverb from steps")
+        in_rooms = sorted(r["id"] for split in rows.values() for r in split if r.get("room_id"))
+        if in_rooms:
+            raise RoomtoneError(f"{len(in_rooms)} row(s) of {src.ref} (e.g. {in_rooms[0]}) are already in a room "
+                                "(room_id), reverberated by an earlier augment job, and their room columns would no "
+                                "longer describe the audio after another RIR",
+                                "reverberate the dry source that job read instead, or drop reverb from steps")
         if not cfg.rirs:
             raise RoomtoneError("reverb needs an RIR dataset", "set rirs (--rirs NAME)")
     if cfg.rirs:

@@ -201,8 +201,10 @@ class Reverb(Step):
         return cls(ctx.rirs[int(rng.integers(len(ctx.rirs)))])
 
     def meta(self, meta, rate, hop, res):
-        # event times and directions are those of the direct path, unchanged; the room is the RIR's
-        return forget_powers({**meta, **res.rir_rooms.get(self.rir_id, {})})
+        # event times and directions are those of the direct path, unchanged; the room, of all the
+        # clip's audio (a mixture's too), is the RIR's
+        room = res.rir_rooms.get(self.rir_id, {})
+        return forget_powers({**meta, **room, **({"room_ids": [room["room_id"]]} if room.get("room_id") else {})})
 
     @classmethod
     def audio(cls, steps, x, rate, res):

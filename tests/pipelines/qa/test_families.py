@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from pipelines.qa import Context, Ontology, extract_facts, generate
 from pipelines.qa.families import ROW_SKIPS
-from simulation.augment import (Gain, Mix, Noise, Recipe, Rotate, Shift, Speed, apply_recipe_meta, pattern_angles,
-                                valid_patterns)
+from simulation.augment import (Gain, Mix, Noise, Recipe, Reverb, Rotate, Shift, Speed, apply_recipe_meta, one_event,
+                                pattern_angles, valid_patterns)
 from simulation.scenes import Box, LibraryItem, PlanConfig, frame_labels, plan_scene
 from tests.conftest import SHARED
 
@@ -414,6 +414,22 @@ def test_an_overlap_shorter_than_a_label_frame_counts_in_the_polyphony_as_in_whi
     assert facts.max_polyphony == 2 == polyphony(fast)
     qas = generate(facts, Context(class_map=tuple(CLASSES)))
     assert next(q for q in qas if q.task == "temporal_while" and q.subjects == ["Bell"]).answer["labels"] == ["Dog"]
+
+
+def test_a_reverberated_mixture_is_in_the_rirs_room_and_is_asked_about_it():
+    """Two dry library clips mixed, then reverberated: all of the clip's audio is in the RIR's room,
+    so the row lists that room (for the splits) and QA asks its RT60 and size."""
+    a = {"id": "dog", "label": "Dog", "ontology_id": CLASSES["Dog"], "duration": 1.0}
+    b = {"id": "bell", "label": "Bell", "ontology_id": CLASSES["Bell"], "duration": 1.0}
+    recipe = Recipe("m", ("dog", "bell"), 0, 0, (Mix("bell", 0.0, 0, -25.0, gain_a=1.0, gain_b=1.0, limit=1.0), Reverb("h")))
+    room = {"room_id": "room-7", "rt60": 0.9, "room_dims": [10.0, 8.0, 4.0]}
+    wet = {**apply_recipe_meta(recipe, a, 8000, partner_meta={"bell": one_event(b)}, rir_rooms={"h": room}),
+           "parent_ids": ["dog", "bell"]}
+    assert wet["room_ids"] == ["room-7"] and wet["rt60"] == 0.9
+    facts = extract_facts(wet)
+    assert facts.rooms == {"room-7"} and ROW_SKIPS["room"](facts) is None
+    rooms = [q for q in generate(facts, Context(class_map=tuple(CLASSES))) if q.task == "room_reverb"]
+    assert rooms and rooms[0].answer["text"] == "very reverberant"
 
 
 def test_a_mono_event_row_answers_only_what_it_has():
