@@ -98,6 +98,7 @@ class EventFact:
     snr_db: float | None = None
     power_db: float | None = None   # None: unknown (cut at the clip's end, or reverberated)
     ref: str = ""   # how questions name it: "Dog", or "second Dog" when the class recurs
+    nameable: bool = True   # False: another of its class starts within TIME_MARGIN_S; no ordinal tells them apart
 
     @property
     def name(self) -> str:
@@ -156,7 +157,8 @@ ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "
 
 
 def _named(events: list[EventFact]) -> tuple[EventFact, ...]:
-    """Events (by onset) with unambiguous names: the class, with an ordinal when it recurs."""
+    """Events (by onset) with names: the class, with an ordinal when it recurs; two of a class that
+    start less than TIME_MARGIN_S apart cannot be told apart by an ordinal and are not nameable."""
     total: dict[str, int] = {}
     for e in events:
         total[e.class_name] = total.get(e.class_name, 0) + 1
@@ -165,7 +167,10 @@ def _named(events: list[EventFact]) -> tuple[EventFact, ...]:
     for e in events:
         k = seen[e.class_name] = seen.get(e.class_name, 0) + 1
         word = ORDINALS[k - 1] if k <= len(ORDINALS) else f"{k}th"
-        out.append(replace(e, ref=e.class_name if total[e.class_name] == 1 else f"{word} {e.class_name}"))
+        tied = any(o is not e and o.class_name == e.class_name and abs(o.onset - e.onset) < TIME_MARGIN_S
+                   for o in events)
+        out.append(replace(e, ref=e.class_name if total[e.class_name] == 1 else f"{word} {e.class_name}",
+                           nameable=not tied))
     return tuple(out)
 
 

@@ -124,8 +124,8 @@ def _named(fields: dict) -> list[str]:
 
 
 def _subjects(f: Facts, ctx: Context, rng: Random, keep: Callable[[EventFact], bool]):
-    """Up to max_subjects events that pass ``keep``."""
-    pool = [e for e in f.events if keep(e)]
+    """Up to max_subjects nameable events that pass ``keep``."""
+    pool = [e for e in f.events if e.nameable and keep(e)]
     return [pool[i] for i in _order(rng, len(pool))[:ctx.max_subjects]]
 
 
@@ -137,7 +137,7 @@ def _least_choice(b: _Builder, task: str, phrasings: tuple[str, ...], events: li
         return
     least = min(events, key=key)
     rest = [e for e in events if key(e) - key(least) >= margin]
-    if rest:
+    if rest and least.nameable:
         b.choice(task, phrasings, least.name, [rest[i].name for i in _order(b.rng, len(rest))[:3]])
 
 
@@ -247,7 +247,8 @@ def temporal(f: Facts, ctx: Context, rng: Random) -> list[QA]:
         overlap = sorted({o.class_name for o in f.events if o is not e and o.onset < e.offset and o.offset > e.onset})
         text = "; ".join(overlap) if overlap else "nothing else"
         b.add("temporal_while", "exact", Q_WHILE, text, answer("labels", text, labels=overlap), x=x)
-    pairs = [(p, q) for p, q in combinations(f.events, 2) if abs(p.onset - q.onset) >= TIME_MARGIN_S]
+    pairs = [(p, q) for p, q in combinations(f.events, 2)
+             if abs(p.onset - q.onset) >= TIME_MARGIN_S and p.nameable and q.nameable]
     for i in _order(rng, len(pairs))[:ctx.max_subjects]:
         early, late = sorted(pairs[i], key=lambda e: e.onset)
         a, c = (early, late) if rng.random() < 0.5 else (late, early)
@@ -352,9 +353,9 @@ Q_CLOSER = _noted(("Is {a} closer to the microphone array than {b}?", "Is {a} ne
 
 
 def _winner(events: list[EventFact], key: Callable[[EventFact], float], margin: float) -> EventFact | None:
-    """The event with the largest key if it leads the runner-up by at least margin."""
+    """The event with the largest key if it leads the runner-up by at least margin (and can be named)."""
     ranked = sorted(events, key=key, reverse=True)
-    if len(ranked) >= 2 and key(ranked[0]) - key(ranked[1]) >= margin:
+    if len(ranked) >= 2 and key(ranked[0]) - key(ranked[1]) >= margin and ranked[0].nameable:
         return ranked[0]
     return None
 
@@ -378,7 +379,8 @@ def distance(f: Facts, ctx: Context, rng: Random) -> list[QA]:
                   answer("label", win.name, labels=[win.class_name], choices=[e.name for e in placed]),
                   x=_the(win.name))
     _least_choice(b, "distance_nearest_choice", Q_NEAREST_CHOICE, placed, lambda e: e.distance, DISTANCE_MARGIN_M)
-    pairs = [(p, q) for p, q in combinations(placed, 2) if abs(p.distance - q.distance) >= DISTANCE_MARGIN_M]
+    pairs = [(p, q) for p, q in combinations(placed, 2)
+             if abs(p.distance - q.distance) >= DISTANCE_MARGIN_M and p.nameable and q.nameable]
     for i in _order(rng, len(pairs))[:ctx.max_subjects]:
         near, far = sorted(pairs[i], key=lambda e: e.distance)
         b.yes_no("distance_closer", Q_CLOSER,
@@ -512,7 +514,8 @@ def loudest(f: Facts, ctx: Context, rng: Random) -> list[QA]:
         others = [n for n in names if n != win.name]
         b.choice("loudest_choice", Q_LOUDEST, win.name, [others[i] for i in _order(rng, len(others))],
                  x=_the(win.name))
-    pairs = [(p, q) for p, q in combinations(rated, 2) if abs(loudness[p.name] - loudness[q.name]) >= LEVEL_MARGIN_DB]
+    pairs = [(p, q) for p, q in combinations(rated, 2)
+             if abs(loudness[p.name] - loudness[q.name]) >= LEVEL_MARGIN_DB and p.nameable and q.nameable]
     for i in _order(rng, len(pairs))[:ctx.max_subjects]:
         loud, quiet = sorted(pairs[i], key=lambda e: -loudness[e.name])
         b.yes_no("loudest_louder", Q_LOUDER, {"a": _the(loud.name), "b": _the(quiet.name)},
@@ -540,6 +543,8 @@ Q_OPEN_SPACE = _noted(("Describe where each sound comes from.",
 def open_ended(f: Facts, ctx: Context, rng: Random) -> list[QA]:
     """Template answers that string exact facts together (the language model writes freer ones)."""
     b = _Builder("open", rng, "OPEN")
+    if not all(e.nameable for e in f.events):  # it would name events an ordinal cannot tell apart
+        return b.out
     if f.events:
         steps = [f"{e.name} from {_fmt(e.onset)} s to {_fmt(e.offset)} s" for e in f.events]
         text = ("First " + steps[0] + ("" if len(steps) == 1 else ", then " + ", then ".join(steps[1:])) +

@@ -432,6 +432,23 @@ def test_a_reverberated_mixture_is_in_the_rirs_room_and_is_asked_about_it():
     assert rooms and rooms[0].answer["text"] == "very reverberant"
 
 
+def test_two_events_of_a_class_that_start_together_are_never_named_apart(ontology):
+    """After a shift two Telephones span [0, 1.4] s, one on the left and one on the right: "the
+    first Telephone" could be either, so no tuple names them; they are still counted."""
+    row = scene_row(11, 6.0, 0.0, ["Telephone", "Dog"])
+    phones = [e for e in row["events"] if e["class_name"] == "Telephone"][:2]
+    assert len(phones) == 2
+    row["events"] = [{**e, "onset": 0.0, "offset": 1.4, "azimuth": az} if e in phones else e
+                     for e, az in zip(row["events"], [90.0, -90.0] * len(row["events"]))]
+    facts = extract_facts(row)
+    assert sum(not e.nameable for e in facts.events) == 2
+    for qa in generate(facts, Context(class_map=tuple(CLASSES), ontology=ontology)):
+        named = " ".join([qa.question, qa.output, *qa.subjects])
+        assert not any(f"{o} Telephone" in named for o in ("first", "second")), qa  # the two at 0 s
+    counts = [q for q in generate(facts, Context(class_map=tuple(CLASSES))) if q.task == "count_events"]
+    assert counts and counts[0].answer["values"] == [len(row["events"])]
+
+
 def test_a_mono_event_row_answers_only_what_it_has():
     row = {"id": "ev-1", "label": "Dog", "duration": 1.2, "ontology_id": "/m/0bt9lr"}
     qas = generate(extract_facts(row), Context(class_map=("Dog", "Bell")))
