@@ -142,13 +142,18 @@ def _least_choice(b: _Builder, task: str, phrasings: tuple[str, ...], events: li
 
 
 def negatives(f: Facts, ctx: Context) -> list[str]:
-    """Classes absent from the clip: ontology siblings first (hard negatives), else the class map."""
+    """Classes absent from the clip: ontology siblings first (hard negatives), else the class map.
+    With an ontology, no negative is an ancestor or descendant of a present class (a Mantra is a
+    Chant; a Bark is a Dog's), present classes found by id or else by name."""
     present = {n.lower() for n in f.classes}
-    out: list[str] = []
+    out = [n for n in ctx.class_map if n.lower() not in present]
     if ctx.ontology is not None:
-        ids = {oid for oid in f.ontology_ids.values() if oid}
-        out = [n for n in (ctx.ontology.name(i) for i in ctx.ontology.hard_negatives(ids)) if n.lower() not in present]
-    return out or [n for n in ctx.class_map if n.lower() not in present]
+        onto = ctx.ontology
+        ids = {f.ontology_ids.get(c) or onto.find(c) for c in f.classes} & set(onto.entries)
+        related = onto.related(ids)
+        hard = [n for n in map(onto.name, onto.hard_negatives(ids)) if n.lower() not in present]
+        out = hard or [n for n in out if onto.find(n) not in related]
+    return out
 
 
 # -- families -----------------------------------------------------------------------------------
@@ -292,7 +297,8 @@ def counting(f: Facts, ctx: Context, rng: Random) -> list[QA]:
 
 # Every question about a direction, a distance, a speed or motion ends with one of these notes, so the LTU and
 # SpatialSoundQA records, whose keys are fixed by those formats, state the frame in their own text.
-SPATIAL_NOTE = " (relative to the microphone array; azimuth counter-clockwise from its front, 90 degrees = left)"
+SPATIAL_NOTE = (" (relative to the microphone array; azimuth counter-clockwise from its front, 90 degrees = left; "
+                "elevation up from the horizontal plane)")
 DIST_NOTE = " (distance from the centre of the microphone array)"
 
 

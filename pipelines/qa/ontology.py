@@ -18,6 +18,7 @@ from catalog.errors import RoomtoneError
 class Ontology:
     def __init__(self, entries: list[dict]):
         self.entries = {e["id"]: e for e in entries}
+        self._by_name = {e["name"].lower(): e["id"] for e in entries}
         self.parents: dict[str, list[str]] = {}
         for e in entries:
             for child in e.get("child_ids", []):
@@ -53,11 +54,20 @@ class Ontology:
     def descendants(self, oid: str) -> set[str]:
         return self._closure(oid, lambda o: self.entries.get(o, {}).get("child_ids", []))
 
+    def find(self, name: str) -> str | None:
+        """The id of the class of this name (case-insensitive), if the ontology has one."""
+        return self._by_name.get(name.lower())
+
+    def related(self, ids: set[str]) -> set[str]:
+        """The ids, their ancestors and their descendants: what a "no" must never name."""
+        out = set(ids)
+        for oid in ids:
+            out |= self.ancestors(oid) | self.descendants(oid)
+        return out
+
     def hard_negatives(self, present: set[str]) -> list[str]:
         """Sorted ids of usable siblings of the present ids, unrelated to every present id."""
-        related = set(present)
-        for oid in present:
-            related |= self.ancestors(oid) | self.descendants(oid)
+        related = self.related(present)
         siblings = {s for oid in present for p in self.parents.get(oid, []) for s in self.entries[p]["child_ids"]}
         return sorted(s for s in siblings - related if self.usable(s))
 

@@ -449,6 +449,20 @@ def test_two_events_of_a_class_that_start_together_are_never_named_apart(ontolog
     assert counts and counts[0].answer["values"] == [len(row["events"])]
 
 
+def test_no_negative_is_related_to_a_present_class(ontology):
+    """A "no" is never wrong because of the hierarchy: Mantra has no usable sibling, so negatives
+    come from the class map, less Chant (a Mantra is one); a Bark row without an ontology id is
+    found by name, so Dog (whose sound a Bark is) is no negative."""
+    from pipelines.qa.families import negatives
+
+    mantra = extract_facts({"id": "m", "label": "Mantra", "duration": 1.0, "ontology_id": "/m/01c194"})
+    assert negatives(mantra, Context(class_map=("Mantra", "Chant", "Bell"), ontology=ontology)) == ["Bell"]
+    bark = extract_facts({"id": "b", "label": "Bark", "duration": 1.0})
+    out = negatives(bark, Context(class_map=("Bark", "Dog", "Bell"), ontology=ontology))
+    assert "Dog" not in out and "Animal" not in out and out
+    assert "Dog" in negatives(bark, Context(class_map=("Bark", "Dog", "Bell")))  # no ontology: the class map
+
+
 def test_a_mono_event_row_answers_only_what_it_has():
     row = {"id": "ev-1", "label": "Dog", "duration": 1.2, "ontology_id": "/m/0bt9lr"}
     qas = generate(extract_facts(row), Context(class_map=("Dog", "Bell")))
