@@ -27,7 +27,7 @@ CONVENTION = ("azimuth: degrees counter-clockwise from +x (the array's front), +
 MARGIN_DEG = 5.0          # no coarse direction word this close to a sector boundary
 DISTANCE_MARGIN_M = 0.25   # nearest / farthest need this much lead
 LEVEL_MARGIN_DB = 3.0      # loudest needs this much lead
-TIME_MARGIN_S = 0.1        # "which came first" needs onsets this far apart (one label frame)
+TIME_MARGIN_S = 0.1        # "which came first" needs onsets this far apart (one label frame, the labels' hop)
 SIDES = ("in front", "to the left", "behind", "to the right")
 SIDE_CENTRES = {"in front": 0.0, "to the left": 90.0, "behind": 180.0, "to the right": -90.0}
 ROOM_SIZES = ("small", "medium-sized", "large")          # < 50, < 300, >= 300 m^3 (as the captions)
@@ -183,13 +183,26 @@ def _polyphony(events: tuple[EventFact, ...]) -> int | None:
     return int(max(np.cumsum([d for _, d in times])))
 
 
+def _heard_speed(e: dict, azimuths: dict[tuple[int, int], float]) -> float:
+    """The event's arc speed, or 0 when its frame labels (two or more) never change azimuth: a source
+    planned to move on a stored RIR grid steps between grid points and may never leave its first."""
+    speed = float(e.get("speed") or 0.0)
+    if not speed or not azimuths:
+        return speed
+    heard = [azimuths[key] for f in range(round(e["onset"] / TIME_MARGIN_S), round(e["offset"] / TIME_MARGIN_S))
+             if (key := (e["track"], f)) in azimuths]
+    return 0.0 if len(heard) > 1 and len(set(heard)) == 1 else speed
+
+
 def extract_facts(row: dict) -> Facts:
     """Facts from a scenes, mixtures or event-library row (columns as their stages write them)."""
     spatial = row.get("format") in ("foa", "mic") and (row.get("num_channels") or 0) > 1
+    # frame labels: tracks never overlap, so (track, frame) finds an event's azimuth in a frame
+    azimuths = {(l["track"], l["frame"]): round(l["azimuth"], 3) for l in row.get("labels") or []}
     events = _named(sorted((EventFact(
         e["class_name"], e.get("ontology_id"), e.get("event_id") or "", float(e["onset"]), float(e["offset"]),
         e.get("azimuth") if spatial else None, e.get("elevation") if spatial else None,
-        e.get("distance") if spatial else None, float(e.get("speed") or 0.0) if spatial else 0.0,
+        e.get("distance") if spatial else None, _heard_speed(e, azimuths) if spatial else 0.0,
         e.get("level_db"), e.get("snr_db"), e.get("power_db"))
         for e in row.get("events") or []),
         key=lambda e: (e.onset, e.offset, e.class_name)))

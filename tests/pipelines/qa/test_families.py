@@ -421,7 +421,8 @@ def test_a_reverberated_mixture_is_in_the_rirs_room_and_is_asked_about_it():
     so the row lists that room (for the splits) and QA asks its RT60 and size."""
     a = {"id": "dog", "label": "Dog", "ontology_id": CLASSES["Dog"], "duration": 1.0}
     b = {"id": "bell", "label": "Bell", "ontology_id": CLASSES["Bell"], "duration": 1.0}
-    recipe = Recipe("m", ("dog", "bell"), 0, 0, (Mix("bell", 0.0, 0, -25.0, gain_a=1.0, gain_b=1.0, limit=1.0), Reverb("h")))
+    mix = Mix("bell", 0.0, 0, -25.0, gain_a=1.0, gain_b=1.0, limit=1.0)
+    recipe = Recipe("m", ("dog", "bell"), 0, 0, (mix, Reverb("h")))
     room = {"room_id": "room-7", "rt60": 0.9, "room_dims": [10.0, 8.0, 4.0]}
     wet = {**apply_recipe_meta(recipe, a, 8000, partner_meta={"bell": one_event(b)}, rir_rooms={"h": room}),
            "parent_ids": ["dog", "bell"]}
@@ -461,6 +462,20 @@ def test_no_negative_is_related_to_a_present_class(ontology):
     out = negatives(bark, Context(class_map=("Bark", "Dog", "Bell"), ontology=ontology))
     assert "Dog" not in out and "Animal" not in out and out
     assert "Dog" in negatives(bark, Context(class_map=("Bark", "Dog", "Bell")))  # no ontology: the class map
+
+
+def test_a_source_planned_to_move_that_never_leaves_its_grid_point_is_static():
+    """On a stored RIR grid a source steps between grid points: 14 deg/s for a second never
+    reaches the next point 30 deg away, so its labels (and audio) stay put and QA calls it static."""
+    row = scene_row(5, 6.0, 1.0, ["Dog", "Bell"])
+    e = max(row["events"], key=lambda e: e["offset"] - e["onset"])
+    assert e["speed"] and e["offset"] - e["onset"] >= 0.3
+    held = [{**l, "azimuth": e["azimuth"]} if l["track"] == e["track"] and
+            round(e["onset"] / 0.1) <= l["frame"] < round(e["offset"] / 0.1) else l for l in row["labels"]]
+    def moving(r: dict) -> bool:
+        return next(f for f in extract_facts(r).events if (f.onset, f.class_name) == (e["onset"], e["class_name"])).moving
+
+    assert moving(row) and not moving({**row, "labels": held})
 
 
 def test_a_mono_event_row_answers_only_what_it_has():
