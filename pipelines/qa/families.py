@@ -149,10 +149,12 @@ def negatives(f: Facts, ctx: Context) -> list[str]:
     out = [n for n in ctx.class_map if n.lower() not in present]
     if ctx.ontology is not None:
         onto = ctx.ontology
-        ids = {f.ontology_ids.get(c) or onto.find(c) for c in f.classes} & set(onto.entries)
-        related = onto.related(ids)
+        ids = onto.resolve(f.classes, f.ontology_ids)
         hard = [n for n in map(onto.name, onto.hard_negatives(ids)) if n.lower() not in present]
-        out = hard or [n for n in out if onto.find(n) not in related]
+        if hard:
+            return hard
+        related = onto.related(ids)
+        out = [n for n in out if onto.names.get(n.lower()) not in related]
     return out
 
 

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from catalog.errors import RoomtoneError
 from pipelines.qa.facts import TIME_MARGIN_S, Facts, octant, side
 from pipelines.qa.families import QA, SPATIAL_NOTE, answer
-from pipelines.qa.ontology import Ontology
+from pipelines.qa.ontology import Ontology, alternatives
 
 SYSTEM = ("You write question-answer pairs about an audio clip for training an audio language model. The user "
           "gives the exact facts of the clip. Write {n} different open-ended questions that need step-by-step "
@@ -145,19 +145,12 @@ def parse(text: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def _names(name: str) -> list[str]:
-    """An ontology name's alternatives: 'Fire engine, fire truck (siren)' -> 'Fire engine', 'fire truck'."""
-    return [n for n in re.sub(r"\s*\([^)]*\)", "", name).split(", ") if n and n != "etc."]
-
-
 @lru_cache(maxsize=4)
-def _ontology_names(ontology: Ontology) -> tuple[dict[str, str], frozenset[str]]:
-    """(every lower-cased name -> id, the names of sound sources): usable classes outside
-    DESCRIPTIVE_TREES."""
+def _source_names(ontology: Ontology) -> frozenset[str]:
+    """The lower-cased names of sound sources: usable classes outside DESCRIPTIVE_TREES."""
     roots = [oid for oid, e in ontology.entries.items() if e["name"] in DESCRIPTIVE_TREES]
     descriptive = set(roots).union(*(ontology.descendants(r) for r in roots))
-    index = {n.lower(): oid for oid, e in ontology.entries.items() for n in _names(e["name"])}
-    return index, frozenset(n for n, oid in index.items() if ontology.usable(oid) and oid not in descriptive)
+    return frozenset(n for n, oid in ontology.names.items() if ontology.usable(oid) and oid not in descriptive)
 
 
 def _words_re(names) -> re.Pattern | None:
@@ -173,11 +166,9 @@ def _foreign_class(text: str, f: Facts, vocabulary: list[str], ontology: Ontolog
     an Animal) are allowed."""
     allowed, foreign = {c.lower() for c in f.classes}, {v.lower() for v in vocabulary}
     if ontology is not None:
-        index, sources = _ontology_names(ontology)
-        ids = {f.ontology_ids.get(c) or index.get(c.lower()) for c in f.classes} & set(ontology.entries)
-        related = set(ids).union(*(ontology.ancestors(i) | ontology.descendants(i) for i in ids))
-        allowed |= {n.lower() for i in related for n in _names(ontology.name(i))}
-        foreign |= sources
+        related = ontology.related(ontology.resolve(f.classes, f.ontology_ids))
+        allowed |= {n.lower() for i in related for n in alternatives(ontology.name(i))}
+        foreign |= _source_names(ontology)
     known, unknown = _words_re(allowed), _words_re(foreign - allowed)
     if unknown is None:
         return None

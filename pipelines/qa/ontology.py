@@ -9,16 +9,23 @@ or ``blacklist``) and neither an ancestor nor a descendant of any class in the c
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 
 from catalog.errors import RoomtoneError
 
 
+def alternatives(name: str) -> list[str]:
+    """An ontology name's alternatives: 'Fire engine, fire truck (siren)' -> 'Fire engine', 'fire truck'."""
+    return [n for n in re.sub(r"\s*\([^)]*\)", "", name).split(", ") if n and n != "etc."]
+
+
 class Ontology:
     def __init__(self, entries: list[dict]):
         self.entries = {e["id"]: e for e in entries}
-        self._by_name = {e["name"].lower(): e["id"] for e in entries}
+        # every lower-cased alternative name -> its id
+        self.names = {n.lower(): e["id"] for e in entries for n in alternatives(e["name"])}
         self.parents: dict[str, list[str]] = {}
         for e in entries:
             for child in e.get("child_ids", []):
@@ -54,9 +61,10 @@ class Ontology:
     def descendants(self, oid: str) -> set[str]:
         return self._closure(oid, lambda o: self.entries.get(o, {}).get("child_ids", []))
 
-    def find(self, name: str) -> str | None:
-        """The id of the class of this name (case-insensitive), if the ontology has one."""
-        return self._by_name.get(name.lower())
+    def resolve(self, classes, ids: dict[str, str | None]) -> set[str]:
+        """The ontology ids of these class names: the id recorded for each in `ids`, else the class
+        whose name (or one of its alternatives) it is; names the ontology lacks are left out."""
+        return {ids.get(c) or self.names.get(c.lower()) for c in classes} & self.entries.keys()
 
     def related(self, ids: set[str]) -> set[str]:
         """The ids, their ancestors and their descendants: what a "no" must never name."""
