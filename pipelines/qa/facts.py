@@ -159,18 +159,15 @@ ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "
 def _named(events: list[EventFact]) -> tuple[EventFact, ...]:
     """Events (by onset) with names: the class, with an ordinal when it recurs; two of a class that
     start less than TIME_MARGIN_S apart cannot be told apart by an ordinal and are not nameable."""
-    total: dict[str, int] = {}
-    for e in events:
-        total[e.class_name] = total.get(e.class_name, 0) + 1
-    seen: dict[str, int] = {}
-    out = []
-    for e in events:
-        k = seen[e.class_name] = seen.get(e.class_name, 0) + 1
-        word = ORDINALS[k - 1] if k <= len(ORDINALS) else f"{k}th"
-        tied = any(o is not e and o.class_name == e.class_name and abs(o.onset - e.onset) < TIME_MARGIN_S
-                   for o in events)
-        out.append(replace(e, ref=e.class_name if total[e.class_name] == 1 else f"{word} {e.class_name}",
-                           nameable=not tied))
+    by_class: dict[str, list[int]] = {}
+    for i, e in enumerate(events):
+        by_class.setdefault(e.class_name, []).append(i)
+    out = list(events)
+    for name, idx in by_class.items():
+        tied = {k for i, j in zip(idx, idx[1:]) if events[j].onset - events[i].onset < TIME_MARGIN_S for k in (i, j)}
+        for k, i in enumerate(idx):
+            word = ORDINALS[k] if k < len(ORDINALS) else f"{k + 1}th"
+            out[i] = replace(events[i], ref=name if len(idx) == 1 else f"{word} {name}", nameable=i not in tied)
     return tuple(out)
 
 
@@ -197,8 +194,10 @@ def _heard_speed(e: dict, azimuths: dict[tuple[int, int], float]) -> float:
 def extract_facts(row: dict) -> Facts:
     """Facts from a scenes, mixtures or event-library row (columns as their stages write them)."""
     spatial = row.get("format") in ("foa", "mic") and (row.get("num_channels") or 0) > 1
-    # frame labels: tracks never overlap, so (track, frame) finds an event's azimuth in a frame
-    azimuths = {(l["track"], l["frame"]): round(l["azimuth"], 3) for l in row.get("labels") or []}
+    # frame labels: tracks never overlap, so (track, frame) finds an event's azimuth in a frame;
+    # read only where a source is planned to move
+    moving = spatial and any(e.get("speed") for e in row.get("events") or [])
+    azimuths = {(l["track"], l["frame"]): round(l["azimuth"], 3) for l in row.get("labels") or []} if moving else {}
     events = _named(sorted((EventFact(
         e["class_name"], e.get("ontology_id"), e.get("event_id") or "", float(e["onset"]), float(e["offset"]),
         e.get("azimuth") if spatial else None, e.get("elevation") if spatial else None,
