@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import combinations
+from operator import attrgetter
 from random import Random
 from typing import Callable
 
@@ -512,9 +513,9 @@ def loudest(f: Facts, ctx: Context, rng: Random) -> list[QA]:
     if key is None:
         return []
     b = _Builder("loudest", rng, "LOUDEST")
-    rated = [e for e in f.events if getattr(e, key) is not None]
-    loudness = {e.name: getattr(e, key) for e in rated}
-    win = _winner(rated, lambda e: loudness[e.name], LEVEL_MARGIN_DB) if len(rated) == len(f.events) else None
+    loudness = attrgetter(key)
+    rated = [e for e in f.events if loudness(e) is not None]
+    win = _winner(rated, loudness, LEVEL_MARGIN_DB) if len(rated) == len(f.events) else None
     if win:
         names = [e.name for e in rated]
         b.add("loudest", "exact", Q_LOUDEST, win.name,
@@ -523,9 +524,9 @@ def loudest(f: Facts, ctx: Context, rng: Random) -> list[QA]:
         b.choice("loudest_choice", Q_LOUDEST, win.name, [others[i] for i in _order(rng, len(others))],
                  x=_the(win.name))
     pairs = [(p, q) for p, q in combinations(rated, 2)
-             if abs(loudness[p.name] - loudness[q.name]) >= LEVEL_MARGIN_DB and p.nameable and q.nameable]
+             if abs(loudness(p) - loudness(q)) >= LEVEL_MARGIN_DB and p.nameable and q.nameable]
     for i in _order(rng, len(pairs))[:ctx.max_subjects]:
-        loud, quiet = sorted(pairs[i], key=lambda e: -loudness[e.name])
+        loud, quiet = sorted(pairs[i], key=loudness, reverse=True)
         b.yes_no("loudest_louder", Q_LOUDER, {"a": _the(loud.name), "b": _the(quiet.name)},
                  {"a": _the(quiet.name), "b": _the(loud.name)})
     return b.out

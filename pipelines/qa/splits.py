@@ -5,10 +5,9 @@ mixture, from its `room_ids`), so a mixture holding a held-out room's audio coun
 room. The input's own test split seeds the test side (scenes already hold out the RIR set's
 test rooms); an input without one holds out rooms (or, for rooms-less event libraries and their
 mixtures, source recordings) drawn from (seed, room or recording id): a row goes to test when
-any of them is held out. The train
-side keeps its rows; a test row that shares a room or a recording with any train row is
-dropped and reported, so no event recording (event id, parent clip) or room is ever on both
-sides.
+any of them is held out. The train side keeps its rows; a test row that shares a room or a
+recording with any train row is dropped and reported, so no event recording (event id, parent
+clip) or room is ever on both sides.
 """
 
 from __future__ import annotations

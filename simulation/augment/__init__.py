@@ -15,8 +15,8 @@ from .spatial import NUM_PATTERNS, channel_map, pattern_angles, rotate_caption, 
 __all__ = [
     "MIN_EVENT_S", "MIX_TEMPLATES", "NUM_PATTERNS", "ONE_EVENT_KEYS", "STEPS", "BatchAugment", "Context", "Gain",
     "Mix", "Noise", "Recipe", "Resources", "Reverb", "Rotate", "Shift", "Spec", "Speed", "Step", "add_noise",
-    "apply_gain",
-    "apply_recipe", "apply_recipe_batch", "apply_recipe_meta", "channel_map", "channel_swap", "convolve_aligned",
-    "describe_events", "draw_recipe", "merge_meta", "mix", "mix_gains", "one_event", "pattern_angles", "rms",
-    "room_ids", "rotate_caption", "rotate_meta", "shift", "speed", "speed_meta", "time_shift_meta", "valid_patterns",
+    "apply_gain", "apply_recipe", "apply_recipe_batch", "apply_recipe_meta", "channel_map", "channel_swap",
+    "convolve_aligned", "describe_events", "draw_recipe", "merge_meta", "mix", "mix_gains", "one_event",
+    "pattern_angles", "rms", "room_ids", "rotate_caption", "rotate_meta", "shift", "speed", "speed_meta",
+    "time_shift_meta", "valid_patterns",
 ]

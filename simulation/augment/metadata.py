@@ -77,15 +77,18 @@ def _plan(events: list[dict], duration: float, hop: float) -> ScenePlan:
 def describe_events(events: list[dict], text: str) -> str:
     """A scene caption for `events` (the scenes stage's wording) keeping the room words `text` ends
     with; `text` unchanged when it holds none or several rooms (a mixture's caption)."""
-    if not _redoable(text):
+    room = _room_words(text)
+    if room is None:
         return text
     body = describe(map(_event, _by_onset(events)))  # lazy: only the events the caption names are built
-    return sentence(body, _ANY_ROOM.findall(text)[0])
+    return sentence(body, room)
 
 
-def _redoable(text: str) -> bool:
-    """Whether `describe_events` can rewrite the caption: a scene's, ending with its one room."""
-    return len(_ANY_ROOM.findall(text)) == 1 and bool(_ENDING.search(text))
+def _room_words(text: str) -> str | None:
+    """The room words of a caption `describe_events` can rewrite (a scene's, ending with its one
+    room); None for any other caption."""
+    rooms = _ANY_ROOM.findall(text)
+    return rooms[0] if len(rooms) == 1 and _ENDING.search(text) else None
 
 
 def _recaption(meta: Meta, before: list[dict], after: list[dict]) -> Meta:
@@ -96,7 +99,7 @@ def _recaption(meta: Meta, before: list[dict], after: list[dict]) -> Meta:
     cut = len(after) != len(before) or any((a["onset"], a["offset"]) != (b["onset"], b["offset"])
                                            for a, b in zip(after, before) if b.get("speed"))
     if cut and meta.get("caption"):
-        meta["caption"] = describe_events(after, meta["caption"]) if _redoable(meta["caption"]) else None
+        meta["caption"] = describe_events(after, meta["caption"]) if _room_words(meta["caption"]) else None
     return meta
 
 

@@ -204,7 +204,10 @@ class Reverb(Step):
         # event times and directions are those of the direct path, unchanged; the room, of all the
         # clip's audio (a mixture's too), is the RIR's
         room = res.rir_rooms.get(self.rir_id, {})
-        return forget_powers({**meta, **room, **({"room_ids": [room["room_id"]]} if room.get("room_id") else {})})
+        out = forget_powers({**meta, **room})
+        if room.get("room_id"):
+            out["room_ids"] = [room["room_id"]]
+        return out
 
     @classmethod
     def audio(cls, steps, x, rate, res):
