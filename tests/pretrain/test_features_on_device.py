@@ -34,7 +34,7 @@ def seen_batches(catalog, cfg: TrainConfig, folder) -> tuple[list[dict], list[fl
 
     result = run_training(cfg, catalog, hook=keep)
     history = MlflowClient(result.tracking_uri).get_metric_history(result.mlflow_run_id, "loss")
-    return [torch.load(p) for p in sorted(folder.iterdir())], [m.value for m in history]
+    return [torch.load(p, weights_only=True) for p in sorted(folder.iterdir())], [m.value for m in history]
 
 
 @pytest.mark.parametrize("family", ["tagging", "seld"])
