@@ -134,7 +134,8 @@ def check_inputs(cfg: AugmentConfig, catalog: Catalog) -> tuple[Snapshot, Snapsh
     src = catalog.show(cfg.source)
     names = [s["name"] for s in cfg.steps]
     kind = _kind(src, names)
-    cols = ["id", "duration"] + [c for c in ("format", "num_channels", "room_id") if c in src.features]
+    wanted = ("format", "num_channels", "room_id") if "reverb" in names else ("format", "num_channels")
+    cols = ["id", "duration"] + [c for c in wanted if c in src.features]
     rows = {split: _column(catalog, src.ref, split, cols) for split in catalog.splits(src.ref)}
     formats = {(r.get("format"), r.get("num_channels")) for split in rows.values() for r in split}
     if "mix" in names and not (kind["scenes"] or kind["one_event"]):

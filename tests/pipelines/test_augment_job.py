@@ -285,6 +285,12 @@ def _copy(catalog, source: str, name: str, edit=lambda rows: rows, drop=()) -> N
     catalog.publish(run)
 
 
+def _first_at_16k(rows: list[dict]) -> list[dict]:
+    """The rows with the first clip's samples declared at 16 kHz."""
+    audio, _ = decode_audio(rows[0]["audio"]["bytes"])
+    return [{**rows[0], "audio": audio_cell(encode_flac(audio, 16_000), "16k.flac")}, *rows[1:]]
+
+
 @pytest.mark.parametrize("step", ["mix", "rotate"])
 def test_a_source_whose_rows_hold_two_formats_is_refused_before_the_job(inputs, step):
     if not inputs.exists("two_formats"):
@@ -303,12 +309,8 @@ def test_a_library_clip_at_another_sample_rate_is_refused_before_the_job_naming_
         inputs, steps):
     rate = inputs.show("events").features["audio"].sampling_rate
 
-    def first_at_16k(rows):  # the first clip's samples, declared at 16 kHz
-        audio, _ = decode_audio(rows[0]["audio"]["bytes"])
-        return [{**rows[0], "audio": audio_cell(encode_flac(audio, 16_000), "16k.flac")}, *rows[1:]]
-
     if not inputs.exists("two_rates"):
-        _copy(inputs, "events", "two_rates", first_at_16k)
+        _copy(inputs, "events", "two_rates", _first_at_16k)
     first = inputs.arrow_dataset("two_rates").to_table(columns=["id"]).to_pylist()[0]["id"]
     with pytest.raises(RoomtoneError) as err:
         check_inputs(AugmentConfig(name="bad_rate", source="two_rates", steps=[{"name": n} for n in steps]), inputs)
@@ -320,11 +322,7 @@ def test_a_library_clip_at_another_sample_rate_is_refused_before_the_job_naming_
 def test_a_clip_at_another_rate_in_a_source_with_num_channels_fails_in_its_worker_naming_the_row(inputs):
     """Such a source's headers are not scanned before the job (its rows state their channels), so
     the worker that decodes the stray clip names it."""
-    def first_at_16k(rows):
-        audio, _ = decode_audio(rows[0]["audio"]["bytes"])
-        return [{**rows[0], "audio": audio_cell(encode_flac(audio, 16_000), "16k.flac")}, *rows[1:]]
-
-    _copy(inputs, "scenes", "scenes_two_rates", first_at_16k)
+    _copy(inputs, "scenes", "scenes_two_rates", _first_at_16k)
     ref = inputs.show("scenes_two_rates").ref
     first = inputs.arrow_dataset(ref).to_table(columns=["id"]).to_pylist()[0]["id"]
     with pytest.raises(RoomtoneError, match=f"row {first} of .* is sampled at 16000 Hz"):
