@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from simulation.augment import room_ids
-from simulation.scenes import direction_words
+from simulation.scenes import direction_words, stepped_azimuth
 
 CONVENTION = ("azimuth: degrees counter-clockwise from +x (the array's front), +90 = left, -90 = right, "
               "in [-180, 180); elevation: degrees up from the horizontal plane; distance: metres from the "
@@ -99,6 +99,8 @@ class EventFact:
     power_db: float | None = None   # None: unknown (cut at the clip's end, or reverberated)
     ref: str = ""   # how questions name it: "Dog", or "second Dog" when the class recurs
     nameable: bool = True   # False: another of its class starts within TIME_MARGIN_S; no ordinal tells them apart
+    azimuth_step: float = 0.0   # deg: > 0 steps along a stored RIR grid's ring (simulation.scenes.PlannedEvent)
+    step_phase: float = 0.0
 
     @property
     def name(self) -> str:
@@ -110,8 +112,9 @@ class EventFact:
 
     @property
     def end_azimuth(self) -> float:
-        """Azimuth at the offset, along the arc (the plan's trajectory)."""
-        return wrap(self.azimuth + self.speed * (self.offset - self.onset))
+        """Azimuth at the offset, along the arc (the plan's trajectory, on the grid if stepped)."""
+        return stepped_azimuth(self.azimuth, self.speed * (self.offset - self.onset), self.azimuth_step,
+                               self.step_phase)
 
 @dataclass(frozen=True)
 class Facts:
@@ -202,7 +205,8 @@ def extract_facts(row: dict) -> Facts:
         e["class_name"], e.get("ontology_id"), e.get("event_id") or "", float(e["onset"]), float(e["offset"]),
         e.get("azimuth") if spatial else None, e.get("elevation") if spatial else None,
         e.get("distance") if spatial else None, _heard_speed(e, azimuths) if spatial else 0.0,
-        e.get("level_db"), e.get("snr_db"), e.get("power_db"))
+        e.get("level_db"), e.get("snr_db"), e.get("power_db"), azimuth_step=e.get("azimuth_step") or 0.0,
+        step_phase=e.get("step_phase") or 0.0)
         for e in row.get("events") or []),
         key=lambda e: (e.onset, e.offset, e.class_name)))
     label = row.get("label")

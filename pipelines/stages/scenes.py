@@ -131,7 +131,7 @@ EVENT_FEATURES = {"event_id": datasets.Value("string"), "class_name": datasets.V
                   "class_index": datasets.Value("int32"), "ontology_id": datasets.Value("string"),
                   "track": datasets.Value("int32"), "onset": _F32, "offset": _F32, "level_db": _F32, "snr_db": _F32,
                   "power_db": _F32, "azimuth": _F32, "elevation": _F32, "distance": _F32, "speed": _F32,
-                  "moving": datasets.Value("bool")}
+                  "moving": datasets.Value("bool"), "azimuth_step": _F32, "step_phase": _F32}
 
 
 def features(cfg: ScenesConfig, sample_rate: int) -> datasets.Features:
@@ -340,7 +340,8 @@ def scene_row(cfg: ScenesConfig, library: Library, draw: SceneDraw, scene, flac:
         "events": [{"event_id": e.item_id, "class_name": e.class_name, "class_index": e.class_index,
                     "ontology_id": library.ontology.get(e.item_id), "track": e.track, "onset": e.onset,
                     "offset": e.offset, "level_db": level, "snr_db": snr, "power_db": power, "azimuth": e.azimuth,
-                    "elevation": e.elevation, "distance": e.distance, "speed": e.speed, "moving": e.moving}
+                    "elevation": e.elevation, "distance": e.distance, "speed": e.speed, "moving": e.moving,
+                    "azimuth_step": e.azimuth_step, "step_phase": e.step_phase}
                    for e, level, snr, power in zip(plan.events, scene.event_level_db, scene.event_snr_db,
                                                    scene.event_power_db, strict=True)],
         "plan": json.dumps(plan.to_dict(), sort_keys=True), "seed": cfg.seed,

@@ -1,7 +1,8 @@
 """Metadata of a clip under augmentation: events, frame labels, caption, duration.
 
 A clip's metadata is a dict shaped like a roomtone scenes row without its audio
-(`events`: onset/offset s, azimuth/elevation deg, speed deg/s, level_db, power_db, track;
+(`events`: onset/offset s, azimuth/elevation deg, speed deg/s, azimuth_step and step_phase deg
+(a source stepping along a stored RIR grid's ring, see `PlannedEvent`), level_db, power_db, track;
 `labels`: frame labels on a `hop` s grid; `caption`; `label`: sorted class names;
 `duration` s; `room_id`, `rt60`, `room_dims` and, on a mixture, `room_ids`). Every
 function returns a new dict and touches only the keys present, so an event-library row
@@ -19,7 +20,7 @@ from operator import itemgetter
 from typing import Any
 
 from ..scenes.labels import describe, frame_labels, sentence
-from ..scenes.plan import PlannedEvent, ScenePlan
+from ..scenes.plan import PlannedEvent, ScenePlan, stepped_azimuth
 from .spatial import azimuth_sign, pattern_angles, rotate_caption
 
 __all__ = ["MIN_EVENT_S", "ONE_EVENT_KEYS", "clip_events", "describe_events", "forget_powers", "merge_meta",
@@ -39,14 +40,11 @@ ONE_EVENT_KEYS = ("event_id", "class_name", "ontology_id", "track", "onset", "of
 MIN_EVENT_S = 1e-3
 
 
-def _wrap(az: float) -> float:
-    return (az + 180.0) % 360.0 - 180.0
-
-
 def clip_events(events: list[dict], duration: float) -> list[dict]:
     """Events cut to [0, duration] s; a moving event cut at its start has its onset azimuth moved on.
-    A cut event's power and SNR (mean squares over its own span) are unknown for what is left of it;
-    what is left shorter than `MIN_EVENT_S` is dropped."""
+    A source stepping on a grid ring starts at the grid point it sits on then, its phase keeping
+    the later jumps where they were. A cut event's power and SNR (mean squares over its own span)
+    are unknown for what is left of it; what is left shorter than `MIN_EVENT_S` is dropped."""
     out = []
     for ev in events:
         onset, offset = max(0.0, ev["onset"]), min(duration, ev["offset"])
@@ -55,14 +53,25 @@ def clip_events(events: list[dict], duration: float) -> list[dict]:
         if (onset, offset) != (ev["onset"], ev["offset"]):
             ev = {**ev, **{key: None for key in ("power_db", "snr_db") if key in ev}}
         if onset != ev["onset"] and ev.get("speed"):
-            ev = {**ev, "azimuth": _wrap(ev["azimuth"] + ev["speed"] * (onset - ev["onset"]))}
+            ev = {**ev, **_moved_on(ev, ev["speed"] * (onset - ev["onset"]))}
         out.append({**ev, "onset": onset, "offset": offset})
     return out
 
 
+def _moved_on(ev: dict, arc: float) -> dict:
+    """The azimuth fields of a moving event after its arc has run `arc` deg."""
+    step, phase = ev.get("azimuth_step") or 0.0, ev.get("step_phase") or 0.0
+    moved = {"azimuth": stepped_azimuth(ev["azimuth"], arc, step, phase)}
+    if step > 0:
+        glide = arc + phase
+        moved["step_phase"] = glide - step * round(glide / step)
+    return moved
+
+
 def _event(e: dict) -> PlannedEvent:
     return PlannedEvent(e["event_id"], e["class_index"], e["class_name"], e["track"], e["onset"], e["offset"],
-                        e.get("level_db", 0.0), e["azimuth"], e["elevation"], e["distance"], e.get("speed", 0.0))
+                        e.get("level_db", 0.0), e["azimuth"], e["elevation"], e["distance"], e.get("speed", 0.0),
+                        azimuth_step=e.get("azimuth_step") or 0.0, step_phase=e.get("step_phase") or 0.0)
 
 
 def _by_onset(events: list[dict]) -> list[dict]:
@@ -134,8 +143,9 @@ def rotate_meta(meta: Meta, pattern: int) -> Meta:
     def turn(item: dict) -> dict:
         az, el = pattern_angles(pattern, item["azimuth"], item["elevation"])
         new = {**item, "azimuth": float(az), "elevation": float(el)}
-        if "speed" in item:
-            new["speed"] = sign * item["speed"]
+        for key in ("speed", "step_phase"):  # a mirror turns the arc, and how far it ran, the other way
+            if item.get(key) is not None:
+                new[key] = sign * item[key]
         return new
 
     for key in ("events", "labels"):

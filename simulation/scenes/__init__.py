@@ -5,7 +5,7 @@ Pure compute (numpy, scipy, torch through the engine): no files, no storage.
 
 from .grid import RirGrid, grid_rirs
 from .labels import FrameLabel, caption, direction_words, frame_labels, to_dcase_rows, to_seld_labels
-from .plan import Box, LibraryItem, PlanConfig, PlannedEvent, ScenePlan, plan_scene
+from .plan import Box, LibraryItem, PlanConfig, PlannedEvent, ScenePlan, plan_scene, stepped_azimuth
 from .render import (Rendered, ambience_bank, ambience_stretch, convolve_moving, convolve_static, diffuse_noise,
                      event_signal, render_scene)
 from .synth import Scene, room_region, scene_rirs, synthesize_scene
@@ -34,6 +34,7 @@ __all__ = [
     "render_scene",
     "room_region",
     "scene_rirs",
+    "stepped_azimuth",
     "synthesize_scene",
     "to_dcase_rows",
     "to_seld_labels",

@@ -21,7 +21,7 @@ import numpy as np
 if TYPE_CHECKING:
     from .grid import RirGrid
 
-__all__ = ["Box", "LibraryItem", "PlanConfig", "PlannedEvent", "ScenePlan", "plan_scene"]
+__all__ = ["Box", "LibraryItem", "PlanConfig", "PlannedEvent", "ScenePlan", "plan_scene", "stepped_azimuth"]
 
 Region = Callable[[np.ndarray], np.ndarray]
 
@@ -119,13 +119,26 @@ class PlanConfig:
             raise bad("min_gap", "in [0, inf) s")
 
 
+def stepped_azimuth(azimuth: float, arc: float, step: float = 0.0, phase: float = 0.0) -> float:
+    """The azimuth (deg, wrapped) of a source that started at `azimuth` once its arc has run `arc` deg.
+
+    Gliding (step 0) it is azimuth + arc. On a grid ring (step > 0) it jumps a whole step each
+    time arc + phase passes a half step: phase is how far the glide had already run past the
+    grid point at the (cut) onset, in [-step/2, step/2]; 0 for an event as planned."""
+    if step > 0:
+        arc = step * round((arc + phase) / step)
+    return (azimuth + arc + 180.0) % 360.0 - 180.0
+
+
 @dataclass(frozen=True)
 class PlannedEvent:
     """One event: which item, when (s), where at onset (deg, deg, m), and its arc speed (deg/s).
 
     level_db: dry RMS in dB re unit; or None when snr_db (dB against the ambience) sets the
     level at render time. azimuth_step > 0 (deg): the source moves on a stored RIR grid,
-    jumping from one ring point to the next (azimuth + k step) instead of gliding.
+    jumping from one ring point to the next (azimuth + k step) instead of gliding; it jumps
+    when the arc it would glide, plus `step_phase` (deg; nonzero only for an event whose start
+    was cut, see `stepped_azimuth`), reaches half a step.
     """
 
     item_id: str
@@ -141,6 +154,7 @@ class PlannedEvent:
     speed: float = 0.0
     azimuth_step: float = 0.0
     snr_db: float | None = None
+    step_phase: float = 0.0
 
     @property
     def moving(self) -> bool:
@@ -149,14 +163,12 @@ class PlannedEvent:
     def azimuth_at(self, t: np.ndarray | float) -> np.ndarray | float:
         """Azimuth in [-180, 180) deg at times t (s), clamped to the event span (on the grid, if stepped)."""
         if isinstance(t, float):  # captions ask one time at a time: the same arithmetic without numpy's overhead
-            turn = self.speed * (min(max(t, self.onset), self.offset) - self.onset)
-            if self.azimuth_step > 0:
-                turn = self.azimuth_step * round(turn / self.azimuth_step)
-            return (self.azimuth + turn + 180.0) % 360.0 - 180.0
+            return stepped_azimuth(self.azimuth, self.speed * (min(max(t, self.onset), self.offset) - self.onset),
+                                   self.azimuth_step, self.step_phase)
         tt = np.clip(np.asarray(t, dtype=np.float64), self.onset, self.offset)
         turn = self.speed * (tt - self.onset)
         if self.azimuth_step > 0:
-            turn = self.azimuth_step * np.round(turn / self.azimuth_step)
+            turn = self.azimuth_step * np.round((turn + self.step_phase) / self.azimuth_step)
         return (self.azimuth + turn + 180.0) % 360.0 - 180.0
 
     def position_at(self, t: np.ndarray | float, center: Sequence[float]) -> np.ndarray:

@@ -478,6 +478,20 @@ def test_a_source_planned_to_move_that_never_leaves_its_grid_point_is_static():
     assert moving(row) and not moving({**row, "labels": held})
 
 
+def test_a_source_stepping_on_a_grid_ends_on_the_grid_point_it_was_heard_at():
+    """20 deg/s for 2.2 s glides 44 deg, but on a 30 deg grid the source jumps once (at 15 deg):
+    it ends 30 deg on, where its last label frames are. After a shift cuts its first second, the
+    event starts at the point it was on then (30 deg, having jumped at 0.75 s; 10 deg short of the
+    next jump) and still ends at 30, not 60."""
+    event = {"event_id": "e", "class_name": "Dog", "track": 0, "onset": 1.0, "offset": 3.2, "azimuth": 0.0,
+             "elevation": 0.0, "distance": 1.5, "speed": 20.0, "azimuth_step": 30.0, "step_phase": 0.0}
+    row = {"id": "s", "duration": 4.0, "format": "foa", "num_channels": 4, "events": [event]}
+    assert extract_facts(row).events[0].end_azimuth == pytest.approx(30.0)
+    cut = apply_recipe_meta(Recipe("s", ("s",), 0, 0, (Shift(-2 * 8000),)), row, 8000)
+    assert cut["events"][0]["azimuth"] == pytest.approx(30.0) and cut["events"][0]["step_phase"] == pytest.approx(-10.0)
+    assert extract_facts(cut).events[0].end_azimuth == pytest.approx(30.0)
+
+
 def test_a_mono_event_row_answers_only_what_it_has():
     row = {"id": "ev-1", "label": "Dog", "duration": 1.2, "ontology_id": "/m/0bt9lr"}
     qas = generate(extract_facts(row), Context(class_map=("Dog", "Bell")))

@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from simulation import Room
 from simulation.augment import (MIN_EVENT_S, BatchAugment, Context, Gain, Mix, Noise, Recipe, Resources, Reverb,
                                 Rotate, Shift, Spec, Speed, apply_recipe, apply_recipe_meta, describe_events,
-                                draw_recipe, merge_meta, one_event)
-from simulation.scenes import Box, LibraryItem, PlanConfig, caption, frame_labels, plan_scene
+                                draw_recipe, merge_meta, one_event, pattern_angles)
+from simulation.scenes import (Box, LibraryItem, PlanConfig, RirGrid, ScenePlan, caption, frame_labels, plan_scene,
+                               stepped_azimuth)
 
 FS = 8_000
 SPECS = [Spec.from_dict(d) for d in ({"name": "mix", "p": 0.7}, {"name": "rotate", "p": 0.7}, {"name": "gain"},
@@ -194,6 +195,58 @@ def test_a_shift_of_float32_times_leaves_no_sliver_of_an_event(seed, frames):
     for e in shifted["events"]:
         assert e["offset"] - e["onset"] >= MIN_EVENT_S
         assert (round(e["onset"] / 0.1), e["class_index"]) in framed
+
+
+def grid_scene_meta(seed: int, duration: float = 6.0) -> tuple[dict, ScenePlan]:
+    """A scenes row's metadata from a plan on a stored RIR grid (30 deg rings): every source moves,
+    stepping between grid points; the events carry the step as the scenes stage writes them."""
+    az, el, dist = np.meshgrid(np.arange(-180.0, 180.0, 30.0), [0.0], [1.5], indexing="ij")
+    library = [LibraryItem(f"item-{i}", i, name, 2.0) for i, name in enumerate(["dog", "bell"])]
+    plan = plan_scene(seed, library, (3.0, 3.0, 1.5), Box((0.5, 0.5, 0.5), (5.5, 5.5, 2.5)),
+                      PlanConfig(duration=duration, events_per_minute=40.0, moving_fraction=1.0,
+                                 speed_range=(20.0, 45.0), elevation_range=(0.0, 0.0), distance_range=(1.5, 1.5)),
+                      grid=RirGrid(az.ravel(), el.ravel(), dist.ravel(), 30.0))
+    meta = scene_meta(seed, duration)
+    meta["labels"] = [l.to_dict() for l in frame_labels(plan)]
+    meta["events"] = [{"event_id": e.item_id, "class_name": e.class_name, "class_index": e.class_index,
+                       "track": e.track, "onset": e.onset, "offset": e.offset, "level_db": e.level_db,
+                       "azimuth": e.azimuth, "elevation": e.elevation, "distance": e.distance, "speed": e.speed,
+                       "moving": e.moving, "azimuth_step": e.azimuth_step, "step_phase": e.step_phase}
+                      for e in plan.events]
+    return meta, plan
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 500), frames=st.integers(-20, 0), pattern=st.integers(0, 15),
+       factor=st.sampled_from([1.0, 0.9, 1.1]))
+def test_speed_on_a_grid_scene_keeps_sources_stepping_between_grid_points(seed, frames, pattern, factor):
+    """Speed redoes the frame labels from the events: a source on a stored RIR grid must keep
+    jumping between grid points when the audio did (gliding labels were up to 15 deg off, even at
+    factor 1), also after a shift cut its start (the jumps stay where they were) and a mirror."""
+    meta, plan = grid_scene_meta(seed)
+    steps = (Shift(frames * 800), Rotate(pattern, "foa"))
+    before = apply_recipe_meta(Recipe("s", ("s",), 0, 0, steps), meta, FS)
+    after = apply_recipe_meta(Recipe("s", ("s",), 0, 0, (*steps, Speed(factor))), meta, FS)
+    if factor == 1.0:
+        assert [(l["frame"], l["track"]) for l in after["labels"]] == [(l["frame"], l["track"]) for l in before["labels"]]
+        np.testing.assert_allclose([l["azimuth"] for l in after["labels"]], [l["azimuth"] for l in before["labels"]],
+                                   atol=1e-6)
+    checked = 0
+    for l in after["labels"]:
+        t = (l["frame"] + 0.5) * 0.1 * factor  # the moment of the shifted, mirrored clip this frame plays
+        playing = [e for e in before["events"] if e["track"] == l["track"] and e["onset"] <= t <= e["offset"]]
+        if not playing:
+            continue  # rescaled frame edges: this frame is the event's first or last, rounded
+        e, checked = playing[0], checked + 1
+        expected = stepped_azimuth(e["azimuth"], e["speed"] * (t - e["onset"]), 30.0, e["step_phase"])
+        assert abs((l["azimuth"] - expected + 180.0) % 360.0 - 180.0) < 1e-3
+        assert min(abs((l["azimuth"] - g + 180.0) % 360.0 - 180.0) for g in pattern_grid(pattern)) < 1e-3
+    assert checked >= len(after["labels"]) // 2 > 0
+
+
+def pattern_grid(pattern: int) -> list[float]:
+    """The 30-degree ring's azimuths after the rotation pattern."""
+    return [float(pattern_angles(pattern, a, 0.0)[0]) for a in np.arange(-180.0, 180.0, 30.0)]
 
 
 def test_captions_name_only_the_sounds_left_after_a_cut():
