@@ -43,7 +43,8 @@ def augment(
     >= 50 % overlap, events, labels and captions merged), reverb with catalog RIRs (channel by
     channel), noise, gain, time shift, speed change, and the 16 FOA / 8 MIC channel-swap
     rotations with labels rotated. Each row stores its resolved recipe (JSON) and parent ids;
-    the output has the input's schema plus `recipe`, `parent_ids` and `room_ids` (a mixed event
+    the output has the input's schema plus `recipe`, `parent_ids`, `source_ids` (the recordings
+    a chain of augment jobs started from) and `room_ids` (a mixed event
     library's rows also get `events` and `caption`, and `label` becomes a list). Ranges (e.g.
     snr_db: [-5, 5]) go in --config:
 

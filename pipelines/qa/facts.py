@@ -215,9 +215,11 @@ def extract_facts(row: dict) -> Facts:
     if isinstance(label, str) and row.get("ontology_id"):
         ontology[label] = row["ontology_id"]
     dims = row.get("room_dims")
-    clips = {e.event_id for e in events if e.event_id} | set(row.get("parent_ids") or [])
-    if not row.get("events"):
-        clips.add(row["id"])  # an event-library row is its own recording
+    # recordings: the events', and the rows an augment chain started from (`source_ids`; older
+    # augmented rows name only their job's parents); an event-library row is its own recording
+    clips = {e.event_id for e in events if e.event_id} | set(row.get("source_ids") or row.get("parent_ids") or [])
+    if not row.get("events") and not row.get("source_ids"):
+        clips.add(row["id"])
     return Facts(row["id"], row.get("duration"), tuple(sorted(names)),
                  {n: ontology.get(n) for n in sorted(names)}, events, spatial,
                  _polyphony(events) if row.get("events") is not None else None,

@@ -5,8 +5,10 @@ can take) and draws every recipe from (seed, epoch, output id) before any job st
 mixing partners included: a partner is drawn from the ids of the same split, so pairing
 does not depend on shards or workers. Workers read only the rows and RIRs their shard's
 recipes name (decoded to float32, as a replay must decode them), apply them, and write
-rows with the input's schema plus `recipe` (the resolved, replayable JSON), `parent_ids`
-and `room_ids` (every room whose audio the row holds: a mixture holds both parents'); the
+rows with the input's schema plus `recipe` (the resolved, replayable JSON), `parent_ids` (the
+rows of this job's input), `source_ids` (the rows of the first dataset of a chain of augment
+jobs: a copy of a copy still names its recording) and `room_ids` (every room whose audio the
+row holds: a mixture holds both parents'); the
 metadata columns describe the new audio. A mixture of clips from two rooms has no single
 room, so its `rt60` and `room_dims` are null; its `room_id` is its first parent's, kept for
 provenance only. A reverberated clip takes its RIR's `room_id`, `rt60` and `room_dims`.
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections import defaultdict
 from functools import partial
 from typing import Any, Literal
 
@@ -103,6 +106,7 @@ def features(source: datasets.Features, kind: dict) -> datasets.Features:
                     "events": [{k: EVENT_FEATURES[k] for k in ONE_EVENT_KEYS}]})
     return datasets.Features({**out, "recipe": datasets.Value("string"),
                               "parent_ids": datasets.Sequence(datasets.Value("string")),
+                              "source_ids": datasets.Sequence(datasets.Value("string")),
                               "room_ids": datasets.Sequence(datasets.Value("string"))})
 
 
@@ -134,7 +138,7 @@ def check_inputs(cfg: AugmentConfig, catalog: Catalog) -> tuple[Snapshot, Snapsh
     src = catalog.show(cfg.source)
     names = [s["name"] for s in cfg.steps]
     kind = _kind(src, names)
-    wanted = ("format", "num_channels", "room_id") if "reverb" in names else ("format", "num_channels")
+    wanted = ("format", "num_channels", "source_ids") + (("room_id",) if "reverb" in names else ())
     cols = ["id", "duration"] + [c for c in wanted if c in src.features]
     rows = {split: _column(catalog, src.ref, split, cols) for split in catalog.splits(src.ref)}
     formats = {(r.get("format"), r.get("num_channels")) for split in rows.values() for r in split}
@@ -249,27 +253,35 @@ def draw_all(cfg: AugmentConfig, kind: dict, rows: dict, rir_ids: dict) -> tuple
     """Every output item as (output id, recipe JSON, duration), by split; draws come from
     (seed, output id, epoch) and the sorted ids of the split, never from the shard layout.
 
-    Splits never mix with each other (no clip of the test split may reach the train split),
-    so a split of one clip skips `mix`; the skips come back with their reason for the run's info.
+    Splits never mix with each other (no clip of the test split may reach the train split), and
+    a clip never mixes with a copy of its own recording (`source_ids`: an earlier augment job's
+    copies), so a split of one recording skips `mix`; the skips come back with their reason for
+    the run's info.
     A split the RIR dataset lacks takes its train RIRs; each reverberated row names its room
     (`room_id`, `room_ids`), so the QA split keeps rooms apart all the same.
     """
-    from simulation.augment import Context, draw_recipe
+    from simulation.augment import Context, draw_recipe, source_ids
 
     out, skipped = {}, {}
     for split, split_rows in rows.items():
         specs = cfg.specs()
-        if len(split_rows) < 2 and any(s.name == "mix" for s in specs):
+        recordings = {r["id"]: frozenset(source_ids(r)) for r in split_rows}
+        if len(frozenset().union(*recordings.values())) < 2 and any(s.name == "mix" for s in specs):
             specs = [s for s in specs if s.name != "mix"]
-            skipped.setdefault("mix", {})[split] = f"split {split!r} holds one clip: nothing to mix it with"
+            skipped.setdefault("mix", {})[split] = f"split {split!r} holds one recording: nothing to mix it with"
         ordered = sorted(split_rows, key=lambda r: r["id"])
         pool = [(r["id"], int(round(r["duration"] * kind["rate"]))) for r in ordered]
+        holding = defaultdict(list)  # recording -> the pool indices of the rows holding it
+        for k, (i, _) in enumerate(pool):
+            for rec in recordings[i]:
+                holding[rec].append(k)
         rirs = rir_ids.get(split) or rir_ids.get("train") or []
         items = []
-        for (parent, length), row in zip(pool, ordered):
+        for k, ((parent, length), row) in enumerate(zip(pool, ordered)):
+            skip = tuple(sorted({k, *(j for rec in recordings[parent] for j in holding[rec])}))
             for c in range(cfg.copies):
                 out_id = f"{parent}-aug{c}"
-                ctx = Context(out_id, length, kind["rate"], kind["format"], kind["hop"], pool, rirs, parent)
+                ctx = Context(out_id, length, kind["rate"], kind["format"], kind["hop"], pool, rirs, parent, skip)
                 try:
                     recipe = draw_recipe(specs, item_rng(cfg.seed, out_id, "augment", str(cfg.epoch)), ctx,
                                          seed=cfg.seed, epoch=cfg.epoch)
@@ -327,7 +339,7 @@ def augment_row(recipe_json: str, rows: dict, rirs: tuple[dict, dict], kind: dic
 
 def make_rows(cfg: AugmentConfig, catalog_json: str, source: str, rirs_ref: str | None, kind: dict,
               task: ShardTask):
-    from simulation.augment import Recipe, Reverb, room_ids
+    from simulation.augment import Recipe, Reverb, room_ids, source_ids
 
     catalog = Catalog(CatalogConfig.model_validate_json(catalog_json))
     recipes = [Recipe.from_json(r) for _, r, _ in task.items]
@@ -337,7 +349,9 @@ def make_rows(cfg: AugmentConfig, catalog_json: str, source: str, rirs_ref: str 
     rirs = load_rirs(catalog, rirs_ref, rir_ids) if rir_ids else ({}, {})
     for out_id, recipe_json, _ in task.items:
         audio, meta, resolved = augment_row(recipe_json, rows, rirs, kind)
-        meta = {**meta, "id": out_id, "recipe": resolved, "parent_ids": list(Recipe.from_json(resolved).parent_ids),
+        parents = Recipe.from_json(resolved).parent_ids
+        sources = list(dict.fromkeys(s for p in parents for s in source_ids(rows[p][1])))
+        meta = {**meta, "id": out_id, "recipe": resolved, "parent_ids": list(parents), "source_ids": sources,
                 "room_ids": room_ids(meta),
                 "audio": audio_cell(encode_flac(audio.T, kind["rate"], cfg.bits), f"{out_id}.flac")}
         if "num_channels" in meta:

@@ -116,7 +116,7 @@ def _metadata_columns(snap: Snapshot) -> list[str]:
 
 def _clips(catalog: Catalog, snap: Snapshot, families: list[str]) -> tuple[list[Clip], dict[str, dict[str, str]]]:
     """Every row as the split sees it, and by row id the families that skip it with the reason."""
-    cols = [c for c in ("id", "room_id", "room_ids", "events", "parent_ids") if c in snap.features]
+    cols = [c for c in ("id", "room_id", "room_ids", "events", "parent_ids", "source_ids") if c in snap.features]
     checks = {f: ROW_SKIPS[f] for f in families if f in ROW_SKIPS}
     out, skips = [], {}
     for split in catalog.splits(snap.ref):

@@ -24,7 +24,7 @@ from ..scenes.plan import PlannedEvent, ScenePlan, stepped_azimuth
 from .spatial import azimuth_sign, pattern_angles, rotate_caption
 
 __all__ = ["MIN_EVENT_S", "ONE_EVENT_KEYS", "clip_events", "describe_events", "forget_powers", "merge_meta",
-           "one_event", "room_ids", "rotate_meta", "scale_levels", "speed_meta", "time_shift_meta"]
+           "one_event", "room_ids", "rotate_meta", "scale_levels", "source_ids", "speed_meta", "time_shift_meta"]
 
 Meta = dict[str, Any]
 MIX_TEMPLATES = ("{a} and {b}", "{a}, mixed with {b}", "{a}, along with {b}")
@@ -219,15 +219,23 @@ def room_ids(meta: Meta) -> list[str]:
     return [meta["room_id"]] if meta.get("room_id") else []
 
 
+def source_ids(meta: Meta) -> list[str]:
+    """The rows of the first dataset in an augmentation chain that a clip's audio comes from: its
+    `source_ids` (an augmented row's), else its own id. Two copies of one recording, augmented in
+    different jobs, share them, so QA splits keep them on one side."""
+    return list(meta["source_ids"]) if meta.get("source_ids") else [meta.get("id")]
+
+
 def one_event(meta: Meta, power_db: float | None = None) -> Meta:
     """An event-library row (one labelled clip, no `events`) in the scenes' form, so a mixture can
     describe both parents: one event on track 0 over the whole clip, named by the row's `label`
     and `ontology_id` (which move into the event), at level 0 dB and power `power_db` (the clip's
     mean square, dB re full scale; None: unknown); `label` becomes the list of class names and
-    the caption defaults to the label. A row that has `events` is returned as it is."""
+    the caption defaults to the label. The event's id is the recording's (`source_ids`: an earlier
+    augment job's copy is still that recording). A row that has `events` is returned as it is."""
     if "events" in meta:
         return meta
-    event = dict(zip(ONE_EVENT_KEYS, (meta.get("id"), meta["label"], meta.get("ontology_id"), 0, 0.0,
+    event = dict(zip(ONE_EVENT_KEYS, (source_ids(meta)[0], meta["label"], meta.get("ontology_id"), 0, 0.0,
                                       float(meta["duration"]), 0.0, power_db)))
     out = {k: v for k, v in meta.items() if k != "ontology_id"}
     return {**out, "events": [event], "label": [meta["label"]], "caption": meta.get("caption") or meta["label"]}

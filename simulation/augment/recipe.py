@@ -44,8 +44,9 @@ NORM_DB, PEAK = -25.0, 0.99
 class Context:
     """What drawing needs to know about one clip: the output id, its length (samples), rate,
     format ('foa', 'mic' or None), label hop (time offsets are whole hops when set), the
-    mixing candidates as (id, length), the RIR ids, and the id of the clip it starts from
-    (default: the output id); a clip is never mixed with itself."""
+    mixing candidates as (id, length), the RIR ids, the id of the clip it starts from
+    (default: the output id), and `skip`: the sorted indices of the candidates it must not mix
+    with (default: those that are the clip itself; a job adds copies of the same recording)."""
 
     item_id: str
     length: int
@@ -55,6 +56,7 @@ class Context:
     partners: Sequence[tuple[str, int]] = ()
     rirs: Sequence[str] = ()
     parent_id: str | None = None
+    skip: tuple[int, ...] | None = None
 
     @property
     def parent(self) -> str:
@@ -139,10 +141,15 @@ class Mix(Step):
 
     @classmethod
     def draw(cls, rng, ctx, snr_db=(-5.0, 5.0), mix_rms_db=(-35.0, -15.0), min_overlap=0.5):
-        pool = [(i, n) for i, n in ctx.partners if i != ctx.parent]
-        if not pool:
-            raise ValueError(f"no clip to mix {ctx.parent!r} with: the pool holds no other clip")
-        partner, n2 = pool[int(rng.integers(len(pool)))]
+        skip = ctx.skip if ctx.skip is not None else [k for k, (i, _) in enumerate(ctx.partners) if i == ctx.parent]
+        if len(ctx.partners) <= len(skip):
+            raise ValueError(f"no clip to mix {ctx.parent!r} with: the pool holds no other recording")
+        k = int(rng.integers(len(ctx.partners) - len(skip)))  # the k-th candidate not skipped (O(skipped))
+        for s in skip:
+            if s > k:
+                break
+            k += 1
+        partner, n2 = ctx.partners[k]
         need = math.ceil(min_overlap * min(ctx.length, n2))
         lo, hi = math.ceil((need - n2) / ctx.grid), math.floor((ctx.length - need) / ctx.grid)
         if lo > hi:

@@ -69,7 +69,8 @@ def test_augmented_scenes_keep_the_schema_and_replay_from_the_stored_row(inputs,
     source = catalog.show("scenes")
     assert snap.inputs == [source.ref] and snap.stats["rows"] == 8
     assert dict(snap.features) == {**dict(source.features), "recipe": snap.features["recipe"],
-                                   "parent_ids": snap.features["parent_ids"], "room_ids": snap.features["room_ids"]}
+                                   "parent_ids": snap.features["parent_ids"], "source_ids": snap.features["source_ids"],
+                                   "room_ids": snap.features["room_ids"]}
     rows, parents = _rows(catalog, "aug"), _rows(catalog, "scenes")
     assert sorted(rows) == sorted(f"{p}-aug{c}" for p in parents for c in range(2))
     kinds = {s["name"] for r in rows.values() for s in json.loads(r["recipe"])["steps"]}
@@ -129,7 +130,7 @@ def test_a_split_of_one_clip_skips_mixing_and_says_so():
             "test": [{"id": "c", "duration": 2.0}]}
     kind = {"rate": 24_000, "format": "foa", "scenes": True, "hop": 0.1}
     items, skipped = draw_all(AugmentConfig(steps=[{"name": "mix"}, {"name": "gain"}]), kind, rows, {})
-    assert list(skipped) == ["mix"] and list(skipped["mix"]) == ["test"] and "one clip" in skipped["mix"]["test"]
+    assert list(skipped) == ["mix"] and list(skipped["mix"]) == ["test"] and "one recording" in skipped["mix"]["test"]
     assert [json.loads(r)["parent_ids"] for _, r, _ in items["train"]] == [["a", "b"], ["b", "a"]]
     assert [[s["name"] for s in json.loads(r)["steps"]] for _, r, _ in items["test"]] == [["gain"]]
 
@@ -196,7 +197,8 @@ def test_mixing_an_event_library_pairs_its_clips_and_records_what_replays_them(i
     snap, source = _mono_mix(catalog), catalog.show("events")
     rate = source.features["audio"].sampling_rate
     assert set(snap.features) == set(source.features) - {"ontology_id"} | {"events", "caption", "recipe",
-                                                                           "parent_ids", "room_ids"}
+                                                                           "parent_ids", "source_ids",
+                                                                           "room_ids"}
     rows, parents = _rows(catalog, "mono_mix"), _rows(catalog, "events")
     decoded = load_rows(catalog, source.ref, "train", set(parents), rate, one_event=True)
     kind = {"rate": rate, "format": None, "scenes": False, "hop": None, "one_event": True}
@@ -257,6 +259,30 @@ def test_qa_of_a_mixed_event_library_counts_both_parents_and_skips_space(inputs)
             loud, quiet = sorted(row["events"], key=lambda e: -e["power_db"])
             assert t["answer"]["labels"] == [loud["class_name"]] and loud["power_db"] - quiet["power_db"] >= 3.0
     assert any(t["task"] == "count_events" and t["answer"]["values"] == [2] for t in tuples)
+
+
+def test_copies_of_one_recording_made_by_chained_jobs_never_straddle_the_qa_split(inputs):
+    """events -> gain (2 copies each) -> mix: the copies `c-aug0` and `c-aug1` of recording c are
+    different rows of the middle dataset, but both are c, so mixtures of them stay on one side."""
+    catalog = inputs
+    if not catalog.exists("events_x2"):
+        run_augment(AugmentConfig(source="events", name="events_x2", steps=[{"name": "gain"}], copies=2, seed=1,
+                                  max_shard_bytes=100_000), catalog, show_progress=False)
+    run_augment(AugmentConfig(source="events_x2", name="events_x2_mix", steps=[{"name": "mix"}], copies=2, seed=2,
+                              max_shard_bytes=100_000), catalog, show_progress=False)
+    library = set(_rows(catalog, "events"))
+    copies, mixes = _rows(catalog, "events_x2"), _rows(catalog, "events_x2_mix")
+    assert all(r["source_ids"] == r["parent_ids"] and r["parent_ids"][0] in library for r in copies.values())
+    for row in mixes.values():
+        assert row["source_ids"] == [copies[p]["source_ids"][0] for p in row["parent_ids"]]
+        assert [e["event_id"] for e in row["events"]] == row["source_ids"]  # the recordings, not the copies
+    qa = QaConfig(source="events_x2_mix", name="events_x2_qa", test_fraction=0.5, seed=3, families=["counting"])
+    snap = run_qa(qa, catalog, show_progress=False)
+    heard = {}
+    for split in catalog.splits(snap.ref):
+        ids = {r["audio_id"] for r in catalog.arrow_dataset(snap.ref, split).to_table(columns=["audio_id"]).to_pylist()}
+        heard[split] = {s for i in ids for s in mixes[i]["source_ids"]}
+    assert set(heard) == {"train", "test"} and not heard["train"] & heard["test"]
 
 
 @pytest.mark.parametrize("overrides, message", [
