@@ -42,9 +42,13 @@ SYSTEM = ("You write question-answer pairs about an audio clip for training an a
           "nothing else.")
 NUMBERS = {"one": 1, "a single": 1, "two": 2, "a pair of": 2, "three": 3, "four": 4, "five": 5,
            "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12}
-COUNT_RE = re.compile(r"\b(\d+|" + "|".join(sorted(NUMBERS, key=len, reverse=True)) + r")\s+"
+NUMBER = r"\b(\d+|" + "|".join(sorted(NUMBERS, key=len, reverse=True)) + r")"
+COUNT_RE = re.compile(NUMBER + r"\s+"
                       r"(?:(?:distinct|different|separate|individual|unique|sound|audio|overlapping|simultaneous|"
                       r"moving|static|stationary)\s+)*(?:events?|sounds?|sources?|kinds?|types?|classes)\b", re.I)
+# "three Dogs", "two loud Bells": a count of one class (adjectives from this list may stand between)
+CLASS_COUNT_GAP = r"\s+(?:(?:distinct|different|separate|individual|loud|quiet|soft|faint|short|long|brief|moving|" \
+                  r"static|stationary)\s+)*"
 AT_ONCE_RE = re.compile(r"\b(?:at once|at the same time|at a time|simultaneous\w*|overlap\w*|concurrent\w*)", re.I)
 MOVING_RE = re.compile(r"\bmov(?:es?|ing)\b", re.I)
 STATIC_RE = re.compile(r"\b(?:static|stationary|still)\b", re.I)
@@ -53,7 +57,8 @@ DIRECTION_RE = re.compile(r"\b(left|right(?!\s+(?:after|before|away|as|at|when|t
 CLAUSE_RE = re.compile(r"[.;!?\n]")
 PART_RE = re.compile(r"[,:]")
 SEGMENT_RE = re.compile(r"\b(?:and|but|while|whereas)\b", re.I)
-EVERY_RE = re.compile(r"\bboth\b|\b(?:all|each) of them\b", re.I)
+EVERY_RE = re.compile(r"\bboth\b|\b(?:all|each) of them\b|\ball (?:of )?(?:the )?(?:sounds|events|sources)\b|"
+                      r"\b(?:every|each) (?:sound|event|source)\b", re.I)
 # ordering words between two class mentions: "a <word> b" says a starts before (or after) b
 RELATIONS = {"before": "before", "precedes": "before", "precede": "before", "preceding": "before",
              "followed by": "before", "then": "before", "earlier than": "before", "prior to": "before",
@@ -63,6 +68,9 @@ RELATION_RE = re.compile(r"\b(" + "|".join(sorted(RELATIONS, key=len, reverse=Tr
 OBJECT_GAP_RE = re.compile(r"\s+(?:[\w'-]+\s+){0,2}")   # "before the Dog": at most two words to the object
 ENDS_RE = re.compile(r"\b(first|last)\b", re.I)   # "A is heard first", "B comes last"
 ARTICLE_RE = re.compile(r"\b(?:the|a|at|its|their)\s+$", re.I)   # "the first Dog", "at last": no claim
+# "the first sound", "the last one to be heard": a claim about the class named before it (or, with
+# none before, the one after: "The first sound is the Bell")
+ENDS_NOUN_RE = re.compile(r"\s+(?:(?:sound|event|source|noise|one|thing)s?|to\b)", re.I)
 # AudioSet trees that name how a sound sounds or reaches the array (Noise, Echo, Ding, Rumble), not a source:
 # an answer may use their words about any sound
 DESCRIPTIVE_TREES = ("Source-ambiguous sounds", "Channel, environment and background")
@@ -153,11 +161,22 @@ def _source_names(ontology: Ontology) -> frozenset[str]:
     return frozenset(n for n, oid in ontology.names.items() if ontology.usable(oid) and oid not in descriptive)
 
 
+def _alternation(names) -> str:
+    """The names as one regex alternation, longest first (harmonic_tone also as 'harmonic tone')."""
+    return "|".join(re.escape(n).replace("_", "[_ ]") for n in sorted({n for n in names if n}, key=len, reverse=True))
+
+
 def _words_re(names) -> re.Pattern | None:
-    """Any of the names (plural 's' too), longest first, case-insensitive; None for no names."""
-    names = sorted({n for n in names if n}, key=len, reverse=True)
-    alternatives = "|".join(re.escape(n).replace("_", "[_ ]") for n in names)   # harmonic_tone: harmonic tone
-    return re.compile(r"\b(" + alternatives + r")s?\b", re.I) if names else None
+    """Any of the names (plural 's' too), case-insensitive; None for no names."""
+    alternatives = _alternation(names)
+    return re.compile(r"\b(" + alternatives + r")s?\b", re.I) if alternatives else None
+
+
+@lru_cache(maxsize=256)
+def _class_count_re(classes: tuple[str, ...]) -> re.Pattern | None:
+    """A number, then a class name: group 1 the number, group 2 the class as written."""
+    alternatives = _alternation(classes)
+    return re.compile(NUMBER + CLASS_COUNT_GAP + r"(" + alternatives + r")s?\b", re.I) if alternatives else None
 
 
 def _foreign_class(text: str, f: Facts, vocabulary: list[str], ontology: Ontology | None) -> str | None:
@@ -199,18 +218,36 @@ def _wrong_count(text: str, f: Facts) -> tuple[str, str] | None:
                     allowed.add(f.max_polyphony)
             if n not in allowed:
                 return "count", f"says {m[0]!r}; the clip has {len(f.events)} events of {len(f.classes)} kinds"
+        bad = _wrong_class_count(clause, f)
+        if bad:
+            return bad
+    return None
+
+
+def _wrong_class_count(clause: str, f: Facts) -> tuple[str, str] | None:
+    """ "Three Dogs" where the clip has another number of Dog events; fewer is allowed where the
+    clause speaks of moments or motion ("two Dogs bark at once"), and "one Dog" always (one of them)."""
+    counted = _class_count_re(f.classes)
+    for m in counted.finditer(clause) if counted else ():
+        n = int(m[1]) if m[1].isdigit() else NUMBERS[m[1].lower()]
+        name = next(c for c in f.classes if c.lower().replace("_", " ") == m[2].lower().replace("_", " "))
+        have = len(f.by_class(name))
+        qualified = AT_ONCE_RE.search(clause) or MOVING_RE.search(clause) or STATIC_RE.search(clause)
+        if n != have and n != 1 and not (qualified and n < have):
+            return "count", f"says {m[0]!r}; the clip has {have} {name} event{'s' * (have != 1)}"
     return None
 
 
 def _allowed_words(f: Facts, name: str) -> set[str]:
     """Every direction word true of some moment of the class's events (sector boundaries
-    widened by the margin, so a word is refused only when it is clearly wrong)."""
+    widened by the margin, and by half a step for a source stepping on a grid, so a word is refused
+    only when it is clearly wrong)."""
     words: set[str] = set()
     for e in f.by_class(name):
         if e.azimuth is None:
             continue
-        span = e.speed * (e.offset - e.onset)
-        for az in e.azimuth + np.linspace(min(0.0, span), max(0.0, span), 16)[:, None] + np.array([-6.0, 6.0]):
+        span, margin = e.speed * (e.offset - e.onset), 6.0 + e.azimuth_step / 2
+        for az in e.azimuth + np.linspace(min(0.0, span), max(0.0, span), 16)[:, None] + np.array([-margin, margin]):
             for a in az:
                 words |= set(octant(a, e.elevation + 6.0)) | set(octant(a, e.elevation - 6.0))
                 words |= {w for w in ("left", "right", "front", "behind") if w in (side(a) or "")}
@@ -232,14 +269,18 @@ def _spans(pattern: re.Pattern, text: str, start: int, end: int) -> list[tuple[i
     return list(zip(cuts, cuts[1:]))
 
 
-def _owners(clause: str, found: list[Mention], at: int) -> set[str]:
+def _owners(clause: str, found: list[Mention], at: int, classes: tuple[str, ...]) -> set[str]:
     """The classes a direction word at ``at`` speaks of: every class of its comma-part when that
-    says "both" or "all of them"; else the nearest mention in its and-segment (before it, else after); else
-    the only class of its comma-part or clause; else none (not attributable)."""
+    says "both", "all of them", "every sound" (every class of the clause, or of the clip when the
+    clause names none: "Both sounds come from the left" of a clip of two); else the nearest mention
+    in its and-segment (before it, else after); else the only class of its comma-part or clause;
+    else none (not attributable)."""
     part = next(p for p in _spans(PART_RE, clause, 0, len(clause)) if p[0] <= at < p[1])
     in_part = [m for m in found if part[0] <= m[0] < part[1]]
-    if EVERY_RE.search(clause, *part):
-        return {c for _, _, c in in_part or found}
+    every = EVERY_RE.search(clause, *part)
+    if every:
+        named = {c for _, _, c in in_part or found}
+        return named or (set() if every[0].lower() == "both" and len(classes) != 2 else set(classes))
     seg = next(s for s in _spans(SEGMENT_RE, clause, *part) if s[0] <= at < s[1])
     here = [m for m in in_part if seg[0] <= m[0] < seg[1]]
     if here:
@@ -257,7 +298,7 @@ def _wrong_direction(clause: str, found: list[Mention], f: Facts) -> tuple[str, 
         rest = re.match(r"\s+of\s+(?:the\s+)?", clause[d.end():])
         if rest and any(m[0] == d.end() + rest.end() for m in found):
             continue
-        for name in sorted(_owners(clause, found, d.start())):
+        for name in sorted(_owners(clause, found, d.start(), f.classes)):
             allowed = _allowed_words(f, name)
             if allowed and d[1].lower() not in allowed:
                 return "direction", f"puts {name} {d[1].lower()}; it is {', '.join(sorted(allowed))}"
@@ -285,8 +326,14 @@ def _wrong_order(clause: str, found: list[Mention], f: Facts) -> tuple[str, str]
                              f"{min(onsets[b]):.1f} s")
     first, last = min(e.onset for e in f.events), max(e.onset for e in f.events)
     for m in ENDS_RE.finditer(clause):
-        earlier = [x for x in found if x[1] <= m.start()]
-        name = earlier[-1][2] if earlier and not ARTICLE_RE.search(clause, 0, m.start()) else None
+        earlier, later = [x for x in found if x[1] <= m.start()], [x for x in found if x[0] >= m.end()]
+        article = ARTICLE_RE.search(clause, 0, m.start())
+        if article is None:
+            name = earlier[-1][2] if earlier else None
+        elif article[0].lower().startswith("the") and ENDS_NOUN_RE.match(clause, m.end()):
+            name = (earlier[-1] if earlier else later[0] if later else (0, 0, None))[2]
+        else:
+            name = None
         if not name:
             continue
         if m[1].lower() == "first" and min(onsets[name]) > first + TIME_MARGIN_S:

@@ -129,6 +129,12 @@ def test_contradictions_by_kind(text, kind):
     ("Both the Dog and the Bell are behind the listener.", "direction"),
     ("The Dog comes last.", "order"),
     ("The Bell is heard first and the Dog last.", "order"),
+    ("Three Dogs are barking.", "count"),                            # the second audit's misses
+    ("Both sounds come from the left.", "direction"),
+    ("The Bell is the first sound.", "order"),
+    ("The first sound is the Bell.", "order"),
+    ("The Dog is the last one to be heard.", "order"),
+    ("Every sound comes from behind.", "direction"),
 ])
 def test_common_phrasings_of_a_wrong_order_count_or_direction_are_rejected(text, kind):
     found = contradiction(text, facts(), ["Bell", "Cat", "Dog"])
@@ -153,6 +159,10 @@ def test_common_phrasings_of_a_wrong_order_count_or_direction_are_rejected(text,
     "The first sound is the Dog; the Bell rings later, from behind.",
     "The Bell comes last, after the Dog.",
     "The Dog's bark lasts a second; at last the Bell rings.",
+    "One Dog barks, then one Bell rings.",
+    "The Dog is the first sound, the Bell the last one.",
+    "The first Dog barks on the left.",
+    "Both sounds are static.",
 ])
 def test_correct_answers_in_those_phrasings_are_kept(text):
     assert contradiction(text, facts(), ["Bell", "Cat", "Dog"]) is None
