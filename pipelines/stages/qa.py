@@ -34,6 +34,10 @@ from pipelines.qa.splits import Clip, assign_splits
 from pipelines.sharded import ShardTask, plan_shards, run_sharded
 
 BYTES_PER_CLIP = 30_000  # about 60 tuples of ~500 bytes, for shard sizing
+# where the absent classes of yes/no and multiple-choice questions come from (the run summary says)
+NEGATIVES_WITH = "ontology siblings of the clip's classes; never an ancestor or descendant of a present class"
+NEGATIVES_WITHOUT = ("the dataset's class map, without an ontology: if the map holds parents and children (Animal, "
+                     "Dog), a present sound's parent can be asked about as absent; give ontology to rule that out")
 
 
 class QaConfig(BaseModel):
@@ -187,6 +191,8 @@ def run_qa(cfg: QaConfig, catalog: Catalog, *, address: str | None = None, show_
                "split_dropped": len(dropped), "split_dropped_examples": dict(sorted(dropped.items())[:5]),
                "clips": {s: len(c) for s, c in by_split.items()}, "language_model": lm_summary,
                "skipped_rows": _count_skips(by_split, skips)}
+    if "classification" in families:
+        summary["negatives"] = NEGATIVES_WITH if cfg.ontology else NEGATIVES_WITHOUT
     name = cfg.name or f"{snap.name}_qa"
     pinned = cfg.model_copy(update={"source": snap.ref, "name": name})
     run = catalog.create_run(name, pinned, features(), inputs=[snap.ref],
