@@ -190,7 +190,7 @@ def main() -> None:
     naive = {k: 0.0 for k in ("render", "convolution", "flac", "parquet")}
     simulated = fresh_render = 0.0
     rows, naive_rows, events, moving, max_diff = [], [], 0, 0, 0.0
-    order = sorted(ids, key=lambda i: (stage.draw_scene(cfg, library, rooms, i, "train").record["room_id"], i))
+    order = stage.by_room(cfg, rooms, ids, "train")
     for sid in order:
         with Clock() as c:
             draw = stage.draw_scene(cfg, library, rooms, sid, "train")

@@ -11,9 +11,12 @@ array stands (and so the lineage of every scene). Scene RIRs come from one of tw
   sit anywhere and move continuously (several times slower).
 
 ``auto`` (the default) takes the stored grid when the RIR dataset has one. Each Ray worker
-decodes the event library once; stored RIRs are read one room at a time (a shard renders its
-scenes room by room) and the last ROOM_CACHE rooms are kept for the worker's next shards. Every random draw comes from (seed, scene
-id): scenes do not depend on the worker count or the sharding.
+decodes the event library once; stored RIRs are read one room at a time: the driver orders
+each split's scenes by room before cutting it into shards (a room's scenes fill consecutive
+shards, so a PSELDNets-sized set, 70 scenes per room, reads each room about once instead of
+once per scene), a shard renders its scenes room by room, and a worker keeps the last
+ROOM_CACHE rooms for its next shards. Every random draw comes from (seed, scene id): scenes
+do not depend on the worker count or the sharding.
 """
 
 from __future__ import annotations
@@ -274,14 +277,19 @@ class SceneDraw:
     plan_seed: int
 
 
+def scene_room(cfg: ScenesConfig, rooms: dict[str, list[dict]], scene_id: str, split: str) -> dict:
+    """The room record a scene is drawn in (a split without rooms of its own takes train's): the
+    first draw of (seed, scene id), cheap enough for the driver to order a split by room."""
+    pool = rooms.get(split) or rooms["train"]
+    return pool[int(item_rng(cfg.seed, scene_id).integers(len(pool)))]
+
+
 def draw_scene(cfg: ScenesConfig, library: Library, rooms: dict[str, list[dict]], scene_id: str,
                split: str) -> SceneDraw:
     from simulation import Room, foa, tetra_mic
     from simulation.scenes import PlanConfig
 
-    rng = item_rng(cfg.seed, scene_id)
-    pool = rooms.get(split) or rooms["train"]
-    record = pool[int(rng.integers(len(pool)))]
+    record = scene_room(cfg, rooms, scene_id, split)
     room = Room(tuple(record["room_dims"]), tuple(record["beta"]), temperature=record["temperature"],
                 seed=item_seed(cfg.seed, scene_id, "tail"))
     array = (foa if cfg.format == "foa" else tetra_mic)(tuple(record["array_center"]))
@@ -348,13 +356,18 @@ def scene_row(cfg: ScenesConfig, library: Library, draw: SceneDraw, scene, flac:
     }
 
 
+def by_room(cfg: ScenesConfig, rooms: dict[str, list[dict]], scene_ids: list[str], split: str) -> list[str]:
+    """The scene ids in the order that reads each room's stored RIRs once: by room, then id."""
+    return sorted(scene_ids, key=lambda i: (scene_room(cfg, rooms, i, split)["room_id"], i))
+
+
 def make_rows(cfg: ScenesConfig, catalog_json: str, task: ShardTask):
     library = load_library(catalog_json, cfg.events, tuple(cfg.classes) if cfg.classes else None,
                            cfg.clip_seconds, cfg.max_event_seconds)
     rooms = load_rooms(catalog_json, cfg.rirs)
     items = task.items
     if cfg.rir_source == "dataset":  # room by room, so each room's stored RIRs are read once per shard
-        items = sorted(items, key=lambda i: (draw_scene(cfg, library, rooms, i, task.split).record["room_id"], i))
+        items = by_room(cfg, rooms, items, task.split)
     for scene_id in items:
         yield render_one(cfg, library, rooms, scene_id, task.split, catalog_json)
 
@@ -390,6 +403,8 @@ def run_scenes(cfg: ScenesConfig, catalog: Catalog, *, address: str | None = Non
                                    "sample_rate": library.sample_rate, "label_hop_s": 0.1})
     ids = [f"scene-{i:07d}" for i in range(cfg.num_scenes)]
     by_split = holdout(ids, cfg.test_fraction if "test" in rooms else 0.0)
+    if source == "dataset":  # a room's scenes in consecutive shards: its stored RIRs are read about once
+        by_split = {split: by_room(pinned, rooms, split_ids, split) for split, split_ids in by_split.items()}
     per_scene = cfg.clip_seconds * library.sample_rate * 4 * cfg.bits / 8 * 0.8
     batch = max(1, int(BATCH_BYTES // per_scene))  # encoded rows held before a write: bounded, not 64 clips
     return run_sharded(catalog, run, plan_shards(by_split, cfg.max_shard_bytes, per_scene),

@@ -118,6 +118,22 @@ def test_scenes_from_stored_grid_rirs_carry_the_grid_positions_as_labels(inputs)
     assert moving
 
 
+def test_a_rooms_scenes_fill_consecutive_shards_so_its_stored_rirs_are_read_about_once(inputs):
+    """Scenes draw their rooms at random; the driver orders a split by room before cutting it
+    into shards (contiguous id ranges put every room in nearly every shard: one read per scene)."""
+    catalog, _ = inputs
+    run_rirs(RirsConfig(name="foa_grid3", array="foa", **{**GRID, "num_rooms": 3, "test_fraction": 0.0}), catalog,
+             show_progress=False)
+    config = ScenesConfig(name="grid_by_room", rirs="foa_grid3", **{**SCENES, "num_scenes": 12, "clip_seconds": 1.0,
+                                                                     "test_fraction": 0.0, "max_shard_bytes": 400_000,
+                                                                     "max_event_seconds": 1.0})
+    snap = run_scenes(config, catalog, show_progress=False)
+    rooms = catalog.arrow_dataset(snap.ref, "train").to_table(columns=["room_id"]).column("room_id").to_pylist()
+    assert snap.stats["shards"] >= 4 and len(rooms) == 12 and len(set(rooms)) == 3
+    runs = 1 + sum(a != b for a, b in zip(rooms, rooms[1:]))
+    assert runs == 3, rooms  # each room's scenes in one run of rows, in shard order
+
+
 def test_scenes_do_not_depend_on_sharding(inputs):
     catalog, _ = inputs
     a = run_scenes(ScenesConfig(name="a", rirs="mic_rooms", format="mic", **{**SCENES, "max_shard_bytes": 10**9}),
