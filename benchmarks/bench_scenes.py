@@ -218,7 +218,7 @@ def main() -> None:
             render_scene(plan, library.signals, rirs, fs, draw.array, c=draw.room.c)
         fresh_render += c.cpu
         with Clock() as c:
-            labels, text = frame_labels(plan), caption(plan, draw.room, None)
+            labels, text = frame_labels(plan), caption(plan, draw.room, None, rt60=draw.record["rt60"])
         parts["labels"] += c.cpu
         with Clock() as c:
             flac = encode_flac(rendered.audio.T, fs, cfg.bits)

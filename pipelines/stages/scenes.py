@@ -328,7 +328,7 @@ def render_one(cfg: ScenesConfig, library: Library, rooms: dict[str, list[dict]]
               if cfg.rir_source == "dataset" else None)
     scene = synthesize_scene(draw.room, draw.array, draw.plan_seed, draw.items, library.signals, library.sample_rate,
                              config=draw.plan_config, rir_duration=cfg.rir_seconds, mode=cfg.mode, stored=stored,
-                             bank=ambience(cfg, draw.array, library.sample_rate))
+                             bank=ambience(cfg, draw.array, library.sample_rate), rt60=draw.record["rt60"])
     flac = encode_flac(scene.audio.T, library.sample_rate, cfg.bits)
     return scene_row(cfg, library, draw, scene, flac, scene_id)
 

@@ -87,11 +87,11 @@ def direction_words(azimuth: float, elevation: float) -> str:
 _SIDE_NOUNS = {"in front": "the front", "to the left": "the left", "behind": "the back", "to the right": "the right"}
 
 
-def _room_words(room: Room) -> str:
+def _room_words(room: Room, rt60: float | None = None) -> str:
     size = "small" if room.volume < 50 else "medium-sized" if room.volume < 300 else "large"
     if max(room.beta) == 0:
         return f"in a {size} anechoic space"
-    rt60 = room.rt60()
+    rt60 = room.rt60() if rt60 is None else rt60
     reverb = "dry" if rt60 < 0.3 else "moderately reverberant" if rt60 < 0.8 else "very reverberant"
     return f"in a {size} {reverb} room"
 
@@ -115,14 +115,17 @@ def _phrase(event: PlannedEvent, phrases: Mapping[str, str]) -> str:
     return f"{what} {start}, moving" + ("" if start.endswith(end) else f" towards {_SIDE_NOUNS[end]}")
 
 
-def caption(plan: ScenePlan, room: Room, phrases: Mapping[str, str] | None = None, max_events: int = 3) -> str:
+def caption(plan: ScenePlan, room: Room, phrases: Mapping[str, str] | None = None, max_events: int = 3,
+            rt60: float | None = None) -> str:
     """A one-sentence description, e.g. 'a dog barks to the left while a bell rings behind, in a large ...'.
 
     phrases: class name -> clause ('dog' -> 'a dog barks'); default default_phrase(class).
     Events are listed by onset, repeats of the same clause dropped, at most `max_events`.
-    Room words: size from volume (< 50, < 300 m^3), reverberance from the Sabine RT60.
+    Room words: size from volume (< 50, < 300 m^3), reverberance from `rt60` (s; give the RT60
+    the row records, e.g. one measured on the room's RIRs, so caption and metadata agree),
+    else the Sabine estimate.
     """
-    return sentence(describe(plan.events, phrases, max_events), _room_words(room))
+    return sentence(describe(plan.events, phrases, max_events), _room_words(room, rt60))
 
 
 def sentence(body: str, room_words: str) -> str:

@@ -71,7 +71,7 @@ def synthesize_scene(room: Room, array: MicArray, seed: int, library: Sequence[L
                      phrases: Mapping[str, str] | None = None, peak: float = 0.5,
                      noise_color: Literal["white", "pink"] = "pink",
                      stored: tuple[RirGrid, np.ndarray] | None = None, bank: np.ndarray | None = None,
-                     **simulate_options: Any) -> Scene:
+                     rt60: float | None = None, **simulate_options: Any) -> Scene:
     """Plan (seeded), get RIRs, render, label and caption one clip.
 
     array: tetra_mic or foa (or any MicArray) already placed in `room`; its centre is
@@ -80,7 +80,8 @@ def synthesize_scene(room: Room, array: MicArray, seed: int, library: Sequence[L
     stored: (grid, rirs (G, M, L)) of RIRs stored around this array: sources sit on the
     grid and nothing is simulated. Otherwise RIRs are simulated for the planned positions:
     rir_duration s, mode and `simulate_options` go to the engine. bank: an `ambience_bank`
-    to take the ambience from (default: synthesised per clip).
+    to take the ambience from (default: synthesised per clip). rt60: the room's RT60 (s) the
+    caption's reverberance words use (default: the Sabine estimate; see `caption`).
     """
     missing = sorted({item.id for item in library} - set(signals))
     if missing:
@@ -92,5 +93,5 @@ def synthesize_scene(room: Room, array: MicArray, seed: int, library: Sequence[L
     else:
         rirs = scene_rirs(plan, room, array, fs, rir_duration=rir_duration, mode=mode, **simulate_options)
     rendered = render_scene(plan, signals, rirs, fs, array, c=room.c, peak=peak, noise_color=noise_color, bank=bank)
-    return Scene(rendered.audio, plan, frame_labels(plan), caption(plan, room, phrases), rendered.gain,
+    return Scene(rendered.audio, plan, frame_labels(plan), caption(plan, room, phrases, rt60=rt60), rendered.gain,
                  rendered.snr_db, rendered.event_level_db, rendered.event_snr_db, rendered.event_power_db)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from catalog import Catalog, CatalogConfig, RoomtoneError, decode_audio
+from pipelines.qa.facts import reverb_word
 from pipelines.stages.events import EventsConfig, run_ingest_events
 from pipelines.stages.rirs import RirsConfig, run_rirs
 from pipelines.stages.scenes import ScenesConfig, run_scenes
@@ -52,6 +53,7 @@ def test_scenes_labels_agree_with_their_events_and_export_round_trips(inputs, tm
         audio, rate = decode_audio(row["audio"]["bytes"])
         assert audio.shape == (4 * rate, 4) and rate == 24_000 and np.isfinite(audio).all()
         assert row["caption"] and row["events"] and np.isfinite(row["noise_snr_db"])
+        assert row["caption"].endswith(f"{reverb_word(row['rt60'])} room")  # the RT60 QA's room questions answer
         for event in row["events"]:
             assert np.isfinite(event["snr_db"]) and -10 <= event["level_db"] <= 0
             frames = [l for l in row["labels"] if l["track"] == event["track"]

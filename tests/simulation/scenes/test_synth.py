@@ -52,6 +52,8 @@ def test_caption_template() -> None:
     big = Room.from_rt60((12.0, 10.0, 4.0), 1.2)
     assert caption(plan, big, PHRASES) == ("a dog barks to the left while a bell rings behind and a car horn is heard "
                                            "above, in front, moving towards the left, in a large very reverberant room")
+    # the RT60 the row records (measured on the room's RIRs) decides the words, not the Sabine estimate
+    assert caption(plan, big, PHRASES, rt60=0.5).endswith("in a large moderately reverberant room")
     small = Room(dims=(3.0, 3.0, 2.5), beta=(0.0,) * 6)
     assert caption(ScenePlan(0, 4.0, 3, 3, 0.1, (1.5, 1.5, 1.2), None, 0, events[:1]), small) == \
         "a dog is heard to the left, in a small anechoic space"
