@@ -184,9 +184,15 @@ def _polyphony(events: tuple[EventFact, ...]) -> int | None:
 
 
 def _heard_speed(e: dict, azimuths: dict[tuple[int, int], float]) -> float:
-    """The event's arc speed, or 0 when its frame labels (two or more) never change azimuth: a source
-    planned to move on a stored RIR grid steps between grid points and may never leave its first."""
+    """The event's arc speed, or 0 when it never leaves its first point: a source planned to move on
+    a stored RIR grid steps between grid points, and one that is short or slow never reaches the
+    next. Its step fields say so exactly; rows made before them, by frame labels (two or more)
+    that never change azimuth."""
     speed = float(e.get("speed") or 0.0)
+    step = e.get("azimuth_step") or 0.0
+    if speed and step > 0:
+        arc = speed * (e["offset"] - e["onset"]) + (e.get("step_phase") or 0.0)
+        return speed if round(arc / step) != 0 else 0.0
     if not speed or not azimuths:
         return speed
     heard = [azimuths[key] for f in range(round(e["onset"] / TIME_MARGIN_S), round(e["offset"] / TIME_MARGIN_S))
