@@ -75,6 +75,14 @@ def _order(rng: Random, n: int) -> list[int]:
     return rng.sample(range(n), n)
 
 
+def _ladder(rng: Random, correct: int, step: int, lowest: int, size: int = 4) -> list[int]:
+    """The wrong rungs of `size` values `step` apart, none below `lowest`, with `correct` at a random
+    rung: a fixed pattern (n-1, n, n+1, n+2) gives the answer away as 'the second smallest'."""
+    below = rng.randrange(min(size, (correct - lowest) // step + 1))
+    start = correct - below * step
+    return [start + i * step for i in range(size) if i != below]
+
+
 def _the(name: str) -> str:
     return f"the {name}"
 
@@ -143,20 +151,31 @@ def _least_choice(b: _Builder, task: str, phrasings: tuple[str, ...], events: li
 
 
 def negatives(f: Facts, ctx: Context) -> list[str]:
-    """Classes absent from the clip: ontology siblings first (hard negatives), else the class map.
-    With an ontology, no negative is an ancestor or descendant of a present class (a Mantra is a
-    Chant; a Bark is a Dog's), present classes found by id or else by name."""
+    """Classes absent from the clip, hardest first (see `_negative_tiers`)."""
+    hard, rest = _negative_tiers(f, ctx)
+    return hard + rest
+
+
+def _negative_tiers(f: Facts, ctx: Context) -> tuple[list[str], list[str]]:
+    """(hard, other) absent classes. Hard: the class map's ontology siblings of a present class;
+    other: the rest of the class map. Siblings outside the class map are used only when the map
+    has no absent class: negatives from outside it would give the answer away ("yes" exactly when
+    the class asked about is one of the dataset's). With an ontology, no negative is an ancestor or
+    descendant of a present class (a Mantra is a Chant; a Bark is a Dog's), present classes found
+    by id or else by name."""
     present = {n.lower() for n in f.classes}
     out = [n for n in ctx.class_map if n.lower() not in present]
-    if ctx.ontology is not None:
-        onto = ctx.ontology
-        ids = onto.resolve(f.classes, f.ontology_ids)
-        hard = [n for n in map(onto.name, onto.hard_negatives(ids)) if n.lower() not in present]
-        if hard:
-            return hard
-        related = onto.related(ids)
-        out = [n for n in out if onto.names.get(n.lower()) not in related]
-    return out
+    if ctx.ontology is None:
+        return [], out
+    onto = ctx.ontology
+    ids = onto.resolve(f.classes, f.ontology_ids)
+    related = onto.related(ids)
+    out = [n for n in out if onto.names.get(n.lower()) not in related]
+    siblings = [n for n in map(onto.name, onto.hard_negatives(ids)) if n.lower() not in present]
+    if not out:
+        return siblings, []
+    siblings = {n.lower() for n in siblings}
+    return [n for n in out if n.lower() in siblings], [n for n in out if n.lower() not in siblings]
 
 
 # -- families -----------------------------------------------------------------------------------
@@ -194,10 +213,10 @@ def classification(f: Facts, ctx: Context, rng: Random) -> list[QA]:
         categories = sorted({p for n in names for p in _parents(ctx, f, n)})
         b.add("cla_category", "bin", Q_CATEGORY, "; ".join(categories),
               answer("labels", "; ".join(categories), labels=categories))
-    negs = negatives(f, ctx)
-    if negs:
+    hard, rest = _negative_tiers(f, ctx)
+    if hard or rest:
         x = _pick(rng, names)
-        wrong = [negs[i] for i in _order(rng, len(negs))[:3]]
+        wrong = ([hard[i] for i in _order(rng, len(hard))] + [rest[i] for i in _order(rng, len(rest))])[:3]
         b.choice("cla_choice", Q_WHICH_PRESENT, x, wrong)
         b.yes_no("cla_yesno", Q_PRESENT, {"x": x}, {"x": wrong[0]})
     return b.out
@@ -292,8 +311,7 @@ def counting(f: Facts, ctx: Context, rng: Random) -> list[QA]:
               answer("number", str(f.max_polyphony), values=[f.max_polyphony], unit="events"))
     busy = BUSY[0] if n <= 2 else BUSY[1] if n <= 5 else BUSY[2]
     b.add("count_bin", "bin", Q_BUSY, busy, answer("label", busy, labels=[busy], choices=BUSY))
-    b.choice("count_choice", Q_COUNT, str(n), [str(k) for k in (n + 1, n + 2, n - 1 if n > 1 else n + 3)],
-             unit="events")
+    b.choice("count_choice", Q_COUNT, str(n), [str(k) for k in _ladder(b.rng, n, 1, 0)], unit="events")
     b.yes_no("count_more", Q_MORE, {"k": n - 1}, {"k": n})
     return b.out
 
@@ -378,7 +396,7 @@ def distance(f: Facts, ctx: Context, rng: Random) -> list[QA]:
         k = distance_bin(e.distance)
         b.add("distance_bin", "bin", Q_DIST_BIN, f"{k / 2:g}m",
               answer("number", f"{k / 2:g}m", values=[k / 2], unit="m", labels=[str(k)]), x=x)
-        wrong = [f"{j / 2:g}m" for j in (k - 2, k + 2, k - 4, k + 4, k + 6) if j >= 1]  # bins 1 m apart or more
+        wrong = [f"{j / 2:g}m" for j in _ladder(b.rng, k, 2, 1)]  # bins 1 m apart: none a rounding away
         b.choice("distance_bin_choice", Q_DIST_BIN, f"{k / 2:g}m", wrong, unit="m", x=x)
     placed = [e for e in f.events if e.distance is not None]
     for task, phrasings, sign in (("distance_nearest", Q_NEAREST, -1.0), ("distance_farthest", Q_FARTHEST, 1.0)):

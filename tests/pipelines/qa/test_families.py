@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipelines.qa import Context, Ontology, extract_facts, generate
-from pipelines.qa.families import ROW_SKIPS
+from pipelines.qa.families import ROW_SKIPS, negatives
 from simulation.augment import (Gain, Mix, Noise, Recipe, Reverb, Rotate, Shift, Speed, apply_recipe_meta, one_event,
                                 pattern_angles, valid_patterns)
 from simulation.scenes import Box, LibraryItem, PlanConfig, frame_labels, plan_scene
@@ -454,8 +454,6 @@ def test_no_negative_is_related_to_a_present_class(ontology):
     """A "no" is never wrong because of the hierarchy: Mantra has no usable sibling, so negatives
     come from the class map, less Chant (a Mantra is one); a Bark row without an ontology id is
     found by name, so Dog (whose sound a Bark is) is no negative."""
-    from pipelines.qa.families import negatives
-
     mantra = extract_facts({"id": "m", "label": "Mantra", "duration": 1.0, "ontology_id": "/m/01c194"})
     assert negatives(mantra, Context(class_map=("Mantra", "Chant", "Bell"), ontology=ontology)) == ["Bell"]
     bark = extract_facts({"id": "b", "label": "Bark", "duration": 1.0})
@@ -490,6 +488,10 @@ def test_a_source_stepping_on_a_grid_ends_on_the_grid_point_it_was_heard_at():
     cut = apply_recipe_meta(Recipe("s", ("s",), 0, 0, (Shift(-2 * 8000),)), row, 8000)
     assert cut["events"][0]["azimuth"] == pytest.approx(30.0) and cut["events"][0]["step_phase"] == pytest.approx(-10.0)
     assert extract_facts(cut).events[0].end_azimuth == pytest.approx(30.0)
+    # cut to its last 0.1 s (one label frame): it never jumps again, so it is static, however few labels
+    tail = {**event, "onset": 3.1, "azimuth": 30.0, "step_phase": 7.0}
+    assert not extract_facts({**row, "events": [tail]}).events[0].moving
+    assert extract_facts({**row, "events": [{**tail, "step_phase": 14.0}]}).events[0].moving  # jumps at 15 deg
 
 
 def test_a_mono_event_row_answers_only_what_it_has():
@@ -497,3 +499,40 @@ def test_a_mono_event_row_answers_only_what_it_has():
     qas = generate(extract_facts(row), Context(class_map=("Dog", "Bell")))
     assert {q.family for q in qas} == {"classification"}
     assert extract_facts(row).clips == {"ev-1"}
+
+
+def test_choice_answers_sit_at_no_fixed_rank_among_their_options():
+    """Options n-1, n, n+1, n+2 made 'the second smallest' right on every counting question. The
+    rank is free wherever the options need not stop at the lowest value: counts (0 is a wrong
+    option), and distance bins (1 m apart) from 3.5 m on."""
+    from random import Random
+
+    from pipelines.qa.families import _ladder
+
+    counts = Counter()
+    for seed in range(200):
+        row = scene_row(seed, [3.0, 6.0, 10.0][seed % 3], 0.3, sorted(CLASSES)[:1 + seed % 5])
+        for qa in generate(extract_facts(row), Context(seed=seed, class_map=tuple(CLASSES))):
+            if qa.task == "count_choice":
+                counts[sorted(map(int, qa.answer["choices"])).index(int(qa.answer["text"]))] += 1
+    assert sum(counts.values()) >= 150 and max(counts.values()) / sum(counts.values()) < 0.4, counts
+    rng = Random(0)
+    far = Counter(sorted([7, *_ladder(rng, 7, 2, 1)]).index(7) for _ in range(400))
+    assert set(far) == {0, 1, 2, 3} and max(far.values()) < 0.35 * 400
+    assert all(min(_ladder(rng, 3, 2, 1)) >= 1 for _ in range(50))  # never a bin below the nearest
+
+
+def test_absent_classes_asked_about_are_the_datasets_own_so_membership_gives_nothing_away(ontology):
+    """With an ontology, siblings from outside the class map made 'is it one of the dataset's
+    classes?' answer every class question; siblings inside the map still come first."""
+    ctx = Context(seed=0, class_map=tuple(CLASSES), ontology=ontology)
+    asked = 0
+    for seed in range(60):
+        row = scene_row(seed, 6.0, 0.0, sorted(CLASSES)[:1 + seed % 3])
+        for qa in generate(extract_facts(row), ctx):
+            if qa.task in ("cla_yesno", "cla_choice"):
+                asked += 1
+                assert all(n in CLASSES for n in (qa.subjects if qa.task == "cla_yesno" else qa.answer["choices"]))
+    assert asked >= 60
+    dog = extract_facts({"id": "d", "label": "Dog", "ontology_id": CLASSES["Dog"], "duration": 1.0})
+    assert negatives(dog, Context(class_map=("Dog", "Bell", "Cat"), ontology=ontology))[0] == "Cat"  # a sibling
