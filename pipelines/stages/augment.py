@@ -11,7 +11,9 @@ jobs: a copy of a copy still names its recording) and `room_ids` (every room who
 row holds: a mixture holds both parents'); the
 metadata columns describe the new audio. A mixture of clips from two rooms has no single
 room, so its `rt60` and `room_dims` are null; its `room_id` is its first parent's, kept for
-provenance only. A reverberated clip takes its RIR's `room_id`, `rt60` and `room_dims`.
+provenance only. A reverberated clip takes its RIR's `room_id`, `rt60` and `room_dims`. A
+scene's `plan` becomes null (it replays the parent; `recipe` and `parent_ids` replay the row),
+and so does its ambience SNR `noise_snr_db` after mix, noise, shift or speed.
 
 Mixing an event library (one labelled clip per row, AudioGen's case) gives its rows the scenes'
 event form, mixed or not, so one schema describes them all: `events` (each parent's clip as one
@@ -356,6 +358,8 @@ def make_rows(cfg: AugmentConfig, catalog_json: str, source: str, rirs_ref: str 
                 "audio": audio_cell(encode_flac(audio.T, kind["rate"], cfg.bits), f"{out_id}.flac")}
         if "num_channels" in meta:
             meta["num_channels"] = audio.shape[0]
+        if "plan" in meta:  # a scene's plan replays the parent, not this row: `recipe` and `parent_ids` do
+            meta["plan"] = None
         yield meta
 
 

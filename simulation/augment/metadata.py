@@ -23,8 +23,9 @@ from ..scenes.labels import describe, frame_labels, sentence
 from ..scenes.plan import PlannedEvent, ScenePlan, stepped_azimuth
 from .spatial import azimuth_sign, pattern_angles, rotate_caption
 
-__all__ = ["MIN_EVENT_S", "ONE_EVENT_KEYS", "clip_events", "describe_events", "forget_powers", "merge_meta",
-           "one_event", "room_ids", "rotate_meta", "scale_levels", "source_ids", "speed_meta", "time_shift_meta"]
+__all__ = ["MIN_EVENT_S", "ONE_EVENT_KEYS", "clip_events", "describe_events", "forget_ambience", "forget_powers",
+           "merge_meta", "one_event", "room_ids", "rotate_meta", "scale_levels", "source_ids", "speed_meta",
+           "time_shift_meta"]
 
 Meta = dict[str, Any]
 MIX_TEMPLATES = ("{a} and {b}", "{a}, mixed with {b}", "{a}, along with {b}")
@@ -183,9 +184,27 @@ def forget_powers(meta: Meta) -> Meta:
     return out
 
 
+def _clip_snr_unknown(meta: Meta) -> Meta:
+    """A copy without the clip's ambience SNR (`noise_snr_db`, a scene's): a step moved audio in or
+    out of the clip (zeros where the ambience was), mixed in another ambience, or added noise."""
+    out = dict(meta)
+    if "noise_snr_db" in out:
+        out["noise_snr_db"] = None
+    return out
+
+
+def forget_ambience(meta: Meta) -> Meta:
+    """Noise added to the whole clip: the ambience changed, so the clip's ambience SNR and each
+    event's SNR over it (`snr_db`) are unknown; event powers stand."""
+    out = _clip_snr_unknown(meta)
+    if out.get("events") is not None:
+        out["events"] = [{**e, "snr_db": None} if "snr_db" in e else e for e in out["events"]]
+    return out
+
+
 def time_shift_meta(meta: Meta, samples: int, rate: int, hop: float) -> Meta:
     """Content delayed by `samples` (negative: advanced), clip length kept, events cut at the ends."""
-    out = dict(meta)
+    out = _clip_snr_unknown(meta)
     dt = samples / rate
     moved = [{**e, "onset": e["onset"] + dt, "offset": e["offset"] + dt} for e in out.get("events") or []]
     events = clip_events(moved, out["duration"])
@@ -201,7 +220,7 @@ def speed_meta(meta: Meta, factor: float, hop: float) -> Meta:
     scenes stage's rule: frames round(onset / hop) .. round(offset / hop), positions at
     frame centres).
     """
-    out = dict(meta)
+    out = _clip_snr_unknown(meta)
     if "events" not in out:
         return out
     scaled = [{**e, "onset": e["onset"] / factor, "offset": e["offset"] / factor,
@@ -260,7 +279,7 @@ def merge_meta(meta: Meta, partner: Meta, offset: int, rate: int, hop: float, ga
     dt = offset / rate
     moved = [{**e, "onset": e["onset"] + dt, "offset": e["offset"] + dt, "track": e["track"] + first}
              for e in b["events"]]
-    out = dict(a)
+    out = _clip_snr_unknown(a)
     rooms = room_ids(a) + room_ids(b)
     if rooms:
         out["room_ids"] = rooms

@@ -30,7 +30,8 @@ import numpy as np
 import torch
 
 from . import functional as F
-from .metadata import MIX_TEMPLATES, forget_powers, merge_meta, rotate_meta, scale_levels, speed_meta, time_shift_meta
+from .metadata import (MIX_TEMPLATES, forget_ambience, forget_powers, merge_meta, rotate_meta, scale_levels,
+                       speed_meta, time_shift_meta)
 from .spatial import channel_map, valid_patterns
 
 __all__ = ["STEPS", "Context", "Gain", "Mix", "Noise", "Recipe", "Resources", "Reverb", "Rotate", "Shift", "Spec",
@@ -240,6 +241,9 @@ class Noise(Step):
     @classmethod
     def draw(cls, rng, ctx, snr_db=(10.0, 40.0)):
         return cls(_uniform(rng, snr_db), int(rng.integers(2**63 - 1)))
+
+    def meta(self, meta, rate, hop, res):
+        return forget_ambience(meta)
 
     @classmethod
     def audio(cls, steps, x, rate, res):

@@ -92,6 +92,14 @@ def test_augmented_scenes_keep_the_schema_and_replay_from_the_stored_row(inputs,
         assert row["rt60"] == (parents[row["parent_ids"][0]]["rt60"] if one_room else None)
         assert (row["room_dims"] is None) != one_room
         names = [s["name"] for s in recipe["steps"]]
+        assert row["plan"] is None  # the parent's plan would replay the parent, not this row
+        first = parents[row["parent_ids"][0]]
+        if {"mix", "noise", "shift", "speed"} & set(names):  # the ambience moved, mixed or grew
+            assert row["noise_snr_db"] is None
+        else:
+            assert row["noise_snr_db"] == first["noise_snr_db"]
+        if "noise" in names:
+            assert all(e["snr_db"] is None for e in row["events"])
         if "mix" in names:
             partner = recipe["steps"][names.index("mix")]["partner_id"]
             assert row["parent_ids"][1] == partner and partner != row["parent_ids"][0]
