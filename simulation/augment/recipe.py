@@ -90,6 +90,7 @@ class Step:
 
     name: ClassVar[str]
     defaults: ClassVar[dict[str, Any]] = {}
+    limits: ClassVar[dict[str, tuple[float, float]]] = {}  # ranges a parameter's [min, max] must lie in
     # FFT-based steps: pocketfft's last bits depend on the input's alignment
     fft: ClassVar[bool] = False
 
@@ -296,6 +297,7 @@ class Speed(Step):
     name: ClassVar[str] = "speed"
     fft: ClassVar[bool] = True
     defaults: ClassVar[dict] = {"factor": (0.9, 1.1)}
+    limits: ClassVar[dict] = {"factor": (0.25, 4.0)}  # 0 or less plays nothing, or backwards
     factor: float
 
     @classmethod
@@ -369,6 +371,9 @@ class Spec:
             if isinstance(default, tuple):
                 if len(value) != 2 or not all(math.isfinite(v) for v in value) or value[0] > value[1]:
                     raise ValueError(f"{name}.{key} must be a range [min, max] with min <= max; got {list(value)}")
+                lo, hi = step.limits.get(key, (-math.inf, math.inf))
+                if not lo <= value[0] <= value[1] <= hi:
+                    raise ValueError(f"{name}.{key} must lie in [{lo:g}, {hi:g}]; got {list(value)}")
                 data[key] = (float(value[0]), float(value[1]))
             elif key == "min_overlap" and not 0.0 < value <= 1.0:
                 raise ValueError(f"{name}.min_overlap must be in (0, 1]; got {value}")

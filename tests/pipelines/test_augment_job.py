@@ -386,6 +386,8 @@ def test_rirs_of_another_channel_count_are_refused_before_the_job(inputs, drop, 
     ([{"name": "echo"}], "unknown augmentation 'echo'"),
     ([{"name": "mix", "snr_db": [5, -5]}], "min <= max"),
     ([{"name": "speed", "factor": [1.2, 0.8]}], "min <= max"),
+    ([{"name": "speed", "factor": [0, 0]}], r"speed.factor must lie in \[0.25, 4\]"),   # divided by zero in a worker
+    ([{"name": "speed", "factor": [-1, -0.5]}], "must lie in"),                         # wrote near-silent clips
 ])
 def test_bad_steps_are_refused_by_the_config(steps, message):
     from pydantic import ValidationError
