@@ -4,10 +4,11 @@ rejected and counted, never kept.
 
 The check reads the common phrasings of those claims: orders ("A before/then/precedes B",
 "A after/follows B", "After A, B", "A is heard first"), counts in digits or words ("a single",
-"a pair of", "three"), directions said of each class named (per comma part and and-segment,
-or of every class after "both"), and any class the clip lacks: the dataset's classes and,
-with an ontology, its sound sources (not the clip's ancestors and descendants, nor the
-descriptive trees). A sentence it cannot attribute is kept, not guessed at.
+"a pair of", "three", "three Dogs"), directions said of each class named (per comma part and
+and-segment, or of every class after "both"), sounds said to overlap that never do, any class
+of the clip said to be absent ("there is no Bell"), and any class the clip lacks unless denied:
+the dataset's classes and, with an ontology, its sound sources (not the clip's ancestors and
+descendants, nor the descriptive trees). A sentence it cannot attribute is kept, not guessed at.
 
 The prompt follows LTU's instruction generation (events with their times, a description,
 one JSON object per line with keys "q" and "a") and adds the spatial facts. The API key is
@@ -67,6 +68,13 @@ RELATIONS = {"before": "before", "precedes": "before", "precede": "before", "pre
 RELATION_RE = re.compile(r"\b(" + "|".join(sorted(RELATIONS, key=len, reverse=True)) + r")\b", re.I)
 OBJECT_GAP_RE = re.compile(r"\s+(?:[\w'-]+\s+){0,2}")   # "before the Dog": at most two words to the object
 ENDS_RE = re.compile(r"\b(first|last)\b", re.I)   # "A is heard first", "B comes last"
+# a present class denied: "there is no Bell", "without a Bell"; "the Bell is absent", "... cannot be heard"
+DENIED_BEFORE_RE = re.compile(r"\b(?:no|without|not\s+(?:a|an|any|the))\s+(?:other\s+)?$", re.I)
+DENIED_AFTER_RE = re.compile(r"(?:\s+(?:is|are|was|were)\s+(?:absent|missing|silent|not\s+(?:present|heard|audible|"
+                             r"there|in\s+the\s+(?:clip|recording|audio)))|\s+(?:cannot|can't|can\s+not)\s+be\s+"
+                             r"heard)\b(?!\s+(?:until|before|after|while|when|once|at\s+first|yet|then|again))",
+                             re.I)   # "not heard until the Dog stops" speaks of time
+TOGETHER_RE = re.compile(r"\b(?:at once|at the same time|simultaneous\w*|overlap\w*|concurrent\w*|together)\b", re.I)
 ARTICLE_RE = re.compile(r"\b(?:the|a|at|its|their)\s+$", re.I)   # "the first Dog", "at last": no claim
 # "the first sound", "the last one to be heard": a claim about the class named before it (or, with
 # none before, the one after: "The first sound is the Bell")
@@ -180,9 +188,9 @@ def _class_count_re(classes: tuple[str, ...]) -> re.Pattern | None:
 
 
 def _foreign_class(text: str, f: Facts, vocabulary: list[str], ontology: Ontology | None) -> str | None:
-    """A class the text names that the clip lacks: from the vocabulary and, with an ontology, any
-    sound-source class in it; the clip's classes, their ancestors and descendants (a Dog's Bark,
-    an Animal) are allowed."""
+    """A class the text names that the clip lacks, unless it says so ("no Cat"): from the vocabulary
+    and, with an ontology, any sound-source class in it; the clip's classes, their ancestors and
+    descendants (a Dog's Bark, an Animal) are allowed."""
     allowed, foreign = {c.lower() for c in f.classes}, {v.lower() for v in vocabulary}
     if ontology is not None:
         related = ontology.related(ontology.resolve(f.classes, f.ontology_ids))
@@ -191,8 +199,11 @@ def _foreign_class(text: str, f: Facts, vocabulary: list[str], ontology: Ontolog
     known, unknown = _words_re(allowed), _words_re(foreign - allowed)
     if unknown is None:
         return None
-    m = unknown.search(known.sub(" ", text) if known else text)   # "Church bell" is not a Bell
-    return m[1] if m else None
+    masked = known.sub(" ", text) if known else text   # "Church bell" is not a Bell
+    for m in unknown.finditer(masked):
+        if not (DENIED_BEFORE_RE.search(masked, 0, m.start()) or DENIED_AFTER_RE.match(masked, m.end())):
+            return m[1]   # "there is no Cat" is true of a clip without one
+    return None
 
 
 def _wrong_count(text: str, f: Facts) -> tuple[str, str] | None:
@@ -343,6 +354,25 @@ def _wrong_order(clause: str, found: list[Mention], f: Facts) -> tuple[str, str]
     return None
 
 
+def _denied(clause: str, found: list[Mention]) -> tuple[str, str] | None:
+    """A class of the clip said to be absent ("there is no Bell", "the Bell cannot be heard")."""
+    for start, end, name in found:
+        if DENIED_BEFORE_RE.search(clause, 0, start) or DENIED_AFTER_RE.match(clause, end):
+            return "class", f"says {name} is absent; the clip has it"
+    return None
+
+
+def _wrong_overlap(clause: str, found: list[Mention], f: Facts) -> tuple[str, str] | None:
+    """Two classes said to sound together ("overlap", "at the same time") whose events never do."""
+    names = sorted({c for _, _, c in found})
+    if len(names) != 2 or not TOGETHER_RE.search(clause):
+        return None
+    a, b = (f.by_class(n) for n in names)
+    if any(x.onset < y.offset and y.onset < x.offset for x in a for y in b):
+        return None
+    return "order", f"says {names[0]} and {names[1]} sound together; their events never overlap"
+
+
 def contradiction(text: str, f: Facts, vocabulary: list[str],
                   ontology: Ontology | None = None) -> tuple[str, str] | None:
     """(kind, detail) of the first fact the text contradicts, or None. Kinds: class, count,
@@ -358,7 +388,8 @@ def contradiction(text: str, f: Facts, vocabulary: list[str],
         if bad:
             break
         found = _find(clause, f)
-        bad = (_wrong_direction(clause, found, f) if f.spatial else None) or _wrong_order(clause, found, f)
+        bad = (_denied(clause, found) or (_wrong_direction(clause, found, f) if f.spatial else None)
+               or _wrong_order(clause, found, f) or _wrong_overlap(clause, found, f))
     return bad
 
 

@@ -135,6 +135,11 @@ def test_contradictions_by_kind(text, kind):
     ("The first sound is the Bell.", "order"),
     ("The Dog is the last one to be heard.", "order"),
     ("Every sound comes from behind.", "direction"),
+    ("Only a Dog can be heard; there is no Bell in the clip.", "class"),   # the third audit's misses
+    ("The Bell is absent.", "class"),
+    ("The Bell cannot be heard.", "class"),
+    ("The Dog and the Bell overlap.", "order"),
+    ("The Dog and the Bell ring out at the same time.", "order"),
 ])
 def test_common_phrasings_of_a_wrong_order_count_or_direction_are_rejected(text, kind):
     found = contradiction(text, facts(), ["Bell", "Cat", "Dog"])
@@ -163,6 +168,9 @@ def test_common_phrasings_of_a_wrong_order_count_or_direction_are_rejected(text,
     "The Dog is the first sound, the Bell the last one.",
     "The first Dog barks on the left.",
     "Both sounds are static.",
+    "There is no Cat, only a Dog and then a Bell.",
+    "The Dog barks; no other sound overlaps it.",
+    "The Bell is not heard until the Dog has stopped.",
 ])
 def test_correct_answers_in_those_phrasings_are_kept(text):
     assert contradiction(text, facts(), ["Bell", "Cat", "Dog"]) is None
