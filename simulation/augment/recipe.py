@@ -406,12 +406,15 @@ class Recipe:
 def draw_recipe(specs: Sequence[Spec], rng: np.random.Generator, ctx: Context, *, seed: int, epoch: int) -> Recipe:
     """Draw one recipe: for each spec in order, apply with probability p and draw its values.
 
-    The coin is tossed for every spec, applied or not, so one spec's draws never shift another's.
+    Each spec tosses its coin and draws its values from its own generator (one draw of `rng`
+    and the spec's position seed them), so changing one spec's p or ranges never changes
+    what another spec draws.
     """
-    steps = []
-    for spec in specs:
-        if rng.random() < spec.p:
-            steps.append(STEPS[spec.name].draw(rng, ctx, **spec.params))
+    steps, base = [], int(rng.integers(2**63 - 1))
+    for position, spec in enumerate(specs):
+        own = np.random.default_rng([base, position])
+        if own.random() < spec.p:
+            steps.append(STEPS[spec.name].draw(own, ctx, **spec.params))
     parents = [ctx.parent] + [s.partner_id for s in steps if isinstance(s, Mix)]
     return Recipe(ctx.item_id, tuple(parents), int(seed), int(epoch), tuple(steps))
 

@@ -385,3 +385,16 @@ def test_resolution_does_not_depend_on_threads_or_memory_alignment():
     finally:
         torch.set_num_threads(threads)
     assert len(results) == 1
+
+
+def test_one_specs_probability_never_changes_what_another_spec_draws():
+    """Every spec draws from its own generator: with one shared stream, mixing or not (mix p 0 or
+    1) changed the gain drawn after it for the same item."""
+    ctx = Context("a", 4 * FS, FS, "foa", 0.1, partners=[("a", 4 * FS), ("b", 4 * FS)])
+    gains = []
+    for mix_p in (0.0, 1.0):
+        specs = [Spec.from_dict({"name": "mix", "p": mix_p}), Spec.from_dict({"name": "gain"})]
+        recipe = draw_recipe(specs, np.random.default_rng(3), ctx, seed=0, epoch=0)
+        assert [type(s) for s in recipe.steps] == ([Gain] if mix_p == 0 else [Mix, Gain])
+        gains.append(recipe.steps[-1].gain_db)
+    assert gains[0] == gains[1]
