@@ -193,9 +193,14 @@ def convolve_aligned(x: torch.Tensor, rirs: Sequence[torch.Tensor], onsets: Sequ
     cr = channels.pop()
     if x.shape[1] not in (1, cr):
         raise ValueError(f"reverb needs mono audio or audio with the RIR's {cr} channels; got {x.shape[1]}")
-    longest = max(int(r.shape[-1]) for r in rirs)
-    nfft = 1 << math.ceil(math.log2(n + longest - 1))
-    h = torch.stack([torch.nn.functional.pad(r.to(device=x.device, dtype=x.dtype), (0, longest - r.shape[-1]))
-                     for r in rirs])
-    y = torch.fft.irfft(torch.fft.rfft(x, nfft) * torch.fft.rfft(h, nfft), nfft)
-    return torch.stack([y[b, :, int(d):int(d) + n] for b, d in enumerate(onsets)])
+    # each item's FFT size from its own RIR, so its output never depends on the rest of its batch
+    sizes = [1 << math.ceil(math.log2(n + int(r.shape[-1]) - 1)) for r in rirs]
+    out = x.new_empty((x.shape[0], cr, n))
+    for nfft in sorted(set(sizes)):
+        idx = [b for b, size in enumerate(sizes) if size == nfft]
+        h = torch.stack([torch.nn.functional.pad(rirs[b].to(device=x.device, dtype=x.dtype),
+                                                 (0, nfft - rirs[b].shape[-1])) for b in idx])
+        y = torch.fft.irfft(torch.fft.rfft(x[idx], nfft) * torch.fft.rfft(h, nfft), nfft)
+        for k, b in enumerate(idx):
+            out[b] = y[k, :, int(onsets[b]):int(onsets[b]) + n]
+    return out

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from simulation import Room
 from simulation.augment import (MIN_EVENT_S, BatchAugment, Context, Gain, Mix, Noise, Recipe, Resources, Reverb,
-                                Rotate, Shift, Spec, Speed, apply_recipe, apply_recipe_meta, describe_events,
-                                draw_recipe, merge_meta, one_event, pattern_angles)
+                                Rotate, Shift, Spec, Speed, apply_recipe, apply_recipe_batch, apply_recipe_meta,
+                                describe_events, draw_recipe, merge_meta, one_event, pattern_angles)
 from simulation.scenes import (Box, LibraryItem, PlanConfig, RirGrid, ScenePlan, caption, frame_labels, plan_scene,
                                stepped_azimuth)
 
@@ -398,3 +398,19 @@ def test_one_specs_probability_never_changes_what_another_spec_draws():
         assert [type(s) for s in recipe.steps] == ([Gain] if mix_p == 0 else [Mix, Gain])
         gains.append(recipe.steps[-1].gain_db)
     assert gains[0] == gains[1]
+
+
+def test_an_items_reverb_does_not_depend_on_the_rest_of_its_batch():
+    """The FFT size came from the batch's longest RIR: an item's audio and recorded gain changed with
+    its batch mates (and differed from apply_recipe's), breaking replay from the stored recipe."""
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.standard_normal((2, 4, FS)).astype(np.float32) * 0.1)
+    rirs = {k: torch.from_numpy((rng.standard_normal((4, n)) * np.exp(-np.arange(n) / (n / 6))).astype(np.float32))
+            for k, n in (("short", 300), ("long", 9000))}
+    res = Resources(rirs=rirs)
+    short, long = Recipe("a", ("a",), 0, 0, (Reverb("short"),)), Recipe("b", ("b",), 0, 0, (Reverb("long"),))
+    alone, (done_alone,) = apply_recipe_batch([short], x[:1], FS, res)
+    both, (done_both, _) = apply_recipe_batch([short, long], x, FS, res)
+    offline, _, done_offline = apply_recipe(short, x[0], FS, None, res)
+    assert torch.equal(alone[0], both[0]) and torch.equal(offline, both[0])
+    assert done_alone.to_json() == done_both.to_json() == done_offline.to_json()
