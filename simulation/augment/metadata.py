@@ -153,7 +153,11 @@ def rotate_meta(meta: Meta, pattern: int) -> Meta:
         if out.get(key) is not None:
             out[key] = [turn(item) for item in out[key]]
     if out.get("caption") and out.get("events") is not None:
-        out["caption"] = rotate_caption(out["caption"], pattern)
+        # a scene's caption is redone from the turned events (exact, sector boundaries included);
+        # a mixture's, which cannot be redone, has its direction words mapped
+        rewordable = _room_words(out["caption"]) is not None
+        out["caption"] = describe_events(out["events"], out["caption"]) if rewordable else \
+            rotate_caption(out["caption"], pattern)
     return out
 
 

@@ -414,3 +414,14 @@ def test_an_items_reverb_does_not_depend_on_the_rest_of_its_batch():
     offline, _, done_offline = apply_recipe(short, x[0], FS, None, res)
     assert torch.equal(alone[0], both[0]) and torch.equal(offline, both[0])
     assert done_alone.to_json() == done_both.to_json() == done_offline.to_json()
+
+
+def test_a_rotated_scene_caption_is_the_caption_of_its_rotated_events():
+    """Mapping the words of a caption missed sector boundaries: a source at +45 deg ('to the left')
+    mirrored to -45 deg is 'in front' by the captions' half-open sectors, not 'to the right'."""
+    meta = scene_meta(1)
+    meta["events"] = [{**e, "azimuth": 45.0, "speed": 0.0} for e in meta["events"]]
+    meta["caption"] = describe_events(meta["events"], meta["caption"])
+    for pattern in range(16):
+        turned = apply_recipe_meta(Recipe("s", ("s",), 0, 0, (Rotate(pattern, "foa"),)), meta, FS)
+        assert turned["caption"] == describe_events(turned["events"], meta["caption"]), pattern
