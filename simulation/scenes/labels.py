@@ -135,15 +135,19 @@ def sentence(body: str, room_words: str) -> str:
 
 def describe(events: Iterable[PlannedEvent], phrases: Mapping[str, str] | None = None, max_events: int = 3) -> str:
     """The caption's clauses for events in onset order ('' for none); stops reading `events`
-    once `max_events` distinct clauses are found, so a lazy iterable is cheap."""
+    once `max_events` distinct clauses are found, so a lazy iterable is cheap. The first two
+    are joined by "while" when their events overlap, else by ", then"."""
     clauses: list[str] = []
+    spans: list[tuple[float, float]] = []
     for event in events:
         if len(clauses) == max_events:
             break
         clause = _phrase(event, phrases or {})
         if clause not in clauses:
             clauses.append(clause)
+            spans.append((event.onset, event.offset))
     if len(clauses) <= 1:
         return "".join(clauses)
-    return f"{clauses[0]} while " + (clauses[1] if len(clauses) == 2 else ", ".join(clauses[1:-1])
-                                     + f" and {clauses[-1]}")
+    joint = " while " if spans[1][0] < spans[0][1] else ", then "
+    return clauses[0] + joint + (clauses[1] if len(clauses) == 2 else ", ".join(clauses[1:-1])
+                                 + f" and {clauses[-1]}")

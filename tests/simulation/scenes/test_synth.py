@@ -52,6 +52,9 @@ def test_caption_template() -> None:
     big = Room.from_rt60((12.0, 10.0, 4.0), 1.2)
     assert caption(plan, big, PHRASES) == ("a dog barks to the left while a bell rings behind and a car horn is heard "
                                            "above, in front, moving towards the left, in a large very reverberant room")
+    apart = (events[0], PlannedEvent("bell1", 1, "bell", 1, 1.5, 2.0, 0.0, 180.0, 0.0, 2.0))  # starts after the dog
+    assert caption(ScenePlan(0, 4.0, 3, 3, 0.1, (5.0, 5.0, 1.5), None, 0, apart), big, PHRASES) == \
+        "a dog barks to the left, then a bell rings behind, in a large very reverberant room"   # not "while"
     # the RT60 the row records (measured on the room's RIRs) decides the words, not the Sabine estimate
     assert caption(plan, big, PHRASES, rt60=0.5).endswith("in a large moderately reverberant room")
     small = Room(dims=(3.0, 3.0, 2.5), beta=(0.0,) * 6)
