@@ -57,7 +57,10 @@ def cross_validated_probe(checkpoint: str, catalog, folds: int = 4) -> float:
                           "short clips looped instead (plain-loop sweep), random falls to 0.55-0.56 and pretrained "
                           "only matches it (0.56). Probing another layer does not change the sign: patch embedding "
                           "0.59 vs 0.66, blocks 0.61-0.63 vs 0.63-0.70, CLS 0.53 vs 0.63, all layers averaged 0.56 "
-                          "vs 0.64", strict=False)
+                          "vs 0.64. A later sweep in the real pipeline with 40 clips per label: +0.03/+0.04/+0.06 "
+                          "(3 seeds; one clip is 0.011), pretraining on all clips +0.12/0.00/+0.10; SSAST's InfoNCE "
+                          "accuracy stays at chance (0.02-0.05 of 50 masked patches) for 400 steps while the MSE "
+                          "falls 0.8 -> 0.1, so only reconstruction is learned in a CI budget", strict=False)
 def test_ssast_pretraining_beats_a_random_encoder_under_a_linear_probe(events, tmp_path):
     cfg = TrainConfig(method="ssast", model="ssast-tiny", dataset="events", split="train", clip_seconds=CLIP,
                       steps=200, batch_size=16, lr=2e-3, warmup_steps=10, checkpoint_every=200, cpus_per_worker=0.5,
