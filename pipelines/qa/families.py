@@ -13,7 +13,7 @@ scalar draws cost a tenth of numpy's here, and no global state is touched).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import combinations
 from operator import attrgetter
 from random import Random
@@ -274,8 +274,10 @@ def temporal(f: Facts, ctx: Context, rng: Random) -> list[QA]:
         overlap = sorted({o.class_name for o in f.events if o is not e and o.onset < e.offset and o.offset > e.onset})
         text = "; ".join(overlap) if overlap else "nothing else"
         b.add("temporal_while", "exact", Q_WHILE, text, answer("labels", text, labels=overlap), x=x)
+    # ordinals name a class's events in onset order ("second Dog"), so a pair of one class would
+    # hold its answer in its names: only pairs of two classes are asked about
     pairs = [(p, q) for p, q in combinations(f.events, 2)
-             if abs(p.onset - q.onset) >= TIME_MARGIN_S and p.nameable and q.nameable]
+             if abs(p.onset - q.onset) >= TIME_MARGIN_S and p.nameable and q.nameable and p.class_name != q.class_name]
     for i in _order(rng, len(pairs))[:ctx.max_subjects]:
         early, late = sorted(pairs[i], key=lambda e: e.onset)
         a, c = (early, late) if rng.random() < 0.5 else (late, early)
@@ -284,7 +286,12 @@ def temporal(f: Facts, ctx: Context, rng: Random) -> list[QA]:
               a=_the(a.name), b=_the(c.name))
         b.yes_no("temporal_before", Q_BEFORE, {"a": _the(early.name), "b": _the(late.name)},
                  {"a": _the(late.name), "b": _the(early.name)})
-    _least_choice(b, "temporal_first_choice", Q_FIRST_CHOICE, list(f.events), lambda e: e.onset, TIME_MARGIN_S)
+    # which class starts first: each class's earliest event, named by its class alone (its ordinal, "first",
+    # would give the answer away; the class's start is its earliest onset, ties within a class included)
+    firsts = {}
+    for e in f.events:
+        firsts.setdefault(e.class_name, replace(e, ref=e.class_name, nameable=True))
+    _least_choice(b, "temporal_first_choice", Q_FIRST_CHOICE, list(firsts.values()), lambda e: e.onset, TIME_MARGIN_S)
     return b.out
 
 
@@ -396,7 +403,7 @@ def distance(f: Facts, ctx: Context, rng: Random) -> list[QA]:
         k = distance_bin(e.distance)
         b.add("distance_bin", "bin", Q_DIST_BIN, f"{k / 2:g}m",
               answer("number", f"{k / 2:g}m", values=[k / 2], unit="m", labels=[str(k)]), x=x)
-        wrong = [f"{j / 2:g}m" for j in _ladder(b.rng, k, 2, 1)]  # bins 1 m apart: none a rounding away
+        wrong = [f"{j / 2:g}m" for j in _ladder(b.rng, k, 2, min(k, 1))]  # bins 1 m apart: none a rounding away
         b.choice("distance_bin_choice", Q_DIST_BIN, f"{k / 2:g}m", wrong, unit="m", x=x)
     placed = [e for e in f.events if e.distance is not None]
     for task, phrasings, sign in (("distance_nearest", Q_NEAREST, -1.0), ("distance_farthest", Q_FARTHEST, 1.0)):

@@ -157,12 +157,14 @@ def check(qa, row: dict, ontology: Ontology | None) -> None:
                                       and o["onset"] < e["offset"] and o["offset"] > e["onset"]})
     elif t == "temporal_order":
         first = min((ev[c] for c in a["choices"]), key=lambda e: e["onset"])
-        assert ev[a["text"]] is first
+        assert ev[a["text"]] is first and len({ev[c]["class_name"] for c in a["choices"]}) == 2  # no ordinal gives it
     elif t == "temporal_before":
-        assert a["boolean"] == (subj[0]["onset"] < subj[1]["onset"])
-    elif t in ("temporal_first_choice", "distance_nearest_choice"):  # the least of the options, by a margin
-        key, margin = ("onset", 0.1) if t == "temporal_first_choice" else ("distance", 0.25)
-        assert min(ev[c][key] for c in a["choices"] if c != a["text"]) - ev[a["text"]][key] >= margin - 1e-9
+        assert a["boolean"] == (subj[0]["onset"] < subj[1]["onset"]) and subj[0]["class_name"] != subj[1]["class_name"]
+    elif t == "temporal_first_choice":  # classes, by their earliest onsets, the answer first by a margin
+        start = {c: min(e["onset"] for e in row["events"] if e["class_name"] == c) for c in a["choices"]}
+        assert min(v for c, v in start.items() if c != a["text"]) - start[a["text"]] >= 0.1 - 1e-9
+    elif t == "distance_nearest_choice":  # the least of the options, by a margin
+        assert min(ev[c]["distance"] for c in a["choices"] if c != a["text"]) - ev[a["text"]]["distance"] >= 0.25 - 1e-9
     elif t in ("count_events", "count_choice"):
         assert a["text"] == str(len(row["events"]))
     elif t == "count_classes":
@@ -539,3 +541,13 @@ def test_absent_classes_asked_about_are_the_datasets_own_so_membership_gives_not
     assert asked >= 60
     dog = extract_facts({"id": "d", "label": "Dog", "ontology_id": CLASSES["Dog"], "duration": 1.0})
     assert negatives(dog, Context(class_map=("Dog", "Bell", "Cat"), ontology=ontology))[0] == "Cat"  # a sibling
+
+
+def test_a_source_nearer_than_a_quarter_metre_gets_the_0_m_bin_and_options_above_it():
+    """Bin 0 (under 0.25 m) made the option ladder's range empty: the QA worker crashed."""
+    row = scene_row(1, 3.0, 0.0, ["Dog"])
+    row["events"] = [{**e, "distance": 0.2} for e in row["events"]]
+    tuples = [qa for qa in generate(extract_facts(row), Context(seed=0, class_map=tuple(CLASSES)))
+              if qa.task == "distance_bin_choice"]
+    assert tuples and all(qa.answer["text"] == "0m" and min(qa.answer["choices"]) == "0m" for qa in tuples)
+
