@@ -135,8 +135,8 @@ def sentence(body: str, room_words: str) -> str:
 
 def describe(events: Iterable[PlannedEvent], phrases: Mapping[str, str] | None = None, max_events: int = 3) -> str:
     """The caption's clauses for events in onset order ('' for none); stops reading `events`
-    once `max_events` distinct clauses are found, so a lazy iterable is cheap. The first two
-    are joined by "while" when their events overlap, else by ", then"."""
+    once `max_events` distinct clauses are found, so a lazy iterable is cheap. Clauses whose
+    events overlap the first one's follow it after "while", later ones after ", then"."""
     clauses: list[str] = []
     spans: list[tuple[float, float]] = []
     for event in events:
@@ -146,8 +146,12 @@ def describe(events: Iterable[PlannedEvent], phrases: Mapping[str, str] | None =
         if clause not in clauses:
             clauses.append(clause)
             spans.append((event.onset, event.offset))
-    if len(clauses) <= 1:
-        return "".join(clauses)
-    joint = " while " if spans[1][0] < spans[0][1] else ", then "
-    return clauses[0] + joint + (clauses[1] if len(clauses) == 2 else ", ".join(clauses[1:-1])
-                                 + f" and {clauses[-1]}")
+    if not clauses:
+        return ""
+    during = [c for c, (onset, _) in zip(clauses[1:], spans[1:]) if onset < spans[0][1]]  # onset order: a prefix
+    later = clauses[1 + len(during):]
+    return clauses[0] + (f" while {_and(during)}" if during else "") + (f", then {_and(later)}" if later else "")
+
+
+def _and(clauses: list[str]) -> str:
+    return clauses[0] if len(clauses) == 1 else ", ".join(clauses[:-1]) + f" and {clauses[-1]}"

@@ -50,11 +50,14 @@ def test_caption_template() -> None:
               PlannedEvent("x", 2, "car_horn", 2, 1.0, 3.0, 0.0, 0.0, 50.0, 2.0, speed=60.0))
     plan = ScenePlan(0, 4.0, 3, 3, 0.1, (5.0, 5.0, 1.5), None, 0, events)
     big = Room.from_rt60((12.0, 10.0, 4.0), 1.2)
-    assert caption(plan, big, PHRASES) == ("a dog barks to the left while a bell rings behind and a car horn is heard "
+    assert caption(plan, big, PHRASES) == ("a dog barks to the left while a bell rings behind, then a car horn is heard "
                                            "above, in front, moving towards the left, in a large very reverberant room")
     apart = (events[0], PlannedEvent("bell1", 1, "bell", 1, 1.5, 2.0, 0.0, 180.0, 0.0, 2.0))  # starts after the dog
     assert caption(ScenePlan(0, 4.0, 3, 3, 0.1, (5.0, 5.0, 1.5), None, 0, apart), big, PHRASES) == \
         "a dog barks to the left, then a bell rings behind, in a large very reverberant room"   # not "while"
+    late_horn = (*events[:2], PlannedEvent("x", 2, "car_horn", 2, 3.0, 3.5, 0.0, 0.0, 0.0, 2.0))  # after the dog
+    assert caption(ScenePlan(0, 4.0, 3, 3, 0.1, (5.0, 5.0, 1.5), None, 0, late_horn), big, PHRASES).startswith(
+        "a dog barks to the left while a bell rings behind, then a car horn is heard in front")
     # the RT60 the row records (measured on the room's RIRs) decides the words, not the Sabine estimate
     assert caption(plan, big, PHRASES, rt60=0.5).endswith("in a large moderately reverberant room")
     small = Room(dims=(3.0, 3.0, 2.5), beta=(0.0,) * 6)
