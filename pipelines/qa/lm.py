@@ -3,8 +3,10 @@ against the facts: an answer that contradicts a class, a count, a direction or a
 rejected and counted, never kept.
 
 The check reads the common phrasings of those claims: orders ("A before/then/precedes B",
-"A after/follows B", "After A, B", "A is heard first"), counts in digits or words ("a single",
-"a pair of", "three", "three Dogs"), directions said of each class named (per comma part and
+"A after/follows B", "After A, B", "A is heard first", "First, A", "The clip begins with A";
+"the first A" names an event, claims nothing), counts in digits or words ("a single",
+"a pair of", "three", "three Dogs"; not "barks twice": one event may hold several barks),
+directions ("the back", "the rear" and "ahead" too) said of each class named (per comma part and
 and-segment, or of every class after "both"), sounds said to overlap that never do, any class
 of the clip said to be absent ("there is no Bell"), and any class the clip lacks unless denied:
 the dataset's classes and, with an ontology, its sound sources (not the clip's ancestors and
@@ -41,7 +43,7 @@ SYSTEM = ("You write question-answer pairs about an audio clip for training an a
           "where, moving or not, the room). Never add sounds, counts, directions or orders that the facts do not "
           "state. Output one JSON object per line with key \"q\" for the question and \"a\" for the answer, and "
           "nothing else.")
-NUMBERS = {"one": 1, "a single": 1, "two": 2, "a pair of": 2, "three": 3, "four": 4, "five": 5,
+NUMBERS = {"one": 1, "a single": 1, "two": 2, "a pair of": 2, "a couple of": 2, "three": 3, "four": 4, "five": 5,
            "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12}
 NUMBER = r"\b(\d+|" + "|".join(sorted(NUMBERS, key=len, reverse=True)) + r")"
 COUNT_RE = re.compile(NUMBER + r"\s+"
@@ -53,7 +55,10 @@ CLASS_COUNT_GAP = r"\s+(?:(?:distinct|different|separate|individual|loud|quiet|s
 AT_ONCE_RE = re.compile(r"\b(?:at once|at the same time|at a time|simultaneous\w*|overlap\w*|concurrent\w*)", re.I)
 MOVING_RE = re.compile(r"\bmov(?:es?|ing)\b", re.I)
 STATIC_RE = re.compile(r"\b(?:static|stationary|still)\b", re.I)
+# "the back", "the rear" and "ahead" are behind and front ("comes back" and "back and forth" are no direction)
+DIRECTION_WORDS = {"back": "behind", "rear": "behind", "ahead": "front"}
 DIRECTION_RE = re.compile(r"\b(left|right(?!\s+(?:after|before|away|as|at|when|then|now)\b)|front|behind|above|"
+                          r"(?<=the )back|(?<=the )rear|ahead|"
                           r"below)\b", re.I)   # "right after", "right away": no direction
 CLAUSE_RE = re.compile(r"[.;!?\n]")
 PART_RE = re.compile(r"[,:]")
@@ -67,6 +72,7 @@ RELATIONS = {"before": "before", "precedes": "before", "precede": "before", "pre
              "later than": "after"}
 RELATION_RE = re.compile(r"\b(" + "|".join(sorted(RELATIONS, key=len, reverse=True)) + r")\b", re.I)
 OBJECT_GAP_RE = re.compile(r"\s+(?:[\w'-]+\s+){0,2}")   # "before the Dog": at most two words to the object
+OPENS_RE = re.compile(r"\b(?:begins|starts|opens)\s+with\s+(?:the\s+|an?\s+)?", re.I)
 ENDS_RE = re.compile(r"\b(first|last)\b", re.I)   # "A is heard first", "B comes last"
 # a present class denied: "there is no Bell", "without a Bell"; "the Bell is absent", "... cannot be heard"
 DENIED_BEFORE_RE = re.compile(r"\b(?:no|without|not\s+(?:a|an|any|the))\s+(?:other\s+)?$", re.I)
@@ -78,7 +84,7 @@ TOGETHER_RE = re.compile(r"\b(?:at once|at the same time|simultaneous\w*|overlap
 ARTICLE_RE = re.compile(r"\b(?:the|a|at|its|their)\s+$", re.I)   # "the first Dog", "at last": no claim
 # "the first sound", "the last one to be heard": a claim about the class named before it (or, with
 # none before, the one after: "The first sound is the Bell")
-ENDS_NOUN_RE = re.compile(r"\s+(?:(?:sound|event|source|noise|one|thing)s?|to\b)", re.I)
+ENDS_NOUN_RE = re.compile(r"\s+(?:(?:sound|event|source|noise|one|thing)s?|to)\b(?![_-])", re.I)  # not noise_burst
 # AudioSet trees that name how a sound sounds or reaches the array (Noise, Echo, Ding, Rumble), not a source:
 # an answer may use their words about any sound
 DESCRIPTIVE_TREES = ("Source-ambiguous sounds", "Channel, environment and background")
@@ -284,8 +290,9 @@ def _owners(clause: str, found: list[Mention], at: int, classes: tuple[str, ...]
     """The classes a direction word at ``at`` speaks of: every class of its comma-part when that
     says "both", "all of them", "every sound" (every class of the clause, or of the clip when the
     clause names none: "Both sounds come from the left" of a clip of two); else the nearest mention
-    in its and-segment (before it, else after); else the only class of its comma-part or clause;
-    else none (not attributable)."""
+    in its and-segment (before it, else after); when its comma-part names classes only in other
+    segments, the nearest mention before it in the clause; else the only class of its comma-part
+    or clause; else none (not attributable)."""
     part = next(p for p in _spans(PART_RE, clause, 0, len(clause)) if p[0] <= at < p[1])
     in_part = [m for m in found if part[0] <= m[0] < part[1]]
     every = EVERY_RE.search(clause, *part)
@@ -297,6 +304,9 @@ def _owners(clause: str, found: list[Mention], at: int, classes: tuple[str, ...]
     if here:
         before = [m for m in here if m[1] <= at]
         return {(before[-1] if before else here[0])[2]}
+    if in_part:  # its part names classes, in other segments only: the word goes with what came before it
+        earlier = [m for m in found if m[1] <= at]   # "a siren is heard behind, moving towards the left
+        return {earlier[-1][2]} if earlier else set()   # while clicking ...": the siren moves, not the clicking
     for names in ({c for _, _, c in in_part}, {c for _, _, c in found}):
         if len(names) == 1:
             return names
@@ -311,8 +321,9 @@ def _wrong_direction(clause: str, found: list[Mention], f: Facts) -> tuple[str, 
             continue
         for name in sorted(_owners(clause, found, d.start(), f.classes)):
             allowed = _allowed_words(f, name)
-            if allowed and d[1].lower() not in allowed:
-                return "direction", f"puts {name} {d[1].lower()}; it is {', '.join(sorted(allowed))}"
+            word = DIRECTION_WORDS.get(d[1].lower(), d[1].lower())
+            if allowed and word not in allowed:
+                return "direction", f"puts {name} {word}; it is {', '.join(sorted(allowed))}"
     return None
 
 
@@ -339,8 +350,12 @@ def _wrong_order(clause: str, found: list[Mention], f: Facts) -> tuple[str, str]
     for m in ENDS_RE.finditer(clause):
         earlier, later = [x for x in found if x[1] <= m.start()], [x for x in found if x[0] >= m.end()]
         article = ARTICLE_RE.search(clause, 0, m.start())
-        if article is None:
-            name = earlier[-1][2] if earlier else None
+        gap = re.match(r"\s*", clause[m.end():]).end()
+        if any(x[0] == m.end() + gap for x in found):   # "the first noise burst": an ordinal naming a class
+            name = None
+        elif article is None:   # "The Bell is heard first"; sentence-initial "First, the Bell rings"
+            opening = not clause[:m.start()].strip()
+            name = earlier[-1][2] if earlier else later[0][2] if opening and later else None
         elif article[0].lower().startswith("the") and ENDS_NOUN_RE.match(clause, m.end()):
             name = (earlier[-1] if earlier else later[0] if later else (0, 0, None))[2]
         else:
@@ -351,6 +366,10 @@ def _wrong_order(clause: str, found: list[Mention], f: Facts) -> tuple[str, str]
             return "order", f"says {name} is first; it starts at {min(onsets[name]):.1f} s, the first at {first:.1f} s"
         if m[1].lower() == "last" and max(onsets[name]) < last - TIME_MARGIN_S:
             return "order", f"says {name} is last; it starts at {max(onsets[name]):.1f} s, the last at {last:.1f} s"
+    for m in OPENS_RE.finditer(clause):   # "The clip begins with the Bell"
+        name = next((x[2] for x in found if x[0] == m.end()), None)
+        if name and min(onsets[name]) > first + TIME_MARGIN_S:
+            return "order", f"says the clip opens with {name}; it starts at {min(onsets[name]):.1f} s"
     return None
 
 
