@@ -41,7 +41,7 @@ def scene_row(seed: int, duration: float, moving: float, names: list[str], dims=
     events = []
     for e in plan.events:
         event = {"event_id": e.item_id, "class_name": e.class_name, "class_index": e.class_index,
-                 "ontology_id": CLASSES[e.class_name], "track": e.track, "onset": e.onset, "offset": e.offset,
+                 "ontology_id": CLASSES.get(e.class_name), "track": e.track, "onset": e.onset, "offset": e.offset,
                  "level_db": float(rng.uniform(-30, 0)), "azimuth": e.azimuth, "elevation": e.elevation,
                  "distance": e.distance, "speed": e.speed, "moving": e.moving}
         snr_db = float(rng.uniform(-5, 25))
