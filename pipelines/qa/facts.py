@@ -191,8 +191,8 @@ def _heard_speed(e: dict, azimuths: dict[tuple[int, int], float]) -> float:
     speed = float(e.get("speed") or 0.0)
     step = e.get("azimuth_step") or 0.0
     if speed and step > 0:
-        arc = speed * (e["offset"] - e["onset"]) + (e.get("step_phase") or 0.0)
-        return speed if round(arc / step) != 0 else 0.0
+        end = stepped_azimuth(0.0, speed * (e["offset"] - e["onset"]), step, e.get("step_phase") or 0.0)
+        return speed if end != 0.0 else 0.0
     if not speed or not azimuths:
         return speed
     heard = [azimuths[key] for f in range(round(e["onset"] / TIME_MARGIN_S), round(e["offset"] / TIME_MARGIN_S))

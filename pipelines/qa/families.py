@@ -174,8 +174,8 @@ def _negative_tiers(f: Facts, ctx: Context) -> tuple[list[str], list[str]]:
     siblings = [n for n in map(onto.name, onto.hard_negatives(ids)) if n.lower() not in present]
     if not out:
         return siblings, []
-    siblings = {n.lower() for n in siblings}
-    return [n for n in out if n.lower() in siblings], [n for n in out if n.lower() not in siblings]
+    near = {n.lower() for n in siblings}
+    return [n for n in out if n.lower() in near], [n for n in out if n.lower() not in near]
 
 
 # -- families -----------------------------------------------------------------------------------

@@ -52,7 +52,8 @@ COUNT_RE = re.compile(NUMBER + r"\s+"
 # "three Dogs", "two loud Bells": a count of one class (adjectives from this list may stand between)
 CLASS_COUNT_GAP = r"\s+(?:(?:distinct|different|separate|individual|loud|quiet|soft|faint|short|long|brief|moving|" \
                   r"static|stationary)\s+)*"
-AT_ONCE_RE = re.compile(r"\b(?:at once|at the same time|at a time|simultaneous\w*|overlap\w*|concurrent\w*)", re.I)
+SIMULTANEOUS = r"at once|at the same time|simultaneous\w*|overlap\w*|concurrent\w*"
+AT_ONCE_RE = re.compile(r"\b(?:" + SIMULTANEOUS + r"|at a time)", re.I)   # "one at a time" counts the most at once
 MOVING_RE = re.compile(r"\bmov(?:es?|ing)\b", re.I)
 STATIC_RE = re.compile(r"\b(?:static|stationary|still)\b", re.I)
 # "the back", "the rear" and "ahead" are behind and front ("comes back" and "back and forth" are no direction)
@@ -80,7 +81,7 @@ DENIED_AFTER_RE = re.compile(r"(?:\s+(?:is|are|was|were)\s+(?:absent|missing|sil
                              r"there|in\s+the\s+(?:clip|recording|audio)))|\s+(?:cannot|can't|can\s+not)\s+be\s+"
                              r"heard)\b(?!\s+(?:until|before|after|while|when|once|at\s+first|yet|then|again))",
                              re.I)   # "not heard until the Dog stops" speaks of time
-TOGETHER_RE = re.compile(r"\b(?:at once|at the same time|simultaneous\w*|overlap\w*|concurrent\w*|together)\b", re.I)
+TOGETHER_RE = re.compile(r"\b(?:" + SIMULTANEOUS + r"|together)\b", re.I)   # an overlap claimed
 ARTICLE_RE = re.compile(r"\b(?:the|a|at|its|their)\s+$", re.I)   # "the first Dog", "at last": no claim
 # "the first sound", "the last one to be heard": a claim about the class named before it (or, with
 # none before, the one after: "The first sound is the Bell")

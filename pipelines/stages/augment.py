@@ -279,8 +279,8 @@ def draw_all(cfg: AugmentConfig, kind: dict, rows: dict, rir_ids: dict) -> tuple
                 holding[rec].append(k)
         rirs = rir_ids.get(split) or rir_ids.get("train") or []
         items = []
-        for k, ((parent, length), row) in enumerate(zip(pool, ordered)):
-            skip = tuple(sorted({k, *(j for rec in recordings[parent] for j in holding[rec])}))
+        for (parent, length), row in zip(pool, ordered):
+            skip = tuple(sorted({j for rec in recordings[parent] for j in holding[rec]}))  # itself included
             for c in range(cfg.copies):
                 out_id = f"{parent}-aug{c}"
                 ctx = Context(out_id, length, kind["rate"], kind["format"], kind["hop"], pool, rirs, parent, skip)
