@@ -198,9 +198,10 @@ def convolve_aligned(x: torch.Tensor, rirs: Sequence[torch.Tensor], onsets: Sequ
     out = x.new_empty((x.shape[0], cr, n))
     for nfft in sorted(set(sizes)):
         idx = [b for b, size in enumerate(sizes) if size == nfft]
+        longest = max(int(rirs[b].shape[-1]) for b in idx)   # rfft zero-pads the rest to nfft
         h = torch.stack([torch.nn.functional.pad(rirs[b].to(device=x.device, dtype=x.dtype),
-                                                 (0, nfft - rirs[b].shape[-1])) for b in idx])
-        y = torch.fft.irfft(torch.fft.rfft(x[idx], nfft) * torch.fft.rfft(h, nfft), nfft)
+                                                 (0, longest - rirs[b].shape[-1])) for b in idx])
+        y = torch.fft.irfft(torch.fft.rfft(x if len(idx) == len(x) else x[idx], nfft) * torch.fft.rfft(h, nfft), nfft)
         for k, b in enumerate(idx):
             out[b] = y[k, :, int(onsets[b]):int(onsets[b]) + n]
     return out
