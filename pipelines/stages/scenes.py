@@ -65,7 +65,8 @@ class ScenesConfig(BaseModel):
     clip_seconds: float = Field(60.0, gt=0, le=600)
     tracks: int = Field(3, ge=1, le=3)
     polyphony: int = Field(3, ge=1, le=3, description="most events at once (ov1/ov2/ov3)")
-    events_per_minute: float = Field(36.0, gt=0, le=600)
+    events_per_minute: float = Field(36.0, gt=0, le=600, description="mean event rate; each clip's count is a "
+                                                                     "Poisson draw around it (at least 1)")
     level_db: Range | None = Field(None, description="event RMS range, dB re a unit-RMS dry signal "
                                                      "(default (-10, 0); not with event_snr_db)")
     event_snr_db: Range | None = Field(None, description="instead of level_db: each event's SNR range against "

@@ -54,13 +54,15 @@ class PlanConfig:
     and exactly one of level_db / event_snr_db sets the event levels.
 
     duration: clip length s. tracks: label track slots (1..3); polyphony: most events
-    at once (1..tracks). active_fraction: stop adding events once at least this
-    fraction of the clip has an event. level_db: event RMS range in dB re the
-    reference (unit-RMS dry signal). event_snr_db: instead, each event's SNR range in
-    dB against the ambience (see `render_scene`); the ambience then has a fixed level and
-    snr_db must be None. snr_db: ambience SNR range of the whole clip in dB (None: no
-    ambience, unless event_snr_db is set). moving_fraction: probability an event moves; speed_range: |deg/s|.
-    distance_range m, elevation_range deg: where sources are drawn. min_gap: s of
+    at once (1..tracks). events_per_minute: the mean; each clip's count is a Poisson
+    draw around it (at least 1), so clips differ in how many events they hold.
+    active_fraction: stop adding events once at least this fraction of the clip has an
+    event. level_db: event RMS range in dB re the reference (unit-RMS dry signal).
+    event_snr_db: instead, each event's SNR range in dB against the ambience (see
+    `render_scene`); the ambience then has a fixed level and snr_db must be None.
+    snr_db: ambience SNR range of the whole clip in dB (None: no ambience, unless
+    event_snr_db is set). moving_fraction: probability an event moves; speed_range:
+    |deg/s|. distance_range m, elevation_range deg: where sources are drawn. min_gap: s of
     silence between events on one track. hop: label frame s.
     """
 
@@ -286,9 +288,10 @@ def plan_scene(rng: np.random.Generator | int, library: Sequence[LibraryItem], c
     center: array centre (m). region: Box, or a function (N, 3) points -> (N,) bool
     saying where a source may be. Events are drawn one at a time (item uniform over
     the library, track uniform, onset uniform over the grid slots where the track
-    is free and fewer than `polyphony` events sound) until the density target is
-    met or ten items in a row fit nowhere. The plan stores `seed` (-1 when a
-    Generator was given); replay needs only the plan itself. grid: sources sit only on
+    is free and fewer than `polyphony` events sound) until the density target (a
+    Poisson count, or the active fraction) is met or ten items in a row fit nowhere.
+    The plan stores `seed` (-1 when a Generator was given); replay needs only the plan
+    itself. grid: sources sit only on
     its points (inside the region and ranges); moving ones step along their ring.
     """
     config.validate()
@@ -302,7 +305,8 @@ def plan_scene(rng: np.random.Generator | int, library: Sequence[LibraryItem], c
     gap = int(np.ceil(config.min_gap / config.hop - 1e-9))
     busy = np.zeros((config.tracks, n_frames), dtype=bool)
     sounding = np.zeros(n_frames, dtype=np.int64)
-    target = (max(1, round(config.events_per_minute * config.duration / 60.0))
+    # the count is Poisson around the rate, so "how many events" has more than one answer across clips
+    target = (max(1, int(gen.poisson(config.events_per_minute * config.duration / 60.0)))
               if config.events_per_minute is not None else None)
     events: list[PlannedEvent] = []
     misses = 0  # consecutive items that fitted nowhere: the clip is full

@@ -59,8 +59,11 @@ def test_plans_are_deterministic_and_round_trip() -> None:
 
 
 def test_density_targets() -> None:
-    by_rate = plan_scene(0, LIBRARY, CENTER, REGION, PlanConfig(duration=20.0, events_per_minute=15.0))
-    assert len(by_rate.events) == 5
+    # the rate is a mean: counts vary per clip (a constant count makes every "how many" answer the same)
+    counts = [len(plan_scene(seed, LIBRARY, CENTER, REGION, PlanConfig(duration=20.0, events_per_minute=15.0)).events)
+              for seed in range(60)]
+    assert len(set(counts)) >= 4 and min(counts) >= 1
+    assert abs(np.mean(counts) - 5.0) < 0.8
     config = PlanConfig(duration=20.0, tracks=1, polyphony=1, events_per_minute=None, active_fraction=0.6)
     by_fraction = plan_scene(0, LIBRARY, CENTER, REGION, config)
     assert _occupancy(by_fraction).sum() / 200 >= 0.6

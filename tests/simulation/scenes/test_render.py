@@ -45,7 +45,7 @@ def _angle_gap(a: float, b: float) -> float:
 
 
 def test_label_activity_matches_the_energy_envelope() -> None:
-    config = PlanConfig(duration=6.0, tracks=1, polyphony=1, events_per_minute=40.0, min_gap=0.5, snr_db=None,
+    config = PlanConfig(duration=6.0, tracks=1, polyphony=1, events_per_minute=60.0, min_gap=0.5, snr_db=None,
                         moving_fraction=0.5)
     plan = plan_scene(4, LIBRARY, CENTER, room_region(ANECHOIC), config)
     out = _render(plan, _noise_signals(), tetra_mic(CENTER))
