@@ -145,7 +145,7 @@ def _least_choice(b: _Builder, task: str, phrasings: tuple[str, ...], events: li
     if not events:
         return
     least = min(events, key=key)
-    rest = [e for e in events if key(e) - key(least) >= margin]
+    rest = [e for e in events if e.nameable and key(e) - key(least) >= margin]
     if rest and least.nameable:
         b.choice(task, phrasings, least.name, [rest[i].name for i in _order(b.rng, len(rest))[:3]])
 
@@ -157,25 +157,30 @@ def negatives(f: Facts, ctx: Context) -> list[str]:
 
 
 def _negative_tiers(f: Facts, ctx: Context) -> tuple[list[str], list[str]]:
-    """(hard, other) absent classes. Hard: the class map's ontology siblings of a present class;
-    other: the rest of the class map. Siblings outside the class map are used only when the map
-    has no absent class: negatives from outside it would give the answer away ("yes" exactly when
-    the class asked about is one of the dataset's). With an ontology, no negative is an ancestor or
-    descendant of a present class (a Mantra is a Chant; a Bark is a Dog's), present classes found
-    by id or else by name."""
+    """(hard, other) absent classes, all from the class map: hard are the ontology siblings of a
+    present class, other the rest. Never a class from outside the map: "yes" would then be exactly
+    "is it one of the dataset's classes", answerable without listening (a clip holding every
+    mapped class gets no such question; `classification_skip` counts it). With an ontology, no
+    negative is an ancestor or descendant of a present class (a Mantra is a Chant; a Bark is a
+    Dog's), present classes found by id or else by name."""
     present = {n.lower() for n in f.classes}
     out = [n for n in ctx.class_map if n.lower() not in present]
-    if ctx.ontology is None:
+    if ctx.ontology is None or not out:
         return [], out
     onto = ctx.ontology
     ids = onto.resolve(f.classes, f.ontology_ids)
     related = onto.related(ids)
     out = [n for n in out if onto.names.get(n.lower()) not in related]
-    siblings = [n for n in map(onto.name, onto.hard_negatives(ids)) if n.lower() not in present]
-    if not out:
-        return siblings, []
-    near = {n.lower() for n in siblings}
+    near = {onto.name(i).lower() for i in onto.hard_negatives(ids)}
     return [n for n in out if n.lower() in near], [n for n in out if n.lower() not in near]
+
+
+def classification_skip(f: Facts, ctx: Context) -> str | None:
+    """Why the clip gets no present-or-absent questions (cla_yesno, cla_choice): None when it does."""
+    if f.classes and not negatives(f, ctx):
+        return ("cla_yesno and cla_choice: the clip holds every class of the class map (or only relatives of "
+                "the rest), so no absent class is left to ask about")
+    return None
 
 
 # -- families -----------------------------------------------------------------------------------
@@ -472,7 +477,7 @@ Q_IS_SIZE = ("Is this a {size} room?", "Was this recorded in a {size} room?")
 Q_VOLUME = ("What is the volume of the room, in cubic metres?",)
 
 
-def room_skip(f: Facts) -> str | None:
+def room_skip(f: Facts, ctx: Context) -> str | None:
     """Why the room family does not answer for this clip (None: it does): a mixture holding two
     rooms has no single RT60 or size, and a mixture made before `room_ids` were recorded may."""
     if len(f.rooms) > 1:
@@ -483,7 +488,7 @@ def room_skip(f: Facts) -> str | None:
 
 
 def room(f: Facts, ctx: Context, rng: Random) -> list[QA]:
-    if room_skip(f):
+    if room_skip(f, ctx):
         return []
     b = _Builder("room", rng, "ROOM")
     if f.rt60 is not None:
@@ -520,7 +525,7 @@ def _loudness_field(f: Facts) -> str | None:
     return None
 
 
-def loudest_skip(f: Facts) -> str | None:
+def loudest_skip(f: Facts, ctx: Context) -> str | None:
     """Why the loudest family does not answer for this clip (None: it does)."""
     if len(f.events) < 2 or _loudness_field(f):
         return None
@@ -602,8 +607,10 @@ GENERATORS: dict[str, Callable[[Facts, Context, Random], list[QA]]] = {
     "classification": classification, "description": description, "temporal": temporal, "counting": counting,
     "direction": direction, "distance": distance, "motion": motion, "room": room, "loudest": loudest,
     "caption": caption, "open": open_ended}
-# families that skip clips whose metadata would give a wrong answer: why a clip is skipped (None: answered)
-ROW_SKIPS: dict[str, Callable[[Facts], str | None]] = {"room": room_skip, "loudest": loudest_skip}
+# families that skip clips (or some of their tasks) whose metadata would give a wrong or giveaway answer:
+# why a clip is skipped (None: answered)
+ROW_SKIPS: dict[str, Callable[[Facts, Context], str | None]] = {
+    "classification": classification_skip, "room": room_skip, "loudest": loudest_skip}
 
 
 def generate(f: Facts, ctx: Context) -> list[QA]:

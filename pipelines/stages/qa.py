@@ -118,16 +118,16 @@ def _metadata_columns(snap: Snapshot) -> list[str]:
     return [c for c in snap.features if c not in ("audio", "plan", "recipe")]
 
 
-def _clips(catalog: Catalog, snap: Snapshot, families: list[str]) -> tuple[list[Clip], dict[str, dict[str, str]]]:
+def _clips(catalog: Catalog, snap: Snapshot, ctx: Context) -> tuple[list[Clip], dict[str, dict[str, str]]]:
     """Every row as the split sees it, and by row id the families that skip it with the reason."""
     cols = [c for c in ("id", "room_id", "room_ids", "events", "parent_ids", "source_ids") if c in snap.features]
-    checks = {f: ROW_SKIPS[f] for f in families if f in ROW_SKIPS}
+    checks = {f: ROW_SKIPS[f] for f in ctx.families if f in ROW_SKIPS}
     out, skips = [], {}
     for split in catalog.splits(snap.ref):
         for row in catalog.arrow_dataset(snap.ref, split).to_table(columns=cols).to_pylist():
             facts = extract_facts(row)
             out.append(Clip(row["id"], split, facts.rooms, facts.clips))
-            reasons = {f: why for f, check in checks.items() if (why := check(facts))}
+            reasons = {f: why for f, check in checks.items() if (why := check(facts, ctx))}
             if reasons:
                 skips[row["id"]] = reasons
     return out, skips
@@ -178,15 +178,17 @@ def run_qa(cfg: QaConfig, catalog: Catalog, *, address: str | None = None, show_
     if cfg.lm is not None:
         preflight(cfg.lm)
     class_map = tuple(snap.info.get("classes") or sorted(snap.stats.get("class_counts", {})))
-    source_clips, skips = _clips(catalog, snap, families)
+    ctx_args = (cfg.seed, class_map, str(cfg.ontology) if cfg.ontology else None, cfg.max_subjects,
+                tuple(families))
+    ctx = _context(*ctx_args)
+    source_clips, skips = _clips(catalog, snap, ctx)
     by_split, dropped = assign_splits(source_clips, cfg.test_fraction, cfg.seed)
     lm_tuples, lm_summary = {}, None
     if cfg.lm is not None:
         keep = {c.id for clips in by_split.values() for c in clips}
         rows = [r for split in catalog.splits(snap.ref) for r in catalog.arrow_dataset(snap.ref, split).to_table(
             columns=_metadata_columns(snap)).to_pylist() if r["id"] in keep]
-        ontology = Ontology.load(cfg.ontology) if cfg.ontology else None
-        lm_tuples, lm_summary = ask_all(cfg.lm, [extract_facts(r) for r in rows], list(class_map), ontology)
+        lm_tuples, lm_summary = ask_all(cfg.lm, [extract_facts(r) for r in rows], list(class_map), ctx.ontology)
     summary = {"families": families, "skipped_families": skipped, "convention": CONVENTION,
                "split_dropped": len(dropped), "split_dropped_examples": dict(sorted(dropped.items())[:5]),
                "clips": {s: len(c) for s, c in by_split.items()}, "language_model": lm_summary,
@@ -199,8 +201,6 @@ def run_qa(cfg: QaConfig, catalog: Catalog, *, address: str | None = None, show_
                              info={"source": snap.ref, "summary": summary, "classes": list(class_map)})
     items = {split: [(c.split, c.id, tuple(lm_tuples.get(c.id, ()))) for c in clips]
              for split, clips in by_split.items()}
-    ctx_args = (cfg.seed, class_map, str(cfg.ontology) if cfg.ontology else None, cfg.max_subjects,
-                tuple(families))
     return run_sharded(catalog, run, plan_shards(items, cfg.max_shard_bytes, BYTES_PER_CLIP),
                        partial(make_rows, pinned, catalog.config.model_dump_json(), snap.ref, ctx_args),
                        address=address, show_progress=show_progress, description=f"QA tuples for {snap.name}",

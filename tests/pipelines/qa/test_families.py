@@ -354,7 +354,7 @@ def test_a_mixtures_closed_answers_agree_with_the_mixture_as_heard(ontology, lev
     for qa in qas:
         check(qa, truth, ontology)
     two_rooms = rooms[0] != rooms[1]
-    skipped = {f for f, skip in ROW_SKIPS.items() if skip(facts)}
+    skipped = {f for f in ("room", "loudest") if ROW_SKIPS[f](facts, Context())}
     # parents' SNRs stand on their own ambiences; an event cut at the end is only left out of the ranking
     assert skipped == {f for f, why in (("room", two_rooms), ("loudest", levels != "power")) if why}
     assert {"classification", "temporal", "counting"} <= {q.family for q in qas}
@@ -393,7 +393,7 @@ def test_loudness_ranks_by_power_or_snr_and_never_by_level_less_spreading(ontolo
     the room. With powers, an event cut at the clip's end is left out of every comparison."""
     row = scene_row(7, 10.0, 0.0, ["Dog", "Bell", "Speech"], levels="level")
     assert len(row["events"]) >= 3
-    assert "level_db less the spreading loss" in ROW_SKIPS["loudest"](extract_facts(row))
+    assert "level_db less the spreading loss" in ROW_SKIPS["loudest"](extract_facts(row), Context())
     assert not [q for q in generate(extract_facts(row), Context(class_map=tuple(CLASSES))) if q.family == "loudest"]
     powers = scene_row(7, 10.0, 0.0, ["Dog", "Bell", "Speech"], levels="power")
     powers["events"] = [{**e, "power_db": -10.0 - 10.0 * i} for i, e in enumerate(powers["events"])]
@@ -401,7 +401,7 @@ def test_loudness_ranks_by_power_or_snr_and_never_by_level_less_spreading(ontolo
         powers["events"][0] = {**powers["events"][0], "power_db": None, "snr_db": None}
     qas = [q for q in generate(extract_facts(powers), Context(class_map=tuple(CLASSES), ontology=ontology))
            if q.family == "loudest"]
-    assert ROW_SKIPS["loudest"](extract_facts(powers)) is None
+    assert ROW_SKIPS["loudest"](extract_facts(powers), Context()) is None
     assert {q.task for q in qas} == ({"loudest_louder"} if cut else {"loudest", "loudest_choice", "loudest_louder"})
     for qa in qas:
         check(qa, powers, ontology)  # level() refuses the cut event
@@ -433,7 +433,7 @@ def test_a_reverberated_mixture_is_in_the_rirs_room_and_is_asked_about_it():
            "parent_ids": ["dog", "bell"]}
     assert wet["room_ids"] == ["room-7"] and wet["rt60"] == 0.9
     facts = extract_facts(wet)
-    assert facts.rooms == {"room-7"} and ROW_SKIPS["room"](facts) is None
+    assert facts.rooms == {"room-7"} and ROW_SKIPS["room"](facts, Context()) is None
     rooms = [q for q in generate(facts, Context(class_map=tuple(CLASSES))) if q.task == "room_reverb"]
     assert rooms and rooms[0].answer["text"] == "very reverberant"
 
@@ -541,6 +541,22 @@ def test_absent_classes_asked_about_are_the_datasets_own_so_membership_gives_not
     assert asked >= 60
     dog = extract_facts({"id": "d", "label": "Dog", "ontology_id": CLASSES["Dog"], "duration": 1.0})
     assert negatives(dog, Context(class_map=("Dog", "Bell", "Cat"), ontology=ontology))[0] == "Cat"  # a sibling
+
+
+def test_a_clip_holding_the_whole_class_map_gets_no_present_or_absent_question(ontology):
+    """With every mapped class present, negatives fell back to ontology siblings outside the map:
+    "Is there any Cat?" was then "no" exactly for the classes the dataset does not have. Such a
+    clip now gets no cla_yesno / cla_choice, and the skip says why."""
+    row = scene_row(3, 6.0, 0.0, ["Dog", "Bell"])
+    assert set(row["label"]) == {"Dog", "Bell"}
+    facts = extract_facts(row)
+    whole = Context(seed=0, class_map=("Bell", "Dog"), ontology=ontology)
+    tasks = {qa.task for qa in generate(facts, whole)}
+    assert "cla_label" in tasks and not tasks & {"cla_yesno", "cla_choice"}
+    assert "every class of the class map" in ROW_SKIPS["classification"](facts, whole)
+    wider = Context(seed=0, class_map=tuple(CLASSES), ontology=ontology)
+    assert {"cla_yesno", "cla_choice"} <= {qa.task for qa in generate(facts, wider)}
+    assert ROW_SKIPS["classification"](facts, wider) is None
 
 
 def test_a_source_nearer_than_a_quarter_metre_gets_the_0_m_bin_and_options_above_it():
