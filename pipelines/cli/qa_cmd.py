@@ -48,6 +48,8 @@ def make(
     for family, reasons in summary.get("skipped_rows", {}).items():  # absent from snapshots made before it
         for reason, rows in reasons.items():
             console.print(f"skipped {rows} clips in {family}: {reason}", highlight=False)
+    for warning in summary.get("warnings", []):
+        console.print(f"[yellow]warning[/]: {warning}", highlight=False)
     if summary["split_dropped"]:
         console.print(f"dropped {summary['split_dropped']} test clips that share a room or recording with train")
         if "test" not in summary["splits"]:

@@ -118,11 +118,12 @@ def _metadata_columns(snap: Snapshot) -> list[str]:
     return [c for c in snap.features if c not in ("audio", "plan", "recipe")]
 
 
-def _clips(catalog: Catalog, snap: Snapshot, ctx: Context) -> tuple[list[Clip], dict[str, dict[str, str]]]:
-    """Every row as the split sees it, and by row id the families that skip it with the reason."""
+def _clips(catalog: Catalog, snap: Snapshot, ctx: Context) -> tuple[list[Clip], dict[str, dict[str, str]], Counter]:
+    """Every row as the split sees it, by row id the families that skip it with the reason, and
+    how many clips hold each number of events."""
     cols = [c for c in ("id", "room_id", "room_ids", "events", "parent_ids", "source_ids") if c in snap.features]
     checks = {f: ROW_SKIPS[f] for f in ctx.families if f in ROW_SKIPS}
-    out, skips = [], {}
+    out, skips, counts = [], {}, Counter()
     for split in catalog.splits(snap.ref):
         for row in catalog.arrow_dataset(snap.ref, split).to_table(columns=cols).to_pylist():
             facts = extract_facts(row)
@@ -130,7 +131,20 @@ def _clips(catalog: Catalog, snap: Snapshot, ctx: Context) -> tuple[list[Clip], 
             reasons = {f: why for f, check in checks.items() if (why := check(facts, ctx))}
             if reasons:
                 skips[row["id"]] = reasons
-    return out, skips
+            if facts.events:
+                counts[len(facts.events)] += 1
+    return out, skips, counts
+
+
+def _warnings(families: list[str], event_counts: Counter) -> list[str]:
+    """What would let a model answer without listening, found before any tuple is written."""
+    out = []
+    if "counting" in families and len(event_counts) == 1 and event_counts.total() >= 10:
+        n = next(iter(event_counts))
+        out.append(f"counting: all {event_counts.total()} clips hold {n} events, so every event-count answer is "
+                   f"{n} and can be learned without listening; make scenes with a different events_per_minute or "
+                   f"clip_seconds (counts are drawn per clip around the rate)")
+    return out
 
 
 def _count_skips(by_split: dict[str, list[Clip]], skips: dict[str, dict[str, str]]) -> dict[str, dict[str, int]]:
@@ -181,7 +195,7 @@ def run_qa(cfg: QaConfig, catalog: Catalog, *, address: str | None = None, show_
     ctx_args = (cfg.seed, class_map, str(cfg.ontology) if cfg.ontology else None, cfg.max_subjects,
                 tuple(families))
     ctx = _context(*ctx_args)
-    source_clips, skips = _clips(catalog, snap, ctx)
+    source_clips, skips, event_counts = _clips(catalog, snap, ctx)
     by_split, dropped = assign_splits(source_clips, cfg.test_fraction, cfg.seed)
     lm_tuples, lm_summary = {}, None
     if cfg.lm is not None:
@@ -192,7 +206,7 @@ def run_qa(cfg: QaConfig, catalog: Catalog, *, address: str | None = None, show_
     summary = {"families": families, "skipped_families": skipped, "convention": CONVENTION,
                "split_dropped": len(dropped), "split_dropped_examples": dict(sorted(dropped.items())[:5]),
                "clips": {s: len(c) for s, c in by_split.items()}, "language_model": lm_summary,
-               "skipped_rows": _count_skips(by_split, skips)}
+               "skipped_rows": _count_skips(by_split, skips), "warnings": _warnings(families, event_counts)}
     if "classification" in families:
         summary["negatives"] = NEGATIVES_WITH if cfg.ontology else NEGATIVES_WITHOUT
     name = cfg.name or f"{snap.name}_qa"

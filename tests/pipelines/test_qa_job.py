@@ -110,3 +110,16 @@ def test_an_unreachable_language_model_fails_before_the_job(inputs):
         run_qa(QaConfig(name="lm_down", source="scenes", lm=LmConfig(base_url=url, model="m")), inputs,
                show_progress=False)
     assert not inputs.exists("lm_down")
+
+
+def test_a_dataset_whose_clips_all_hold_the_same_number_of_events_is_warned_about():
+    """Scenes made at a fixed count gave every counting answer the same value: the run says so."""
+    from collections import Counter
+
+    from pipelines.stages.qa import _warnings
+
+    (constant,) = _warnings(["counting"], Counter({36: 40}))
+    assert "all 40 clips hold 36 events" in constant and "events_per_minute" in constant
+    assert _warnings(["counting"], Counter({35: 12, 36: 20, 41: 8})) == []
+    assert _warnings(["classification"], Counter({36: 40})) == []  # no counting questions asked
+    assert _warnings(["counting"], Counter({3: 4})) == []  # too few clips to tell
