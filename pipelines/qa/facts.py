@@ -98,6 +98,7 @@ class EventFact:
     snr_db: float | None = None
     power_db: float | None = None   # None: unknown (cut at the clip's end, or reverberated)
     ref: str = ""   # how questions name it: "Dog", or "second Dog" when the class recurs
+    ordinal: int = 0   # 0: its class is heard once; k: the k-th of its class by onset (the ordinal in ref)
     nameable: bool = True   # False: another of its class starts within TIME_MARGIN_S; no ordinal tells them apart
     azimuth_step: float = 0.0   # deg: > 0 steps along a stored RIR grid's ring (simulation.scenes.PlannedEvent)
     step_phase: float = 0.0
@@ -170,7 +171,8 @@ def _named(events: list[EventFact]) -> tuple[EventFact, ...]:
         tied = {k for i, j in zip(idx, idx[1:]) if events[j].onset - events[i].onset < TIME_MARGIN_S for k in (i, j)}
         for k, i in enumerate(idx):
             word = ORDINALS[k] if k < len(ORDINALS) else f"{k + 1}th"
-            out[i] = replace(events[i], ref=name if len(idx) == 1 else f"{word} {name}", nameable=i not in tied)
+            out[i] = replace(events[i], ref=name if len(idx) == 1 else f"{word} {name}", nameable=i not in tied,
+                             ordinal=0 if len(idx) == 1 else k + 1)
     return tuple(out)
 
 

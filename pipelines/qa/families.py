@@ -248,6 +248,10 @@ Q_OFFSET = ("When does {x} stop, in seconds?", "At what time does {x} end?", "Wh
 Q_PART = ("In which part of the clip does {x} start: the beginning, the middle or the end?",
           "Does {x} start near the beginning, in the middle or near the end of the clip?")
 Q_PART_CHOICE = ("In which part of the clip does {x} start?", "When does {x} begin, relative to the whole clip?")
+Q_PART_FIRST = ("In which part of the clip is {x} first heard: the beginning, the middle or the end?",
+                "Is {x} first heard near the beginning, in the middle or near the end of the clip?")
+Q_PART_FIRST_CHOICE = ("In which part of the clip is {x} first heard?",
+                       "When does {x} first begin, relative to the whole clip?")
 Q_FIRST = ("Which sound starts first, {a} or {b}?", "Which is heard first: {a} or {b}?")
 Q_FIRST_CHOICE = ("Which of these sounds starts first?", "Which of these is heard first?")
 Q_BEFORE = ("Does {a} start before {b}?", "Is {a} heard before {b} begins?")
@@ -271,18 +275,24 @@ def temporal(f: Facts, ctx: Context, rng: Random) -> list[QA]:
               answer("number", f"{_fmt(e.onset, 2)} s", values=[e.onset], unit="s"), x=x)
         b.add("temporal_offset", "exact", Q_OFFSET, f"{_fmt(e.offset, 2)} s",
               answer("number", f"{_fmt(e.offset, 2)} s", values=[e.offset], unit="s"), x=x)
-        third = 3.0 * e.onset / f.duration if f.duration else None
+        # "the third Dog" starts late whatever the audio: a recurring class is asked about only by its
+        # class, for its first event ("when is the Dog first heard")
+        third = 3.0 * e.onset / f.duration if f.duration and e.ordinal <= 1 else None
         if third is not None and min(abs(third - 1), abs(third - 2)) * f.duration / 3 >= TIME_MARGIN_S:
             part = PARTS[min(2, int(third))]
-            b.add("temporal_part", "bin", Q_PART, part, answer("label", part, labels=[part], choices=PARTS), x=x)
-            b.choice("temporal_part_choice", Q_PART_CHOICE, part, [p for p in PARTS if p != part], x=x)
+            ask, choose, x_part = (Q_PART, Q_PART_CHOICE, x) if not e.ordinal else \
+                (Q_PART_FIRST, Q_PART_FIRST_CHOICE, _the(e.class_name))
+            b.add("temporal_part", "bin", ask, part, answer("label", part, labels=[part], choices=PARTS), x=x_part)
+            b.choice("temporal_part_choice", choose, part, [p for p in PARTS if p != part], x=x_part)
         overlap = sorted({o.class_name for o in f.events if o is not e and o.onset < e.offset and o.offset > e.onset})
         text = "; ".join(overlap) if overlap else "nothing else"
         b.add("temporal_while", "exact", Q_WHILE, text, answer("labels", text, labels=overlap), x=x)
-    # ordinals name a class's events in onset order ("second Dog"), so a pair of one class would
-    # hold its answer in its names: only pairs of two classes are asked about
+    # ordinals name a class's events in onset order ("second Dog"), so a pair would hold its answer in
+    # its names: of one class always, of two classes often ("the first Bell or the third Dog?"). Only
+    # pairs of two classes whose names carry the same ordinal (or none) are asked about.
     pairs = [(p, q) for p, q in combinations(f.events, 2)
-             if abs(p.onset - q.onset) >= TIME_MARGIN_S and p.nameable and q.nameable and p.class_name != q.class_name]
+             if abs(p.onset - q.onset) >= TIME_MARGIN_S and p.nameable and q.nameable and p.class_name != q.class_name
+             and p.ordinal == q.ordinal]
     for i in _order(rng, len(pairs))[:ctx.max_subjects]:
         early, late = sorted(pairs[i], key=lambda e: e.onset)
         a, c = (early, late) if rng.random() < 0.5 else (late, early)
