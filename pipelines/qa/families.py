@@ -58,6 +58,10 @@ class Context:
     ontology: Ontology | None = None
     max_subjects: int = 2          # events a family asks about per clip
     families: tuple[str, ...] = FAMILIES
+    # the dataset's spread (low, high; high None: unknown) of events per clip and of distance bins:
+    # multiple-choice options stay inside it, so the largest option is the answer as often as the data says
+    event_counts: tuple[int, int | None] = (0, None)
+    distance_bins: tuple[int, int | None] = (1, None)
 
 
 def answer(kind: str, text: str, *, values=(), unit: str = "", labels=(), choices=(), choice_index: int = -1,
@@ -75,12 +79,22 @@ def _order(rng: Random, n: int) -> list[int]:
     return rng.sample(range(n), n)
 
 
-def _ladder(rng: Random, correct: int, step: int, lowest: int, size: int = 4) -> list[int]:
-    """The wrong rungs of `size` values `step` apart, none below `lowest`, with `correct` at a random
-    rung: a fixed pattern (n-1, n, n+1, n+2) gives the answer away as 'the second smallest'."""
-    below = rng.randrange(min(size, (correct - lowest) // step + 1))
-    start = correct - below * step
-    return [start + i * step for i in range(size) if i != below]
+def _ladder(rng: Random, correct: int, step: int, low: int, high: int | None, size: int = 4) -> list[int] | None:
+    """The wrong options of a multiple choice among values `step` apart in [low, high] (the
+    dataset's spread; high None: unbounded), or None to ask nothing. Given the options, the
+    answer's place among them must tell nothing: a ladder clamped at `low` put a 1 m source
+    first, and one unbounded above never made the largest option right. So where the range
+    holds at most `size` rungs every one is offered, and otherwise the answer's rung is drawn
+    uniformly and a ladder that leaves the range is not asked."""
+    low, high = min(low, correct), None if high is None else max(high, correct)
+    first = correct - (correct - low) // step * step   # the lowest rung in range on the answer's lattice
+    if high is not None and (high - first) // step + 1 <= size:
+        rungs = list(range(first, high + 1, step))
+        return [r for r in rungs if r != correct] if len(rungs) > 1 else None
+    start = correct - rng.randrange(size) * step
+    if start < low or (high is not None and start + (size - 1) * step > high):
+        return None
+    return [start + i * step for i in range(size) if start + i * step != correct]
 
 
 def _the(name: str) -> str:
@@ -333,7 +347,9 @@ def counting(f: Facts, ctx: Context, rng: Random) -> list[QA]:
               answer("number", str(f.max_polyphony), values=[f.max_polyphony], unit="events"))
     busy = BUSY[0] if n <= 2 else BUSY[1] if n <= 5 else BUSY[2]
     b.add("count_bin", "bin", Q_BUSY, busy, answer("label", busy, labels=[busy], choices=BUSY))
-    b.choice("count_choice", Q_COUNT, str(n), [str(k) for k in _ladder(b.rng, n, 1, 0)], unit="events")
+    wrong = _ladder(b.rng, n, 1, *ctx.event_counts)
+    if wrong:
+        b.choice("count_choice", Q_COUNT, str(n), [str(k) for k in wrong], unit="events")
     b.yes_no("count_more", Q_MORE, {"k": n - 1}, {"k": n})
     return b.out
 
@@ -418,8 +434,9 @@ def distance(f: Facts, ctx: Context, rng: Random) -> list[QA]:
         k = distance_bin(e.distance)
         b.add("distance_bin", "bin", Q_DIST_BIN, f"{k / 2:g}m",
               answer("number", f"{k / 2:g}m", values=[k / 2], unit="m", labels=[str(k)]), x=x)
-        wrong = [f"{j / 2:g}m" for j in _ladder(b.rng, k, 2, min(k, 1))]  # bins 1 m apart: none a rounding away
-        b.choice("distance_bin_choice", Q_DIST_BIN, f"{k / 2:g}m", wrong, unit="m", x=x)
+        wrong = _ladder(b.rng, k, 2, *ctx.distance_bins)  # bins 1 m apart: none a rounding away
+        if wrong:
+            b.choice("distance_bin_choice", Q_DIST_BIN, f"{k / 2:g}m", [f"{j / 2:g}m" for j in wrong], unit="m", x=x)
     placed = [e for e in f.events if e.distance is not None]
     for task, phrasings, sign in (("distance_nearest", Q_NEAREST, -1.0), ("distance_farthest", Q_FARTHEST, 1.0)):
         win = _winner(placed, lambda e: sign * e.distance, DISTANCE_MARGIN_M)

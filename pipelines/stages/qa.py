@@ -14,6 +14,7 @@ shard each; tuples per family are the snapshot's class counts (the shard writer 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from catalog.fields import DatasetName, DatasetRefText, Seed, ShardBytes
 from catalog.names import DatasetRef
 from catalog.shards import DEFAULT_SHARD_BYTES
 from catalog.storage import absolute_path
-from pipelines.qa.facts import CONVENTION, extract_facts
+from pipelines.qa.facts import CONVENTION, distance_bin, extract_facts
 from pipelines.qa.families import FAMILIES, ROW_SKIPS, Context, generate
 from pipelines.qa.lm import LmConfig, ask_all, preflight
 from pipelines.qa.ontology import Ontology
@@ -118,22 +119,39 @@ def _metadata_columns(snap: Snapshot) -> list[str]:
     return [c for c in snap.features if c not in ("audio", "plan", "recipe")]
 
 
-def _clips(catalog: Catalog, snap: Snapshot, ctx: Context) -> tuple[list[Clip], dict[str, dict[str, str]], Counter]:
-    """Every row as the split sees it, by row id the families that skip it with the reason, and
-    how many clips hold each number of events."""
-    cols = [c for c in ("id", "room_id", "room_ids", "events", "parent_ids", "source_ids") if c in snap.features]
+@dataclass
+class _Scan:
+    """What the driver learns reading every row's metadata once."""
+
+    clips: list[Clip] = field(default_factory=list)
+    skips: dict[str, dict[str, str]] = field(default_factory=dict)   # row id -> family -> why skipped
+    event_counts: Counter = field(default_factory=Counter)            # events per clip -> clips
+    distance_bins: set[int] = field(default_factory=set)
+
+    def spread(self) -> tuple[tuple[int, int | None], tuple[int, int | None]]:
+        """(low, high) of events per clip and of distance bins: the range of multiple-choice options."""
+        def span(values, low):
+            return (min(values), max(values)) if values else (low, None)
+        return span(self.event_counts, 0), span(self.distance_bins, 1)
+
+
+def _scan(catalog: Catalog, snap: Snapshot, ctx: Context) -> _Scan:
+    """Every row as the split sees it, the families that skip it, and the dataset's spread."""
+    cols = [c for c in ("id", "room_id", "room_ids", "events", "parent_ids", "source_ids", "format", "num_channels")
+            if c in snap.features]
     checks = {f: ROW_SKIPS[f] for f in ctx.families if f in ROW_SKIPS}
-    out, skips, counts = [], {}, Counter()
+    scan = _Scan()
     for split in catalog.splits(snap.ref):
         for row in catalog.arrow_dataset(snap.ref, split).to_table(columns=cols).to_pylist():
             facts = extract_facts(row)
-            out.append(Clip(row["id"], split, facts.rooms, facts.clips))
+            scan.clips.append(Clip(row["id"], split, facts.rooms, facts.clips))
             reasons = {f: why for f, check in checks.items() if (why := check(facts, ctx))}
             if reasons:
-                skips[row["id"]] = reasons
+                scan.skips[row["id"]] = reasons
             if facts.events:
-                counts[len(facts.events)] += 1
-    return out, skips, counts
+                scan.event_counts[len(facts.events)] += 1
+            scan.distance_bins.update(distance_bin(e.distance) for e in facts.events if e.distance is not None)
+    return scan
 
 
 def _warnings(families: list[str], event_counts: Counter) -> list[str]:
@@ -159,8 +177,8 @@ def _count_skips(by_split: dict[str, list[Clip]], skips: dict[str, dict[str, str
 
 @lru_cache(maxsize=4)
 def _context(seed: int, class_map: tuple[str, ...], ontology: str | None, max_subjects: int,
-             families: tuple[str, ...]) -> Context:
-    return Context(seed, class_map, Ontology.load(ontology) if ontology else None, max_subjects, families)
+             families: tuple[str, ...], *spread: tuple[int, int | None]) -> Context:
+    return Context(seed, class_map, Ontology.load(ontology) if ontology else None, max_subjects, families, *spread)
 
 
 def make_rows(cfg: QaConfig, catalog_json: str, ref: str, ctx_args: tuple, task: ShardTask):
@@ -195,8 +213,10 @@ def run_qa(cfg: QaConfig, catalog: Catalog, *, address: str | None = None, show_
     ctx_args = (cfg.seed, class_map, str(cfg.ontology) if cfg.ontology else None, cfg.max_subjects,
                 tuple(families))
     ctx = _context(*ctx_args)
-    source_clips, skips, event_counts = _clips(catalog, snap, ctx)
-    by_split, dropped = assign_splits(source_clips, cfg.test_fraction, cfg.seed)
+    scan = _scan(catalog, snap, ctx)
+    spread = scan.spread()
+    ctx_args += spread
+    by_split, dropped = assign_splits(scan.clips, cfg.test_fraction, cfg.seed)
     lm_tuples, lm_summary = {}, None
     if cfg.lm is not None:
         keep = {c.id for clips in by_split.values() for c in clips}
@@ -206,7 +226,8 @@ def run_qa(cfg: QaConfig, catalog: Catalog, *, address: str | None = None, show_
     summary = {"families": families, "skipped_families": skipped, "convention": CONVENTION,
                "split_dropped": len(dropped), "split_dropped_examples": dict(sorted(dropped.items())[:5]),
                "clips": {s: len(c) for s, c in by_split.items()}, "language_model": lm_summary,
-               "skipped_rows": _count_skips(by_split, skips), "warnings": _warnings(families, event_counts)}
+               "skipped_rows": _count_skips(by_split, scan.skips), "warnings": _warnings(families, scan.event_counts),
+               "choice_ranges": {"events_per_clip": spread[0], "distance_bins": spread[1]}}
     if "classification" in families:
         summary["negatives"] = NEGATIVES_WITH if cfg.ontology else NEGATIVES_WITHOUT
     name = cfg.name or f"{snap.name}_qa"

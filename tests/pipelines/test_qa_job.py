@@ -53,6 +53,12 @@ def test_qa_job_publishes_linked_tuples_with_lineage_and_a_summary(inputs, tmp_p
                                                                     ["description"]})
     assert {"classification", "temporal", "counting", "direction", "distance", "room"} <= \
         set(summary["tuples_per_family"])
+    # multiple-choice options stay inside the dataset's spread of event counts and distances
+    per_clip = [len(r["events"]) for r in scenes.values()]
+    assert summary["choice_ranges"]["events_per_clip"] == [min(per_clip), max(per_clip)]
+    for r in rows:
+        if r["task"] == "count_choice":
+            assert all(min(per_clip) <= int(c) <= max(per_clip) for c in r["answer"]["choices"])
     by_split = {}
     for split in catalog.splits(snap.ref):
         ids = {r["audio_id"] for r in catalog.arrow_dataset(snap.ref, split).to_table(columns=["audio_id"]).to_pylist()}
