@@ -59,7 +59,8 @@ def make(
     lm = summary.get("language_model")
     if lm:
         console.print(f"language model {lm['model']}: kept {lm['kept']} answers, rejected {lm['rejected']} "
-                      f"{lm['rejected_by_kind']}, failed requests {lm['failed_requests']}", highlight=False)
+                      f"{lm['rejected_by_kind']}, failed requests {lm['failed_requests']}"
+                      + (f" (first: {lm['first_failure']})" if lm.get("first_failure") else ""), highlight=False)
 
 
 @app.command("export")

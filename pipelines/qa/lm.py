@@ -119,15 +119,25 @@ def _headers(cfg: LmConfig) -> dict[str, str]:
 
 
 def preflight(cfg: LmConfig) -> None:
-    """Fail before the job when the key's variable is unset or the endpoint does not answer."""
+    """Fail before the job when the key's variable is unset or the endpoint does not take requests.
+    An empty request is refused by a live chat endpoint with 400 or 422; any other refusal (a
+    key refused, a wrong path, a server error) would fail every real request too."""
     if cfg.api_key_env and not os.environ.get(cfg.api_key_env):
         raise RoomtoneError(f"lm.api_key_env names {cfg.api_key_env}, which is not set in the environment",
                             f"export {cfg.api_key_env}=<key>, or unset lm.api_key_env for a server without keys")
     request = urllib.request.Request(cfg.url, data=b"{}", headers=_headers(cfg), method="POST")
     try:
         urllib.request.urlopen(request, timeout=min(cfg.timeout_s, 10.0)).close()
-    except urllib.error.HTTPError:
-        return  # it answered (an empty request is refused by design): reachable
+    except urllib.error.HTTPError as exc:
+        if exc.code in (400, 422):
+            return  # it answered and read the request: reachable
+        key = f"the key was refused: check the key in {cfg.api_key_env or 'lm.api_key_env (unset: no key sent)'}"
+        fix = {401: key, 403: key,
+               404: "no chat endpoint at that path: lm.base_url should be the server root or end in /v1 "
+                    "(an OpenAI-compatible server answering /v1/chat/completions)"}.get(
+            exc.code, "check the server's log, or leave lm unset for template answers only")
+        raise RoomtoneError(f"the language-model endpoint {cfg.url} refused a request: HTTP {exc.code} "
+                            f"{exc.reason}", fix) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise RoomtoneError(f"the language-model endpoint {cfg.url} is unreachable: {reason}",
@@ -424,17 +434,22 @@ def chat(cfg: LmConfig, f: Facts) -> str:
 
 def ask_all(cfg: LmConfig, facts: list[Facts], vocabulary: list[str],
             ontology: Ontology | None = None) -> tuple[dict[str, list[QA]], dict]:
-    """Kept tuples per audio id, and the summary (asked, kept, rejected by kind, examples);
-    vocabulary and ontology as for `contradiction`."""
+    """Kept tuples per audio id, and the summary (asked, kept, rejected by kind, examples, failed
+    requests and the first failure); vocabulary and ontology as for `contradiction`. Raises when
+    every request fails: a run would otherwise publish without the answers it was asked for."""
     chosen = sorted(facts, key=lambda f: f.audio_id)[:cfg.max_clips]
     with ThreadPoolExecutor(cfg.concurrency) as pool:
         replies = list(pool.map(lambda f: _reply(cfg, f), chosen))
+    errors = [err for _, err in replies if err]
+    if chosen and len(errors) == len(chosen):
+        raise RoomtoneError(f"every request to the language model {cfg.url} failed ({len(errors)} clips); "
+                            f"the first: {errors[0]}", "check lm.model and the server's log, or leave lm unset "
+                                                       "for template answers only")
     kept: dict[str, list[QA]] = {}
     reasons: Counter = Counter()
-    examples, failed, unparsed, asked = [], 0, 0, 0
-    for f, reply in zip(chosen, replies):
-        if reply is None:
-            failed += 1
+    examples, unparsed, asked = [], 0, 0
+    for f, (reply, err) in zip(chosen, replies):
+        if err:
             continue
         pairs = parse(reply)
         unparsed += not pairs
@@ -449,16 +464,20 @@ def ask_all(cfg: LmConfig, facts: list[Facts], vocabulary: list[str],
             question = q + SPATIAL_NOTE if f.spatial else q   # the answer may say where: state the frame
             kept.setdefault(f.audio_id, []).append(
                 QA("open", "open-ended question", "open", question, a, answer("text", a), "OPEN", generator="lm"))
-    summary = {"endpoint": cfg.url, "model": cfg.model, "clips": len(chosen), "failed_requests": failed,
+    summary = {"endpoint": cfg.url, "model": cfg.model, "clips": len(chosen), "failed_requests": len(errors),
+               "first_failure": errors[0] if errors else None,
                "unparsed_replies": unparsed, "answers": asked, "kept": sum(map(len, kept.values())),
                "rejected": sum(reasons.values()), "rejected_by_kind": dict(sorted(reasons.items())),
                "rejected_examples": examples}
     return kept, summary
 
 
-def _reply(cfg: LmConfig, f: Facts) -> str | None:
-    """One clip's reply; a failed request is counted, not fatal (the pre-flight caught a dead endpoint)."""
+def _reply(cfg: LmConfig, f: Facts) -> tuple[str | None, str | None]:
+    """One clip's (reply, None), or (None, why it failed): a failed request is counted, and fatal
+    only when every one fails (the pre-flight caught a dead endpoint)."""
     try:
-        return chat(cfg, f)
-    except (urllib.error.URLError, OSError, ValueError, KeyError, IndexError, TypeError):
-        return None
+        return chat(cfg, f), None
+    except urllib.error.HTTPError as exc:
+        return None, f"{f.audio_id}: HTTP {exc.code} {exc.reason}"
+    except (urllib.error.URLError, OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+        return None, f"{f.audio_id}: {type(exc).__name__}: {exc}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from typing import get_args
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -42,12 +43,17 @@ def ontology():
 
 class Stub(BaseHTTPRequestHandler):
     requests: list = []
+    status: int | None = None        # refuse every request with this status
+    chat_status: int | None = None   # refuse real (chat) requests with this status ...
+    chat_marker: str = ""            # ... those whose prompt holds this text
 
     def do_POST(self):  # noqa: N802 - http.server's name
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
         Stub.requests.append((dict(self.headers), body))
-        if "messages" not in body:
-            self.send_response(400)
+        chat = "messages" in body and Stub.chat_marker in body["messages"][-1]["content"]
+        refuse = Stub.status or (400 if "messages" not in body else Stub.chat_status if chat else None)
+        if refuse:
+            self.send_response(refuse)
             self.end_headers()
             return
         content = json.dumps(GOOD) + "\n" + json.dumps(BAD)
@@ -67,7 +73,7 @@ def stub():
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), Stub)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    Stub.requests = []
+    Stub.requests, Stub.status, Stub.chat_status, Stub.chat_marker = [], None, None, ""
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     server.server_close()
@@ -93,6 +99,35 @@ def test_an_unreachable_endpoint_fails_before_the_job_naming_the_url():
     with pytest.raises(RoomtoneError, match=f"endpoint {url}/v1/chat/completions is unreachable") as err:
         preflight(LmConfig(base_url=url, model="m"))
     assert "lm.base_url" in err.value.fix
+
+
+@pytest.mark.parametrize("status, says", [(401, "key was refused"), (403, "key was refused"),
+                                           (404, "no chat endpoint at that path"), (500, "server's log")])
+def test_an_endpoint_that_refuses_requests_fails_before_the_job(stub, status, says):
+    """Any HTTP error used to pass the pre-flight: a refused key or a wrong path then failed every
+    request, and the run published without the model's answers. Only 400/422 (an empty request
+    refused by a live endpoint) pass."""
+    Stub.status = status
+    with pytest.raises(RoomtoneError, match=f"HTTP {status}") as err:
+        preflight(LmConfig(base_url=stub, model="m"))
+    assert says in err.value.fix
+
+
+def test_when_every_request_fails_the_run_stops_naming_the_first_failure(stub):
+    cfg = LmConfig(base_url=stub, model="no-such-model")
+    Stub.chat_status = 404  # the endpoint is live, the model is not
+    preflight(cfg)
+    with pytest.raises(RoomtoneError, match="every request .* failed .* scene-1: HTTP 404"):
+        ask_all(cfg, [facts()], vocabulary=["Bell", "Dog"])
+
+
+def test_a_failed_request_among_good_ones_is_counted_with_its_reason(stub):
+    cfg = LmConfig(base_url=stub, model="m")
+    Stub.chat_status, Stub.chat_marker = 500, "a refused clip"
+    refused = replace(facts(), audio_id="scene-2", caption="a refused clip")
+    kept, summary = ask_all(cfg, [facts(), refused], vocabulary=["Bell", "Cat", "Dog"])
+    assert summary["failed_requests"] == 1 and summary["first_failure"].startswith("scene-2: HTTP 500")
+    assert summary["kept"] == 1 and set(kept) == {"scene-1"}
 
 
 def test_a_named_but_unset_key_variable_is_refused(monkeypatch):
