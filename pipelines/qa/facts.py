@@ -148,11 +148,6 @@ class Facts:
         parent of a mixture that was augmented again."""
         return len(self.parents) > 1 or len(self.room_ids) > 1
 
-    @property
-    def partner_room(self) -> str | None:
-        """The room of the second parent (a mixture's partner), when `room_ids` gives one room per parent."""
-        return self.room_ids[1] if len(self.parents) == len(self.room_ids) > 1 else None
-
     def by_class(self, name: str) -> list[EventFact]:
         return [e for e in self.events if e.class_name == name]
 

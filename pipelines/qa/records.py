@@ -36,7 +36,8 @@ def features() -> datasets.Features:
         "task": string, "form": string, "closed": datasets.Value("bool"), "instruction": string, "input": string,
         "question": string, "output": string, "answer": answer, "question_type": string,
         "subjects": datasets.Sequence(string), "generator": string, "convention": string, "room_id": string,
-        "audio_id2": string, "reverb_id2": string, "clips": datasets.Sequence(string),
+        "parents": datasets.Sequence(string), "room_ids": datasets.Sequence(string),
+        "clips": datasets.Sequence(string),
     })
 
 
@@ -45,7 +46,6 @@ def to_rows(facts: Facts, qas: list[QA], *, seed: int, dataset: str, audio_split
     audio_split: the source split that holds the audio (where an export of the source puts it)."""
     rng = Random(item_seed(seed, facts.audio_id, "prefix"))
     draws = [rng.random() for _ in qas]
-    parent2 = facts.parents[1] if len(facts.parents) > 1 else None
     clips = sorted(facts.clips)
     return [{"id": f"{facts.audio_id}/{i:03d}", "audio_id": facts.audio_id, "audio_split": audio_split,
              "dataset": dataset, "family": q.family,
@@ -53,8 +53,8 @@ def to_rows(facts: Facts, qas: list[QA], *, seed: int, dataset: str, audio_split
              "instruction": (CLOSED_PREFIX + q.question) if q.closed and draws[i] < 0.5 else q.question,
              "input": "", "question": q.question, "output": q.output, "answer": q.answer,
              "question_type": q.question_type, "subjects": q.subjects, "generator": q.generator,
-             "convention": CONVENTION, "room_id": facts.room_id, "audio_id2": parent2,
-             "reverb_id2": facts.partner_room, "clips": clips} for i, q in enumerate(qas)]
+             "convention": CONVENTION, "room_id": facts.room_id, "parents": list(facts.parents),
+             "room_ids": list(facts.room_ids), "clips": clips} for i, q in enumerate(qas)]
 
 
 def ltu_record(row: dict, audio_path: str = "{audio_id}") -> dict:
@@ -67,11 +67,13 @@ def ltu_record(row: dict, audio_path: str = "{audio_id}") -> dict:
 
 def spatial_record(row: dict) -> dict:
     """SpatialSoundQA's keys: the room stands in for the reverb id (our scenes are simulated
-    in rooms, not convolved with a stored binaural RIR); a mixture's second clip and its room
-    are ``audio_id2`` and ``reverb_id2``."""
-    return {"audio_id": row["audio_id"], "reverb_id": row["room_id"], "audio_id2": row["audio_id2"],
-            "reverb_id2": row["reverb_id2"], "question_id": row["id"], "question_type": row["question_type"],
-            "question": row["question"], "answer": row["output"]}
+    in rooms, not convolved with a stored binaural RIR). ``audio_id2`` and ``reverb_id2`` are
+    always null: SpatialSoundQA's loader mixes that second clip into ``audio_id`` as it reads,
+    and our ``audio_id`` is the clip as heard, a mixture already mixed (naming a parent there
+    would play it twice). The Parquet rows keep a mixture's ``parents`` and ``room_ids``."""
+    return {"audio_id": row["audio_id"], "reverb_id": row["room_id"], "audio_id2": None, "reverb_id2": None,
+            "question_id": row["id"], "question_type": row["question_type"], "question": row["question"],
+            "answer": row["output"]}
 
 
 def write_json(records: Iterable[dict], path: str | Path) -> int:
