@@ -34,6 +34,7 @@ _ROOM_WORDS = r"in an? (?:small|medium-sized|large) (?:anechoic space|dry room|m
               r"very reverberant room)"
 _ENDING = re.compile(rf"({_ROOM_WORDS})$")
 _ANY_ROOM = re.compile(_ROOM_WORDS)
+_REVERB = re.compile(r"(?:dry|moderately reverberant|very reverberant) room$")
 # the event fields `one_event` gives a clip; a mono clip has no direction, distance or ambience (snr_db)
 ONE_EVENT_KEYS = ("event_id", "class_name", "ontology_id", "track", "onset", "offset", "level_db", "power_db")
 # what is left of an event cut shorter than this is dropped: onsets stored as float32 and then
@@ -99,6 +100,13 @@ def _room_words(text: str) -> str | None:
     room); None for any other caption."""
     rooms = _ANY_ROOM.findall(text)
     return rooms[0] if len(rooms) == 1 and _ENDING.search(text) else None
+
+
+def _reverb_reworded(text: str, rt60: float) -> str:
+    """A scene caption whose room words say how reverberant an `rt60` (s) room is (the scenes'
+    thresholds); an anechoic space, or a caption without room words, is left as it is."""
+    word = "dry" if rt60 < 0.3 else "moderately reverberant" if rt60 < 0.8 else "very reverberant"
+    return _REVERB.sub(word + " room", text) if _room_words(text) else text
 
 
 def _recaption(meta: Meta, before: list[dict], after: list[dict]) -> Meta:
@@ -218,13 +226,18 @@ def time_shift_meta(meta: Meta, samples: int, rate: int, hop: float) -> Meta:
 
 
 def speed_meta(meta: Meta, factor: float, hop: float) -> Meta:
-    """Content played `factor` times faster, clip length kept: times / factor, arc speeds * factor.
+    """Content played `factor` times faster, clip length kept: times / factor, arc speeds * factor,
+    the RT60 / factor (the caption's reverberance word follows it).
 
     Frame labels are recomputed from the rescaled events on the same `hop` grid (the
     scenes stage's rule: frames round(onset / hop) .. round(offset / hop), positions at
     frame centres).
     """
     out = _clip_snr_unknown(meta)
+    if out.get("rt60") is not None:  # the reverberation is played factor times faster too
+        out["rt60"] = out["rt60"] / factor
+        if out.get("caption"):
+            out["caption"] = _reverb_reworded(out["caption"], out["rt60"])
     if "events" not in out:
         return out
     scaled = [{**e, "onset": e["onset"] / factor, "offset": e["offset"] / factor,
