@@ -89,6 +89,7 @@ class AugmentConfig(BaseModel):
         return [Spec.from_dict(s) for s in self.steps]
 
 
+MOVES = {"mix", "shift", "speed"}  # steps after which an event library's clip is described by its one event
 ROOM_FEATURES = {"room_id": datasets.Value("string"), "rt60": datasets.Value("float32"),
                  "room_dims": datasets.Sequence(datasets.Value("float32"))}
 
@@ -120,13 +121,15 @@ def _column(catalog: Catalog, ref: str, split: str | None, columns: list[str], i
 
 def _kind(snap: Snapshot, names: list[str]) -> dict:
     """What the source holds: rate, format, label hop, whether rows carry scene metadata, and
-    whether its rows become one-event clips (an event library being mixed)."""
+    whether its rows become one-event clips (an event library mixed, shifted or sped up)."""
     missing = {"id", "audio", "duration"} - set(snap.features)
     if missing:
         raise RoomtoneError(f"{snap.ref} cannot be augmented: it lacks columns {sorted(missing)}",
                             "augment an event library, a scenes dataset or a mixture of them")
     scenes = {"events", "labels"} <= set(snap.features)
-    one_event = "mix" in names and "events" not in snap.features and "label" in snap.features
+    # an event library's clip becomes one event wherever a step must describe what it moves or cuts:
+    # a mixture names both parents, and a shift or speed change can leave the clip silent, its label gone
+    one_event = bool(MOVES & set(names)) and "events" not in snap.features and "label" in snap.features
     return {"rate": snap.features["audio"].sampling_rate, "format": snap.info.get("format"), "scenes": scenes,
             "hop": snap.info.get("label_hop_s", 0.1) if scenes else None, "one_event": one_event,
             "reverb": "reverb" in names}
@@ -151,7 +154,7 @@ def check_inputs(cfg: AugmentConfig, catalog: Catalog) -> tuple[Snapshot, Snapsh
                             "events), or drop mix from steps")
     if "num_channels" not in src.features:  # an event library: its clips' rates and channels are in their headers
         _check_headers(catalog, src.ref, kind["rate"], mixing=kind["one_event"])
-    if kind["one_event"]:
+    if kind["one_event"] and "mix" in names:
         if "reverb" in names[:names.index("mix")]:
             raise RoomtoneError(f"reverb before mix would mix each reverberant clip of {src.ref} with a dry "
                                 "partner, of another channel count when the RIRs are multichannel",

@@ -254,6 +254,29 @@ def test_mixing_an_event_library_pairs_its_clips_and_records_what_replays_them(i
     assert 0 < mixed < len(rows)
 
 
+def test_a_library_clip_shifted_out_of_its_window_loses_its_label(inputs):
+    """A shift as long as a clip left it silent but still labelled (QA answered 'Dog' for silence):
+    shifted library clips are described by their one event, which the cut removes."""
+    catalog = inputs
+    snap = run_augment(AugmentConfig(source="events", name="shifted", steps=[{"name": "shift", "seconds": [-3, 3]}],
+                                     copies=2, seed=0, max_shard_bytes=100_000), catalog, show_progress=False)
+    rows = _rows(catalog, snap.ref)
+    silent = [r for r in rows.values() if not r["events"]]
+    heard = [r for r in rows.values() if r["events"]]
+    assert silent and heard
+    for row in silent:
+        audio, _ = decode_audio(row["audio"]["bytes"])
+        assert row["label"] == [] and not row["caption"] and not np.abs(audio).any()
+    for row in heard:
+        audio, _ = decode_audio(row["audio"]["bytes"])
+        assert row["label"] == [row["events"][0]["class_name"]] and np.abs(audio).any()
+    qa = run_qa(QaConfig(source="shifted", families=["classification"], test_fraction=0.0), catalog,
+                show_progress=False)
+    labelled = {t["audio_id"] for t in catalog.arrow_dataset(qa.ref).to_table().to_pylist()
+                if t["task"] == "cla_label"}
+    assert labelled == {r["id"] for r in heard}
+
+
 def test_qa_of_a_mixed_event_library_counts_both_parents_and_skips_space(inputs):
     catalog = inputs
     mixes = _rows(catalog, _mono_mix(catalog).ref)
