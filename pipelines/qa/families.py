@@ -251,15 +251,17 @@ def description(f: Facts, ctx: Context, rng: Random) -> list[QA]:
     return b.out
 
 
-Q_ONSET = ("When does {x} start, in seconds?", "At what time does {x} begin?", "What is the onset time of {x}?")
-Q_OFFSET = ("When does {x} stop, in seconds?", "At what time does {x} end?", "What is the offset time of {x}?")
-Q_PART = ("In which part of the clip does {x} start: the beginning, the middle or the end?",
-          "Does {x} start near the beginning, in the middle or near the end of the clip?")
-Q_PART_CHOICE = ("In which part of the clip does {x} start?", "When does {x} begin, relative to the whole clip?")
-Q_PART_FIRST = ("In which part of the clip is {x} first heard: the beginning, the middle or the end?",
-                "Is {x} first heard near the beginning, in the middle or near the end of the clip?")
-Q_PART_FIRST_CHOICE = ("In which part of the clip is {x} first heard?",
-                       "When does {x} first begin, relative to the whole clip?")
+# onsets, offsets and parts are asked of a class, in one wording whether it is heard once or again:
+# "the fifth Dog" tells that it starts late, and a "first heard" asked only of recurring classes that it
+# starts early, without listening
+Q_ONSET = ("When is {x} first heard, in seconds?", "At what time does {x} first begin?",
+           "What is the earliest onset time of {x}?")
+Q_OFFSET = ("When is {x} last heard, in seconds?", "At what time does {x} stop for the last time?",
+            "What is the latest offset time of {x}?")
+Q_PART = ("In which part of the clip is {x} first heard: the beginning, the middle or the end?",
+          "Is {x} first heard near the beginning, in the middle or near the end of the clip?")
+Q_PART_CHOICE = ("In which part of the clip is {x} first heard?", "When does {x} first begin, relative to the whole "
+                 "clip?")
 Q_FIRST = ("Which sound starts first, {a} or {b}?", "Which is heard first: {a} or {b}?")
 Q_FIRST_CHOICE = ("Which of these sounds starts first?", "Which of these is heard first?")
 Q_BEFORE = ("Does {a} start before {b}?", "Is {a} heard before {b} begins?")
@@ -277,21 +279,21 @@ def temporal(f: Facts, ctx: Context, rng: Random) -> list[QA]:
     b.add("temporal_all", "exact", Q_ALL_TIMES, spans,
           answer("intervals", spans, labels=[e.class_name for e in f.events],
                  values=[v for e in f.events for v in (e.onset, e.offset)], unit="s"))
-    for e in _subjects(f, ctx, rng, lambda e: True):
-        x = _the(e.name)
-        b.add("temporal_onset", "exact", Q_ONSET, f"{_fmt(e.onset, 2)} s",
-              answer("number", f"{_fmt(e.onset, 2)} s", values=[e.onset], unit="s"), x=x)
-        b.add("temporal_offset", "exact", Q_OFFSET, f"{_fmt(e.offset, 2)} s",
-              answer("number", f"{_fmt(e.offset, 2)} s", values=[e.offset], unit="s"), x=x)
-        # "the third Dog" starts late whatever the audio: a recurring class is asked about only by its
-        # class, for its first event ("when is the Dog first heard")
-        third = 3.0 * e.onset / f.duration if f.duration and e.ordinal <= 1 else None
+    heard = sorted({e.class_name for e in f.events})
+    for i in _order(rng, len(heard))[:ctx.max_subjects]:
+        events, x = f.by_class(heard[i]), _the(heard[i])
+        onset, offset = min(e.onset for e in events), max(e.offset for e in events)
+        b.add("temporal_onset", "exact", Q_ONSET, f"{_fmt(onset, 2)} s",
+              answer("number", f"{_fmt(onset, 2)} s", values=[onset], unit="s"), x=x)
+        b.add("temporal_offset", "exact", Q_OFFSET, f"{_fmt(offset, 2)} s",
+              answer("number", f"{_fmt(offset, 2)} s", values=[offset], unit="s"), x=x)
+        third = 3.0 * onset / f.duration if f.duration else None
         if third is not None and min(abs(third - 1), abs(third - 2)) * f.duration / 3 >= TIME_MARGIN_S:
             part = PARTS[min(2, int(third))]
-            ask, choose, x_part = (Q_PART, Q_PART_CHOICE, x) if not e.ordinal else \
-                (Q_PART_FIRST, Q_PART_FIRST_CHOICE, _the(e.class_name))
-            b.add("temporal_part", "bin", ask, part, answer("label", part, labels=[part], choices=PARTS), x=x_part)
-            b.choice("temporal_part_choice", choose, part, [p for p in PARTS if p != part], x=x_part)
+            b.add("temporal_part", "bin", Q_PART, part, answer("label", part, labels=[part], choices=PARTS), x=x)
+            b.choice("temporal_part_choice", Q_PART_CHOICE, part, [p for p in PARTS if p != part], x=x)
+    for e in _subjects(f, ctx, rng, lambda e: True):
+        x = _the(e.name)
         overlap = sorted({o.class_name for o in f.events if o is not e and o.onset < e.offset and o.offset > e.onset})
         text = "; ".join(overlap) if overlap else "nothing else"
         b.add("temporal_while", "exact", Q_WHILE, text, answer("labels", text, labels=overlap), x=x)

@@ -142,15 +142,15 @@ def check(qa, row: dict, ontology: Ontology | None) -> None:
     elif t == "temporal_all":
         assert a["values"] == pytest.approx([v for e in sorted(row["events"], key=lambda e: (e["onset"], e["offset"],
                                              e["class_name"])) for v in (e["onset"], e["offset"])])
-    elif t == "temporal_onset":
-        assert a["values"][0] == pytest.approx(subj[0]["onset"])
-    elif t == "temporal_offset":
-        assert a["values"][0] == pytest.approx(subj[0]["offset"])
-    elif t in ("temporal_part", "temporal_part_choice"):  # an event, or a recurring class first heard
-        onset = subj[0]["onset"] if subj[0] else min(e["onset"] for e in row["events"]
-                                                     if e["class_name"] == qa.subjects[0])
-        assert a["text"] == ("the beginning", "the middle", "the end")[int(3 * onset / row["duration"])]
-        assert subj[0] or "first" in qa.question
+    elif t in ("temporal_onset", "temporal_offset", "temporal_part", "temporal_part_choice"):  # of a class
+        spans = [(e["onset"], e["offset"]) for e in row["events"] if e["class_name"] == qa.subjects[0]]
+        onset, offset = min(o for o, _ in spans), max(o for _, o in spans)
+        if t == "temporal_onset":
+            assert a["values"][0] == pytest.approx(onset)
+        elif t == "temporal_offset":
+            assert a["values"][0] == pytest.approx(offset)
+        else:
+            assert a["text"] == ("the beginning", "the middle", "the end")[int(3 * onset / row["duration"])]
     elif t == "temporal_while":
         e = subj[0]
         assert a["labels"] == sorted({o["class_name"] for o in row["events"] if o is not e
@@ -560,8 +560,9 @@ def test_absent_classes_asked_about_are_the_datasets_own_so_membership_gives_not
 
 def test_order_and_part_questions_carry_no_ordinal_that_tells_the_time():
     """"Which starts first, the first Bell or the third Dog?" was answered by the lower ordinal 74 %
-    of the time, and "in which part does the third Dog start" leaned late: order pairs now share
-    their ordinal (or have none) and part questions name a class, heard once or first heard."""
+    of the time, "in which part does the third Dog start" leaned late, and onsets of "the tenth Dog"
+    averaged 0.68 of the clip against 0.16 for "the first": order pairs now share their ordinal (or
+    have none), and onsets, offsets and parts are asked of a class, in one wording for all."""
     ordinal = {w: k for k, w in enumerate(("first", "second", "third", "fourth", "fifth", "sixth"), 1)}
 
     def rank(subject: str) -> int:
@@ -575,8 +576,8 @@ def test_order_and_part_questions_carry_no_ordinal_that_tells_the_time():
                 a, b = qa.subjects
                 assert rank(a) == rank(b), qa.question
                 asked[qa.task, rank(a) > 0] += 1
-            elif qa.task in ("temporal_part", "temporal_part_choice"):
-                assert rank(qa.subjects[0]) == 0, qa.question
+            elif qa.task in ("temporal_part", "temporal_part_choice", "temporal_onset", "temporal_offset"):
+                assert rank(qa.subjects[0]) == 0 and qa.subjects[0] in CLASSES, qa.question
                 asked[qa.task] += 1
     # still asked, about recurring classes too
     assert asked["temporal_order", True] >= 20 and asked["temporal_before", False] >= 10 and asked["temporal_part"] >= 20
