@@ -62,6 +62,7 @@ class Context:
     # multiple-choice options stay inside it, so the largest option is the answer as often as the data says
     event_counts: tuple[int, int | None] = (0, None)
     distance_bins: tuple[int, int | None] = (1, None)
+    skip_tasks: frozenset[str] = frozenset()   # tasks not asked (see COARSE)
 
 
 def answer(kind: str, text: str, *, values=(), unit: str = "", labels=(), choices=(), choice_index: int = -1,
@@ -330,6 +331,10 @@ Q_BUSY = ("Is the scene sparse (1-2 events), moderate (3-5 events) or busy (6 or
 BUSY = ("sparse", "moderate", "busy")
 
 
+def busy_word(n: int) -> str:
+    return BUSY[0] if n <= 2 else BUSY[1] if n <= 5 else BUSY[2]
+
+
 def counting(f: Facts, ctx: Context, rng: Random) -> list[QA]:
     b = _Builder("counting", rng, "COUNTING")
     if not f.events:
@@ -341,7 +346,7 @@ def counting(f: Facts, ctx: Context, rng: Random) -> list[QA]:
     if f.max_polyphony is not None:
         b.add("count_polyphony", "exact", Q_POLY, str(f.max_polyphony),
               answer("number", str(f.max_polyphony), values=[f.max_polyphony], unit="events"))
-    busy = BUSY[0] if n <= 2 else BUSY[1] if n <= 5 else BUSY[2]
+    busy = busy_word(n)
     b.add("count_bin", "bin", Q_BUSY, busy, answer("label", busy, labels=[busy], choices=BUSY))
     wrong = _ladder(b.rng, n, 1, *ctx.event_counts)
     if wrong:
@@ -636,9 +641,21 @@ ROW_SKIPS: dict[str, Callable[[Facts, Context], str | None]] = {
     "classification": classification_skip, "room": room_skip, "loudest": loudest_skip}
 
 
+# coarse words with fixed edges, and the tasks that ask for them: where nearly every clip of a dataset
+# gets one word (its rooms all large, its scenes all busy) those tasks are answered without listening,
+# so the QA job leaves them out (`pipelines.stages.qa`)
+COARSE: dict[str, tuple[str, Callable[[Facts], str | None], tuple[str, ...]]] = {  # fact: family, word, tasks
+    "room size": ("room", lambda f: room_size(f.volume) if f.volume else None,
+                  ("room_size", "room_size_choice", "room_size_yesno")),
+    "reverberance": ("room", lambda f: reverb_word(f.rt60) if f.rt60 is not None else None, ("room_reverb",)),
+    "event count bin": ("counting", lambda f: busy_word(len(f.events)) if f.events else None, ("count_bin",)),
+}
+
+
 def generate(f: Facts, ctx: Context) -> list[QA]:
-    """Every family's tuples for one clip; random choices from (seed, audio id, family)."""
+    """Every family's tuples for one clip, less `ctx.skip_tasks`; random choices from (seed, audio
+    id, family)."""
     out: list[QA] = []
     for family in ctx.families:
         out += GENERATORS[family](f, ctx, Random(item_seed(ctx.seed, f.audio_id, family)))
-    return out
+    return [q for q in out if q.task not in ctx.skip_tasks] if ctx.skip_tasks else out

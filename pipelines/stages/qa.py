@@ -27,13 +27,15 @@ from catalog.names import DatasetRef
 from catalog.shards import DEFAULT_SHARD_BYTES
 from catalog.storage import absolute_path
 from pipelines.qa.facts import CONVENTION, distance_bin, extract_facts
-from pipelines.qa.families import FAMILIES, ROW_SKIPS, Context, generate
+from pipelines.qa.families import COARSE, FAMILIES, ROW_SKIPS, Context, generate
 from pipelines.qa.lm import LmConfig, ask_all, preflight
 from pipelines.qa.ontology import Ontology
 from pipelines.qa.records import features, to_rows
 from pipelines.qa.splits import Clip, assign_splits
 from pipelines.sharded import ShardTask, plan_shards, run_sharded
 
+# a coarse word shared by this share of at least this many clips is one a model learns without listening
+CONSTANT_SHARE, MIN_CLIPS_FOR_SHARE = 0.9, 20
 BYTES_PER_CLIP = 30_000  # about 60 tuples of ~500 bytes, for shard sizing
 # where the absent classes of yes/no and multiple-choice questions come from (the run summary says)
 NEGATIVES_WITH = "ontology siblings of the clip's classes; never an ancestor or descendant of a present class"
@@ -127,6 +129,7 @@ class _Scan:
     skips: dict[str, dict[str, str]] = field(default_factory=dict)   # row id -> family -> why skipped
     event_counts: Counter = field(default_factory=Counter)            # events per clip -> clips
     distance_bins: set[int] = field(default_factory=set)
+    coarse: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))  # COARSE fact -> word -> clips
 
     def spread(self) -> tuple[tuple[int, int | None], tuple[int, int | None]]:
         """(low, high) of events per clip and of distance bins: the range of multiple-choice options."""
@@ -137,8 +140,8 @@ class _Scan:
 
 def _scan(catalog: Catalog, snap: Snapshot, ctx: Context) -> _Scan:
     """Every row as the split sees it, the families that skip it, and the dataset's spread."""
-    cols = [c for c in ("id", "room_id", "room_ids", "events", "parent_ids", "source_ids", "format", "num_channels")
-            if c in snap.features]
+    cols = [c for c in ("id", "room_id", "room_ids", "events", "parent_ids", "source_ids", "format", "num_channels",
+                        "rt60", "room_dims") if c in snap.features]
     checks = {f: ROW_SKIPS[f] for f in ctx.families if f in ROW_SKIPS}
     scan = _Scan()
     for split in catalog.splits(snap.ref):
@@ -151,18 +154,31 @@ def _scan(catalog: Catalog, snap: Snapshot, ctx: Context) -> _Scan:
             if facts.events:
                 scan.event_counts[len(facts.events)] += 1
             scan.distance_bins.update(distance_bin(e.distance) for e in facts.events if e.distance is not None)
+            for fact, (_, word, _) in COARSE.items():
+                if (w := word(facts)) is not None:
+                    scan.coarse[fact][w] += 1
     return scan
 
 
-def _warnings(families: list[str], event_counts: Counter) -> list[str]:
-    """What would let a model answer without listening, found before any tuple is written."""
-    out = []
-    if "counting" in families and len(event_counts) == 1 and event_counts.total() >= 10:
-        n = next(iter(event_counts))
-        out.append(f"counting: all {event_counts.total()} clips hold {n} events, so every event-count answer is "
+def _warnings(families: list[str], scan: _Scan) -> tuple[list[str], frozenset[str]]:
+    """What would let a model answer without listening, found before any tuple is written, and
+    the tasks left out for it (a coarse word that nearly every clip shares)."""
+    out, skip = [], set()
+    counts = scan.event_counts
+    if "counting" in families and len(counts) == 1 and counts.total() >= 10:
+        n = next(iter(counts))
+        out.append(f"counting: all {counts.total()} clips hold {n} events, so every event-count answer is "
                    f"{n} and can be learned without listening; make scenes with a different events_per_minute or "
                    f"clip_seconds (counts are drawn per clip around the rate)")
-    return out
+    for fact, (family, _, tasks) in COARSE.items():
+        words = scan.coarse.get(fact, Counter())
+        total = words.total()
+        if family in families and total >= MIN_CLIPS_FOR_SHARE and words.most_common(1)[0][1] >= CONSTANT_SHARE * total:
+            word, n = words.most_common(1)[0]
+            skip.update(tasks)
+            out.append(f"{fact}: {n} of {total} clips are '{word}', so {', '.join(tasks)} would be answered "
+                       f"without listening; they are left out (vary the rooms or scenes for them)")
+    return out, frozenset(skip)
 
 
 def _count_skips(by_split: dict[str, list[Clip]], skips: dict[str, dict[str, str]]) -> dict[str, dict[str, int]]:
@@ -177,8 +193,9 @@ def _count_skips(by_split: dict[str, list[Clip]], skips: dict[str, dict[str, str
 
 @lru_cache(maxsize=4)
 def _context(seed: int, class_map: tuple[str, ...], ontology: str | None, max_subjects: int,
-             families: tuple[str, ...], *spread: tuple[int, int | None]) -> Context:
-    return Context(seed, class_map, Ontology.load(ontology) if ontology else None, max_subjects, families, *spread)
+             families: tuple[str, ...], *spread_and_skips) -> Context:
+    return Context(seed, class_map, Ontology.load(ontology) if ontology else None, max_subjects, families,
+                   *spread_and_skips)
 
 
 def make_rows(cfg: QaConfig, catalog_json: str, ref: str, ctx_args: tuple, task: ShardTask):
@@ -215,7 +232,8 @@ def run_qa(cfg: QaConfig, catalog: Catalog, *, address: str | None = None, show_
     ctx = _context(*ctx_args)
     scan = _scan(catalog, snap, ctx)
     spread = scan.spread()
-    ctx_args += spread
+    warnings, skip_tasks = _warnings(families, scan)
+    ctx_args += (*spread, skip_tasks)
     by_split, dropped = assign_splits(scan.clips, cfg.test_fraction, cfg.seed)
     lm_tuples, lm_summary = {}, None
     if cfg.lm is not None:
@@ -226,7 +244,7 @@ def run_qa(cfg: QaConfig, catalog: Catalog, *, address: str | None = None, show_
     summary = {"families": families, "skipped_families": skipped, "convention": CONVENTION,
                "split_dropped": len(dropped), "split_dropped_examples": dict(sorted(dropped.items())[:5]),
                "clips": {s: len(c) for s, c in by_split.items()}, "language_model": lm_summary,
-               "skipped_rows": _count_skips(by_split, scan.skips), "warnings": _warnings(families, scan.event_counts),
+               "skipped_rows": _count_skips(by_split, scan.skips), "warnings": warnings, "skipped_tasks": sorted(skip_tasks),
                "choice_ranges": {"events_per_clip": spread[0], "distance_bins": spread[1]}}
     if "classification" in families:
         summary["negatives"] = NEGATIVES_WITH if cfg.ontology else NEGATIVES_WITHOUT

@@ -122,10 +122,31 @@ def test_a_dataset_whose_clips_all_hold_the_same_number_of_events_is_warned_abou
     """Scenes made at a fixed count gave every counting answer the same value: the run says so."""
     from collections import Counter
 
-    from pipelines.stages.qa import _warnings
+    from pipelines.stages.qa import _Scan, _warnings
 
-    (constant,) = _warnings(["counting"], Counter({36: 40}))
+    (constant,), _ = _warnings(["counting"], _Scan(event_counts=Counter({36: 40})))
     assert "all 40 clips hold 36 events" in constant and "events_per_minute" in constant
-    assert _warnings(["counting"], Counter({35: 12, 36: 20, 41: 8})) == []
-    assert _warnings(["classification"], Counter({36: 40})) == []  # no counting questions asked
-    assert _warnings(["counting"], Counter({3: 4})) == []  # too few clips to tell
+    assert _warnings(["counting"], _Scan(event_counts=Counter({35: 12, 36: 20, 41: 8}))) == ([], frozenset())
+    assert _warnings(["classification"], _Scan(event_counts=Counter({36: 40})))[0] == []  # no counting asked
+    assert _warnings(["counting"], _Scan(event_counts=Counter({3: 4})))[0] == []  # too few clips to tell
+
+
+def test_a_coarse_word_nearly_every_clip_shares_is_not_asked_and_the_run_says_why():
+    """With the RIR stage's default rooms 293 of 299 clips were 'large' (room_size_yesno answered 98 %
+    from the word alone), and 60 s scenes are all 'busy': those tasks are left out, with a warning."""
+    from collections import Counter
+
+    from pipelines.qa import Context, extract_facts, generate
+    from pipelines.stages.qa import _Scan, _warnings
+    from tests.pipelines.qa.test_families import CLASSES, scene_row
+
+    scan = _Scan(event_counts=Counter({30: 20, 36: 20}))
+    scan.coarse.update({"room size": Counter({"large": 293, "medium-sized": 6}),
+                        "event count bin": Counter({"busy": 40}), "reverberance": Counter({"dry": 20, "very "
+                                                                                           "reverberant": 20})})
+    warnings, skip = _warnings(["counting", "room"], scan)
+    assert skip == {"room_size", "room_size_choice", "room_size_yesno", "count_bin"}
+    assert any("293 of 299 clips are 'large'" in w for w in warnings)
+    row = scene_row(1, 10.0, 0.0, ["Dog", "Bell"], dims=(20.0, 15.0, 4.0))
+    tasks = {q.task for q in generate(extract_facts(row), Context(class_map=tuple(CLASSES), skip_tasks=skip))}
+    assert "room_rt60" in tasks and "count_events" in tasks and not tasks & skip
