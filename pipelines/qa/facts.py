@@ -197,6 +197,11 @@ def _heard_speed(e: dict, azimuths: dict[tuple[int, int], float]) -> float:
     return 0.0 if len(heard) > 1 and len(set(heard)) == 1 else speed
 
 
+def _finite(value: float | None) -> float | None:
+    """None for a value that is unknown: missing, or NaN (an RT60 whose decay fit failed)."""
+    return value if value is not None and np.isfinite(value) else None
+
+
 def extract_facts(row: dict) -> Facts:
     """Facts from a scenes, mixtures or event-library row (columns as their stages write them)."""
     spatial = row.get("format") in ("foa", "mic") and (row.get("num_channels") or 0) > 1
@@ -226,6 +231,6 @@ def extract_facts(row: dict) -> Facts:
     return Facts(row["id"], row.get("duration"), tuple(sorted(names)),
                  {n: ontology.get(n) for n in sorted(names)}, events, spatial,
                  _polyphony(events) if row.get("events") is not None else None,
-                 row.get("rt60"), float(np.prod(dims)) if dims else None, row.get("room_id"), row.get("caption"),
+                 _finite(row.get("rt60")), float(np.prod(dims)) if dims else None, row.get("room_id"), row.get("caption"),
                  frozenset(clips), tuple(room_ids(row)), tuple(row.get("parent_ids") or ()),
                  row.get("room_ids") is not None)

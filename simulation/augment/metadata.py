@@ -234,7 +234,7 @@ def speed_meta(meta: Meta, factor: float, hop: float) -> Meta:
     frame centres).
     """
     out = _clip_snr_unknown(meta)
-    if out.get("rt60") is not None:  # the reverberation is played factor times faster too
+    if out.get("rt60") is not None and math.isfinite(out["rt60"]):  # the reverberation plays faster too
         out["rt60"] = out["rt60"] / factor
         if out.get("caption"):
             out["caption"] = _reverb_reworded(out["caption"], out["rt60"])

@@ -499,6 +499,14 @@ def test_a_source_stepping_on_a_grid_ends_on_the_grid_point_it_was_heard_at():
     assert extract_facts({**row, "events": [{**tail, "step_phase": 14.0}]}).events[0].moving  # jumps at 15 deg
 
 
+def test_a_room_whose_rt60_fit_failed_gets_no_rt60_answer():
+    """The RIR stage stores NaN when no decay fit succeeds: QA answered 'nan s'."""
+    row = {**scene_row(2, 6.0, 0.0, ["Dog"]), "rt60": float("nan")}
+    tasks = {q.task: q.output for q in generate(extract_facts(row), Context(class_map=tuple(CLASSES)))}
+    assert "room_rt60" not in tasks and "room_reverb" not in tasks and "room_volume" in tasks
+    assert not any("nan" in out for out in tasks.values())
+
+
 def test_a_mono_event_row_answers_only_what_it_has():
     row = {"id": "ev-1", "label": "Dog", "duration": 1.2, "ontology_id": "/m/0bt9lr"}
     qas = generate(extract_facts(row), Context(class_map=("Dog", "Bell")))
