@@ -132,6 +132,8 @@ class Mix(Step):
 
     name: ClassVar[str] = "mix"
     defaults: ClassVar[dict] = {"snr_db": (-5.0, 5.0), "mix_rms_db": (-35.0, -15.0), "min_overlap": 0.5}
+    # beyond these one parent is inaudible (or the mixture below 16-bit's floor) while its labels stay
+    limits: ClassVar[dict] = {"snr_db": (-30.0, 30.0), "mix_rms_db": (-60.0, 0.0)}
     partner_id: str
     snr_db: float
     offset: int
@@ -236,6 +238,7 @@ class Noise(Step):
 
     name: ClassVar[str] = "noise"
     defaults: ClassVar[dict] = {"snr_db": (10.0, 40.0)}
+    limits: ClassVar[dict] = {"snr_db": (-10.0, 100.0)}  # below -10 dB the labelled events drown
     snr_db: float
     seed: int
 
@@ -255,6 +258,7 @@ class Noise(Step):
 class Gain(Step):
     name: ClassVar[str] = "gain"
     defaults: ClassVar[dict] = {"gain_db": (-6.0, 6.0)}
+    limits: ClassVar[dict] = {"gain_db": (-60.0, 24.0)}  # -200 dB wrote silence that kept its labels
     gain_db: float
 
     @classmethod

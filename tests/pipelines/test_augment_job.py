@@ -421,6 +421,9 @@ def test_rirs_of_another_channel_count_are_refused_before_the_job(inputs, drop, 
     ([{"name": "speed", "factor": [1.2, 0.8]}], "min <= max"),
     ([{"name": "speed", "factor": [0, 0]}], r"speed.factor must lie in \[0.25, 4\]"),   # divided by zero in a worker
     ([{"name": "speed", "factor": [-1, -0.5]}], "must lie in"),                         # wrote near-silent clips
+    ([{"name": "gain", "gain_db": [-200, -190]}], r"gain.gain_db must lie in \[-60, 24\]"),  # silence, still labelled
+    ([{"name": "mix", "snr_db": [80, 90]}], r"mix.snr_db must lie in \[-30, 30\]"),     # an inaudible partner
+    ([{"name": "noise", "snr_db": [-60, -50]}], r"noise.snr_db must lie in"),             # events drowned
 ])
 def test_bad_steps_are_refused_by_the_config(steps, message):
     from pydantic import ValidationError
