@@ -33,7 +33,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from catalog.errors import RoomtoneError
-from pipelines.qa.facts import TIME_MARGIN_S, Facts, octant, side
+from pipelines.qa.facts import ORDINALS, TIME_MARGIN_S, EventFact, Facts, octant, side
 from pipelines.qa.families import QA, SPATIAL_NOTE, answer
 from pipelines.qa.ontology import Ontology, alternatives
 
@@ -82,6 +82,7 @@ DENIED_AFTER_RE = re.compile(r"(?:\s+(?:is|are|was|were)\s+(?:absent|missing|sil
                              r"heard)\b(?!\s+(?:until|before|after|while|when|once|at\s+first|yet|then|again))",
                              re.I)   # "not heard until the Dog stops" speaks of time
 TOGETHER_RE = re.compile(r"\b(?:" + SIMULTANEOUS + r"|together)\b", re.I)   # an overlap claimed
+ORDINAL_BEFORE_RE = re.compile(r"\b(" + "|".join(ORDINALS) + r")\s+$", re.I)   # "the second Dog": one event
 ARTICLE_RE = re.compile(r"\b(?:the|a|at|its|their)\s+$", re.I)   # "the first Dog", "at last": no claim
 # "the first sound", "the last one to be heard": a claim about the class named before it (or, with
 # none before, the one after: "The first sound is the Bell")
@@ -266,12 +267,12 @@ def _wrong_class_count(clause: str, f: Facts) -> tuple[str, str] | None:
     return None
 
 
-def _allowed_words(f: Facts, name: str) -> set[str]:
-    """Every direction word true of some moment of the class's events (sector boundaries
-    widened by the margin, and by half a step for a source stepping on a grid, so a word is refused
-    only when it is clearly wrong)."""
+def _allowed_words(events: list[EventFact]) -> set[str]:
+    """Every direction word true of some moment of these events (sector boundaries widened by the
+    margin, and by half a step for a source stepping on a grid, so a word is refused only when it
+    is clearly wrong)."""
     words: set[str] = set()
-    for e in f.by_class(name):
+    for e in events:
         if e.azimuth is None:
             continue
         span, margin = e.speed * (e.offset - e.onset), 6.0 + e.azimuth_step / 2
@@ -282,14 +283,31 @@ def _allowed_words(f: Facts, name: str) -> set[str]:
     return words
 
 
-Mention = tuple[int, int, str]   # start, end, class
+Mention = tuple[int, int, str, int]   # start, end, class, ordinal (k: its k-th event, as the prompt names it; 0: all)
+Subject = tuple[str, int]   # (class, ordinal): what a claim is about
 
 
 def _find(clause: str, f: Facts) -> list[Mention]:
-    """The clip's classes named in the clause, in order (a longer name wins: 'Church bell' over 'Bell')."""
+    """The clip's classes named in the clause, in order (a longer name wins: 'Church bell' over 'Bell');
+    "the second Dog" of a recurring class is its second event, as the prompt names them."""
     key = {c.lower().replace("_", " "): c for c in f.classes}
     known = _words_re(f.classes)
-    return [(m.start(), m.end(), key[m[1].lower().replace("_", " ")]) for m in known.finditer(clause)] if known else []
+    out = []
+    for m in known.finditer(clause) if known else ():
+        name = key[m[1].lower().replace("_", " ")]
+        word = ORDINAL_BEFORE_RE.search(clause, 0, m.start())
+        k = ORDINALS.index(word[1].lower()) + 1 if word else 0
+        out.append((m.start(), m.end(), name, k if any(e.ordinal == k for e in f.by_class(name)) else 0))
+    return out
+
+
+def _events(f: Facts, subject: Subject) -> list[EventFact]:
+    name, k = subject
+    return [e for e in f.by_class(name) if not k or e.ordinal == k]
+
+
+def _said(subject: Subject) -> str:
+    return f"{ORDINALS[subject[1] - 1]} {subject[0]}" if subject[1] else subject[0]
 
 
 def _spans(pattern: re.Pattern, text: str, start: int, end: int) -> list[tuple[int, int]]:
@@ -297,7 +315,7 @@ def _spans(pattern: re.Pattern, text: str, start: int, end: int) -> list[tuple[i
     return list(zip(cuts, cuts[1:]))
 
 
-def _owners(clause: str, found: list[Mention], at: int, classes: tuple[str, ...]) -> set[str]:
+def _owners(clause: str, found: list[Mention], at: int, classes: tuple[str, ...]) -> set[Subject]:
     """The classes a direction word at ``at`` speaks of: every class of its comma-part when that
     says "both", "all of them", "every sound" (every class of the clause, or of the clip when the
     clause names none: "Both sounds come from the left" of a clip of two); else the nearest mention
@@ -308,17 +326,17 @@ def _owners(clause: str, found: list[Mention], at: int, classes: tuple[str, ...]
     in_part = [m for m in found if part[0] <= m[0] < part[1]]
     every = EVERY_RE.search(clause, *part)
     if every:
-        named = {c for _, _, c in in_part or found}
-        return named or (set() if every[0].lower() == "both" and len(classes) != 2 else set(classes))
+        named = {(c, k) for _, _, c, k in in_part or found}
+        return named or (set() if every[0].lower() == "both" and len(classes) != 2 else {(c, 0) for c in classes})
     seg = next(s for s in _spans(SEGMENT_RE, clause, *part) if s[0] <= at < s[1])
     here = [m for m in in_part if seg[0] <= m[0] < seg[1]]
     if here:
         before = [m for m in here if m[1] <= at]
-        return {(before[-1] if before else here[0])[2]}
+        return {(before[-1] if before else here[0])[2:]}
     if in_part:  # its part names classes, in other segments only: the word goes with what came before it
         earlier = [m for m in found if m[1] <= at]   # "a siren is heard behind, moving towards the left
-        return {earlier[-1][2]} if earlier else set()   # while clicking ...": the siren moves, not the clicking
-    for names in ({c for _, _, c in in_part}, {c for _, _, c in found}):
+        return {earlier[-1][2:]} if earlier else set()   # while clicking ...": the siren moves, not the clicking
+    for names in ({m[2:] for m in in_part}, {m[2:] for m in found}):
         if len(names) == 1:
             return names
     return set()
@@ -330,32 +348,32 @@ def _wrong_direction(clause: str, found: list[Mention], f: Facts) -> tuple[str, 
         rest = re.match(r"\s+of\s+(?:the\s+)?", clause[d.end():])
         if rest and any(m[0] == d.end() + rest.end() for m in found):
             continue
-        for name in sorted(_owners(clause, found, d.start(), f.classes)):
-            allowed = _allowed_words(f, name)
+        for subject in sorted(_owners(clause, found, d.start(), f.classes)):
+            allowed = _allowed_words(_events(f, subject))
             word = DIRECTION_WORDS.get(d[1].lower(), d[1].lower())
             if allowed and word not in allowed:
-                return "direction", f"puts {name} {word}; it is {', '.join(sorted(allowed))}"
+                return "direction", f"puts {_said(subject)} {word}; it is {', '.join(sorted(allowed))}"
     return None
 
 
 def _wrong_order(clause: str, found: list[Mention], f: Facts) -> tuple[str, str] | None:
     """An order the onsets contradict (by more than TIME_MARGIN_S): "A before/then/precedes B",
     "A after/follows B", "After A, B", "A ... first" and "A ... last"."""
-    onsets = {c: [e.onset for e in f.by_class(c)] for _, _, c in found}
+    onsets = {m[2:]: [e.onset for e in _events(f, m[2:])] for m in found}
     for r in RELATION_RE.finditer(clause):
         word, later = r[1].lower(), [m for m in found if m[0] >= r.end()]
         if not later or (word != "then" and not OBJECT_GAP_RE.fullmatch(clause, r.end(), later[0][0])):
             continue
         earlier = [m for m in found if m[1] <= r.start()]
         fronted = word in ("before", "after") and not earlier and len(later) > 1   # "After the Dog, the Bell ..."
-        a, b = (later[1][2], later[0][2]) if fronted else (earlier[-1][2] if earlier else None, later[0][2])
+        a, b = (later[1][2:], later[0][2:]) if fronted else (earlier[-1][2:] if earlier else None, later[0][2:])
         if a is None or a == b:
             continue
         before = RELATIONS[word] == "before"
         ok = (min(onsets[a]) < max(onsets[b]) + TIME_MARGIN_S if before
               else max(onsets[a]) > min(onsets[b]) - TIME_MARGIN_S)
         if not ok:
-            return "order", (f"says {a} {RELATIONS[word]} {b}; onsets {min(onsets[a]):.1f} s and "
+            return "order", (f"says {_said(a)} {RELATIONS[word]} {_said(b)}; onsets {min(onsets[a]):.1f} s and "
                              f"{min(onsets[b]):.1f} s")
     first, last = min(e.onset for e in f.events), max(e.onset for e in f.events)
     for m in ENDS_RE.finditer(clause):
@@ -366,27 +384,30 @@ def _wrong_order(clause: str, found: list[Mention], f: Facts) -> tuple[str, str]
             name = None
         elif article is None:   # "The Bell is heard first"; sentence-initial "First, the Bell rings"
             opening = not clause[:m.start()].strip()
-            name = earlier[-1][2] if earlier else later[0][2] if opening and later else None
+            name = earlier[-1][2:] if earlier else later[0][2:] if opening and later else None
         elif article[0].lower().startswith("the") and ENDS_NOUN_RE.match(clause, m.end()):
-            name = (earlier[-1] if earlier else later[0] if later else (0, 0, None))[2]
+            name = (earlier[-1] if earlier else later[0] if later else (0, 0, None, 0))[2:]
+            name = name if name[0] else None
         else:
             name = None
         if not name:
             continue
         if m[1].lower() == "first" and min(onsets[name]) > first + TIME_MARGIN_S:
-            return "order", f"says {name} is first; it starts at {min(onsets[name]):.1f} s, the first at {first:.1f} s"
+            return "order", (f"says {_said(name)} is first; it starts at {min(onsets[name]):.1f} s, the first at "
+                             f"{first:.1f} s")
         if m[1].lower() == "last" and max(onsets[name]) < last - TIME_MARGIN_S:
-            return "order", f"says {name} is last; it starts at {max(onsets[name]):.1f} s, the last at {last:.1f} s"
+            return "order", (f"says {_said(name)} is last; it starts at {max(onsets[name]):.1f} s, the last at "
+                             f"{last:.1f} s")
     for m in OPENS_RE.finditer(clause):   # "The clip begins with the Bell"
-        name = next((x[2] for x in found if x[0] == m.end()), None)
+        name = next((x[2:] for x in found if x[0] == m.end()), None)
         if name and min(onsets[name]) > first + TIME_MARGIN_S:
-            return "order", f"says the clip opens with {name}; it starts at {min(onsets[name]):.1f} s"
+            return "order", f"says the clip opens with {_said(name)}; it starts at {min(onsets[name]):.1f} s"
     return None
 
 
 def _denied(clause: str, found: list[Mention]) -> tuple[str, str] | None:
     """A class of the clip said to be absent ("there is no Bell", "the Bell cannot be heard")."""
-    for start, end, name in found:
+    for start, end, name, _ in found:
         if DENIED_BEFORE_RE.search(clause, 0, start) or DENIED_AFTER_RE.match(clause, end):
             return "class", f"says {name} is absent; the clip has it"
     return None
@@ -394,13 +415,13 @@ def _denied(clause: str, found: list[Mention]) -> tuple[str, str] | None:
 
 def _wrong_overlap(clause: str, found: list[Mention], f: Facts) -> tuple[str, str] | None:
     """Two classes said to sound together ("overlap", "at the same time") whose events never do."""
-    names = sorted({c for _, _, c in found})
-    if len(names) != 2 or not TOGETHER_RE.search(clause):
+    subjects = sorted({m[2:] for m in found})
+    if len(subjects) != 2 or not TOGETHER_RE.search(clause):
         return None
-    a, b = (f.by_class(n) for n in names)
+    a, b = (_events(f, s) for s in subjects)
     if any(x.onset < y.offset and y.onset < x.offset for x in a for y in b):
         return None
-    return "order", f"says {names[0]} and {names[1]} sound together; their events never overlap"
+    return "order", f"says {_said(subjects[0])} and {_said(subjects[1])} sound together; their events never overlap"
 
 
 def contradiction(text: str, f: Facts, vocabulary: list[str],

@@ -277,3 +277,30 @@ def test_ordinals_of_a_class_named_like_a_noun_are_no_order_claims():
         assert contradiction(qa.output, f, vocabulary) is None, qa.output
     assert contradiction("The second noise burst comes after the first noise burst.", f, vocabulary) is None
     assert contradiction("The noise_burst is the first sound.", f, vocabulary)[0] == "order"
+
+
+def _two_dogs() -> Facts:
+    """A Dog on the left at 0 s, a Bell in front at 3 s, a second Dog on the right at 6 s."""
+    def event(name, onset, azimuth):
+        return {"event_id": f"{name}-{onset}", "class_name": name, "onset": onset, "offset": onset + 1.0,
+                "azimuth": azimuth, "elevation": 0.0, "distance": 2.0, "speed": 0.0, "track": 0}
+    return extract_facts({"id": "s", "duration": 10.0, "format": "foa", "num_channels": 4, "label": ["Bell", "Dog"],
+                          "events": [event("Dog", 0.0, 90.0), event("Bell", 3.0, 0.0), event("Dog", 6.0, -90.0)]})
+
+
+@pytest.mark.parametrize("text, kind", [
+    ("The first Dog barks from the right.", "direction"),
+    ("The second Dog is on the left.", "direction"),
+    ("The second Dog barks before the Bell.", "order"),
+    ("The Bell rings after the second Dog.", "order"),
+    ("The first Dog and the Bell sound at the same time.", "order"),
+    ("The first Dog comes from the left, the second Dog from the right.", None),
+    ("The Bell rings after the first Dog and before the second Dog.", None),
+    ("A Dog barks on the right.", None),   # one of the Dogs is there
+])
+def test_a_claim_about_the_second_dog_is_checked_against_that_dog(text, kind):
+    """The prompt names a recurring class's events by ordinal; the check pooled them, so a claim
+    false of the second Dog but true of the first was kept."""
+    f = _two_dogs()
+    assert "second Dog: [6.0s-7.0s, right" in facts_prompt(f)
+    assert (contradiction(text, f, ["Bell", "Dog"]) or (None,))[0] == kind
