@@ -13,6 +13,7 @@ scalar draws cost a tenth of numpy's here, and no global state is touched).
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from itertools import combinations
 from operator import attrgetter
@@ -28,6 +29,7 @@ from simulation.seeding import item_seed
 FAMILIES = ("classification", "description", "temporal", "counting", "direction", "distance", "motion", "room",
             "loudest", "caption", "open")
 LETTERS = "ABCDEFGH"
+HARD_BOOST = 4.0   # an absent ontology sibling of a heard class is this many times likelier a negative
 
 
 @dataclass
@@ -63,6 +65,10 @@ class Context:
     event_counts: tuple[int, int | None] = (0, None)
     distance_bins: tuple[int, int | None] = (1, None)
     skip_tasks: frozenset[str] = frozenset()   # tasks not asked (see COARSE)
+    # how likely each class is drawn as the present / the absent class asked about (see `yes_no_weights`);
+    # unlisted: 1
+    present_weights: tuple[tuple[str, float], ...] = ()
+    absent_weights: tuple[tuple[str, float], ...] = ()
 
 
 def answer(kind: str, text: str, *, values=(), unit: str = "", labels=(), choices=(), choice_index: int = -1,
@@ -198,6 +204,58 @@ def classification_skip(f: Facts, ctx: Context) -> str | None:
     return None
 
 
+def _draw(rng: Random, pool: list[str], weights: dict[str, float]) -> str:
+    w = [weights.get(c, 1.0) for c in pool]
+    return pool[rng.choices(range(len(pool)), w)[0] if sum(w) > 0 else rng.randrange(len(pool))]
+
+
+def _absent_odds(hard: list[str], rest: list[str], weights: dict[str, float]) -> dict[str, float]:
+    """How likely each absent class is drawn: its weight, HARD_BOOST times for an ontology sibling."""
+    return {**{c: weights.get(c, 1.0) for c in rest}, **{c: HARD_BOOST * weights.get(c, 1.0) for c in hard}}
+
+
+def _draw_absent(rng: Random, hard: list[str], rest: list[str], weights: dict[str, float], k: int) -> list[str]:
+    """k absent classes without replacement, by `_absent_odds`."""
+    odds = _absent_odds(hard, rest, weights)
+    out = []
+    while len(out) < k and odds:
+        out.append(_draw(rng, list(odds), odds))
+        del odds[out[-1]]
+    return out
+
+
+def yes_no_weights(clips: list[tuple[Facts, int]], ctx: Context,
+                   rounds: int = 40) -> tuple[dict[str, float], dict[str, float]]:
+    """Per-class weights for drawing the present class and the absent class that yes/no and
+    multiple-choice questions ask about, such that each class is the subject of a "no" as often as
+    of a "yes": drawn uniformly, with ontology siblings as hard negatives, "Is there a Dog?" was
+    "no" 72 times in 89 (Dog is Cat's sibling) and a common class mostly "yes". clips: (facts, how
+    many clips share its classes). Fitted by multiplicative updates on the expected counts."""
+    groups = []
+    for f, n in clips:
+        hard, rest = _negative_tiers(f, ctx)
+        if f.classes and (hard or rest):
+            groups.append((n, list(f.classes), hard, rest))
+    present = {c: 1.0 for c in ctx.class_map}
+    absent = {c: 1.0 for c in ctx.class_map}
+    for _ in range(rounds):
+        yes, no = Counter(), Counter()
+        for n, heard, hard, rest in groups:
+            total = sum(present.get(c, 1.0) for c in heard)
+            for c in heard:
+                yes[c] += n * present.get(c, 1.0) / total
+            odds = _absent_odds(hard, rest, absent)
+            total = sum(odds.values())
+            for c, o in odds.items():
+                no[c] += n * o / total
+        for c in ctx.class_map:
+            if yes[c] > 0 and no[c] > 0:
+                step = (yes[c] / no[c]) ** 0.25
+                absent[c] *= step
+                present[c] /= step
+    return present, absent
+
+
 # -- families -----------------------------------------------------------------------------------
 
 Q_LABELS = ("What sound events can be heard in the recording?", "Identify the sounds in the audio clip.",
@@ -229,10 +287,10 @@ def classification(f: Facts, ctx: Context, rng: Random) -> list[QA]:
               answer("labels", "; ".join(categories), labels=categories))
     hard, rest = _negative_tiers(f, ctx)
     if hard or rest:
-        x = _pick(rng, names)
-        wrong = ([hard[i] for i in _order(rng, len(hard))] + [rest[i] for i in _order(rng, len(rest))])[:3]
-        b.choice("cla_choice", Q_WHICH_PRESENT, x, wrong)
-        b.yes_no("cla_yesno", Q_PRESENT, {"x": x}, {"x": wrong[0]})
+        x = _draw(rng, names, dict(ctx.present_weights))
+        absent = dict(ctx.absent_weights)
+        b.choice("cla_choice", Q_WHICH_PRESENT, x, _draw_absent(rng, hard, rest, absent, 3))
+        b.yes_no("cla_yesno", Q_PRESENT, {"x": x}, {"x": _draw_absent(rng, hard, rest, absent, 1)[0]})
     return b.out
 
 

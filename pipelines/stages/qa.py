@@ -27,7 +27,7 @@ from catalog.names import DatasetRef
 from catalog.shards import DEFAULT_SHARD_BYTES
 from catalog.storage import absolute_path
 from pipelines.qa.facts import CONVENTION, distance_bin, extract_facts
-from pipelines.qa.families import COARSE, FAMILIES, ROW_SKIPS, Context, generate
+from pipelines.qa.families import COARSE, FAMILIES, ROW_SKIPS, Context, generate, yes_no_weights
 from pipelines.qa.lm import LmConfig, ask_all, preflight
 from pipelines.qa.ontology import Ontology
 from pipelines.qa.records import features, to_rows
@@ -38,7 +38,8 @@ from pipelines.sharded import ShardTask, plan_shards, run_sharded
 CONSTANT_SHARE, MIN_CLIPS_FOR_SHARE = 0.9, 20
 BYTES_PER_CLIP = 30_000  # about 60 tuples of ~500 bytes, for shard sizing
 # where the absent classes of yes/no and multiple-choice questions come from (the run summary says)
-NEGATIVES_WITH = "ontology siblings of the clip's classes; never an ancestor or descendant of a present class"
+NEGATIVES_WITH = ("the dataset's class map, ontology siblings of the clip's classes 4x likelier, never an ancestor or "
+                  "descendant of a present class; classes weighted so each is as often asked about absent as present")
 NEGATIVES_WITHOUT = ("the dataset's class map, without an ontology: if the map holds parents and children (Animal, "
                      "Dog), a present sound's parent can be asked about as absent; give ontology to rule that out")
 
@@ -130,6 +131,7 @@ class _Scan:
     event_counts: Counter = field(default_factory=Counter)            # events per clip -> clips
     distance_bins: set[int] = field(default_factory=set)
     coarse: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))  # COARSE fact -> word -> clips
+    class_sets: dict[tuple, list] = field(default_factory=dict)   # (classes, ontology ids) -> [facts, clips]
 
     def spread(self) -> tuple[tuple[int, int | None], tuple[int, int | None]]:
         """(low, high) of events per clip and of distance bins: the range of multiple-choice options."""
@@ -141,7 +143,7 @@ class _Scan:
 def _scan(catalog: Catalog, snap: Snapshot, ctx: Context) -> _Scan:
     """Every row as the split sees it, the families that skip it, and the dataset's spread."""
     cols = [c for c in ("id", "room_id", "room_ids", "events", "parent_ids", "source_ids", "format", "num_channels",
-                        "rt60", "room_dims") if c in snap.features]
+                        "rt60", "room_dims", "label", "ontology_id") if c in snap.features]
     checks = {f: ROW_SKIPS[f] for f in ctx.families if f in ROW_SKIPS}
     scan = _Scan()
     for split in catalog.splits(snap.ref):
@@ -157,6 +159,7 @@ def _scan(catalog: Catalog, snap: Snapshot, ctx: Context) -> _Scan:
             for fact, (_, word, _) in COARSE.items():
                 if (w := word(facts)) is not None:
                     scan.coarse[fact][w] += 1
+            scan.class_sets.setdefault((facts.classes, tuple(facts.ontology_ids.items())), [facts, 0])[1] += 1
     return scan
 
 
@@ -233,7 +236,9 @@ def run_qa(cfg: QaConfig, catalog: Catalog, *, address: str | None = None, show_
     scan = _scan(catalog, snap, ctx)
     spread = scan.spread()
     warnings, skip_tasks = _warnings(families, scan)
-    ctx_args += (*spread, skip_tasks)
+    weights = yes_no_weights([(f, n) for f, n in scan.class_sets.values()], ctx) if "classification" in families \
+        else ({}, {})
+    ctx_args += (*spread, skip_tasks, *(tuple(sorted(w.items())) for w in weights))
     by_split, dropped = assign_splits(scan.clips, cfg.test_fraction, cfg.seed)
     lm_tuples, lm_summary = {}, None
     if cfg.lm is not None:
