@@ -176,13 +176,14 @@ def crop_row(row: dict, spec: InputSpec, epoch: int) -> dict:
         offset -= offset % hop  # crops start on a label frame
     wave = resample(wave[:, offset:offset + length].astype(np.float32), rate, spec.rate)
     n = spec.samples
+    heard = min(n, wave.shape[1])  # what the zero padding of a short clip leaves of it
     wave = np.pad(wave, ((0, 0), (0, max(0, n - wave.shape[1]))))[:, :n].astype(np.float32)
     out = {"wave": wave if spec.family == "seld" else wave[0], "id": row["id"]}
     if spec.family == "tagging":
         names = [row["label"]] if isinstance(row["label"], str) else list(row["label"] or [])
         target = np.zeros(len(spec.classes), np.float32)
         target[[spec.classes.index(c) for c in names if c in spec.classes]] = 1.0
-        out["target"] = target
+        out["target"], out["sounding"] = target, heard
     elif spec.family == "seld":  # the crop's frame labels, renumbered from 0; targets come with the features
         first, frames = offset // hop, int(round(spec.clip_seconds / LABEL_HOP_S))
         out["labels"] = [dict(l, frame=l["frame"] - first) for l in row["labels"]
@@ -227,9 +228,11 @@ def _featurise(batch: dict, spec: InputSpec, epoch: int) -> dict:
     ids = batch["id"]
     wave = np.ascontiguousarray(batch.pop("wave"))
     epochs = [epoch] * len(ids)
-    labels = batch.pop("labels", None)
+    labels, sounding = batch.pop("labels", None), batch.pop("sounding", None)
     if labels is not None:
         batch["target"], batch["reference"] = _seld_targets(labels, ids, epochs, spec)
+    if sounding is not None and spec.augment:
+        batch["target"] = _tagging_targets(batch["target"], sounding, ids, epochs, spec)
     if spec.features_on == "loader":
         batch["fbank"] = model_inputs(torch.from_numpy(wave), ids, epochs, spec).numpy()
     else:
@@ -278,6 +281,25 @@ def _seld_targets(labels: list[list[dict]], ids: Sequence[str], epochs: Sequence
     frames = int(round(spec.clip_seconds / LABEL_HOP_S))
     targets = [seld_targets(l, frames, len(spec.classes)) for l in labels]
     return np.stack([t[0] for t in targets]), np.stack([t[1] for t in targets])
+
+
+def _tagging_targets(targets: np.ndarray, sounding: Sequence[int], ids: Sequence[str], epochs: Sequence[int],
+                     spec: InputSpec) -> np.ndarray:
+    """The crops' class targets after their recipes: each class sounds over the crop's first
+    `sounding` samples (a short clip is zero-padded after them), and a shift or speed change
+    that moves all of it out of the crop takes the class out of the target, which would
+    otherwise name silence. Recipes are drawn again from the same keys, as for SELD."""
+    from simulation.augment import apply_recipe_meta
+
+    recipes = _augmenter(spec).draw(ids, _augment_rngs(ids, epochs, spec), spec.samples, epochs)
+    out = np.zeros_like(targets)
+    for row, (recipe, target, heard) in enumerate(zip(recipes, targets, sounding)):
+        events = [{"class_name": k, "track": 0, "onset": 0.0, "offset": int(heard) / spec.rate}
+                  for k in np.flatnonzero(target)]
+        left = apply_recipe_meta(recipe, {"duration": spec.clip_seconds, "events": events}, spec.rate,
+                                 hop=LABEL_HOP_S)["events"]
+        out[row, [e["class_name"] for e in left]] = target[[e["class_name"] for e in left]]
+    return out
 
 
 def _augmenter(spec: InputSpec):

@@ -87,3 +87,29 @@ def test_tagging_runs_default_to_spec_augment():
     assert TrainConfig(method="supervised").spec_augment
     assert not TrainConfig(method="supervised", model="seld-tiny").spec_augment
     assert not TrainConfig(method="ssast").spec_augment
+
+
+@pytest.mark.parametrize("seconds, kept", [((-0.9, -0.5), False), ((0.1, 0.3), True)])
+def test_a_tagging_clip_shifted_out_of_its_crop_loses_its_label(seconds, kept):
+    """A 0.2 s sound padded to a 1 s crop: advancing it by 0.5 s or more leaves silence, which
+    must not keep the sound's class as its target (delaying it keeps both)."""
+    rate, heard = 16_000, 3_200
+    spec = InputSpec("tagging", 1.0, rate, 5, ("a", "b"), augment=({"name": "shift", "seconds": list(seconds)},))
+    waves = np.zeros((6, rate), np.float32)
+    waves[:, :heard] = np.random.default_rng(0).standard_normal((6, heard)) * 0.1
+    batch = {"id": [f"c{i}" for i in range(6)], "wave": waves, "sounding": np.full(6, heard),
+             "target": np.eye(2, dtype=np.float32)[[i % 2 for i in range(6)]]}
+    out = _featurise(batch, spec, epoch=0)
+    assert "sounding" not in out
+    assert (out["target"].sum(axis=1) == (1 if kept else 0)).all()
+
+
+def test_a_tagging_crop_records_how_much_of_it_holds_the_clip():
+    from pretrain.data import crop_row
+    from catalog.audio import encode_flac
+
+    spec = InputSpec("tagging", 1.0, 16_000, 5, ("a", "b"))
+    short = {"id": "s", "label": "a", "audio": {"bytes": encode_flac(np.full((4_000, 1), 0.1, np.float32), 16_000)}}
+    long = {"id": "l", "label": "b", "audio": {"bytes": encode_flac(np.full((40_000, 1), 0.1, np.float32), 16_000)}}
+    assert crop_row(short, spec, 0)["sounding"] == 4_000
+    assert crop_row(long, spec, 0)["sounding"] == 16_000
