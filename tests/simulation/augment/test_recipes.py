@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from simulation import Room
 from simulation.augment import (MIN_EVENT_S, BatchAugment, Context, Gain, Mix, Noise, Recipe, Resources, Reverb,
                                 Rotate, Shift, Spec, Speed, apply_recipe, apply_recipe_batch, apply_recipe_meta,
-                                describe_events, draw_recipe, merge_meta, one_event, pattern_angles)
+                                describe_events, draw_recipe, merge_meta, one_event, pattern_angles, speed)
 from simulation.scenes import (Box, LibraryItem, PlanConfig, RirGrid, ScenePlan, caption, frame_labels, plan_scene,
                                stepped_azimuth)
 
@@ -447,3 +447,16 @@ def test_a_rotated_scene_caption_is_the_caption_of_its_rotated_events():
     for pattern in range(16):
         turned = apply_recipe_meta(Recipe("s", ("s",), 0, 0, (Rotate(pattern, "foa"),)), meta, FS)
         assert turned["caption"] == describe_events(turned["events"], meta["caption"]), pattern
+
+
+@pytest.mark.parametrize("factor", [1.25, 0.8, 1.1])
+def test_speed_does_not_spread_a_burst_over_the_clip(factor):
+    """A 25 ms noise burst in silence, sped up or slowed down: 50 ms from where it now lies the clip
+    stays silent (a brick-wall band cut rang at -58 dB of the burst's peak for the whole clip)."""
+    x = torch.zeros(1, 1, 2 * FS, dtype=torch.float64)
+    start, length = FS // 2, FS // 40
+    x[0, 0, start:start + length] = torch.from_numpy(np.random.default_rng(3).standard_normal(length))
+    y = speed(x, [factor])[0, 0].abs().numpy()
+    lo, hi, guard = int(start / factor), int((start + length) / factor), FS // 20
+    far = np.r_[y[:lo - guard], y[hi + guard:]]
+    assert 20 * np.log10(far.max() / y.max()) < -100
