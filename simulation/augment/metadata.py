@@ -290,7 +290,8 @@ def merge_meta(meta: Meta, partner: Meta, offset: int, rate: int, hop: float, ga
     `license` and `source_file`, where present, name both parents' ("A; B" when they differ).
     An event cut at the clip's end loses its power and SNR (see `clip_events`).
     """
-    a, b = scale_levels(one_event(meta), gain_a), scale_levels(one_event(partner), gain_b)
+    # each clip's ambience now holds the other's: event SNRs over it are unknown
+    a, b = (forget_ambience(scale_levels(one_event(m), g)) for m, g in ((meta, gain_a), (partner, gain_b)))
     tracks = [e["track"] for e in a["events"]] + [l["track"] for l in a.get("labels") or []]
     first = max(tracks) + 1 if tracks else 0
     dt = offset / rate
@@ -300,7 +301,7 @@ def merge_meta(meta: Meta, partner: Meta, offset: int, rate: int, hop: float, ga
     rooms = room_ids(a) + room_ids(b)
     if rooms:
         out["room_ids"] = rooms
-    if len(set(rooms)) > 1:
+    if len(set(rooms)) > 1 or a.get("rt60") != b.get("rt60"):  # a sped-up parent decays faster than its room
         out.update({key: None for key in ("rt60", "room_dims") if key in out})
     for key in ("license", "source_file"):  # provenance: a mixture owes both parents' terms
         if out.get(key) is not None and b.get(key) not in (None, out[key]):

@@ -460,3 +460,17 @@ def test_speed_does_not_spread_a_burst_over_the_clip(factor):
     lo, hi, guard = int(start / factor), int((start + length) / factor), FS // 20
     far = np.r_[y[:lo - guard], y[hi + guard:]]
     assert 20 * np.log10(far.max() / y.max()) < -100
+
+
+def test_a_mixture_forgets_event_snrs_and_an_rt60_its_parents_disagree_on():
+    """Each parent's ambience is in the mixture, so its events' SNRs over it are unknown; and a
+    parent sped up decays faster than its room's RT60, so a same-room mixture states none."""
+    def scene(sid, rt60):
+        event = {"event_id": f"{sid}-e", "class_name": "Dog", "track": 0, "onset": 0.5, "offset": 1.5,
+                 "level_db": -5.0, "snr_db": 20.0, "power_db": -30.0}
+        return {"id": sid, "duration": 3.0, "room_id": "r1", "rt60": rt60, "room_dims": [5, 5, 3], "events": [event],
+                "label": ["Dog"], "caption": None, "noise_snr_db": 12.0}
+
+    same = merge_meta(scene("a", 0.4), scene("b", 0.4), 0, FS, 0.1, 1.0, 1.0, 0)
+    assert [e["snr_db"] for e in same["events"]] == [None, None] and same["rt60"] == 0.4
+    assert merge_meta(scene("a", 0.2), scene("b", 0.4), 0, FS, 0.1, 1.0, 1.0, 0)["rt60"] is None
