@@ -298,7 +298,8 @@ def _tagging_targets(targets: np.ndarray, sounding: Sequence[int], ids: Sequence
                   for k in np.flatnonzero(target)]
         left = apply_recipe_meta(recipe, {"duration": spec.clip_seconds, "events": events}, spec.rate,
                                  hop=LABEL_HOP_S)["events"]
-        out[row, [e["class_name"] for e in left]] = target[[e["class_name"] for e in left]]
+        kept = [e["class_name"] for e in left]
+        out[row, kept] = target[kept]
     return out
 
 

@@ -297,7 +297,7 @@ def merge_meta(meta: Meta, partner: Meta, offset: int, rate: int, hop: float, ga
     dt = offset / rate
     moved = [{**e, "onset": e["onset"] + dt, "offset": e["offset"] + dt, "track": e["track"] + first}
              for e in b["events"]]
-    out = _clip_snr_unknown(a)
+    out = dict(a)  # its clip SNR already unknown (forget_ambience)
     rooms = room_ids(a) + room_ids(b)
     if rooms:
         out["room_ids"] = rooms
