@@ -15,6 +15,13 @@ from pathlib import Path
 
 import boto3
 import pytest
+from hypothesis import settings
+
+# CI explores the same property-test examples on every run (a red CI must mean a change broke
+# something, not that a new random example turned up); locally each run explores new ones and
+# replays past failures from .hypothesis/
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
