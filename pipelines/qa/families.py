@@ -69,6 +69,7 @@ class Context:
     # unlisted: 1
     present_weights: tuple[tuple[str, float], ...] = ()
     absent_weights: tuple[tuple[str, float], ...] = ()
+    event_count_clips: tuple[tuple[int, int], ...] = ()   # (events per clip, clips): the dataset's histogram
 
 
 def answer(kind: str, text: str, *, values=(), unit: str = "", labels=(), choices=(), choice_index: int = -1,
@@ -130,10 +131,13 @@ class _Builder:
         pair = [(template, true, True), (_pick(self.rng, false_phrasings) if false_phrasings else template, false,
                                          False)]
         for i in _order(self.rng, 2):
-            template, fields, value = pair[i]
-            self.out.append(QA(self.family, task, "yesno", template.format(**fields), "Yes" if value else "No",
-                               answer("boolean", "Yes" if value else "No", boolean=value), self.question_type,
-                               _named(fields)))
+            self.one(task, *pair[i])
+
+    def one(self, task: str, template: str, fields: dict, value: bool) -> None:
+        """One yes/no question, whose balance the caller ensures."""
+        self.out.append(QA(self.family, task, "yesno", template.format(**fields),
+                           "Yes" if value else "No", answer("boolean", "Yes" if value else "No", boolean=value),
+                           self.question_type, _named(fields)))
 
     def choice(self, task: str, phrasings: tuple[str, ...], correct: str, distractors: list[str],
                unit: str = "", **fields) -> None:
@@ -389,6 +393,11 @@ Q_BUSY = ("Is the scene sparse (1-2 events), moderate (3-5 events) or busy (6 or
 BUSY = ("sparse", "moderate", "busy")
 
 
+def _weighted(rng: Random, histogram: tuple[tuple[int, int], ...]) -> int | None:
+    """A value drawn with its weight from (value, weight) pairs; None for none."""
+    return rng.choices([v for v, _ in histogram], [w for _, w in histogram])[0] if histogram else None
+
+
 def busy_word(n: int) -> str:
     return BUSY[0] if n <= 2 else BUSY[1] if n <= 5 else BUSY[2]
 
@@ -409,7 +418,12 @@ def counting(f: Facts, ctx: Context, rng: Random) -> list[QA]:
     wrong = _ladder(b.rng, n, 1, *ctx.event_counts)
     if wrong:
         b.choice("count_choice", Q_COUNT, str(n), [str(k) for k in wrong], unit="events")
-    b.yes_no("count_more", Q_MORE, {"k": n - 1}, {"k": n})
+    # "more than k?": k = n - 1 (yes) and n (no) made two-event mixtures "more than 1: yes, more than 2: no" from
+    # the question alone. Now k is the smaller of n and the count m of a clip drawn as the dataset has them (none
+    # when m = n): each k is "yes" (m = k < n) exactly as often as "no" (n = k < m), and so is the family
+    other = _weighted(b.rng, ctx.event_count_clips)
+    if other is not None and other != n:
+        b.one("count_more", _pick(b.rng, Q_MORE), {"k": min(n, other)}, n > other)
     return b.out
 
 

@@ -238,7 +238,7 @@ def run_qa(cfg: QaConfig, catalog: Catalog, *, address: str | None = None, show_
     warnings, skip_tasks = _warnings(families, scan)
     weights = yes_no_weights([(f, n) for f, n in scan.class_sets.values()], ctx) if "classification" in families \
         else ({}, {})
-    ctx_args += (*spread, skip_tasks, *(tuple(sorted(w.items())) for w in weights))
+    ctx_args += (*spread, skip_tasks, *(tuple(sorted(w.items())) for w in weights), tuple(sorted(scan.event_counts.items())))
     by_split, dropped = assign_splits(scan.clips, cfg.test_fraction, cfg.seed)
     lm_tuples, lm_summary = {}, None
     if cfg.lm is not None:
