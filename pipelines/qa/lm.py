@@ -2,15 +2,17 @@
 against the facts: an answer that contradicts a class, a count, a direction or an order is
 rejected and counted, never kept.
 
-The check reads the common phrasings of those claims: orders ("A before/then/precedes B",
-"A after/follows B", "After A, B", "A is heard first", "First, A", "The clip begins with A";
-"the first A" names an event, claims nothing), counts in digits or words ("a single",
-"a pair of", "three", "three Dogs"; not "barks twice": one event may hold several barks),
-directions ("the back", "the rear" and "ahead" too) said of each class named (per comma part and
-and-segment, or of every class after "both"), sounds said to overlap that never do, any class
-of the clip said to be absent ("there is no Bell"), and any class the clip lacks unless denied:
-the dataset's classes and, with an ontology, its sound sources (not the clip's ancestors and
-descendants, nor the descriptive trees). A sentence it cannot attribute is kept, not guessed at.
+The check reads the answer and what its question presupposes, in the common phrasings: orders
+("A before/then/precedes B", "A after/follows B", "After A, B", "A ... later B", "A is heard
+first", "First, A", "The clip begins with A"; "the first A" names an event, claims nothing),
+counts in digits or words ("a single", "a pair of", "three", "three Dogs"; not "barks twice": one
+event may hold several barks), directions ("the back", "the rear" and "ahead" too; denied ones,
+"not on the left"; azimuths and elevations in degrees, distances in metres) said of each class
+named (per comma part and and-segment, or of every class after "both"), sounds said to overlap
+that never do (or never to overlap that do), any class of the clip said to be absent ("there is
+no Bell", "there isn't a Bell"), and any class the clip lacks unless denied: the dataset's classes
+and, with an ontology, its sound sources (not the clip's ancestors and descendants, nor the
+descriptive trees). A sentence it cannot attribute is kept, not guessed at.
 
 The prompt follows LTU's instruction generation (events with their times, a description,
 one JSON object per line with keys "q" and "a") and adds the spatial facts. The API key is
@@ -69,19 +71,32 @@ EVERY_RE = re.compile(r"\bboth\b|\b(?:all|each) of them\b|\ball (?:of )?(?:the )
 # ordering words between two class mentions: "a <word> b" says a starts before (or after) b
 RELATIONS = {"before": "before", "precedes": "before", "precede": "before", "preceding": "before",
              "followed by": "before", "then": "before", "earlier than": "before", "prior to": "before",
+             "later": "before", "afterwards": "before", "afterward": "before", "subsequently": "before",
              "after": "after", "follows": "after", "follow": "after", "following": "after", "preceded by": "after",
              "later than": "after"}
 RELATION_RE = re.compile(r"\b(" + "|".join(sorted(RELATIONS, key=len, reverse=True)) + r")\b", re.I)
 OBJECT_GAP_RE = re.compile(r"\s+(?:[\w'-]+\s+){0,2}")   # "before the Dog": at most two words to the object
 OPENS_RE = re.compile(r"\b(?:begins|starts|opens)\s+with\s+(?:the\s+|an?\s+)?", re.I)
 ENDS_RE = re.compile(r"\b(first|last)\b", re.I)   # "A is heard first", "B comes last"
-# a present class denied: "there is no Bell", "without a Bell"; "the Bell is absent", "... cannot be heard"
-DENIED_BEFORE_RE = re.compile(r"\b(?:no|without|not\s+(?:a|an|any|the))\s+(?:other\s+)?$", re.I)
+# a present class denied: "there is no Bell", "without a Bell", "there isn't a Bell", "it does not contain any
+# Bell"; "the Bell is absent", "... cannot be heard" ("not only the Dog", "not heard until the Dog" deny nothing)
+DENIED_BEFORE_RE = re.compile(r"(?:\bno|\bwithout|(?:\bnot|n't)\s+(?:(?!only\b|just\b|merely\b|until\b|before\b|after\b|while\b|when\b)\w+\s+){0,2}?"
+                              r"(?:a|an|any|the))\s+(?:other\s+)?$", re.I)
+SPEAKS_OF_TIME = r"\s+(?:until|before|after|while|when|once|at\s+first|yet|then|again)\b"
+NOT_TIME_RE = re.compile(r"(?!" + SPEAKS_OF_TIME + r")", re.I)   # "we do not hear the Bell until ...": no denial
 DENIED_AFTER_RE = re.compile(r"(?:\s+(?:is|are|was|were)\s+(?:absent|missing|silent|not\s+(?:present|heard|audible|"
                              r"there|in\s+the\s+(?:clip|recording|audio)))|\s+(?:cannot|can't|can\s+not)\s+be\s+"
-                             r"heard)\b(?!\s+(?:until|before|after|while|when|once|at\s+first|yet|then|again))",
-                             re.I)   # "not heard until the Dog stops" speaks of time
+                             r"heard)\b(?!" + SPEAKS_OF_TIME + ")", re.I)   # "not heard until the Dog stops" speaks of time
 TOGETHER_RE = re.compile(r"\b(?:" + SIMULTANEOUS + r"|together)\b", re.I)   # an overlap claimed
+# a claim negated: "do not overlap", "never at the same time", "isn't on the left" (up to three words between)
+NEGATED_RE = re.compile(r"(?:\b(?:not|never|no\s+longer)|n't)\s+(?:\w+\s+){0,3}$", re.I)
+# "azimuth 80 degrees", "at -100°" (not a speed: "30 degrees per second"); "1.5 m", "2 metres away" (not a room's
+# size: "a 5 m wide room", "60 cubic metres")
+DEGREES_RE = re.compile(r"(?<![\w.])(-?\d+(?:\.\d+)?)\s*(?:°|degrees?\b|deg\b)(?!\s*(?:per\b|/|a\s+second))", re.I)
+ANGLE_KIND_RE = re.compile(r"\b(azimuth|elevation)\b", re.I)
+METRES_RE = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:m|metres?|meters?)\b(?!\s*(?:\^|[²³]|wide|long|high|tall|"
+                       r"deep|by|x\b|×|per\b|/))", re.I)
+CUBIC_RE = re.compile(r"\b(?:cubic|square)\s*$", re.I)
 ORDINAL_BEFORE_RE = re.compile(r"\b(" + "|".join(ORDINALS) + r")\s+$", re.I)   # "the second Dog": one event
 ARTICLE_RE = re.compile(r"\b(?:the|a|at|its|their)\s+$", re.I)   # "the first Dog", "at last": no claim
 # "the first sound", "the last one to be heard": a claim about the class named before it (or, with
@@ -219,9 +234,15 @@ def _foreign_class(text: str, f: Facts, vocabulary: list[str], ontology: Ontolog
         return None
     masked = known.sub(" ", text) if known else text   # "Church bell" is not a Bell
     for m in unknown.finditer(masked):
-        if not (DENIED_BEFORE_RE.search(masked, 0, m.start()) or DENIED_AFTER_RE.match(masked, m.end())):
+        if not _is_denied(masked, m.start(), m.end()):
             return m[1]   # "there is no Cat" is true of a clip without one
     return None
+
+
+def _is_denied(text: str, start: int, end: int) -> bool:
+    """Whether the name at text[start:end] is said to be absent."""
+    return bool((DENIED_BEFORE_RE.search(text, 0, start) and NOT_TIME_RE.match(text, end))
+                or DENIED_AFTER_RE.match(text, end))
 
 
 def _wrong_count(text: str, f: Facts) -> tuple[str, str] | None:
@@ -267,20 +288,27 @@ def _wrong_class_count(clause: str, f: Facts) -> tuple[str, str] | None:
     return None
 
 
-def _allowed_words(events: list[EventFact]) -> set[str]:
+def _direction_words(events: list[EventFact], certain: bool = False) -> set[str]:
     """Every direction word true of some moment of these events (sector boundaries widened by the
     margin, and by half a step for a source stepping on a grid, so a word is refused only when it
-    is clearly wrong)."""
-    words: set[str] = set()
+    is clearly wrong); with ``certain``, the words true of every moment however the margin falls
+    (what "the Dog is not on the left" may not deny)."""
+    seen = []
     for e in events:
         if e.azimuth is None:
             continue
-        span, margin = e.speed * (e.offset - e.onset), 6.0 + e.azimuth_step / 2
-        for az in e.azimuth + np.linspace(min(0.0, span), max(0.0, span), 16)[:, None] + np.array([-margin, margin]):
-            for a in az:
-                words |= set(octant(a, e.elevation + 6.0)) | set(octant(a, e.elevation - 6.0))
-                words |= {w for w in ("left", "right", "front", "behind") if w in (side(a) or "")}
-    return words
+        for a, el in _moments(e):
+            seen.append(set(octant(a, el)) | {w for w in ("left", "right", "front", "behind") if w in (side(a) or "")})
+    if not seen:
+        return set()
+    return set.intersection(*seen) if certain else set.union(*seen)
+
+
+def _moments(e: EventFact) -> list[tuple[float, float]]:
+    """(azimuth, elevation) over the event's path, each widened both ways by the margin."""
+    span, margin = e.speed * (e.offset - e.onset), 6.0 + e.azimuth_step / 2
+    return [(a + da, e.elevation + de) for a in e.azimuth + np.linspace(min(0.0, span), max(0.0, span), 16)
+            for da in (-margin, margin) for de in (-6.0, 6.0)]
 
 
 Mention = tuple[int, int, str, int]   # start, end, class, ordinal (k: its k-th event, as the prompt names it; 0: all)
@@ -343,16 +371,54 @@ def _owners(clause: str, found: list[Mention], at: int, classes: tuple[str, ...]
 
 
 def _wrong_direction(clause: str, found: list[Mention], f: Facts) -> tuple[str, str] | None:
-    """A direction word that is false of the class it is said of ("left of the Bell" is relative: skipped)."""
+    """A direction word that is false of the class it is said of ("left of the Bell" is relative: skipped),
+    a denied one that is true of it throughout ("the Dog is not on the left"), or an azimuth, elevation
+    or distance in numbers that no moment of it has."""
     for d in DIRECTION_RE.finditer(clause):
         rest = re.match(r"\s+of\s+(?:the\s+)?", clause[d.end():])
         if rest and any(m[0] == d.end() + rest.end() for m in found):
             continue
+        negated = NEGATED_RE.search(clause, 0, d.start())
         for subject in sorted(_owners(clause, found, d.start(), f.classes)):
-            allowed = _allowed_words(_events(f, subject))
             word = DIRECTION_WORDS.get(d[1].lower(), d[1].lower())
+            if negated:
+                if word in _direction_words(_events(f, subject), certain=True):
+                    return "direction", f"says {_said(subject)} is not {word}; it is"
+                continue
+            allowed = _direction_words(_events(f, subject))
             if allowed and word not in allowed:
                 return "direction", f"puts {_said(subject)} {word}; it is {', '.join(sorted(allowed))}"
+    return _wrong_position(clause, found, f)
+
+
+def _wrong_position(clause: str, found: list[Mention], f: Facts) -> tuple[str, str] | None:
+    """An azimuth or elevation in degrees (the angle named nearest before it; azimuth when none is)
+    or a distance in metres that is off every moment of its class by more than the margin (10
+    degrees and half a grid step; 0.3 m or 15 %)."""
+    for m in DEGREES_RE.finditer(clause):
+        kind = [k[1].lower() for k in ANGLE_KIND_RE.finditer(clause, 0, m.start())]
+        value = float(m[1])
+        for subject in sorted(_owners(clause, found, m.start(), f.classes)):
+            events = [e for e in _events(f, subject) if e.azimuth is not None]
+            if not events:
+                continue
+            if kind and kind[-1] == "elevation":
+                if all(abs(e.elevation - value) > 10.0 for e in events):
+                    return "direction", f"puts {_said(subject)} at elevation {m[0]}; it is at " + ", ".join(
+                        f"{e.elevation:.0f}" for e in events)
+            elif all(abs((a - value + 180.0) % 360.0 - 180.0) > 10.0 + e.azimuth_step / 2
+                     for e in events for a in e.azimuth + np.linspace(0.0, e.speed * (e.offset - e.onset), 16)):
+                return "direction", f"puts {_said(subject)} at azimuth {m[0]}; it is at " + ", ".join(
+                    f"{e.azimuth:.0f}" for e in events)
+    for m in METRES_RE.finditer(clause):
+        if CUBIC_RE.search(clause, 0, m.start()):
+            continue
+        value = float(m[1])
+        for subject in sorted(_owners(clause, found, m.start(), f.classes)):
+            events = [e for e in _events(f, subject) if e.distance is not None]
+            if events and all(abs(e.distance - value) > max(0.3, 0.15 * e.distance) for e in events):
+                return "direction", f"puts {_said(subject)} {m[0]} away; it is at " + ", ".join(
+                    f"{e.distance:.1f} m" for e in events)
     return None
 
 
@@ -408,20 +474,25 @@ def _wrong_order(clause: str, found: list[Mention], f: Facts) -> tuple[str, str]
 def _denied(clause: str, found: list[Mention]) -> tuple[str, str] | None:
     """A class of the clip said to be absent ("there is no Bell", "the Bell cannot be heard")."""
     for start, end, name, _ in found:
-        if DENIED_BEFORE_RE.search(clause, 0, start) or DENIED_AFTER_RE.match(clause, end):
+        if _is_denied(clause, start, end):
             return "class", f"says {name} is absent; the clip has it"
     return None
 
 
 def _wrong_overlap(clause: str, found: list[Mention], f: Facts) -> tuple[str, str] | None:
-    """Two classes said to sound together ("overlap", "at the same time") whose events never do."""
+    """Two classes said to sound together ("overlap", "at the same time") whose events never do, or
+    said never to ("do not overlap") whose events overlap by more than TIME_MARGIN_S."""
     subjects = sorted({m[2:] for m in found})
-    if len(subjects) != 2 or not TOGETHER_RE.search(clause):
+    together = TOGETHER_RE.search(clause)
+    if len(subjects) != 2 or not together:
         return None
     a, b = (_events(f, s) for s in subjects)
-    if any(x.onset < y.offset and y.onset < x.offset for x in a for y in b):
-        return None
-    return "order", f"says {_said(subjects[0])} and {_said(subjects[1])} sound together; their events never overlap"
+    overlap = max(min(x.offset, y.offset) - max(x.onset, y.onset) for x in a for y in b)
+    names = f"{_said(subjects[0])} and {_said(subjects[1])}"
+    if NEGATED_RE.search(clause, 0, together.start()):
+        return ("order", f"says {names} never sound together; they overlap for {overlap:.1f} s")\
+            if overlap > TIME_MARGIN_S else None
+    return None if overlap > 0 else ("order", f"says {names} sound together; their events never overlap")
 
 
 def contradiction(text: str, f: Facts, vocabulary: list[str],
@@ -442,6 +513,23 @@ def contradiction(text: str, f: Facts, vocabulary: list[str],
         bad = (_denied(clause, found) or (_wrong_direction(clause, found, f) if f.spatial else None)
                or _wrong_order(clause, found, f) or _wrong_overlap(clause, found, f))
     return bad
+
+
+POLAR_RE = re.compile(r"\s*(?:is|are|was|were|does|do|did|can|could|has|have|will|would)\b", re.I)   # yes/no question
+NO_RE = re.compile(r"\s*no\b", re.I)
+
+
+def contradicted_pair(question: str, answer_text: str, f: Facts, vocabulary: list[str],
+                      ontology: Ontology | None = None) -> tuple[str, str] | None:
+    """What the answer contradicts, or else the question: a question presupposes what it asks about
+    ("Why does the Cat bark after the Dog?" of a clip without one: a true answer to it still teaches
+    the falsehood), and "yes" asserts a yes/no question's claim; only a yes/no question answered "no"
+    claims nothing. Same arguments as `contradiction`."""
+    bad = contradiction(answer_text, f, vocabulary, ontology)
+    if bad or (POLAR_RE.match(question) and NO_RE.match(answer_text)):
+        return bad
+    bad = contradiction(question, f, vocabulary, ontology)
+    return (bad[0], "the question " + bad[1]) if bad else None
 
 
 def chat(cfg: LmConfig, f: Facts) -> str:
@@ -476,7 +564,7 @@ def ask_all(cfg: LmConfig, facts: list[Facts], vocabulary: list[str],
         unparsed += not pairs
         for q, a in pairs:
             asked += 1
-            bad = contradiction(a, f, vocabulary, ontology)
+            bad = contradicted_pair(q, a, f, vocabulary, ontology)
             if bad:
                 reasons[bad[0]] += 1
                 if len(examples) < 5:

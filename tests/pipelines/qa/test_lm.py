@@ -304,3 +304,48 @@ def test_a_claim_about_the_second_dog_is_checked_against_that_dog(text, kind):
     f = _two_dogs()
     assert "second Dog: [6.0s-7.0s, right" in facts_prompt(f)
     assert (contradiction(text, f, ["Bell", "Dog"]) or (None,))[0] == kind
+
+
+@pytest.mark.parametrize("text, kind", [
+    ("There isn't a Bell in the clip.", "class"),                    # the eleventh audit's misses
+    ("The recording does not contain any Dog.", "class"),
+    ("The Bell rings, and later the Dog barks.", "order"),
+    ("The Bell rings and afterwards the Dog barks.", "order"),
+    ("The Dog is not on the left.", "direction"),
+    ("The Dog isn't coming from the left side.", "direction"),
+    ("The Dog is at an azimuth of -90 degrees.", "direction"),
+    ("The Bell is at an elevation of 60°.", "direction"),
+    ("The Bell rings 5 metres away.", "direction"),
+    ("The Dog and the Bell never overlap.", None),                    # true: 0.5-1.5 s and 2-3 s
+    ("The Bell is not on the left.", None),
+    ("The Dog is at about 80 degrees azimuth, 1.5 m away.", None),
+    ("The Bell rings at azimuth 255 degrees and elevation 10 degrees.", None),   # -105: within the margin
+    ("The Bell rings in a 5 m wide room of 60 cubic metres.", None),
+    ("We do not hear the Bell until the Dog stops.", None),
+    ("There is not only a Dog but also a Bell.", None),
+])
+def test_denials_later_and_numbers_are_read(text, kind):
+    found = contradiction(text, facts(), ["Bell", "Cat", "Dog"])
+    assert (found[0] if found else None) == kind, found
+
+
+def test_sounds_said_never_to_overlap_that_do_are_rejected():
+    overlapping = replace(facts(), events=(facts().events[0], replace(facts().events[1], onset=1.0, offset=2.0)))
+    assert contradiction("The Dog and the Bell do not overlap.", overlapping, ["Bell", "Dog"])[0] == "order"
+    assert contradiction("The Dog and the Bell overlap.", overlapping, ["Bell", "Dog"]) is None
+
+
+@pytest.mark.parametrize("question, answer_text, kind", [
+    ("Why does the Bell ring before the Dog?", "Because the bell was struck first.", "order"),
+    ("Why does the Cat meow?", "It is hungry.", "class"),
+    ("Does the Bell ring before the Dog?", "Yes, it does.", "order"),
+    ("Does the Bell ring before the Dog?", "No, the Dog comes first.", None),
+    ("Is there a Cat?", "No.", None),
+    ("Which sound comes first, and from where?", "The Dog, from the left.", None),
+])
+def test_a_question_that_presupposes_a_falsehood_is_rejected(question, answer_text, kind):
+    """The answer alone was checked, so a question built on a false premise was kept with it."""
+    from pipelines.qa.lm import contradicted_pair
+
+    found = contradicted_pair(question, answer_text, facts(), ["Bell", "Cat", "Dog"])
+    assert (found[0] if found else None) == kind, found
