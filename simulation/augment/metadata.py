@@ -19,9 +19,9 @@ import re
 from operator import itemgetter
 from typing import Any
 
-from ..scenes.labels import describe, frame_labels, sentence
+from ..scenes.labels import describe, direction_words, frame_labels, sentence
 from ..scenes.plan import PlannedEvent, ScenePlan, stepped_azimuth
-from .spatial import azimuth_sign, pattern_angles, rotate_caption
+from .spatial import _SECTOR_AZ, azimuth_sign, pattern_angles, rotate_caption
 
 __all__ = ["MIN_EVENT_S", "ONE_EVENT_KEYS", "clip_events", "describe_events", "forget_ambience", "forget_powers",
            "merge_meta", "one_event", "room_ids", "rotate_meta", "scale_levels", "source_ids", "speed_meta",
@@ -34,7 +34,7 @@ _ROOM_WORDS = r"in an? (?:small|medium-sized|large) (?:anechoic space|dry room|m
               r"very reverberant room)"
 _ENDING = re.compile(rf"({_ROOM_WORDS})$")
 _ANY_ROOM = re.compile(_ROOM_WORDS)
-_REVERB = re.compile(r"(?:dry|moderately reverberant|very reverberant) room$")
+_REVERB = re.compile(r"(?:dry|moderately reverberant|very reverberant) room$")   # of one room phrase
 # the event fields `one_event` gives a clip; a mono clip has no direction, distance or ambience (snr_db)
 ONE_EVENT_KEYS = ("event_id", "class_name", "ontology_id", "track", "onset", "offset", "level_db", "power_db")
 # what is left of an event cut shorter than this is dropped: onsets stored as float32 and then
@@ -103,10 +103,12 @@ def _room_words(text: str) -> str | None:
 
 
 def _reverb_reworded(text: str, rt60: float) -> str:
-    """A scene caption whose room words say how reverberant an `rt60` (s) room is (the scenes'
-    thresholds); an anechoic space, or a caption without room words, is left as it is."""
+    """A caption whose room words say how reverberant an `rt60` (s) room is (the scenes'
+    thresholds): every room phrase, as a mixture's caption names its parents' rooms and its rt60
+    is known only when they share one; an anechoic space, or a caption without room words, is
+    left as it is."""
     word = "dry" if rt60 < 0.3 else "moderately reverberant" if rt60 < 0.8 else "very reverberant"
-    return _REVERB.sub(word + " room", text) if _room_words(text) else text
+    return _ANY_ROOM.sub(lambda room: _REVERB.sub(word + " room", room[0]), text)
 
 
 def _recaption(meta: Meta, before: list[dict], after: list[dict]) -> Meta:
@@ -163,10 +165,31 @@ def rotate_meta(meta: Meta, pattern: int) -> Meta:
     if out.get("caption") and out.get("events") is not None:
         # a scene's caption is redone from the turned events (exact, sector boundaries included);
         # a mixture's, which cannot be redone, has its direction words mapped
-        rewordable = _room_words(out["caption"]) is not None
-        out["caption"] = describe_events(out["events"], out["caption"]) if rewordable else \
-            rotate_caption(out["caption"], pattern)
+        if _room_words(out["caption"]) is not None:
+            out["caption"] = describe_events(out["events"], out["caption"])
+        else:
+            out["caption"] = rotate_caption(out["caption"], pattern) if _words_follow(meta["events"], pattern) \
+                else None
     return out
+
+
+def _words_follow(events: list[dict], pattern: int) -> bool:
+    """Whether `rotate_caption`'s word mapping gives every event, at its start and its end, the
+    sector its turned direction has. Sectors are half-open ([45, 135) deg is left), so a mirror can
+    send a source on an edge (45 deg, common on RIR grids) to the other side of it: the words
+    cannot be mapped then, and a caption that cannot be redone is dropped."""
+    for e in events:
+        if e.get("azimuth") is None:
+            continue
+        ends = [e["azimuth"]]
+        if e.get("speed"):
+            ends.append(stepped_azimuth(e["azimuth"], e["speed"] * (e["offset"] - e["onset"]),
+                                        e.get("azimuth_step") or 0.0, e.get("step_phase") or 0.0))
+        for az in ends:
+            mapped = pattern_angles(pattern, _SECTOR_AZ[direction_words(az, 0.0)], 0.0)[0]
+            if direction_words(float(pattern_angles(pattern, az, 0.0)[0]), 0.0) != direction_words(float(mapped), 0.0):
+                return False
+    return True
 
 
 def _raised(event: dict, db: float) -> dict:
@@ -286,7 +309,8 @@ def merge_meta(meta: Meta, partner: Meta, offset: int, rate: int, hop: float, ga
 
     `room_ids` lists the first clip's rooms, then the partner's (a room twice when both
     parents come from it). `room_id` stays the first clip's, as provenance only; when the
-    rooms differ, no single room describes the mixture, so `rt60` and `room_dims` become None.
+    rooms differ, no single room describes the mixture, so `rt60` and `room_dims` become None;
+    either is None too where the parents state different values (a sped-up parent's rt60).
     `license` and `source_file`, where present, name both parents' ("A; B" when they differ).
     An event cut at the clip's end loses its power and SNR (see `clip_events`).
     """
@@ -301,8 +325,9 @@ def merge_meta(meta: Meta, partner: Meta, offset: int, rate: int, hop: float, ga
     rooms = room_ids(a) + room_ids(b)
     if rooms:
         out["room_ids"] = rooms
-    if len(set(rooms)) > 1 or a.get("rt60") != b.get("rt60"):  # a sped-up parent decays faster than its room
-        out.update({key: None for key in ("rt60", "room_dims") if key in out})
+    for key in ("rt60", "room_dims"):  # a sped-up parent decays faster than its room: only its rt60 differs
+        if key in out and (len(set(rooms)) > 1 or a.get(key) != b.get(key)):
+            out[key] = None
     for key in ("license", "source_file"):  # provenance: a mixture owes both parents' terms
         if out.get(key) is not None and b.get(key) not in (None, out[key]):
             out[key] = f"{out[key]}; {b[key]}"

@@ -88,3 +88,30 @@ def test_caption_words_follow_the_rotation(pattern):
         caption = f"a dog is heard {direction_words(az, el)}, in a small dry room"
         assert rotate_caption(caption, pattern) == \
             f"a dog is heard {direction_words(float(new_az), float(new_el))}, in a small dry room"
+
+
+@pytest.mark.parametrize("pattern", range(NUM_PATTERNS))
+def test_a_mixture_caption_on_a_sector_edge_is_mapped_right_or_dropped(pattern):
+    """A mixture's caption cannot be redone, only its words mapped; sectors are half-open, so a
+    mirror sent a source at 45 deg (left) to 135 deg (behind) while the mapped word stayed 'left'."""
+    from simulation.augment.metadata import rotate_meta
+
+    for az in (45.0, 135.0, -45.0, -135.0, 30.0, -100.0):
+        meta = {"duration": 2.0, "caption": f"a dog is heard {direction_words(az, 0.0)} and a bell rings",
+                "events": [{"event_id": "d", "class_name": "dog", "track": 0, "onset": 0.0, "offset": 1.0,
+                            "azimuth": az, "elevation": 0.0, "distance": 1.0, "speed": 0.0}]}
+        turned = rotate_meta(meta, pattern)
+        new_az = turned["events"][0]["azimuth"]
+        if turned["caption"] is not None:
+            assert turned["caption"] == f"a dog is heard {direction_words(new_az, 0.0)} and a bell rings", az
+        assert turned["caption"] is not None or az % 90 == 45, az   # off the edges the words always map
+
+
+def test_a_sped_up_mixture_rewords_both_parents_room_phrases():
+    from simulation.augment.metadata import speed_meta
+
+    meta = {"duration": 4.0, "rt60": 0.25, "caption": "a dog barks to the left, in a small dry room and a bell "
+                                                     "rings in front, in a small dry room"}
+    assert speed_meta(meta, 0.5, 0.1)["caption"] == ("a dog barks to the left, in a small moderately reverberant "
+                                                     "room and a bell rings in front, in a small moderately "
+                                                     "reverberant room")
