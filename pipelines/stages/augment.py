@@ -139,7 +139,7 @@ def check_inputs(cfg: AugmentConfig, catalog: Catalog) -> tuple[Snapshot, Snapsh
     """Everything that can be wrong with the inputs, found before the job: returns the source and
     RIR snapshots, the source kind, its rows (id, duration) by split and the RIR ids by split.
     Metadata columns are read, plus, for a source without a num_channels column (an event
-    library), every clip's header and one decoded clip when RIRs must match its channel count."""
+    library), every clip's header."""
     src = catalog.show(cfg.source)
     names = [s["name"] for s in cfg.steps]
     kind = _kind(src, names)
@@ -152,8 +152,9 @@ def check_inputs(cfg: AugmentConfig, catalog: Catalog) -> tuple[Snapshot, Snapsh
                             f"{src.ref} has neither, so a mixture could not be described",
                             "mix a scenes dataset (roomtone simulate scenes) or an event library (roomtone ingest "
                             "events), or drop mix from steps")
-    if "num_channels" not in src.features:  # an event library: its clips' rates and channels are in their headers
-        _check_headers(catalog, src.ref, kind["rate"], mixing=kind["one_event"])
+    by_channels: dict[int, list[str]] = {}   # an event library's clips by channel count, from their headers
+    if "num_channels" not in src.features:
+        by_channels = _check_headers(catalog, src.ref, kind["rate"], mixing=kind["one_event"])
     if kind["one_event"] and "mix" in names:
         if "reverb" in names[:names.index("mix")]:
             raise RoomtoneError(f"reverb before mix would mix each reverberant clip of {src.ref} with a dry "
@@ -185,7 +186,7 @@ def check_inputs(cfg: AugmentConfig, catalog: Catalog) -> tuple[Snapshot, Snapsh
             raise RoomtoneError("reverb needs an RIR dataset", "set rirs (--rirs NAME)")
     if cfg.rirs:
         rir_snap = catalog.show(cfg.rirs)
-        missing = {"id", "rir", "sample_rate", "num_channels", "array"} - set(rir_snap.features)
+        missing = {"id", "rir", "sample_rate", "num_channels", "array", *ROOM_FEATURES} - set(rir_snap.features)
         if missing:
             raise RoomtoneError(f"{rir_snap.ref} is not an RIR dataset: it lacks columns {sorted(missing)}",
                                 "make one with `roomtone simulate rirs`")
@@ -202,12 +203,13 @@ def check_inputs(cfg: AugmentConfig, catalog: Catalog) -> tuple[Snapshot, Snapsh
             raise RoomtoneError(f"{rir_snap.ref} mixes RIRs of {sorted(channels)} channels (num_channels)",
                                 "use an RIR dataset of one array (`roomtone simulate rirs --array ...`)")
         counted = {c for _, c in formats if c is not None}
-        source_channels = counted or _decoded_channels(catalog, src.ref, rows)
-        if source_channels and source_channels != {1} and source_channels != channels:
-            where = "num_channels" if counted else "a decoded clip; the source has no num_channels column"
+        stray = (counted or set(by_channels)) - {1} - channels   # mono clips take RIRs of any channel count
+        if stray:
+            where = "num_channels" if counted else \
+                f"their headers, e.g. {min(by_channels[min(stray)])}; the source has no num_channels column"
             raise RoomtoneError(f"{rir_snap.ref} has {sorted(channels)}-channel RIRs (num_channels) but {src.ref} "
-                                f"holds {sorted(source_channels)}-channel clips ({where})",
-                                f"use RIRs simulated for the clips' array ({sorted(source_channels)} channels), or "
+                                f"holds {sorted(stray)}-channel clips ({where})",
+                                f"use RIRs simulated for the clips' array ({sorted(stray)} channels), or "
                                 "reverberate mono clips, which take RIRs of any channel count")
         if kind["format"] in ARRAY_OF_FORMAT and arrays != {ARRAY_OF_FORMAT[kind["format"]]}:
             raise RoomtoneError(f"{src.ref} is {kind['format']} but {rir_snap.ref} holds {sorted(arrays)} RIRs",
@@ -216,10 +218,11 @@ def check_inputs(cfg: AugmentConfig, catalog: Catalog) -> tuple[Snapshot, Snapsh
     return src, rir_snap, kind, rows, rir_ids
 
 
-def _check_headers(catalog: Catalog, ref: str, rate: int, mixing: bool) -> None:
+def _check_headers(catalog: Catalog, ref: str, rate: int, mixing: bool) -> dict[int, list[str]]:
     """Every clip of a source without a num_channels column (an event library) must be at the rate
     its audio column declares, and, to be mixed sample for sample and channel for channel, hold one
-    channel count. Every clip's header is read, in batches; nothing is decoded."""
+    channel count. Every clip's header is read, in batches; nothing is decoded. Returns the clip
+    ids by channel count."""
     held: dict[tuple[int, int], list[str]] = {}
     columns = {"id": pc.field("id"), "bytes": pc.field("audio", "bytes")}
     for batch in catalog.arrow_dataset(ref).to_batches(columns=columns, batch_size=256):
@@ -234,6 +237,10 @@ def _check_headers(catalog: Catalog, ref: str, rate: int, mixing: bool) -> None:
         raise RoomtoneError(f"mix needs clips of one channel count, but the clips of {ref} hold {found}",
                             "re-make the library so every clip has one channel count (`roomtone ingest events` "
                             "makes mono clips), or mix each channel count as its own dataset")
+    by_channels: dict[int, list[str]] = {}
+    for (_, c), ids in held.items():
+        by_channels.setdefault(c, []).extend(ids)
+    return by_channels
 
 
 def _rate_error(ref: str, row_id: str, got: int, rate: int, more: int = 0) -> RoomtoneError:
@@ -242,16 +249,6 @@ def _rate_error(ref: str, row_id: str, got: int, rate: int, more: int = 0) -> Ro
                          "dataset's audio column (its sampling_rate)",
                          f"re-make the source so every clip is at {rate} Hz (e.g. `roomtone ingest events "
                          f"--sample-rate {rate}`)")
-
-
-def _decoded_channels(catalog: Catalog, ref: str, rows: dict) -> set[int]:
-    """The channel count of one decoded clip, for a source without a num_channels column (one
-    clip stands for all; a clip with another count still fails in its worker, naming itself)."""
-    split, first = next(((split, r[0]["id"]) for split, r in rows.items() if r), (None, None))
-    if first is None:
-        return set()
-    audio, _ = decode_audio(_column(catalog, ref, split, ["audio"], {first})[0]["audio"]["bytes"])
-    return {audio.shape[1]}
 
 
 def draw_all(cfg: AugmentConfig, kind: dict, rows: dict, rir_ids: dict) -> tuple[dict[str, list[tuple]], dict]:

@@ -397,7 +397,7 @@ def test_a_clip_at_another_rate_in_a_source_with_num_channels_fails_in_its_worke
         load_rows(inputs, ref, "train", {first}, inputs.show("scenes").features["audio"].sampling_rate)
 
 
-@pytest.mark.parametrize("drop, where", [((), "(num_channels)"), (("num_channels",), "(a decoded clip")],
+@pytest.mark.parametrize("drop, where", [((), "(num_channels)"), (("num_channels",), "(their headers")],
                          ids=["with num_channels", "without num_channels"])
 def test_rirs_of_another_channel_count_are_refused_before_the_job(inputs, drop, where):
     """Dry 4-channel clips (scenes without their scene metadata) and uniformly 2-channel RIRs."""

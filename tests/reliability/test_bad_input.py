@@ -124,14 +124,18 @@ def test_bad_config_is_refused_by_the_cli_naming_the_field(tmp_path, capsys, wha
     assert not (tmp_path / "home" / "data").exists()  # nothing was written
 
 
-def rir_dataset(catalog, name: str, rates: list[int], channels: list[int]):
+def rir_dataset(catalog, name: str, rates: list[int], channels: list[int], rooms: bool = True):
+    """RIR rows of the given rates and channel counts, with their rooms' columns unless not ``rooms``."""
+    room = {"room_id": datasets.Value("string"), "rt60": datasets.Value("float32"),
+            "room_dims": datasets.Sequence(datasets.Value("float32"))} if rooms else {}
     features = datasets.Features({"id": datasets.Value("string"),
                                   "rir": datasets.Sequence(datasets.Sequence(datasets.Value("float32"))),
                                   "sample_rate": datasets.Value("int32"), "num_channels": datasets.Value("int32"),
-                                  "array": datasets.Value("string")})
+                                  "array": datasets.Value("string"), **room})
     run = catalog.create_run(name, {"rows": len(rates)}, features)
     write_shard(run.shard("train", 0, 1), features,
-                [{"id": f"r{i}", "rir": [[0.0] * 8] * c, "sample_rate": r, "num_channels": c, "array": "foa"}
+                [{"id": f"r{i}", "rir": [[0.0] * 8] * c, "sample_rate": r, "num_channels": c, "array": "foa",
+                  **({"room_id": "room-0", "rt60": 0.3, "room_dims": [5.0, 4.0, 3.0]} if rooms else {})}
                  for i, (r, c) in enumerate(zip(rates, channels))])
     return catalog.publish(run)
 
@@ -154,9 +158,16 @@ MISMATCHES = [
     ("RIRs with mixed channel counts", lambda c: run_augment(AugmentConfig(
         source="clips", rirs=rir_dataset(c, "rirs_mixed", [24_000, 24_000], [2, 4]).name,
         steps=[{"name": "reverb"}]), c), "channel"),
-    ("RIRs of another channel count, the clips' count decoded", lambda c: run_augment(AugmentConfig(
+    ("RIRs of another channel count, the clips' count from their headers", lambda c: run_augment(AugmentConfig(
         source="clips", rirs=rir_dataset(c, "rirs_stereo", [24_000], [2]).name, steps=[{"name": "reverb"}]), c),
-     "decoded clip"),
+     "(their headers, e.g. clip-0"),
+    ("an event library whose stereo clip the RIRs do not fit, after mono clips", lambda c: run_augment(AugmentConfig(
+        source=mixed_formats(c, "mono_then_stereo", slow=False).name,
+        rirs=rir_dataset(c, "rirs_foa", [24_000], [4]).name, steps=[{"name": "reverb"}]), c),
+     "holds [2]-channel clips (their headers, e.g. clip-2"),
+    ("RIRs without their rooms", lambda c: run_augment(AugmentConfig(
+        source="clips", rirs=rir_dataset(c, "rirs_roomless", [24_000], [4], rooms=False).name,
+        steps=[{"name": "reverb"}]), c), "lacks columns ['room_dims', 'room_id', 'rt60']"),
     ("an event library with a clip at another rate, only gained", lambda c: run_augment(AugmentConfig(
         source=mixed_formats(c).name, steps=[{"name": "gain"}]), c),
      "is sampled at 16000 Hz"),
