@@ -70,6 +70,8 @@ class Context:
     present_weights: tuple[tuple[str, float], ...] = ()
     absent_weights: tuple[tuple[str, float], ...] = ()
     event_count_clips: tuple[tuple[int, int], ...] = ()   # (events per clip, clips): the dataset's histogram
+    # how likely a "first heard in which part" question is asked, by its answer (see `part_weights`); unlisted: 1
+    part_weights: tuple[tuple[str, float], ...] = ()
 
 
 def answer(kind: str, text: str, *, values=(), unit: str = "", labels=(), choices=(), choice_index: int = -1,
@@ -332,6 +334,31 @@ Q_WHILE = ("What else can be heard while {x} is sounding?", "Which other sounds 
 Q_ALL_TIMES = ("List every sound event with its start and end time.",
                "Give the onset and offset of each sound event in the clip.")
 PARTS = ("the beginning", "the middle", "the end")
+PART_TASKS = ("temporal_part", "temporal_part_choice")
+
+
+def first_part(onset: float, duration: float) -> str | None:
+    """The third of the clip an onset falls in; None within TIME_MARGIN_S of a boundary."""
+    third = 3.0 * onset / duration if duration else None
+    if third is None or min(abs(third - 1), abs(third - 2)) * duration / 3 < TIME_MARGIN_S:
+        return None
+    return PARTS[min(2, int(third))]
+
+
+def first_parts(f: Facts) -> list[str]:
+    """Where each class of the clip is first heard (`first_part`), for the classes not at a boundary."""
+    starts = {}
+    for e in f.events:
+        starts[e.class_name] = min(e.onset, starts.get(e.class_name, e.onset))
+    return [p for p in (first_part(t, f.duration) for t in starts.values()) if p is not None]
+
+
+def part_weights(parts: Counter) -> dict[str, float]:
+    """Per answer, how likely a part question is asked so that every part the data holds is the
+    answer equally often: a class's first onset is early, so 80 % of 10 s scenes' part answers were
+    "the beginning" (every one in 60 s scenes) and a model could answer without listening."""
+    least = min((n for n in parts.values() if n), default=0)
+    return {p: least / n for p, n in parts.items() if n}
 
 
 def temporal(f: Facts, ctx: Context, rng: Random) -> list[QA]:
@@ -350,9 +377,9 @@ def temporal(f: Facts, ctx: Context, rng: Random) -> list[QA]:
               answer("number", f"{_fmt(onset, 2)} s", values=[onset], unit="s"), x=x)
         b.add("temporal_offset", "exact", Q_OFFSET, f"{_fmt(offset, 2)} s",
               answer("number", f"{_fmt(offset, 2)} s", values=[offset], unit="s"), x=x)
-        third = 3.0 * onset / f.duration if f.duration else None
-        if third is not None and min(abs(third - 1), abs(third - 2)) * f.duration / 3 >= TIME_MARGIN_S:
-            part = PARTS[min(2, int(third))]
+        part = first_part(onset, f.duration)
+        weight = dict(ctx.part_weights).get(part, 1.0)
+        if part is not None and (weight >= 1.0 or rng.random() < weight):
             b.add("temporal_part", "bin", Q_PART, part, answer("label", part, labels=[part], choices=PARTS), x=x)
             b.choice("temporal_part_choice", Q_PART_CHOICE, part, [p for p in PARTS if p != part], x=x)
     for e in _subjects(f, ctx, rng, lambda e: True):

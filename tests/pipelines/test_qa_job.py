@@ -131,6 +131,17 @@ def test_a_dataset_whose_clips_all_hold_the_same_number_of_events_is_warned_abou
     assert _warnings(["counting"], _Scan(event_counts=Counter({3: 4})))[0] == []  # too few clips to tell
 
 
+def test_clips_whose_classes_are_all_first_heard_at_the_beginning_get_no_part_question():
+    """60 s scenes start every class in the first third: the part tasks are left out, with a warning."""
+    from collections import Counter
+
+    from pipelines.stages.qa import _Scan, _warnings
+
+    warnings, skip = _warnings(["temporal"], _Scan(parts=Counter({"the beginning": 40})))
+    assert skip == {"temporal_part", "temporal_part_choice"} and "all 40 classes" in warnings[0]
+    assert _warnings(["temporal"], _Scan(parts=Counter({"the beginning": 30, "the end": 3}))) == ([], frozenset())
+
+
 def test_a_coarse_word_nearly_every_clip_shares_is_not_asked_and_the_run_says_why():
     """With the RIR stage's default rooms 293 of 299 clips were 'large' (room_size_yesno answered 98 %
     from the word alone), and 60 s scenes are all 'busy': those tasks are left out, with a warning."""
