@@ -94,6 +94,7 @@ NEGATED_RE = re.compile(r"(?:\b(?:not|never|no\s+longer)|n't)\s+(?:\w+\s+){0,3}$
 # size: "a 5 m wide room", "60 cubic metres")
 DEGREES_RE = re.compile(r"(?<![\w.])(-?\d+(?:\.\d+)?)\s*(?:°|degrees?\b|deg\b)(?!\s*(?:per\b|/|a\s+second))", re.I)
 ANGLE_KIND_RE = re.compile(r"\b(azimuth|elevation)\b", re.I)
+VERTICAL_RE = re.compile(r"\s+(above|below|up|down)\b", re.I)
 METRES_RE = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:m|metres?|meters?)\b(?!\s*(?:\^|[²³]|wide|long|high|tall|"
                        r"deep|by|x\b|×|per\b|/))", re.I)
 CUBIC_RE = re.compile(r"\b(?:cubic|square)\s*$", re.I)
@@ -398,6 +399,9 @@ def _wrong_position(clause: str, found: list[Mention], f: Facts) -> tuple[str, s
     for m in DEGREES_RE.finditer(clause):
         kind = [k[1].lower() for k in ANGLE_KIND_RE.finditer(clause, 0, m.start())]
         value = float(m[1])
+        vertical = VERTICAL_RE.match(clause, m.end())   # "10 degrees above (the horizontal)": an elevation
+        if vertical:
+            kind, value = ["elevation"], -abs(value) if vertical[1].lower() in ("below", "down") else abs(value)
         for subject in sorted(_owners(clause, found, m.start(), f.classes)):
             events = [e for e in _events(f, subject) if e.azimuth is not None]
             if not events:

@@ -321,6 +321,8 @@ def test_a_claim_about_the_second_dog_is_checked_against_that_dog(text, kind):
     ("The Dog is at about 80 degrees azimuth, 1.5 m away.", None),
     ("The Bell rings at azimuth 255 degrees and elevation 10 degrees.", None),   # -105: within the margin
     ("The Bell rings in a 5 m wide room of 60 cubic metres.", None),
+    ("The Bell is 10 degrees above the horizontal plane.", None),
+    ("The Bell is 40 degrees below the array.", "direction"),
     ("We do not hear the Bell until the Dog stops.", None),
     ("There is not only a Dog but also a Bell.", None),
 ])
