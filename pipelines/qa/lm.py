@@ -1,18 +1,20 @@
 """Open-ended tuples from a language model behind an OpenAI-compatible endpoint, checked
-against the facts: an answer that contradicts a class, a count, a direction or an order is
-rejected and counted, never kept.
+against the facts: an answer that contradicts a class, a count, a direction, a motion or an order
+is rejected and counted, never kept.
 
-The check reads the answer and what its question presupposes, in the common phrasings: orders
-("A before/then/precedes B", "A after/follows B", "After A, B", "A ... later B", "A is heard
-first", "First, A", "The clip begins with A"; "the first A" names an event, claims nothing),
-counts in digits or words ("a single", "a pair of", "three", "three Dogs"; not "barks twice": one
-event may hold several barks), directions ("the back", "the rear" and "ahead" too; denied ones,
-"not on the left"; azimuths and elevations in degrees, distances in metres) said of each class
-named (per comma part and and-segment, or of every class after "both"), sounds said to overlap
-that never do (or never to overlap that do), any class of the clip said to be absent ("there is
-no Bell", "there isn't a Bell"), and any class the clip lacks unless denied: the dataset's classes
-and, with an ontology, its sound sources (not the clip's ancestors and descendants, nor the
-descriptive trees). A sentence it cannot attribute is kept, not guessed at.
+The check reads the answer and what its question presupposes (a yes/no question only when the
+answer says yes), in the common phrasings: orders ("A before/then/precedes B", "A after/follows
+B", "After A, B", "A ... later B", "A is heard first", "A is the earliest sound", "First, A", "The
+clip begins with A"; "the first A" names an event, claims nothing; "not before", "not the first"
+claim nothing), counts in digits or words ("a single", "a pair of", "three", "three Dogs"; not
+"barks twice": one event may hold several barks), directions ("the back", "the rear" and "ahead"
+too; denied ones, "not on the left"; azimuths and elevations in degrees, distances in metres) and
+motion ("moves", "static", "clockwise") said of each class named (per comma part and and-segment,
+or of every class after "both"), sounds said to overlap that never do (or never to overlap that
+do), any class of the clip said to be absent ("there is no Bell", "there isn't a Bell"), and any
+class the clip lacks unless denied: the dataset's classes and, with an ontology, its sound sources
+(not the clip's ancestors and descendants, nor the descriptive trees). A sentence it cannot
+attribute is kept, not guessed at.
 
 The prompt follows LTU's instruction generation (events with their times, a description,
 one JSON object per line with keys "q" and "a") and adds the spatial facts. The API key is
@@ -63,7 +65,7 @@ DIRECTION_WORDS = {"back": "behind", "rear": "behind", "ahead": "front"}
 DIRECTION_RE = re.compile(r"\b(left|right(?!\s+(?:after|before|away|as|at|when|then|now)\b)|front|behind|above|"
                           r"(?<=the )back|(?<=the )rear|ahead|"
                           r"below)\b", re.I)   # "right after", "right away": no direction
-CLAUSE_RE = re.compile(r"[.;!?\n]")
+CLAUSE_RE = re.compile(r"(?<!\d)\.(?!\d)|[;!?\n]")   # "1.5 m" is no sentence end
 PART_RE = re.compile(r"[,:]")
 SEGMENT_RE = re.compile(r"\b(?:and|but|while|whereas)\b", re.I)
 EVERY_RE = re.compile(r"\bboth\b|\b(?:all|each) of them\b|\ball (?:of )?(?:the )?(?:sounds|events|sources)\b|"
@@ -77,17 +79,26 @@ RELATIONS = {"before": "before", "precedes": "before", "precede": "before", "pre
 RELATION_RE = re.compile(r"\b(" + "|".join(sorted(RELATIONS, key=len, reverse=True)) + r")\b", re.I)
 OBJECT_GAP_RE = re.compile(r"\s+(?:[\w'-]+\s+){0,2}")   # "before the Dog": at most two words to the object
 OPENS_RE = re.compile(r"\b(?:begins|starts|opens)\s+with\s+(?:the\s+|an?\s+)?", re.I)
-ENDS_RE = re.compile(r"\b(first|last)\b", re.I)   # "A is heard first", "B comes last"
+ENDS_RE = re.compile(r"\b(first|last|earliest|latest)\b", re.I)   # "A is heard first", "B comes last"
+ENDS = {"earliest": "first", "latest": "last"}
 # a present class denied: "there is no Bell", "without a Bell", "there isn't a Bell", "it does not contain any
-# Bell"; "the Bell is absent", "... cannot be heard" ("not only the Dog", "not heard until the Dog" deny nothing)
-DENIED_BEFORE_RE = re.compile(r"(?:\bno|\bwithout|(?:\bnot|n't)\s+(?:(?!only\b|just\b|merely\b|until\b|before\b|after\b|while\b|when\b)\w+\s+){0,2}?"
-                              r"(?:a|an|any|the))\s+(?:other\s+)?$", re.I)
+# Bell", "we cannot hear the Bell"; "the Bell is absent", "... cannot be heard" ("not only the Dog", "not heard
+# until the Dog" and "the Dog, not the Bell, comes first" deny nothing)
+_NOT_WORD = r"(?:(?!only\b|just\b|merely\b|until\b|before\b|after\b|while\b|when\b)\w+\s+)"
+DENIED_BEFORE_RE = re.compile(r"(?:\bno|\bwithout|(?:\bnot|n't)\s+(?:" + _NOT_WORD + r"{0,2}?(?:a|an|any)|" + _NOT_WORD +
+                              r"{1,2}?the))\s+(?:other\s+)?$", re.I)
+CONTRASTED_RE = re.compile(r"\bnot\s+(?:the\s+|an?\s+)?$", re.I)   # "the Dog, not the Bell, ...": no claim of the Bell
+WHEN_BEFORE_RE = re.compile(r"\b(?:while|when|whenever|until|before|after|once|as)\s+(?:the\s+|an?\s+)?$", re.I)
 SPEAKS_OF_TIME = r"\s+(?:until|before|after|while|when|once|at\s+first|yet|then|again)\b"
 NOT_TIME_RE = re.compile(r"(?!" + SPEAKS_OF_TIME + r")", re.I)   # "we do not hear the Bell until ...": no denial
 DENIED_AFTER_RE = re.compile(r"(?:\s+(?:is|are|was|were)\s+(?:absent|missing|silent|not\s+(?:present|heard|audible|"
                              r"there|in\s+the\s+(?:clip|recording|audio)))|\s+(?:cannot|can't|can\s+not)\s+be\s+"
                              r"heard)\b(?!" + SPEAKS_OF_TIME + ")", re.I)   # "not heard until the Dog stops" speaks of time
 TOGETHER_RE = re.compile(r"\b(?:" + SIMULTANEOUS + r"|together)\b", re.I)   # an overlap claimed
+SEVERAL_RE = re.compile(r"\b(?:both|two|three|several|multiple|many|all|some)\b", re.I)   # ... of sounds unnamed
+# a motion claimed of a class: "the Dog moves", "is static"; "moves clockwise" (seen from above: azimuth falling)
+MOTION_RE = re.compile(r"\b(?:(mov(?:es|ing))|(static|stationary|motionless))\b", re.I)
+TURN_RE = re.compile(r"\b(counter-?clockwise|anti-?clockwise|clockwise)\b", re.I)
 # a claim negated: "do not overlap", "never at the same time", "isn't on the left" (up to three words between)
 NEGATED_RE = re.compile(r"(?:\b(?:not|never|no\s+longer)|n't)\s+(?:\w+\s+){0,3}$", re.I)
 # "azimuth 80 degrees", "at -100°" (not a speed: "30 degrees per second"); "1.5 m", "2 metres away" (not a room's
@@ -241,9 +252,9 @@ def _foreign_class(text: str, f: Facts, vocabulary: list[str], ontology: Ontolog
 
 
 def _is_denied(text: str, start: int, end: int) -> bool:
-    """Whether the name at text[start:end] is said to be absent."""
+    """Whether the name at text[start:end] is said to be absent ("while the Bell is silent" speaks of time)."""
     return bool((DENIED_BEFORE_RE.search(text, 0, start) and NOT_TIME_RE.match(text, end))
-                or DENIED_AFTER_RE.match(text, end))
+                or (DENIED_AFTER_RE.match(text, end) and not WHEN_BEFORE_RE.search(text, 0, start)))
 
 
 def _wrong_count(text: str, f: Facts) -> tuple[str, str] | None:
@@ -430,7 +441,10 @@ def _wrong_order(clause: str, found: list[Mention], f: Facts) -> tuple[str, str]
     """An order the onsets contradict (by more than TIME_MARGIN_S): "A before/then/precedes B",
     "A after/follows B", "After A, B", "A ... first" and "A ... last"."""
     onsets = {m[2:]: [e.onset for e in _events(f, m[2:])] for m in found}
+    found = [m for m in found if not CONTRASTED_RE.search(clause, 0, m[0])]
     for r in RELATION_RE.finditer(clause):
+        if NEGATED_RE.search(clause, 0, r.start()):   # "the Bell does not ring before the Dog": no order claimed
+            continue
         word, later = r[1].lower(), [m for m in found if m[0] >= r.end()]
         if not later or (word != "then" and not OBJECT_GAP_RE.fullmatch(clause, r.end(), later[0][0])):
             continue
@@ -447,6 +461,8 @@ def _wrong_order(clause: str, found: list[Mention], f: Facts) -> tuple[str, str]
                              f"{min(onsets[b]):.1f} s")
     first, last = min(e.onset for e in f.events), max(e.onset for e in f.events)
     for m in ENDS_RE.finditer(clause):
+        if NEGATED_RE.search(clause, 0, m.start()):   # "the Bell is not the first sound"
+            continue
         earlier, later = [x for x in found if x[1] <= m.start()], [x for x in found if x[0] >= m.end()]
         article = ARTICLE_RE.search(clause, 0, m.start())
         gap = re.match(r"\s*", clause[m.end():]).end()
@@ -460,12 +476,13 @@ def _wrong_order(clause: str, found: list[Mention], f: Facts) -> tuple[str, str]
             name = name if name[0] else None
         else:
             name = None
+        end = ENDS.get(m[1].lower(), m[1].lower())
         if not name:
             continue
-        if m[1].lower() == "first" and min(onsets[name]) > first + TIME_MARGIN_S:
+        if end == "first" and min(onsets[name]) > first + TIME_MARGIN_S:
             return "order", (f"says {_said(name)} is first; it starts at {min(onsets[name]):.1f} s, the first at "
                              f"{first:.1f} s")
-        if m[1].lower() == "last" and max(onsets[name]) < last - TIME_MARGIN_S:
+        if end == "last" and max(onsets[name]) < last - TIME_MARGIN_S:
             return "order", (f"says {_said(name)} is last; it starts at {max(onsets[name]):.1f} s, the last at "
                              f"{last:.1f} s")
     for m in OPENS_RE.finditer(clause):   # "The clip begins with the Bell"
@@ -488,15 +505,38 @@ def _wrong_overlap(clause: str, found: list[Mention], f: Facts) -> tuple[str, st
     said never to ("do not overlap") whose events overlap by more than TIME_MARGIN_S."""
     subjects = sorted({m[2:] for m in found})
     together = TOGETHER_RE.search(clause)
-    if len(subjects) != 2 or not together:
+    if not together:
+        return None
+    negated = NEGATED_RE.search(clause, 0, together.start()) or re.search(r"\bno\b", clause[:together.start()], re.I)
+    if not subjects and not negated and SEVERAL_RE.search(clause, 0, together.start()) and f.max_polyphony == 1:
+        return "order", "says sounds overlap; never more than one is heard at once"   # "both sounds ... at once"
+    if len(subjects) != 2:
         return None
     a, b = (_events(f, s) for s in subjects)
     overlap = max(min(x.offset, y.offset) - max(x.onset, y.onset) for x in a for y in b)
     names = f"{_said(subjects[0])} and {_said(subjects[1])}"
-    if NEGATED_RE.search(clause, 0, together.start()):
+    if negated:
         return ("order", f"says {names} never sound together; they overlap for {overlap:.1f} s")\
             if overlap > TIME_MARGIN_S else None
     return None if overlap > 0 else ("order", f"says {names} sound together; their events never overlap")
+
+
+def _wrong_motion(clause: str, found: list[Mention], f: Facts) -> tuple[str, str] | None:
+    """A class said to move that never does, to stay still that always moves (either denied: the
+    other), or to turn the way none of its moving events turns."""
+    for m in MOTION_RE.finditer(clause):
+        moving = bool(m[1]) != bool(NEGATED_RE.search(clause, 0, m.start()))
+        for subject in sorted(_owners(clause, found, m.start(), f.classes)):
+            events = [e for e in _events(f, subject) if e.azimuth is not None]
+            if events and (not any(e.moving for e in events) if moving else all(e.moving for e in events)):
+                return "direction", f"says {_said(subject)} {'moves' if moving else 'stays still'}; it does not"
+    for m in TURN_RE.finditer(clause):
+        counter = not m[1].lower().startswith("clockwise")
+        for subject in sorted(_owners(clause, found, m.start(), f.classes)):
+            events = [e for e in _events(f, subject) if e.azimuth is not None]
+            if events and not any(e.moving and (e.speed > 0) == counter for e in events):
+                return "direction", f"says {_said(subject)} moves {m[1].lower()}; it does not"
+    return None
 
 
 def contradiction(text: str, f: Facts, vocabulary: list[str],
@@ -515,22 +555,23 @@ def contradiction(text: str, f: Facts, vocabulary: list[str],
             break
         found = _find(clause, f)
         bad = (_denied(clause, found) or (_wrong_direction(clause, found, f) if f.spatial else None)
+               or (_wrong_motion(clause, found, f) if f.spatial else None)
                or _wrong_order(clause, found, f) or _wrong_overlap(clause, found, f))
     return bad
 
 
 POLAR_RE = re.compile(r"\s*(?:is|are|was|were|does|do|did|can|could|has|have|will|would)\b", re.I)   # yes/no question
-NO_RE = re.compile(r"\s*no\b", re.I)
+YES_RE = re.compile(r"\s*(?:yes|yeah|yep|correct|indeed|that's right|right)\b", re.I)
 
 
 def contradicted_pair(question: str, answer_text: str, f: Facts, vocabulary: list[str],
                       ontology: Ontology | None = None) -> tuple[str, str] | None:
     """What the answer contradicts, or else the question: a question presupposes what it asks about
     ("Why does the Cat bark after the Dog?" of a clip without one: a true answer to it still teaches
-    the falsehood), and "yes" asserts a yes/no question's claim; only a yes/no question answered "no"
-    claims nothing. Same arguments as `contradiction`."""
+    the falsehood), and "yes" asserts a yes/no question's claim; a yes/no question answered any other
+    way ("No", "The Dog comes first, so no") claims nothing. Same arguments as `contradiction`."""
     bad = contradiction(answer_text, f, vocabulary, ontology)
-    if bad or (POLAR_RE.match(question) and NO_RE.match(answer_text)):
+    if bad or (POLAR_RE.match(question) and not YES_RE.match(answer_text)):
         return bad
     bad = contradiction(question, f, vocabulary, ontology)
     return (bad[0], "the question " + bad[1]) if bad else None

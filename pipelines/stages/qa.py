@@ -144,7 +144,7 @@ class _Scan:
 
 def _scan(catalog: Catalog, snap: Snapshot, ctx: Context) -> _Scan:
     """Every row as the split sees it, the families that skip it, and the dataset's spread."""
-    cols = [c for c in ("id", "room_id", "room_ids", "events", "parent_ids", "source_ids", "format", "num_channels",
+    cols = [c for c in ("id", "duration", "room_id", "room_ids", "events", "parent_ids", "source_ids", "format", "num_channels",
                         "rt60", "room_dims", "label", "ontology_id") if c in snap.features]
     checks = {f: ROW_SKIPS[f] for f in ctx.families if f in ROW_SKIPS}
     scan = _Scan()

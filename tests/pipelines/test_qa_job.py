@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import Counter
 from http.server import ThreadingHTTPServer
 
 import pytest
@@ -140,6 +141,20 @@ def test_clips_whose_classes_are_all_first_heard_at_the_beginning_get_no_part_qu
     warnings, skip = _warnings(["temporal"], _Scan(parts=Counter({"the beginning": 40})))
     assert skip == {"temporal_part", "temporal_part_choice"} and "all 40 classes" in warnings[0]
     assert _warnings(["temporal"], _Scan(parts=Counter({"the beginning": 30, "the end": 3}))) == ([], frozenset())
+
+
+def test_the_scan_sees_what_the_tuples_are_built_from(inputs):
+    """The scan read no durations, so every first-heard part was unknown and the part questions
+    went unweighted: its facts must be the full rows' facts."""
+    from pipelines.qa import Context, extract_facts
+    from pipelines.qa.families import first_parts
+    from pipelines.stages.qa import _metadata_columns, _scan
+
+    snap = inputs.show("scenes")
+    scan = _scan(inputs, snap, Context(families=("temporal", "counting")))
+    rows = inputs.arrow_dataset(snap.ref).to_table(columns=_metadata_columns(snap)).to_pylist()
+    assert scan.parts == Counter(p for r in rows for p in first_parts(extract_facts(r))) and scan.parts.total() > 0
+    assert scan.event_counts == Counter(len(r["events"]) for r in rows)
 
 
 def test_a_coarse_word_nearly_every_clip_shares_is_not_asked_and_the_run_says_why():
