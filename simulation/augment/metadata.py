@@ -261,6 +261,8 @@ def speed_meta(meta: Meta, factor: float, hop: float) -> Meta:
         out["rt60"] = out["rt60"] / factor
         if out.get("caption"):
             out["caption"] = _reverb_reworded(out["caption"], out["rt60"])
+    elif out.get("caption") and _ANY_ROOM.search(out["caption"]):
+        out["caption"] = None   # its rooms (a two-room mixture's) now sound less reverberant, by no recorded rt60
     if "events" not in out:
         return out
     scaled = [{**e, "onset": e["onset"] / factor, "offset": e["offset"] / factor,

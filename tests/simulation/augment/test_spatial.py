@@ -115,3 +115,12 @@ def test_a_sped_up_mixture_rewords_both_parents_room_phrases():
     assert speed_meta(meta, 0.5, 0.1)["caption"] == ("a dog barks to the left, in a small moderately reverberant "
                                                      "room and a bell rings in front, in a small moderately "
                                                      "reverberant room")
+
+
+def test_a_sped_up_mixture_of_two_rooms_drops_the_caption_whose_room_words_no_longer_hold():
+    from simulation.augment.metadata import speed_meta
+
+    meta = {"duration": 4.0, "rt60": None, "caption": "a dog barks to the left, in a small very reverberant room and "
+                                                     "a bell rings in front, in a large dry room"}
+    assert speed_meta(meta, 1.25, 0.1)["caption"] is None
+    assert speed_meta({**meta, "caption": "dog and bell"}, 1.25, 0.1)["caption"] == "dog and bell"   # no room words
