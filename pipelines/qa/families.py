@@ -70,14 +70,31 @@ class Context:
     present_weights: tuple[tuple[str, float], ...] = ()
     absent_weights: tuple[tuple[str, float], ...] = ()
     event_count_clips: tuple[tuple[int, int], ...] = ()   # (events per clip, clips): the dataset's histogram
-    # how likely a "first heard in which part" question is asked, by its answer (see `part_weights`); unlisted: 1
-    part_weights: tuple[tuple[str, float], ...] = ()
+    # the dataset's share of each answer of a fact a question's words could give away (COARSE and SUBJECT_WORDS
+    # facts: fact -> ((word, share), ...)); the commonest answers are asked less (see `_kept`)
+    shares: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
 
 
 def answer(kind: str, text: str, *, values=(), unit: str = "", labels=(), choices=(), choice_index: int = -1,
            boolean: bool | None = None) -> dict:
     return {"kind": kind, "text": text, "values": [float(v) for v in values], "unit": unit,
             "labels": list(labels), "choices": list(choices), "choice_index": choice_index, "boolean": boolean}
+
+
+def _shares(ctx: Context, fact: str) -> dict[str, float]:
+    return dict(dict(ctx.shares).get(fact, ()))
+
+
+def _kept(rng: Random, ctx: Context, fact: str, word: str) -> bool:
+    """Whether a question whose answer is `word` is asked: each word of the fact is asked in
+    proportion to the dataset's rarest, so each is the answer equally often. A class's first onset
+    is early, so 80 % of 10 s scenes' part answers were "the beginning" (all of 60 s scenes'); a
+    dataset of 20 % moving sources answered "Is X moving?" "no" 80 % of the time."""
+    shares = _shares(ctx, fact)
+    if word not in shares:
+        return True
+    weight = min(shares.values()) / shares[word]
+    return weight >= 1.0 or rng.random() < weight
 
 
 def _pick(rng: Random, options):
@@ -353,14 +370,6 @@ def first_parts(f: Facts) -> list[str]:
     return [p for p in (first_part(t, f.duration) for t in starts.values()) if p is not None]
 
 
-def part_weights(parts: Counter) -> dict[str, float]:
-    """Per answer, how likely a part question is asked so that every part the data holds is the
-    answer equally often: a class's first onset is early, so 80 % of 10 s scenes' part answers were
-    "the beginning" (every one in 60 s scenes) and a model could answer without listening."""
-    least = min((n for n in parts.values() if n), default=0)
-    return {p: least / n for p, n in parts.items() if n}
-
-
 def temporal(f: Facts, ctx: Context, rng: Random) -> list[QA]:
     b = _Builder("temporal", rng, "TEMPORAL")
     if not f.events:
@@ -378,8 +387,7 @@ def temporal(f: Facts, ctx: Context, rng: Random) -> list[QA]:
         b.add("temporal_offset", "exact", Q_OFFSET, f"{_fmt(offset, 2)} s",
               answer("number", f"{_fmt(offset, 2)} s", values=[offset], unit="s"), x=x)
         part = first_part(onset, f.duration)
-        weight = dict(ctx.part_weights).get(part, 1.0)
-        if part is not None and (weight >= 1.0 or rng.random() < weight):
+        if part is not None and _kept(rng, ctx, "first heard", part):
             b.add("temporal_part", "bin", Q_PART, part, answer("label", part, labels=[part], choices=PARTS), x=x)
             b.choice("temporal_part_choice", Q_PART_CHOICE, part, [p for p in PARTS if p != part], x=x)
     for e in _subjects(f, ctx, rng, lambda e: True):
@@ -562,6 +570,16 @@ Q_PATH = _noted(("Where does {x} move from and to?", "Describe the path of {x} a
 Q_MOTION_CHOICE = _noted(("How does {x} move around the microphone array, seen from above?",
                           "Which best describes the motion of {x} around the microphone array, seen from above?"))
 MOTIONS = ("clockwise", "counter-clockwise", "it does not move")
+MOTION_TASKS = ("motion_state", "motion_choice")
+
+
+def _state(e: EventFact) -> str:
+    return "moving" if e.moving else "static"
+
+
+def motion_states(f: Facts) -> list[str]:
+    """Each placed event's motion state, as the motion questions ask it."""
+    return [_state(e) for e in f.events if e.azimuth is not None]
 Q_SPEED = _noted(("How fast does {x} move around the microphone array, in degrees per second?",))
 Q_NUM_MOVING = _noted(("How many of the sound sources are moving?",))
 
@@ -577,9 +595,10 @@ def motion(f: Facts, ctx: Context, rng: Random) -> list[QA]:
     for e in _subjects(f, ctx, rng, lambda e: e.azimuth is not None):
         x = _the(e.name)
         true, false = (Q_MOVING, Q_STATIC) if e.moving else (Q_STATIC, Q_MOVING)
-        b.yes_no("motion_state", true, {"x": x}, {"x": x}, false_phrasings=false)
         sense = MOTIONS[2] if not e.moving else "counter-clockwise" if e.speed > 0 else "clockwise"
-        b.choice("motion_choice", Q_MOTION_CHOICE, sense, [m for m in MOTIONS if m != sense], x=x)
+        if _kept(rng, ctx, "motion", _state(e)):
+            b.yes_no("motion_state", true, {"x": x}, {"x": x}, false_phrasings=false)
+            b.choice("motion_choice", Q_MOTION_CHOICE, sense, [m for m in MOTIONS if m != sense], x=x)
         if not e.moving:
             continue
         b.add("motion_sense", "bin", Q_SENSE, sense,
@@ -632,8 +651,27 @@ def room(f: Facts, ctx: Context, rng: Random) -> list[QA]:
             b.add("room_size", "bin", Q_SIZE, size, answer("label", size, labels=[size], choices=ROOM_SIZES))
             others = [s for s in ROOM_SIZES if s != size]
             b.choice("room_size_choice", Q_SIZE, size, [others[i] for i in _order(rng, 2)])
-            b.yes_no("room_size_yesno", Q_IS_SIZE, {"size": size}, {"size": _pick(rng, others)})
+            _word_yes_no(b, "room_size_yesno", Q_IS_SIZE, "size", size, _pick(rng, others), len(others),
+                         _shares(ctx, "room size"))
     return b.out
+
+
+def _word_yes_no(b: _Builder, task: str, phrasings: tuple[str, ...], key: str, true: str, false: str, k: int,
+                 shares: dict[str, float]) -> None:
+    """'Is it <word>?' asked of the true word and of a false one (drawn from the k others): with the
+    dataset's shares of each word, each half is asked with the probability that makes every word
+    the answer "yes" as often as "no" (an 85 % 'medium-sized' dataset had answered "Is this a
+    medium-sized room?" yes 92 % of the time); without shares, as a pair."""
+    if not shares:
+        b.yes_no(task, phrasings, {key: true}, {key: false})
+        return
+    p, q = shares.get(true, 0.0), shares.get(false, 0.0)
+    ask = (p > 0 and b.rng.random() < min(1.0, (1 - p) / (k * p)),
+           q < 1 and b.rng.random() < min(1.0, k * q / (1 - q)))
+    template = _pick(b.rng, phrasings)
+    for i in _order(b.rng, 2):
+        if ask[i]:
+            b.one(task, template, {key: (true, false)[i]}, i == 0)
 
 
 Q_LOUDEST = ("Which sound is loudest at the microphone array?", "Which sound event is the loudest?")
@@ -748,6 +786,14 @@ COARSE: dict[str, tuple[str, Callable[[Facts], str | None], tuple[str, ...]]] = 
                   ("room_size", "room_size_choice", "room_size_yesno")),
     "reverberance": ("room", lambda f: reverb_word(f.rt60) if f.rt60 is not None else None, ("room_reverb",)),
     "event count bin": ("counting", lambda f: busy_word(len(f.events)) if f.events else None, ("count_bin",)),
+    "moving sources": ("motion", lambda f: str(len([e for e in f.events if e.moving and e.azimuth is not None]))
+                       if any(e.azimuth is not None for e in f.events) else None, ("motion_count",)),
+}
+# answers of each class or event asked about, counted over the dataset: their shares thin the commonest
+# (`_kept`), and a fact with a single answer leaves its tasks out
+SUBJECT_WORDS: dict[str, tuple[str, Callable[[Facts], list[str]], tuple[str, ...]]] = {  # fact: family, words, tasks
+    "first heard": ("temporal", first_parts, PART_TASKS),
+    "motion": ("motion", motion_states, MOTION_TASKS),
 }
 
 

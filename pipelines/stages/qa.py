@@ -27,8 +27,8 @@ from catalog.names import DatasetRef
 from catalog.shards import DEFAULT_SHARD_BYTES
 from catalog.storage import absolute_path
 from pipelines.qa.facts import CONVENTION, distance_bin, extract_facts
-from pipelines.qa.families import (COARSE, FAMILIES, PART_TASKS, ROW_SKIPS, Context, first_parts, generate,
-                                   part_weights, yes_no_weights)
+from pipelines.qa.families import (COARSE, FAMILIES, ROW_SKIPS, SUBJECT_WORDS, Context, generate,
+                                   yes_no_weights)
 from pipelines.qa.lm import LmConfig, ask_all, preflight
 from pipelines.qa.ontology import Ontology
 from pipelines.qa.records import features, to_rows
@@ -131,9 +131,14 @@ class _Scan:
     skips: dict[str, dict[str, str]] = field(default_factory=dict)   # row id -> family -> why skipped
     event_counts: Counter = field(default_factory=Counter)            # events per clip -> clips
     distance_bins: set[int] = field(default_factory=set)
-    coarse: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))  # COARSE fact -> word -> clips
+    # COARSE fact -> word -> clips; SUBJECT_WORDS fact -> word -> classes or events
+    coarse: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     class_sets: dict[tuple, list] = field(default_factory=dict)   # (classes, ontology ids) -> [facts, clips]
-    parts: Counter = field(default_factory=Counter)   # where each clip's classes are first heard -> classes
+
+    def shares(self) -> tuple[tuple[str, tuple[tuple[str, float], ...]], ...]:
+        """Each counted fact's share of each word (`Context.shares`)."""
+        return tuple((fact, tuple((w, n / words.total()) for w, n in sorted(words.items())))
+                     for fact, words in sorted(self.coarse.items()) if words.total())
 
     def spread(self) -> tuple[tuple[int, int | None], tuple[int, int | None]]:
         """(low, high) of events per clip and of distance bins: the range of multiple-choice options."""
@@ -161,7 +166,8 @@ def _scan(catalog: Catalog, snap: Snapshot, ctx: Context) -> _Scan:
             for fact, (_, word, _) in COARSE.items():
                 if (w := word(facts)) is not None:
                     scan.coarse[fact][w] += 1
-            scan.parts.update(first_parts(facts))
+            for fact, (_, words, _) in SUBJECT_WORDS.items():
+                scan.coarse[fact].update(words(facts))
             scan.class_sets.setdefault((facts.classes, tuple(facts.ontology_ids.items())), [facts, 0])[1] += 1
     return scan
 
@@ -176,12 +182,13 @@ def _warnings(families: list[str], scan: _Scan) -> tuple[list[str], frozenset[st
         out.append(f"counting: all {counts.total()} clips hold {n} events, so every event-count answer is "
                    f"{n} and can be learned without listening; make scenes with a different events_per_minute or "
                    f"clip_seconds (counts are drawn per clip around the rate)")
-    if "temporal" in families and len(scan.parts) == 1 and scan.parts.total() >= MIN_CLIPS_FOR_SHARE:
-        (part, n), = scan.parts.items()
-        skip.update(PART_TASKS)
-        out.append(f"first heard: all {n} classes of the clips are first heard in {part}, so "
-                   f"{', '.join(PART_TASKS)} would be answered without listening; they are left out (shorter clips "
-                   f"or fewer events per minute spread the first onsets)")
+    for fact, (family, _, tasks) in SUBJECT_WORDS.items():   # several answers are balanced by `shares`
+        words = scan.coarse.get(fact, Counter())
+        if family in families and len(words) == 1 and words.total() >= MIN_CLIPS_FOR_SHARE:
+            (word, n), = words.items()
+            skip.update(tasks)
+            out.append(f"{fact}: all {n} sounds asked about are '{word}', so {', '.join(tasks)} would be answered "
+                       f"without listening; they are left out (vary the scenes for them)")
     for fact, (family, _, tasks) in COARSE.items():
         words = scan.coarse.get(fact, Counter())
         total = words.total()
@@ -248,7 +255,7 @@ def run_qa(cfg: QaConfig, catalog: Catalog, *, address: str | None = None, show_
     weights = yes_no_weights([(f, n) for f, n in scan.class_sets.values()], ctx) if "classification" in families \
         else ({}, {})
     ctx_args += (*spread, skip_tasks, *(tuple(sorted(w.items())) for w in weights),
-                 tuple(sorted(scan.event_counts.items())), tuple(sorted(part_weights(scan.parts).items())))
+                 tuple(sorted(scan.event_counts.items())), scan.shares())
     by_split, dropped = assign_splits(scan.clips, cfg.test_fraction, cfg.seed)
     lm_tuples, lm_summary = {}, None
     if cfg.lm is not None:

@@ -132,15 +132,22 @@ def test_a_dataset_whose_clips_all_hold_the_same_number_of_events_is_warned_abou
     assert _warnings(["counting"], _Scan(event_counts=Counter({3: 4})))[0] == []  # too few clips to tell
 
 
-def test_clips_whose_classes_are_all_first_heard_at_the_beginning_get_no_part_question():
-    """60 s scenes start every class in the first third: the part tasks are left out, with a warning."""
+def test_a_question_whose_answer_never_varies_is_left_out_with_a_warning():
+    """60 s scenes start every class in the first third, and a dataset of static sources never
+    moves: those tasks are left out, with a warning."""
     from collections import Counter
 
     from pipelines.stages.qa import _Scan, _warnings
 
-    warnings, skip = _warnings(["temporal"], _Scan(parts=Counter({"the beginning": 40})))
-    assert skip == {"temporal_part", "temporal_part_choice"} and "all 40 classes" in warnings[0]
-    assert _warnings(["temporal"], _Scan(parts=Counter({"the beginning": 30, "the end": 3}))) == ([], frozenset())
+    scan = _Scan()
+    scan.coarse["first heard"] = Counter({"the beginning": 40})
+    warnings, skip = _warnings(["temporal"], scan)
+    assert skip == {"temporal_part", "temporal_part_choice"} and "all 40 sounds asked about" in warnings[0]
+    scan.coarse["first heard"] = Counter({"the beginning": 30, "the end": 3})
+    assert _warnings(["temporal"], scan) == ([], frozenset())
+    # a dataset of static sources: "Is X moving?" always no, "how many move?" always 0
+    scan.coarse.update({"motion": Counter({"static": 50}), "moving sources": Counter({"0": 25})})
+    assert _warnings(["motion"], scan)[1] == {"motion_state", "motion_choice", "motion_count"}
 
 
 def test_the_scan_sees_what_the_tuples_are_built_from(inputs):
@@ -153,7 +160,8 @@ def test_the_scan_sees_what_the_tuples_are_built_from(inputs):
     snap = inputs.show("scenes")
     scan = _scan(inputs, snap, Context(families=("temporal", "counting")))
     rows = inputs.arrow_dataset(snap.ref).to_table(columns=_metadata_columns(snap)).to_pylist()
-    assert scan.parts == Counter(p for r in rows for p in first_parts(extract_facts(r))) and scan.parts.total() > 0
+    parts = scan.coarse["first heard"]
+    assert parts == Counter(p for r in rows for p in first_parts(extract_facts(r))) and parts.total() > 0
     assert scan.event_counts == Counter(len(r["events"]) for r in rows)
 
 

@@ -581,18 +581,61 @@ def test_more_than_k_events_is_asked_so_that_k_never_gives_the_answer():
 
 def test_first_heard_parts_are_asked_so_that_each_part_is_the_answer_equally_often():
     """A class's first onset is early: 80 % of 10 s scenes' part answers were 'the beginning'.
-    Asked with `part_weights` from the dataset's parts, each part is the answer about as often."""
-    from pipelines.qa.families import first_parts, part_weights
+    Asked with the dataset's shares of parts, each part is the answer about as often."""
+    from pipelines.qa.families import first_parts
 
     rows = [scene_row(seed, 10.0, 0.3, sorted(CLASSES)[:1 + seed % 5]) for seed in range(300)]
     parts = Counter(p for r in rows for p in first_parts(extract_facts(r)))
     assert parts.most_common(1)[0][1] > 0.7 * parts.total()   # the skew the weights undo
     answers = Counter()
     for seed, row in enumerate(rows):
-        ctx = Context(seed=seed, class_map=tuple(CLASSES), part_weights=tuple(part_weights(parts).items()))
+        shares = (("first heard", tuple((p, n / parts.total()) for p, n in parts.items())),)
+        ctx = Context(seed=seed, class_map=tuple(CLASSES), shares=shares)
         answers.update(q.output for q in generate(extract_facts(row), ctx) if q.task == "temporal_part")
     assert set(answers) == set(parts) and min(answers.values()) >= 8, answers
     assert max(answers.values()) < 2 * min(answers.values()), answers
+
+
+def _shares(rows: list[dict], fact: str, words) -> tuple:
+    counts = Counter(w for r in rows for w in words(extract_facts(r)))
+    return ((fact, tuple((w, n / counts.total()) for w, n in counts.items())),)
+
+
+def test_is_it_moving_is_yes_as_often_as_no_whatever_share_of_sources_moves():
+    """With 20 % of sources moving, 'Is X moving?' was 'no' 80 % of the time from its words alone."""
+    from pipelines.qa.families import motion_states
+
+    rows = [scene_row(seed, 6.0, 0.2, sorted(CLASSES)[:1 + seed % 3]) for seed in range(300)]
+    shares = _shares(rows, "motion", motion_states)
+    assert dict(shares[0][1])["static"] > 0.65
+    answers: dict[str, list[bool]] = {}
+    for seed, row in enumerate(rows):
+        for qa in generate(extract_facts(row), Context(seed=seed, class_map=tuple(CLASSES), shares=shares)):
+            if qa.task == "motion_state":
+                answers.setdefault(qa.question.split(" (")[0].split()[0:2][1], []).append(qa.answer["boolean"])
+    assert all(len(v) >= 40 and 0.4 <= np.mean(v) <= 0.6 for v in answers.values()), \
+        {k: (len(v), np.mean(v)) for k, v in answers.items()}
+
+
+def test_is_this_a_size_room_is_yes_as_often_as_no_for_every_size():
+    """85 % medium-sized rooms answered 'Is this a medium-sized room?' yes 92 % of the time."""
+    from pipelines.qa.facts import room_size
+
+    rng = np.random.default_rng(0)
+    dims = [(rng.uniform(3, 12), rng.uniform(3, 12), rng.uniform(2.5, 4)) for _ in range(1200)]
+    rows = [{**scene_row(seed % 20, 3.0, 0.0, ["Dog"], dims=d), "id": f"scene-{seed}"} for seed, d in enumerate(dims)]
+    shares = _shares(rows, "room size", lambda f: [room_size(f.volume)])
+    assert max(dict(shares[0][1]).values()) > 0.7
+    answers: dict[str, list[bool]] = {}
+    for seed, row in enumerate(rows):
+        for qa in generate(extract_facts(row), Context(seed=seed, class_map=tuple(CLASSES), shares=shares,
+                                                       families=("room",))):
+            if qa.task == "room_size_yesno":
+                word = next(w for w in ("small", "medium-sized", "large") if f" {w} room" in qa.question)
+                answers.setdefault(word, []).append(qa.answer["boolean"])
+    asked = {w: v for w, v in answers.items() if len(v) >= 60}
+    assert len(asked) >= 2 and all(0.35 <= np.mean(v) <= 0.65 for v in asked.values()), \
+        {k: (len(v), np.mean(v)) for k, v in answers.items()}
 
 
 def test_absent_classes_asked_about_are_the_datasets_own_so_membership_gives_nothing_away(ontology):
