@@ -146,7 +146,8 @@ def test_a_question_whose_answer_never_varies_is_left_out_with_a_warning():
     scan.coarse["first heard"] = Counter({"the beginning": 30, "the end": 3})
     assert _warnings(["temporal"], scan) == ([], frozenset())
     # a dataset of static sources: "Is X moving?" always no, "how many move?" always 0
-    scan.coarse.update({"motion": Counter({"static": 50}), "moving sources": Counter({"0": 25})})
+    scan.coarse.update({"motion": Counter({"static": 50}), "motion sense": Counter({"it does not move": 50}),
+                        "moving sources": Counter({"0": 25})})
     assert _warnings(["motion"], scan)[1] == {"motion_state", "motion_choice", "motion_count"}
 
 

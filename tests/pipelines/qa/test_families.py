@@ -592,8 +592,9 @@ def test_first_heard_parts_are_asked_so_that_each_part_is_the_answer_equally_oft
         shares = (("first heard", tuple((p, n / parts.total()) for p, n in parts.items())),)
         ctx = Context(seed=seed, class_map=tuple(CLASSES), shares=shares)
         answers.update(q.output for q in generate(extract_facts(row), ctx) if q.task == "temporal_part")
-    assert set(answers) == set(parts) and min(answers.values()) >= 8, answers
-    assert max(answers.values()) < 2 * min(answers.values()), answers
+    common = {p: answers[p] for p, n in parts.items() if n >= 0.05 * parts.total()}   # rarer: asked always
+    assert set(answers) == set(parts) and len(common) >= 2 and min(common.values()) >= 15, answers
+    assert max(common.values()) < 1.5 * min(common.values()), answers
 
 
 def _shares(rows: list[dict], fact: str, words) -> tuple:
