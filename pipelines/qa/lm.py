@@ -9,12 +9,15 @@ clip begins with A"; "the first A" names an event, claims nothing; "not before",
 claim nothing), counts in digits or words ("a single", "a pair of", "three", "three Dogs"; not
 "barks twice": one event may hold several barks), directions ("the back", "the rear" and "ahead"
 too; denied ones, "not on the left"; azimuths and elevations in degrees, distances in metres) and
-motion ("moves", "static", "clockwise") said of each class named (per comma part and and-segment,
+motion ("moves", "static", "clockwise"), times ("starts at 0.5 s", "from 2.0s-3.0s") and the
+nearest or farthest ("the closest source", "closer than the Bell") said of each class named (per comma part and and-segment,
 or of every class after "both"), sounds said to overlap that never do (or never to overlap that
 do), any class of the clip said to be absent ("there is no Bell", "there isn't a Bell"), and any
 class the clip lacks unless denied: the dataset's classes and, with an ontology, its sound sources
-(not the clip's ancestors and descendants, nor the descriptive trees). A sentence it cannot
-attribute is kept, not guessed at.
+(not the clip's ancestors and descendants, nor the descriptive trees). Counts are read by what
+they count (events, kinds, or the most at once where the phrase says so); an answer naming no
+class speaks of its question's one class ("It is on the right"). A sentence it cannot attribute
+is kept, not guessed at.
 
 The prompt follows LTU's instruction generation (events with their times, a description,
 one JSON object per line with keys "q" and "a") and adds the spatial facts. The API key is
@@ -37,7 +40,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from catalog.errors import RoomtoneError
-from pipelines.qa.facts import ORDINALS, TIME_MARGIN_S, EventFact, Facts, octant, side
+from pipelines.qa.facts import DISTANCE_MARGIN_M, ORDINALS, TIME_MARGIN_S, EventFact, Facts, octant, side
 from pipelines.qa.families import QA, SPATIAL_NOTE, answer
 from pipelines.qa.ontology import Ontology, alternatives
 
@@ -58,13 +61,16 @@ CLASS_COUNT_GAP = r"\s+(?:(?:distinct|different|separate|individual|loud|quiet|s
                   r"static|stationary)\s+)*"
 SIMULTANEOUS = r"at once|at the same time|simultaneous\w*|overlap\w*|concurrent\w*"
 AT_ONCE_RE = re.compile(r"\b(?:" + SIMULTANEOUS + r"|at a time)", re.I)   # "one at a time" counts the most at once
+COUNT_DENIED_RE = re.compile(r"\b(?:no|not|never)\s+(?:(?:more|fewer|less)\s+than\s+)?$", re.I)
+AT_MOST_RE = re.compile(r"\b(?:at most|up to|no more than|(?:a )?maximum of)\s+$", re.I)
 MOVING_RE = re.compile(r"\bmov(?:es?|ing)\b", re.I)
 STATIC_RE = re.compile(r"\b(?:static|stationary|still)\b", re.I)
 # "the back", "the rear" and "ahead" are behind and front ("comes back" and "back and forth" are no direction)
 DIRECTION_WORDS = {"back": "behind", "rear": "behind", "ahead": "front"}
-DIRECTION_RE = re.compile(r"\b(left|right(?!\s+(?:after|before|away|as|at|when|then|now)\b)|front|behind|above|"
+DIRECTION_RE = re.compile(r"\b((?<!\bis )(?<!\bare )left(?!\s+over\b)|right(?!\s+(?:after|before|away|as|at|when|then|now|"
+                          r"from)\b)|front|behind|above|"
                           r"(?<=the )back|(?<=the )rear|ahead|"
-                          r"below)\b", re.I)   # "right after", "right away": no direction
+                          r"below)\b", re.I)   # "right after", "right from the start", "only the Bell is left": no direction
 CLAUSE_RE = re.compile(r"(?<!\d)\.(?!\d)|[;!?\n]")   # "1.5 m" is no sentence end
 PART_RE = re.compile(r"[,:]")
 SEGMENT_RE = re.compile(r"\b(?:and|but|while|whereas)\b", re.I)
@@ -81,15 +87,18 @@ OBJECT_GAP_RE = re.compile(r"\s+(?:[\w'-]+\s+){0,2}")   # "before the Dog": at m
 OPENS_RE = re.compile(r"\b(?:begins|starts|opens)\s+with\s+(?:the\s+|an?\s+)?", re.I)
 ENDS_RE = re.compile(r"\b(first|last|earliest|latest)\b", re.I)   # "A is heard first", "B comes last"
 ENDS = {"earliest": "first", "latest": "last"}
+REPEATS_RE = re.compile(r"\b(?:twice|times|again|repeatedly)\b", re.I)   # "first ..." then lists occurrences
 # a present class denied: "there is no Bell", "without a Bell", "there isn't a Bell", "it does not contain any
 # Bell", "we cannot hear the Bell"; "the Bell is absent", "... cannot be heard" ("not only the Dog", "not heard
 # until the Dog" and "the Dog, not the Bell, comes first" deny nothing)
-_NOT_WORD = r"(?:(?!only\b|just\b|merely\b|until\b|before\b|after\b|while\b|when\b)\w+\s+)"
+_NOT_WORD = r"(?:(?:hear|heard|contain|contains|include|includes|feature|features|detect|notice|find|have|has|" \
+            r"there|is|are|seem|seems|appear|appears|to|be)\s+)"   # "does not overlap the Bell" denies nothing
 DENIED_BEFORE_RE = re.compile(r"(?:\bno|\bwithout|(?:\bnot|n't)\s+(?:" + _NOT_WORD + r"{0,2}?(?:a|an|any)|" + _NOT_WORD +
                               r"{1,2}?the))\s+(?:other\s+)?$", re.I)
 CONTRASTED_RE = re.compile(r"\bnot\s+(?:the\s+|an?\s+)?$", re.I)   # "the Dog, not the Bell, ...": no claim of the Bell
 WHEN_BEFORE_RE = re.compile(r"\b(?:while|when|whenever|until|before|after|once|as)\s+(?:the\s+|an?\s+)?$", re.I)
-SPEAKS_OF_TIME = r"\s+(?:until|before|after|while|when|once|at\s+first|yet|then|again)\b"
+SPEAKS_OF_TIME = r"\s+(?:until|before|after|while|when|once|at\s+first|yet|then|again|together|alongside|with|" \
+                 + SIMULTANEOUS + r")\b"   # "not heard at the same time as the Bell": no absence
 NOT_TIME_RE = re.compile(r"(?!" + SPEAKS_OF_TIME + r")", re.I)   # "we do not hear the Bell until ...": no denial
 DENIED_AFTER_RE = re.compile(r"(?:\s+(?:is|are|was|were)\s+(?:absent|missing|silent|not\s+(?:present|heard|audible|"
                              r"there|in\s+the\s+(?:clip|recording|audio)))|\s+(?:cannot|can't|can\s+not)\s+be\s+"
@@ -107,8 +116,16 @@ DEGREES_RE = re.compile(r"(?<![\w.])(-?\d+(?:\.\d+)?)\s*(?:°|degrees?\b|deg\b)(
 ANGLE_KIND_RE = re.compile(r"\b(azimuth|elevation)\b", re.I)
 VERTICAL_RE = re.compile(r"\s+(above|below|up|down)\b", re.I)
 METRES_RE = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:m|metres?|meters?)\b(?!\s*(?:\^|[²³]|wide|long|high|tall|"
-                       r"deep|by|x\b|×|per\b|/))", re.I)
+                       r"deep|by|x\b|×|per\b|/|closer|nearer|farther|further|more|less|than|apart|behind\s+the|in\s+front\s+of\s+the))", re.I)
 CUBIC_RE = re.compile(r"\b(?:cubic|square)\s*$", re.I)
+# a time said of a class: "starts at 0.5 s", "from 0.5s-1.5s", "until 3 s" (not "lasts 1 s", "0.5 s later")
+TIME_RE = re.compile(r"\b(?:at|from|until|till|to|around|about|approximately|roughly)\s+(?:t\s*=\s*)?"
+                     r"(\d+(?:\.\d+)?)\s*(?:s|sec|secs|seconds?)\b|(?<=\d)(?:\s*s)?\s*(?:-|–|to)\s*(\d+(?:\.\d+)?)\s*"
+                     r"(?:s|sec|secs|seconds?)\b", re.I)
+ROOM_TIME_RE = re.compile(r"\b(?:rt60|reverb\w*|decay\w*|echo\w*)\b", re.I)
+# the nearest or farthest source, or one nearer or farther than another
+NEAREST_RE = re.compile(r"\b(closest|nearest|farthest|furthest)\b", re.I)
+NEARER_RE = re.compile(r"\b(closer|nearer|farther|further)\b(?:\s+[\w']+){0,4}?\s+than\b", re.I)
 ORDINAL_BEFORE_RE = re.compile(r"\b(" + "|".join(ORDINALS) + r")\s+$", re.I)   # "the second Dog": one event
 ARTICLE_RE = re.compile(r"\b(?:the|a|at|its|their)\s+$", re.I)   # "the first Dog", "at last": no claim
 # "the first sound", "the last one to be heard": a claim about the class named before it (or, with
@@ -266,18 +283,24 @@ def _wrong_count(text: str, f: Facts) -> tuple[str, str] | None:
         for m in COUNT_RE.finditer(clause):
             if known and re.search(known.pattern + r"\s+(?:is|was)\s+(?:only\s+|just\s+)?$", clause[:m.start()], re.I):
                 continue
+            if COUNT_DENIED_RE.search(clause, 0, m.start()):   # "no two sounds overlap", "never more than three"
+                continue
             n = int(m[1]) if m[1].isdigit() else NUMBERS[m[1].lower()]
             moving = sum(e.moving for e in f.events)
+            part = next(p for p in _spans(PART_RE, clause, 0, len(clause)) if p[0] <= m.start() < p[1])
+            noun = m[0].split()[-1].lower()
             if MOVING_RE.search(m[0]):
                 allowed = {moving}
             elif STATIC_RE.search(m[0]):
                 allowed = {len(f.events) - moving}
-            else:
-                allowed = {len(f.events), len(f.classes)}
+            elif AT_ONCE_RE.search(clause, *part) and f.max_polyphony:   # "at most three sounds overlap at once"
+                allowed = {f.max_polyphony} if AT_MOST_RE.search(clause, part[0], m.start()) \
+                    else set(range(1, f.max_polyphony + 1))
+            else:   # events and sources count events, kinds and classes count classes, "sounds" either
+                allowed = {len(f.events)} if noun.startswith(("event", "source")) else \
+                    {len(f.classes)} if noun.startswith(("kind", "type", "class")) else {len(f.events), len(f.classes)}
                 if MOVING_RE.search(clause) or STATIC_RE.search(clause):
                     allowed |= {moving, len(f.events) - moving}
-                if AT_ONCE_RE.search(clause):
-                    allowed.add(f.max_polyphony)
             if n not in allowed:
                 return "count", f"says {m[0]!r}; the clip has {len(f.events)} events of {len(f.classes)} kinds"
         bad = _wrong_class_count(clause, f)
@@ -461,8 +484,8 @@ def _wrong_order(clause: str, found: list[Mention], f: Facts) -> tuple[str, str]
                              f"{min(onsets[b]):.1f} s")
     first, last = min(e.onset for e in f.events), max(e.onset for e in f.events)
     for m in ENDS_RE.finditer(clause):
-        if NEGATED_RE.search(clause, 0, m.start()):   # "the Bell is not the first sound"
-            continue
+        if NEGATED_RE.search(clause, 0, m.start()) or REPEATS_RE.search(clause, 0, m.start()):
+            continue   # "the Bell is not the first sound"; "the Dog is heard twice, first at 0.5 s"
         earlier, later = [x for x in found if x[1] <= m.start()], [x for x in found if x[0] >= m.end()]
         article = ARTICLE_RE.search(clause, 0, m.start())
         gap = re.match(r"\s*", clause[m.end():]).end()
@@ -521,6 +544,58 @@ def _wrong_overlap(clause: str, found: list[Mention], f: Facts) -> tuple[str, st
     return None if overlap > 0 else ("order", f"says {names} sound together; their events never overlap")
 
 
+TIME_TOLERANCE_S = 0.15   # the prompt gives times to 0.1 s
+
+
+def _wrong_time(clause: str, found: list[Mention], f: Facts) -> tuple[str, str] | None:
+    """A time said of a class ("the Bell starts at 0.5 s", "is heard from 2.0s-3.0s") that is none of
+    its events' onsets or offsets; times of the room ("an RT60 of 0.5 s") are not the class's."""
+    if ROOM_TIME_RE.search(clause):
+        return None
+    for m in TIME_RE.finditer(clause):
+        value = float(m[1] or m[2])
+        for subject in sorted(_owners(clause, found, m.start(), f.classes)):
+            times = [t for e in _events(f, subject) for t in (e.onset, e.offset)]
+            if times and all(abs(t - value) > TIME_TOLERANCE_S for t in times):
+                return "order", f"puts {_said(subject)} at {value:g} s; it starts or ends at " + ", ".join(
+                    f"{t:.1f}" for t in sorted(times)) + " s"
+    return None
+
+
+def _wrong_nearest(clause: str, found: list[Mention], f: Facts) -> tuple[str, str] | None:
+    """"A is the closest/farthest (source)" that another class beats by the margin, or "A is
+    closer/farther than B" that their distances contradict."""
+    dist = {m[2:]: [e.distance for e in _events(f, m[2:]) if e.distance is not None] for m in found}
+    every = [e.distance for e in f.events if e.distance is not None]
+    for m in NEAREST_RE.finditer(clause):
+        if NEGATED_RE.search(clause, 0, m.start()):
+            continue
+        earlier, later = [x for x in found if x[1] <= m.start()], [x for x in found if x[0] >= m.end()]
+        subject = (earlier[-1] if earlier else later[0] if later else None)
+        if subject is None or not dist[subject[2:]] or not every:
+            continue
+        near = m[1].lower() in ("closest", "nearest")
+        mine = min(dist[subject[2:]]) if near else max(dist[subject[2:]])
+        best = min(every) if near else max(every)
+        if abs(mine - best) > DISTANCE_MARGIN_M:
+            return "direction", f"says {_said(subject[2:])} is the {m[1].lower()}; it is at {mine:.1f} m, the " \
+                                f"{m[1].lower()} source at {best:.1f} m"
+    for m in NEARER_RE.finditer(clause):
+        if NEGATED_RE.search(clause, 0, m.start()):
+            continue
+        earlier, later = [x for x in found if x[1] <= m.start()], [x for x in found if x[0] >= m.end()]
+        if not earlier or not later or earlier[-1][2:] == later[0][2:]:
+            continue
+        a, b = dist[earlier[-1][2:]], dist[later[0][2:]]
+        if not a or not b:
+            continue
+        near = m[1].lower() in ("closer", "nearer")
+        if (min(a) >= max(b) + DISTANCE_MARGIN_M) if near else (max(a) <= min(b) - DISTANCE_MARGIN_M):
+            return "direction", f"says {_said(earlier[-1][2:])} is {m[1].lower()} than {_said(later[0][2:])}; " \
+                                f"{min(a):.1f} m against {min(b):.1f} m"
+    return None
+
+
 def _wrong_motion(clause: str, found: list[Mention], f: Facts) -> tuple[str, str] | None:
     """A class said to move that never does, to stay still that always moves (either denied: the
     other), or to turn the way none of its moving events turns."""
@@ -555,13 +630,14 @@ def contradiction(text: str, f: Facts, vocabulary: list[str],
             break
         found = _find(clause, f)
         bad = (_denied(clause, found) or (_wrong_direction(clause, found, f) if f.spatial else None)
-               or (_wrong_motion(clause, found, f) if f.spatial else None)
+               or (_wrong_motion(clause, found, f) or _wrong_nearest(clause, found, f) if f.spatial else None)
+               or _wrong_time(clause, found, f)
                or _wrong_order(clause, found, f) or _wrong_overlap(clause, found, f))
     return bad
 
 
 POLAR_RE = re.compile(r"\s*(?:is|are|was|were|does|do|did|can|could|has|have|will|would)\b", re.I)   # yes/no question
-YES_RE = re.compile(r"\s*(?:yes|yeah|yep|correct|indeed|that's right|right)\b", re.I)
+VERDICT_RE = re.compile(r"\b(yes|no)\b", re.I)
 
 
 def contradicted_pair(question: str, answer_text: str, f: Facts, vocabulary: list[str],
@@ -569,10 +645,20 @@ def contradicted_pair(question: str, answer_text: str, f: Facts, vocabulary: lis
     """What the answer contradicts, or else the question: a question presupposes what it asks about
     ("Why does the Cat bark after the Dog?" of a clip without one: a true answer to it still teaches
     the falsehood), and "yes" asserts a yes/no question's claim; a yes/no question answered any other
-    way ("No", "The Dog comes first, so no") claims nothing. Same arguments as `contradiction`."""
+    way ("No", "The Dog comes first, so no") claims nothing: its verdict is its first word, or its last
+    yes or no ("... so the answer is yes"). An answer naming no class speaks of the question's one
+    class ("Where is the Dog?" "It is on the right"). Same arguments as `contradiction`."""
+    named = _find(question, f)
+    if len({m[2] for m in named}) == 1 and not _find(answer_text, f):
+        answer_text = re.sub(r"\b[Ii]t\b", "the " + named[0][2], answer_text)
     bad = contradiction(answer_text, f, vocabulary, ontology)
-    if bad or (POLAR_RE.match(question) and not YES_RE.match(answer_text)):
+    if bad:
         return bad
+    if POLAR_RE.match(question):
+        verdicts = VERDICT_RE.findall(answer_text)
+        verdict = verdicts[0] if VERDICT_RE.match(answer_text.strip()) else verdicts[-1] if verdicts else ""
+        if verdict.lower() != "yes":
+            return None
     bad = contradiction(question, f, vocabulary, ontology)
     return (bad[0], "the question " + bad[1]) if bad else None
 

@@ -373,7 +373,7 @@ def test_motion_claims_are_checked(text, kind):
 
 @pytest.mark.parametrize("text, kind", [
     ("Both sounds are heard at the same time.", "order"),
-    ("Two sound events overlap.", "order"),
+    ("Two sound events overlap.", "count"),
     ("The Bell is the earliest sound.", "order"),
     ("The Bell rings 2.0 m away on the left.", "direction"),
     ("The Dog (1.5 m) is on the right.", "direction"),
@@ -399,3 +399,52 @@ def test_a_yes_no_question_answered_other_than_yes_claims_nothing(question, answ
     from pipelines.qa.lm import contradicted_pair
 
     assert contradicted_pair(question, answer_text, facts(), ["Bell", "Cat", "Dog"]) is None
+
+
+@pytest.mark.parametrize("question, answer_text, kind", [
+    ("Is the Bell heard before the Dog?", "The Bell rings from 2.0s to 3.0s and the Dog from 0.5s to 1.5s. So the "
+                                          "answer is yes.", "order"),                # the thirteenth audit's misses
+    ("Do the Dog and the Bell overlap?", "The Dog spans 0.5-1.5 s and the Bell 2.0-3.0 s; therefore yes.", "order"),
+    ("Where is the Dog relative to the array?", "It is on the right side, about 1.5 m away.", "direction"),
+    ("Which sound is heard first?", "The Bell, at 0.5 s.", "order"),
+    ("Is the Dog louder than the Bell?", "The Dog is not louder than the Bell, so no.", None),
+    ("Where is the Bell?", "It is behind on the right, 2.0 m away, and above the array.", None),
+])
+def test_a_verdict_at_the_end_and_a_pronoun_are_read(question, answer_text, kind):
+    from pipelines.qa.lm import contradicted_pair
+
+    found = contradicted_pair(question, answer_text, facts(), ["Bell", "Cat", "Dog"])
+    assert (found[0] if found else None) == kind, found
+
+
+@pytest.mark.parametrize("text, kind", [
+    ("The Bell starts at 0.5s and the Dog at 2.0s.", "order"),
+    ("The Bell is heard from 0.5s-1.5s.", "order"),
+    ("The Bell is the closest source.", "direction"),
+    ("The Dog is farther away than the Bell.", "direction"),
+    ("The Dog is heard from 0.5s-1.5s and the Bell from 2.0s to 3.0s.", None),
+    ("The Dog is the closest source, 0.5 m closer than the Bell.", None),
+    ("The Bell is 0.5 m farther away than the Dog.", None),
+    ("The Dog does not overlap with the Bell.", None),
+    ("The Dog is not heard at the same time as the Bell.", None),
+    ("The Dog is not moving and the Bell is not moving either.", None),
+    ("After the Dog stops, only the Bell is left.", None),
+    ("The Dog is heard right from the start of the clip.", None),
+    ("The room's RT60 of 0.5 s makes the Bell ring on.", None),
+])
+def test_times_distances_and_more_negations_are_read(text, kind):
+    found = contradiction(text, facts(), ["Bell", "Cat", "Dog"])
+    assert (found[0] if found else None) == kind, found
+
+
+@pytest.mark.parametrize("text, kind", [
+    ("There are two sound events in the clip.", "count"),     # 3 events of 2 kinds, one at a time
+    ("The clip holds three different kinds of sound.", "count"),
+    ("At most three sounds overlap at once.", "count"),
+    ("There are three sound events of two kinds, one at a time.", None),
+    ("The Dog is heard twice, first at 0.5s on the left and then at 6.0s on the right.", None),
+])
+def test_counts_are_read_by_what_they_count(text, kind):
+    f = _two_dogs()   # Dog 0 s left, Bell 3 s front, Dog 6 s right
+    found = contradiction(text.replace("0.5s", "0.0s"), f, ["Bell", "Dog"])
+    assert (found[0] if found else None) == kind, found
