@@ -78,6 +78,13 @@ def open_source(catalog: Catalog, ref: str, split: str, family: str) -> Source:
     if not files:
         splits = sorted({f.split for f in catalog.files(snap.ref)})
         raise RoomtoneError(f"{snap.ref} has no rows in split {split!r}", f"splits: {', '.join(splits) or 'none'}")
+    if family == "seld":
+        formats = set(catalog.arrow_dataset(snap.ref, split).to_table(columns=["format"]).column(0).to_pylist())
+        if formats != {"foa"}:
+            raise RoomtoneError(f"{snap.ref} holds {sorted(map(str, formats))} audio (format), but SELD training reads "
+                                "FOA: its features are log-mels plus FOA intensity vectors and its rotations are "
+                                "FOA channel maps; MIC capsule signals would train on wrong directions",
+                                "simulate the scenes with --format foa (roomtone simulate scenes)")
     classes = tuple(snap.info.get("classes") or sorted(snap.stats.get("class_counts", {})))
     if family in ("tagging", "seld") and not classes:
         raise RoomtoneError(f"{snap.ref} records no class map", "publish it with info.classes or class counts")

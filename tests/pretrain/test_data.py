@@ -101,3 +101,22 @@ def test_bad_datasets_are_refused_before_any_work(events):
         open_source(events, "nope", "train", "ssast")
     with pytest.raises(RoomtoneError, match="no rows in split 'test'"):
         open_source(events, "events", "test", "ssast")
+
+
+def test_a_mic_scenes_dataset_is_refused_for_seld_training(tmp_path):
+    """SELD features are FOA intensity vectors and its rotations FOA channel maps: MIC scenes were
+    accepted (4 channels) and trained on directions their audio does not hold."""
+    import datasets
+
+    from catalog import audio_cell, encode_flac, write_shard
+
+    catalog = Catalog(CatalogConfig(root=str(tmp_path / "home")))
+    features = datasets.Features({"id": datasets.Value("string"), "audio": datasets.Audio(sampling_rate=24_000),
+                                  "labels": datasets.Value("string"), "format": datasets.Value("string")})
+    run = catalog.create_run("mic_scenes", {"rows": 1}, features, info={"classes": ["dog"]})
+    write_shard(run.shard("train", 0, 1), features, [{"id": "s0", "labels": "[]", "format": "mic",
+                                                      "audio": audio_cell(encode_flac(np.zeros((2400, 4)), 24_000),
+                                                                          "s0.flac")}])
+    catalog.publish(run)
+    with pytest.raises(RoomtoneError, match=r"holds \['mic'\] audio \(format\), but SELD training reads FOA"):
+        open_source(catalog, "mic_scenes", "train", "seld")
