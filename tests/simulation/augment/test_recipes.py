@@ -475,3 +475,16 @@ def test_a_mixture_forgets_event_snrs_and_an_rt60_its_parents_disagree_on():
     assert [e["snr_db"] for e in same["events"]] == [None, None] and same["rt60"] == 0.4
     faster = merge_meta(scene("a", 0.2), scene("b", 0.4), 0, FS, 0.1, 1.0, 1.0, 0)
     assert faster["rt60"] is None and faster["room_dims"] == [5, 5, 3]   # one room still, of that size
+
+
+def test_offsets_at_a_rate_whose_label_hop_is_no_whole_sample_count_are_whole_frames():
+    """0.1 s at 11025 Hz is 1102.5 samples: offsets on a 1102-sample grid were no whole number of
+    frames, and every shifted or mixed row of such a scenes dataset failed in its worker."""
+    rate = 11_025
+    meta = {**scene_meta(0), "duration": 4.0}
+    ctx = Context("scene-0", 4 * rate, rate, "foa", 0.1, [("scene-0", 4 * rate), ("p", 4 * rate)])
+    assert ctx.grid == 2205 and Context("x", 10, 24_000, hop=0.1).grid == 2400
+    for seed in range(20):
+        shift = Shift.draw(np.random.default_rng(seed), ctx)
+        assert shift.samples % 2205 == 0
+        apply_recipe_meta(Recipe("shift", ("scene-0",), seed, 0, (shift,)), meta, rate)   # raised before
