@@ -428,14 +428,27 @@ def test_an_items_reverb_does_not_depend_on_the_rest_of_its_batch():
     rng = np.random.default_rng(0)
     x = torch.from_numpy(rng.standard_normal((2, 4, FS)).astype(np.float32) * 0.1)
     rirs = {k: torch.from_numpy((rng.standard_normal((4, n)) * np.exp(-np.arange(n) / (n / 6))).astype(np.float32))
-            for k, n in (("short", 300), ("long", 9000))}
+            for k, n in (("short", 300), ("long", 9000), ("short2", 310))}
     res = Resources(rirs=rirs)
-    short, long = Recipe("a", ("a",), 0, 0, (Reverb("short"),)), Recipe("b", ("b",), 0, 0, (Reverb("long"),))
+    short = Recipe("a", ("a",), 0, 0, (Reverb("short"),))
     alone, (done_alone,) = apply_recipe_batch([short], x[:1], FS, res)
-    both, (done_both, _) = apply_recipe_batch([short, long], x, FS, res)
     offline, _, done_offline = apply_recipe(short, x[0], FS, None, res)
-    assert torch.equal(alone[0], both[0]) and torch.equal(offline, both[0])
-    assert done_alone.to_json() == done_both.to_json() == done_offline.to_json()
+    # a mate with another FFT size, and one with the same (stacked transforms had taken another path)
+    for mate in ("long", "short2"):
+        both, (done_both, _) = apply_recipe_batch([short, Recipe("b", ("b",), 0, 0, (Reverb(mate),))], x, FS, res)
+        assert torch.equal(alone[0], both[0]) and torch.equal(offline, both[0]), mate
+        assert done_alone.to_json() == done_both.to_json() == done_offline.to_json()
+    mono = torch.from_numpy(rng.standard_normal((4, 1, FS)).astype(np.float32) * 0.1)
+    recipes = [Recipe(f"m{i}", (f"m{i}",), 0, 0, (Reverb("long"),)) for i in range(4)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)   # where stacked transforms took another path
+    try:
+        batch, done = apply_recipe_batch(recipes, mono, FS, res)
+        for i, recipe in enumerate(recipes):
+            alone, _, done_alone = apply_recipe(recipe, mono[i], FS, None, res)
+            assert torch.equal(batch[i], alone) and done[i].to_json() == done_alone.to_json(), i
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_a_rotated_scene_caption_is_the_caption_of_its_rotated_events():
