@@ -65,6 +65,9 @@ def place(partner: torch.Tensor, offset: int, length: int) -> torch.Tensor:
     return out
 
 
+SILENT_DBFS = -100.0   # a mixing partner this quiet (RMS over the window) is silence
+
+
 def _peak(x: torch.Tensor) -> float:
     if not x.numel():
         return 0.0
@@ -86,16 +89,19 @@ def mix_gains(a: torch.Tensor, partners: Sequence[torch.Tensor], offsets: Sequen
     a (B, C, T) is the first clip; partner i (C, T2) starts at offsets[i] in the window.
     Both are normalised to `norm_db` dBFS RMS over the window, the partner lowered by
     `snr_db`, and the sum rescaled to `mix_rms_db` dBFS RMS; the sum's RMS comes from the
-    energies and the cross term, so the mixture itself is formed once, by `mix`.
+    energies and the cross term, so the mixture itself is formed once, by `mix`. A partner silent
+    over the window (below `SILENT_DBFS`) gets gain 0: no gain can bring it to the SNR, and 1e11
+    times its dither would be labelled as heard.
     """
     n = a.shape[-2] * a.shape[-1]
+    floor = n * 10.0 ** (SILENT_DBFS / 10.0)
     gains = []
     for item, p, offset, snr, target in zip(a, partners, offsets, snr_db, mix_rms_db):
         item, p = _host(item), _host(p)
         start, stop, part = _overlap(p, offset, item.shape[-1])
         ea, eb, cross = dot(item, item), dot(part, part), dot(item[:, start:stop], part)
         ga = 10.0 ** (norm_db / 20.0) / max(math.sqrt(ea / n), 1e-12)
-        gb = 10.0 ** ((norm_db - snr) / 20.0) / max(math.sqrt(eb / n), 1e-12)
+        gb = 10.0 ** ((norm_db - snr) / 20.0) / math.sqrt(eb / n) if eb > floor else 0.0
         level = math.sqrt(max(ga * ga * ea + gb * gb * eb + 2.0 * ga * gb * cross, 0.0) / n)
         scale = 10.0 ** (target / 20.0) / max(level, 1e-12)
         gains.append((ga * scale, gb * scale))

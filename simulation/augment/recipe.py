@@ -131,7 +131,8 @@ class Mix(Step):
 
     Resolved on first application: `gain_a`, `gain_b` (linear gains of the two parents) and
     `limit` (the factor that kept the mixture's peak at 0.99, 1.0 when it did not clip);
-    each parent's overall gain is gain * limit."""
+    each parent's overall gain is gain * limit. `gain_b` 0: the partner was silent where it lay
+    (`functional.SILENT_DBFS`), so the row is the first clip alone, rescaled, and says so."""
 
     name: ClassVar[str] = "mix"
     defaults: ClassVar[dict] = {"snr_db": (-5.0, 5.0), "mix_rms_db": (-35.0, -15.0), "min_overlap": 0.5}
@@ -169,6 +170,8 @@ class Mix(Step):
     def meta(self, meta, rate, hop, res):
         if self.gain_a is None:
             raise ValueError("this Mix step has no gains yet: apply it to audio first, or give gain_a and gain_b")
+        if self.gain_b == 0.0:   # a silent partner adds no sound, so no events
+            return scale_levels(meta, self.gain_a * (self.limit or 1.0))
         return merge_meta(meta, res.partner_meta[self.partner_id], self.offset, rate, hop,
                           self.gain_a * (self.limit or 1.0), self.gain_b * (self.limit or 1.0), self.template)
 

@@ -69,6 +69,20 @@ def test_mix_snr_of_the_scaled_parents_equals_the_recorded_snr(channels, seed):
         assert out.abs().max() == pytest.approx(0.99) and level < step.mix_rms_db
 
 
+def test_a_partner_silent_where_it_lies_is_not_mixed_in_or_labelled():
+    """Its RMS was floored at 1e-12, so it got a gain of 1e11 and its events were labelled at 220 dB
+    over a clip that held none of them."""
+    a, b = audio(1, 4, 3.0), torch.zeros(4, 2 * FS)
+    meta = scene_meta(1, 3.0)
+    ctx = Context("a", a.shape[-1], FS, hop=0.1, partners=[("a", a.shape[-1]), ("b", b.shape[-1])])
+    recipe = Recipe("a", ("a", "b"), 0, 0, (Mix.draw(np.random.default_rng(0), ctx),))
+    res = Resources(partners={"b": b}, partner_meta={"b": {**scene_meta(2, 3.0), "id": "b"}})
+    out, out_meta, done = apply_recipe(recipe, a, FS, meta, res)
+    mixed = done.steps[0]
+    assert mixed.gain_b == 0.0 and torch.equal(out, a * (mixed.gain_a * mixed.limit))
+    assert [e["event_id"] for e in out_meta["events"]] == [e["event_id"] for e in meta["events"]]
+
+
 def test_a_clip_is_never_mixed_with_itself():
     partners = [(f"scene-{i}", 800) for i in range(3)]
     for k in range(30):
