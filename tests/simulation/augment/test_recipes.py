@@ -515,3 +515,15 @@ def test_offsets_at_a_rate_whose_label_hop_is_no_whole_sample_count_are_whole_fr
         shift = Shift.draw(np.random.default_rng(seed), ctx)
         assert shift.samples % 2205 == 0
         apply_recipe_meta(Recipe("shift", ("scene-0",), seed, 0, (shift,)), meta, rate)   # raised before
+
+
+def test_a_batch_that_would_come_out_mono_and_multichannel_is_refused_at_once():
+    """Mono items reverberated with p < 1 by 4-channel RIRs: which coin tosses fell decided whether
+    the batch raised 'step 0 gives items different shapes'."""
+    rirs = {"r": torch.zeros(4, 100)}
+    module = BatchAugment([{"name": "reverb", "p": 0.5}], FS, rirs=rirs)
+    with pytest.raises(ValueError, match="set the reverb step's p to 1"):
+        module(torch.zeros(3, 1, FS), ["a", "b", "c"], [np.random.default_rng(i) for i in range(3)])
+    always = BatchAugment([{"name": "reverb"}], FS, rirs={"r": torch.eye(4, 100)})
+    assert always(torch.ones(2, 1, 800), ["a", "b"], [np.random.default_rng(i) for i in range(2)])[0].shape == \
+        (2, 4, 800)
