@@ -39,6 +39,7 @@ from catalog import Location, shard_relpath, write_shard  # noqa: E402
 from clock import Clock  # noqa: E402
 from pipelines.qa import Context, extract_facts, features, generate, to_rows  # noqa: E402
 from pipelines.qa.families import GENERATORS  # noqa: E402
+from pipelines.stages.qa import _Scan  # noqa: E402
 from simulation.scenes import Box, LibraryItem, PlanConfig, frame_labels, plan_scene  # noqa: E402
 from simulation.seeding import item_seed  # noqa: E402
 
@@ -93,7 +94,12 @@ def main() -> None:
     args = parser.parse_args()
     n = args.clips or (200 if args.quick else 2000)
     rows = scene_rows(n)
-    ctx = Context(seed=0, class_map=tuple(KINDS))
+    scan = _Scan()   # the job's scan before it generates (untimed): option ranges, weights and shares
+    for r in rows:
+        scan.count(extract_facts(r))
+    base = Context(seed=0, class_map=tuple(KINDS))
+    ctx = Context(base.seed, base.class_map, base.ontology, base.max_subjects, base.families,
+                  *scan.context_args(list(base.families), base)[1])
     generate(extract_facts(rows[0]), ctx)  # warm-up: imports, caches
 
     with Clock() as gen:

@@ -24,8 +24,8 @@ from catalog.shards import DEFAULT_SHARD_BYTES, plan_num_shards
 REFERENCE_RATES: dict[str, float] = {
     "scenes/end_to_end_throughput": 250.0,  # audio hours per core-hour, 60 s FOA from a stored RIR grid
     "scenes/storage_bytes_per_audio_hour": 310e6,  # 4-ch 24 kHz 16-bit FLAC in Parquet, with labels
-    "qa/tuples_per_second_per_core_end_to_end": 24_900.0,
-    "qa/storage_bytes_per_tuple": 125.0,
+    "qa/tuples_per_second_per_core_end_to_end": 18_100.0,
+    "qa/storage_bytes_per_tuple": 127.0,
     "rir/hybrid_throughput_rt1": 49.4,  # 4-capsule SRIRs per second per core, RT60 1.0 s
     # per GPU: one H200, 16 rooms x 72 sources a call (a grid RIR job's rooms), 1.5 s RIRs
     "rir/hybrid_batched_throughput_rt1_cuda": 694.0,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from itertools import combinations
 from operator import attrgetter
 from random import Random
@@ -85,7 +86,12 @@ RARE_SHARE = 0.05
 
 
 def _shares(ctx: Context, fact: str) -> dict[str, float]:
-    return dict(dict(ctx.shares).get(fact, ()))
+    return _share_table(ctx.shares).get(fact, {})
+
+
+@lru_cache(maxsize=16)
+def _share_table(shares: tuple) -> dict[str, dict[str, float]]:
+    return {fact: dict(words) for fact, words in shares}
 
 
 def _kept(rng: Random, ctx: Context, fact: str, word: str) -> bool:

@@ -26,7 +26,7 @@ from catalog.fields import DatasetName, DatasetRefText, Seed, ShardBytes
 from catalog.names import DatasetRef
 from catalog.shards import DEFAULT_SHARD_BYTES
 from catalog.storage import absolute_path
-from pipelines.qa.facts import CONVENTION, distance_bin, extract_facts
+from pipelines.qa.facts import CONVENTION, Facts, distance_bin, extract_facts
 from pipelines.qa.families import (COARSE, FAMILIES, ROW_SKIPS, SUBJECT_WORDS, Context, generate,
                                    yes_no_weights)
 from pipelines.qa.lm import LmConfig, ask_all, preflight
@@ -135,6 +135,27 @@ class _Scan:
     coarse: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     class_sets: dict[tuple, list] = field(default_factory=dict)   # (classes, ontology ids) -> [facts, clips]
 
+    def context_args(self, families: list[str], ctx: Context) -> tuple[list[str], tuple]:
+        """The warnings, and the `Context` fields after the first five that the dataset decides:
+        option ranges, tasks left out, yes/no weights, the count histogram and answer shares."""
+        warnings, skip_tasks = _warnings(families, self)
+        weights = yes_no_weights([(f, n) for f, n in self.class_sets.values()], ctx) \
+            if "classification" in families else ({}, {})
+        return warnings, (*self.spread(), skip_tasks, *(tuple(sorted(w.items())) for w in weights),
+                          tuple(sorted(self.event_counts.items())), self.shares())
+
+    def count(self, facts: Facts) -> None:
+        """Add one clip's facts to the dataset's counts."""
+        if facts.events:
+            self.event_counts[len(facts.events)] += 1
+        self.distance_bins.update(distance_bin(e.distance) for e in facts.events if e.distance is not None)
+        for fact, (_, word, _) in COARSE.items():
+            if (w := word(facts)) is not None:
+                self.coarse[fact][w] += 1
+        for fact, (_, words, _) in SUBJECT_WORDS.items():
+            self.coarse[fact].update(words(facts))
+        self.class_sets.setdefault((facts.classes, tuple(facts.ontology_ids.items())), [facts, 0])[1] += 1
+
     def shares(self) -> tuple[tuple[str, tuple[tuple[str, float], ...]], ...]:
         """Each counted fact's share of each word (`Context.shares`)."""
         return tuple((fact, tuple((w, n / words.total()) for w, n in sorted(words.items())))
@@ -160,15 +181,7 @@ def _scan(catalog: Catalog, snap: Snapshot, ctx: Context) -> _Scan:
             reasons = {f: why for f, check in checks.items() if (why := check(facts, ctx))}
             if reasons:
                 scan.skips[row["id"]] = reasons
-            if facts.events:
-                scan.event_counts[len(facts.events)] += 1
-            scan.distance_bins.update(distance_bin(e.distance) for e in facts.events if e.distance is not None)
-            for fact, (_, word, _) in COARSE.items():
-                if (w := word(facts)) is not None:
-                    scan.coarse[fact][w] += 1
-            for fact, (_, words, _) in SUBJECT_WORDS.items():
-                scan.coarse[fact].update(words(facts))
-            scan.class_sets.setdefault((facts.classes, tuple(facts.ontology_ids.items())), [facts, 0])[1] += 1
+            scan.count(facts)
     return scan
 
 
@@ -250,12 +263,9 @@ def run_qa(cfg: QaConfig, catalog: Catalog, *, address: str | None = None, show_
                 tuple(families))
     ctx = _context(*ctx_args)
     scan = _scan(catalog, snap, ctx)
-    spread = scan.spread()
-    warnings, skip_tasks = _warnings(families, scan)
-    weights = yes_no_weights([(f, n) for f, n in scan.class_sets.values()], ctx) if "classification" in families \
-        else ({}, {})
-    ctx_args += (*spread, skip_tasks, *(tuple(sorted(w.items())) for w in weights),
-                 tuple(sorted(scan.event_counts.items())), scan.shares())
+    warnings, dataset_args = scan.context_args(families, ctx)
+    ctx_args += dataset_args
+    spread, skip_tasks = dataset_args[:2], dataset_args[2]
     by_split, dropped = assign_splits(scan.clips, cfg.test_fraction, cfg.seed)
     lm_tuples, lm_summary = {}, None
     if cfg.lm is not None:
