@@ -16,6 +16,7 @@ from typing import Iterable
 
 import datasets
 
+from catalog.errors import RoomtoneError
 from pipelines.qa.facts import CONVENTION, Facts
 from pipelines.qa.families import QA
 from simulation.seeding import item_seed
@@ -70,24 +71,51 @@ def spatial_record(row: dict) -> dict:
     in rooms, not convolved with a stored binaural RIR). ``audio_id2`` and ``reverb_id2`` are
     always null: SpatialSoundQA's loader mixes that second clip into ``audio_id`` as it reads,
     and our ``audio_id`` is the clip as heard, a mixture already mixed (naming a parent there
-    would play it twice). The Parquet rows keep a mixture's ``parents`` and ``room_ids``."""
-    return {"audio_id": row["audio_id"], "reverb_id": row["room_id"], "audio_id2": None, "reverb_id2": None,
+    would play it twice). A mixture of two rooms has no reverb id (its ``room_id`` is its first
+    parent's, provenance only). The Parquet rows keep a mixture's ``parents`` and ``room_ids``."""
+    one_room = len(set(row.get("room_ids") or [])) <= 1   # a two-room mixture has no one reverb
+    return {"audio_id": row["audio_id"], "reverb_id": row["room_id"] if one_room else None, "audio_id2": None,
+            "reverb_id2": None,
             "question_id": row["id"], "question_type": row["question_type"], "question": row["question"],
             "answer": row["output"]}
 
 
 def write_json(records: Iterable[dict], path: str | Path) -> int:
-    """A JSON list, written streaming (OpenAQA-sized sets do not fit twice in memory)."""
+    """A JSON list, written streaming (OpenAQA-sized sets do not fit twice in memory) to a
+    temporary name and renamed when whole: a failed export leaves no half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     n = 0
-    with open(path, "w") as f:
-        f.write("[")
-        for record in records:
-            f.write(("," if n else "") + "\n" + json.dumps(record, ensure_ascii=False))
-            n += 1
-        f.write("\n]\n")
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with open(partial, "w") as f:
+            f.write("[")
+            for record in records:
+                f.write(("," if n else "") + "\n" + json.dumps(record, ensure_ascii=False))
+                n += 1
+            f.write("\n]\n")
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
     return n
+
+
+AUDIO_PATH_FIELDS = ("audio_id", "split")
+
+
+def check_audio_path(template: str) -> None:
+    """Refuse an LTU audio path template that names other fields or is malformed, before any file is written."""
+    import string
+
+    try:
+        names = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        template.format(audio_id="a", split="train")
+    except (ValueError, IndexError, KeyError) as exc:
+        names = [f"<{exc}>"]
+    bad = [n for n in names if n not in AUDIO_PATH_FIELDS]
+    if bad:
+        raise RoomtoneError(f"--audio-path {template!r} uses {', '.join(map(repr, bad))}, which is not a field it "
+                            f"can fill", "use {audio_id} and {split}, e.g. 'foa_dev/{split}/{audio_id}.wav'")
 
 
 def write_convention(path: str | Path, dataset: str, convention: str) -> None:

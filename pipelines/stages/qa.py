@@ -310,13 +310,16 @@ def export_qa(catalog: Catalog, ref: str, out: str | Path, *, audio_path: str = 
 
     audio_path: how LTU's ``audio_id`` names the file, e.g. ``foa_dev/{split}/{audio_id}.wav``
     to point at a DCASE export of the source (``roomtone export dcase``)."""
-    from pipelines.qa.records import ltu_record, spatial_record, write_convention, write_json
+    from pipelines.qa.records import check_audio_path, ltu_record, spatial_record, write_convention, write_json
 
     snap = catalog.show(ref)
     if "question_type" not in snap.features:
         raise RoomtoneError(f"{snap.ref} is not a QA dataset", "export one made by `roomtone qa make`")
-    written = {}
+    check_audio_path(audio_path)
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RoomtoneError(f"--out {out} is a file", "give a folder (made if missing)")
+    written = {}
     write_convention(out / "convention.json", snap.ref, snap.info["summary"]["convention"])  # as the tuples were made
     for split in catalog.splits(snap.ref):
         def rows():
@@ -327,4 +330,7 @@ def export_qa(catalog: Catalog, ref: str, out: str | Path, *, audio_path: str = 
                                                   out / f"ltu_{split}.json")
         written[f"spatialsoundqa_{split}.json"] = write_json((spatial_record(r) for r in rows()),
                                                              out / f"spatialsoundqa_{split}.json")
+    for stale in [*out.glob("ltu_*.json"), *out.glob("spatialsoundqa_*.json")]:   # an earlier export's other splits
+        if stale.name not in written:
+            stale.unlink()
     return {"dataset": snap.ref, "out": str(out), "records": written}

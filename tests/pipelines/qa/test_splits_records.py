@@ -128,3 +128,31 @@ def test_every_exported_record_that_mentions_a_spatial_quantity_states_the_conve
         "open-ended question"}  # the scan sees the tasks that lacked the note
     assert missing_convention(ltu, "instruction", "output") == []
     assert missing_convention(spatial, "question", "answer") == []
+
+
+def test_an_export_that_fails_leaves_no_half_written_file_and_a_bad_audio_path_is_refused_first(tmp_path):
+    """'{room}/{audio_id}.wav' raised a KeyError from inside the writer and left 'ltu_test.json' as '['."""
+    import pytest
+
+    from catalog import RoomtoneError
+    from pipelines.qa.records import check_audio_path
+
+    for template in ("{room}/{audio_id}.wav", "{}.wav", "{audio_id"):
+        with pytest.raises(RoomtoneError, match="--audio-path"):
+            check_audio_path(template)
+    check_audio_path("foa_dev/{split}/{audio_id}.wav")
+
+    def failing():
+        yield {"a": 1}
+        raise KeyError("room")
+
+    with pytest.raises(KeyError):
+        write_json(failing(), tmp_path / "ltu_test.json")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_two_room_mixture_names_no_reverb_in_the_spatialsoundqa_export():
+    row = {"audio_id": "m", "room_id": "room-1", "room_ids": ["room-1", "room-2"], "id": "q", "question_type": "DOA",
+           "question": "?", "output": "!"}
+    assert spatial_record(row)["reverb_id"] is None
+    assert spatial_record({**row, "room_ids": ["room-1", "room-1"]})["reverb_id"] == "room-1"
