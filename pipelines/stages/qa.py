@@ -90,8 +90,12 @@ def _event_fields(snap: Snapshot) -> set[str]:
 def available_families(cfg: QaConfig, snap: Snapshot) -> tuple[list[str], dict[str, str]]:
     """The families this dataset can answer, and the reason each other one is skipped."""
     cols, ev = set(snap.features), _event_fields(snap)
+    if "question_type" in cols:
+        raise RoomtoneError(f"{snap.ref} is a QA dataset: its rows are questions, not clips",
+                            "make tuples from the scenes, events or mixtures dataset it was made from "
+                            f"({', '.join(snap.inputs) or 'see roomtone catalog lineage'})")
     spatial = snap.info.get("format") in ("foa", "mic") and "format" in cols
-    no_events = f"{snap.ref} has no per-event metadata (events column): a mono event library has no timeline"
+    no_events = f"{snap.ref} has no per-event metadata (events column): its clips have no timeline"
     no_space = (f"{snap.ref} is not spatial (format {snap.info.get('format')!r}, no per-event azimuth/distance): "
                 f"directions and distances would be invented")
     needs = {
@@ -111,8 +115,8 @@ def available_families(cfg: QaConfig, snap: Snapshot) -> tuple[list[str], dict[s
     asked = cfg.families or list(FAMILIES)
     ok = [f for f in asked if needs[f] is None]
     skipped = {f: needs[f] for f in asked if needs[f] is not None}
-    if cfg.families and not ok:
-        raise RoomtoneError(f"{snap.ref} cannot answer the families asked for: " +
+    if not ok:   # a run would publish an empty dataset
+        raise RoomtoneError(f"{snap.ref} cannot answer {'the families asked for' if cfg.families else 'any family'}: " +
                             "; ".join(f"{f}: {r}" for f, r in skipped.items()),
                             "choose families the dataset has metadata for, or a scenes dataset "
                             "(`roomtone simulate scenes`)")

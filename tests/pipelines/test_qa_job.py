@@ -109,6 +109,10 @@ def test_families_the_dataset_cannot_answer_are_skipped_with_the_reason_or_refus
     with pytest.raises(RoomtoneError, match="cannot answer the families asked for: distance: .* is not spatial"):
         run_qa(QaConfig(name="bad_qa", source="events", families=["distance"]), inputs, show_progress=False)
     assert not inputs.exists("bad_qa")
+    # a QA dataset answers nothing (every family skipped): refused, not published empty
+    with pytest.raises(RoomtoneError, match="is a QA dataset: its rows are questions") as err:
+        run_qa(QaConfig(name="qa_of_qa", source=snap.ref), inputs, show_progress=False)
+    assert "events@" in err.value.fix and not inputs.exists("qa_of_qa")
 
 
 def test_an_unreachable_language_model_fails_before_the_job(inputs):
