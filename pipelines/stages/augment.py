@@ -184,6 +184,9 @@ def check_inputs(cfg: AugmentConfig, catalog: Catalog) -> tuple[Snapshot, Snapsh
                                 "reverberate the dry source that job read instead, or drop reverb from steps")
         if not cfg.rirs:
             raise RoomtoneError("reverb needs an RIR dataset", "set rirs (--rirs NAME)")
+    if cfg.rirs and "reverb" not in names:
+        raise RoomtoneError(f"rirs is set ({cfg.rirs}) but no step reverberates: it would be recorded as an input "
+                            "the output never read", "drop rirs (--rirs), or add a reverb step")
     if cfg.rirs:
         rir_snap = catalog.show(cfg.rirs)
         missing = {"id", "rir", "sample_rate", "num_channels", "array", *ROOM_FEATURES} - set(rir_snap.features)
@@ -211,6 +214,12 @@ def check_inputs(cfg: AugmentConfig, catalog: Catalog) -> tuple[Snapshot, Snapsh
                                 f"holds {sorted(stray)}-channel clips ({where})",
                                 f"use RIRs simulated for the clips' array ({sorted(stray)} channels), or "
                                 "reverberate mono clips, which take RIRs of any channel count")
+        sometimes = [i for i, step in enumerate(cfg.steps) if step["name"] == "reverb" and step.get("p", 1.0) < 1]
+        if sometimes and 1 in (counted or set(by_channels)) and channels != {1}:
+            raise RoomtoneError(f"steps[{sometimes[0]}].p is {cfg.steps[sometimes[0]]['p']}: reverb would turn some "
+                                f"mono clips of {src.ref} into {sorted(channels)[0]}-channel clips and leave the "
+                                "others mono, one dataset of two formats",
+                                "set the reverb step's p to 1, or use single-channel RIRs")
         if kind["format"] in ARRAY_OF_FORMAT and arrays != {ARRAY_OF_FORMAT[kind["format"]]}:
             raise RoomtoneError(f"{src.ref} is {kind['format']} but {rir_snap.ref} holds {sorted(arrays)} RIRs",
                                 f"simulate RIRs with --array {kind['format']}")

@@ -333,8 +333,10 @@ def test_copies_of_one_recording_made_by_chained_jobs_never_straddle_the_qa_spli
     ({"source": "events", "steps": [{"name": "rotate"}]}, "rotate needs FOA or MIC clips"),
     ({"steps": [{"name": "reverb"}], "rirs": "foa_rooms"}, "already reverberant"),
     ({"source": "events", "steps": [{"name": "reverb"}]}, "reverb needs an RIR dataset"),
-    ({"source": "scenes", "steps": [{"name": "gain"}], "rirs": "mic_rooms"}, r"is foa but .* holds \['tetra_mic'\]"),
-    ({"source": "scenes", "steps": [{"name": "gain"}], "rirs": "events"}, "is not an RIR dataset"),
+    ({"source": "scenes", "steps": [{"name": "gain"}], "rirs": "mic_rooms"}, "rirs is set .* but no step reverberates"),
+    ({"source": "events", "steps": [{"name": "reverb"}], "rirs": "events"}, "is not an RIR dataset"),
+    ({"source": "events", "steps": [{"name": "reverb", "p": 0.5}], "rirs": "foa_rooms"},
+     r"steps\[0\].p is 0.5: reverb would turn some mono clips"),
 ])
 def test_bad_inputs_fail_before_the_job(inputs, overrides, message):
     catalog = inputs
@@ -413,6 +415,10 @@ def test_rirs_of_another_channel_count_are_refused_before_the_job(inputs, drop, 
         err.value.problem
     assert "mono clips" in err.value.fix
     assert not inputs.exists("bad_rirs")
+    if not drop:   # FOA clips and MIC RIRs of the same channel count
+        with pytest.raises(RoomtoneError, match=r"is foa but .* holds \['tetra_mic'\]"):
+            check_inputs(AugmentConfig(name="bad_rirs", source=name, rirs="mic_rooms", steps=[{"name": "reverb"}]),
+                         inputs)
 
 
 @pytest.mark.parametrize("steps, message", [
