@@ -710,8 +710,14 @@ def _loudness_field(f: Facts) -> str | None:
 
 def loudest_skip(f: Facts, ctx: Context) -> str | None:
     """Why the loudest family does not answer for this clip (None: it does)."""
-    if len(f.events) < 2 or _loudness_field(f):
+    if len(f.events) < 2:
         return None
+    key = _loudness_field(f)
+    if key and sum(getattr(e, key) is not None for e in f.events) >= 2:
+        return None
+    if key:
+        return ("only one event's loudness is known (the others cut at the clip's end, as a mixing partner often "
+                "is, or reverberated): no two events to compare")
     if f.mixture:
         return ("a mixture whose events have no power_db (cut at the clip's end, reverberated, or from parents "
                 "that record only snr_db, each over its own ambience): their loudness is not comparable")
