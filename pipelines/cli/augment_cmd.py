@@ -16,8 +16,10 @@ def _steps(text: str | None) -> list[dict] | None:
         return None
     out = []
     for part in filter(None, (p.strip() for p in text.split(","))):
-        name, _, p = part.partition(":")
+        name, colon, p = part.partition(":")
         try:
+            if colon and not p:
+                raise ValueError
             out.append({"name": name, **({"p": float(p)} if p else {})})
         except ValueError:
             raise typer.BadParameter(f"{part!r}: write NAME or NAME:PROBABILITY, e.g. mix:0.5") from None
@@ -62,3 +64,6 @@ def augment(
     else:
         console.print(f"published [bold]{snap.name}@v{snap.version}[/] ({snap.ref}): {snap.stats['rows']} augmented "
                       f"rows from {snap.inputs[0]}; each row's `recipe` replays it")
+        for step, why in (snap.info.get("skipped") or {}).items():
+            for split, reason in why.items():
+                console.print(f"[yellow]{step} skipped in split {split}[/]: {reason}")

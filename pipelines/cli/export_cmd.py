@@ -8,7 +8,8 @@ import typer
 
 from pipelines.cli.common import console, print_json, state
 
-app = typer.Typer(help="Export datasets for other tools.", no_args_is_help=True)
+app = typer.Typer(help="Export datasets for other tools. QA tuples (LTU JSON, SpatialSoundQA JSON): "
+                       "`roomtone qa export`.", no_args_is_help=True)
 
 
 @app.command("dcase")

@@ -24,8 +24,13 @@ def make(
     address: str = typer.Option(None, envvar="RAY_ADDRESS", help="Ray cluster address; none starts a local one."),
     json_out: bool = typer.Option(False, "--json", help="Print the snapshot and summary as JSON."),
 ):
-    """Answer classification, timing, counting, direction, distance, motion, room, loudness and
-    caption questions from each clip's exact metadata; publish them linked by audio id.
+    """Answer questions from each clip's exact metadata; publish them linked by audio id.
+
+    Families (--family, repeatable; default all the dataset can answer): classification,
+    description, temporal, counting, direction, distance, motion, room, loudest, caption, open.
+    --config also takes test_fraction (the held-out share, split by recording and room) and
+    max_subjects (events asked about per family and clip). Families the dataset cannot answer
+    are skipped, with the reason, in the summary.
 
     A language model (OpenAI-compatible, `lm:` in --config: base_url, model, api_key_env) adds
     open-ended tuples; answers contradicting the facts are rejected and counted.

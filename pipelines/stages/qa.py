@@ -196,9 +196,10 @@ def _warnings(families: list[str], scan: _Scan) -> tuple[list[str], frozenset[st
     counts = scan.event_counts
     if "counting" in families and len(counts) == 1 and counts.total() >= 10:
         n = next(iter(counts))
-        out.append(f"counting: all {counts.total()} clips hold {n} events, so every event-count answer is "
-                   f"{n} and can be learned without listening; make scenes with a different events_per_minute or "
-                   f"clip_seconds (counts are drawn per clip around the rate)")
+        skip.update(("count_events", "count_choice"))
+        out.append(f"counting: all {counts.total()} clips hold {n} events, so count_events and count_choice "
+                   f"would be answered without listening; they are left out (scenes draw a count per clip around "
+                   f"events_per_minute; a mixture of one-event clips always holds two)")
     for fact, (family, _, tasks) in SUBJECT_WORDS.items():   # several answers are balanced by `shares`
         words = scan.coarse.get(fact, Counter())
         if family in families and len(words) == 1 and words.total() >= MIN_CLIPS_FOR_SHARE:

@@ -129,8 +129,9 @@ def test_a_dataset_whose_clips_all_hold_the_same_number_of_events_is_warned_abou
 
     from pipelines.stages.qa import _Scan, _warnings
 
-    (constant,), _ = _warnings(["counting"], _Scan(event_counts=Counter({36: 40})))
+    (constant,), skip = _warnings(["counting"], _Scan(event_counts=Counter({36: 40})))
     assert "all 40 clips hold 36 events" in constant and "events_per_minute" in constant
+    assert skip == {"count_events", "count_choice"}
     assert _warnings(["counting"], _Scan(event_counts=Counter({35: 12, 36: 20, 41: 8}))) == ([], frozenset())
     assert _warnings(["classification"], _Scan(event_counts=Counter({36: 40})))[0] == []  # no counting asked
     assert _warnings(["counting"], _Scan(event_counts=Counter({3: 4})))[0] == []  # too few clips to tell
