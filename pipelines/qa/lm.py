@@ -8,16 +8,16 @@ B", "After A, B", "A ... later B", "A is heard first", "A is the earliest sound"
 clip begins with A"; "the first A" names an event, claims nothing; "not before", "not the first"
 claim nothing), counts in digits or words ("a single", "a pair of", "three", "three Dogs"; not
 "barks twice": one event may hold several barks), directions ("the back", "the rear" and "ahead"
-too; denied ones, "not on the left"; azimuths and elevations in degrees, distances in metres) and
+too; denied ones, "not on the left"; azimuths and elevations in degrees, distances in metres),
 motion ("moves", "static", "clockwise"), times ("starts at 0.5 s", "from 2.0s-3.0s") and the
-nearest or farthest ("the closest source", "closer than the Bell") said of each class named (per comma part and and-segment,
-or of every class after "both"), sounds said to overlap that never do (or never to overlap that
-do), any class of the clip said to be absent ("there is no Bell", "there isn't a Bell"), and any
-class the clip lacks unless denied: the dataset's classes and, with an ontology, its sound sources
-(not the clip's ancestors and descendants, nor the descriptive trees). Counts are read by what
-they count (events, kinds, or the most at once where the phrase says so); an answer naming no
-class speaks of its question's one class ("It is on the right"). A sentence it cannot attribute
-is kept, not guessed at.
+nearest or farthest ("the closest source", "closer than the Bell") said of each class named (per
+comma part and and-segment, or of every class after "both"), sounds said to overlap that never do
+(or never to overlap that do), any class of the clip said to be absent ("there is no Bell",
+"there isn't a Bell"), and any class the clip lacks unless denied: the dataset's classes and, with
+an ontology, its sound sources (not the clip's ancestors and descendants, nor the descriptive
+trees). Counts are read by what they count (events, kinds, or the most at once where the phrase
+says so); an answer naming no class speaks of its question's one class ("It is on the right"). A
+sentence it cannot attribute is kept, not guessed at.
 
 The prompt follows LTU's instruction generation (events with their times, a description,
 one JSON object per line with keys "q" and "a") and adds the spatial facts. The API key is
@@ -67,10 +67,11 @@ MOVING_RE = re.compile(r"\bmov(?:es?|ing)\b", re.I)
 STATIC_RE = re.compile(r"\b(?:static|stationary|still)\b", re.I)
 # "the back", "the rear" and "ahead" are behind and front ("comes back" and "back and forth" are no direction)
 DIRECTION_WORDS = {"back": "behind", "rear": "behind", "ahead": "front"}
-DIRECTION_RE = re.compile(r"\b((?<!\bis )(?<!\bare )left(?!\s+over\b)|right(?!\s+(?:after|before|away|as|at|when|then|now|"
-                          r"from)\b)|front|behind|above|"
+# "right after", "right from the start", "only the Bell is left": no direction
+DIRECTION_RE = re.compile(r"\b((?<!\bis )(?<!\bare )left(?!\s+over\b)|"
+                          r"right(?!\s+(?:after|before|away|as|at|when|then|now|from)\b)|front|behind|above|"
                           r"(?<=the )back|(?<=the )rear|ahead|"
-                          r"below)\b", re.I)   # "right after", "right from the start", "only the Bell is left": no direction
+                          r"below)\b", re.I)
 CLAUSE_RE = re.compile(r"(?<!\d)\.(?!\d)|[;!?\n]")   # "1.5 m" is no sentence end
 PART_RE = re.compile(r"[,:]")
 SEGMENT_RE = re.compile(r"\b(?:and|but|while|whereas)\b", re.I)
@@ -93,8 +94,8 @@ REPEATS_RE = re.compile(r"\b(?:twice|times|again|repeatedly)\b", re.I)   # "firs
 # until the Dog" and "the Dog, not the Bell, comes first" deny nothing)
 _NOT_WORD = r"(?:(?:hear|heard|contain|contains|include|includes|feature|features|detect|notice|find|have|has|" \
             r"there|is|are|seem|seems|appear|appears|to|be)\s+)"   # "does not overlap the Bell" denies nothing
-DENIED_BEFORE_RE = re.compile(r"(?:\bno|\bwithout|(?:\bnot|n't)\s+(?:" + _NOT_WORD + r"{0,2}?(?:a|an|any)|" + _NOT_WORD +
-                              r"{1,2}?the))\s+(?:other\s+)?$", re.I)
+DENIED_BEFORE_RE = re.compile(r"(?:\bno|\bwithout|(?:\bnot|n't)\s+(?:" + _NOT_WORD + r"{0,2}?(?:a|an|any)|"
+                              + _NOT_WORD + r"{1,2}?the))\s+(?:other\s+)?$", re.I)
 CONTRASTED_RE = re.compile(r"\bnot\s+(?:the\s+|an?\s+)?$", re.I)   # "the Dog, not the Bell, ...": no claim of the Bell
 WHEN_BEFORE_RE = re.compile(r"\b(?:while|when|whenever|until|before|after|once|as)\s+(?:the\s+|an?\s+)?$", re.I)
 SPEAKS_OF_TIME = r"\s+(?:until|before|after|while|when|once|at\s+first|yet|then|again|together|alongside|with|" \
@@ -102,7 +103,7 @@ SPEAKS_OF_TIME = r"\s+(?:until|before|after|while|when|once|at\s+first|yet|then|
 NOT_TIME_RE = re.compile(r"(?!" + SPEAKS_OF_TIME + r")", re.I)   # "we do not hear the Bell until ...": no denial
 DENIED_AFTER_RE = re.compile(r"(?:\s+(?:is|are|was|were)\s+(?:absent|missing|silent|not\s+(?:present|heard|audible|"
                              r"there|in\s+the\s+(?:clip|recording|audio)))|\s+(?:cannot|can't|can\s+not)\s+be\s+"
-                             r"heard)\b(?!" + SPEAKS_OF_TIME + ")", re.I)   # "not heard until the Dog stops" speaks of time
+                             r"heard)\b(?!" + SPEAKS_OF_TIME + ")", re.I)   # "not heard until ..." speaks of time
 TOGETHER_RE = re.compile(r"\b(?:" + SIMULTANEOUS + r"|together)\b", re.I)   # an overlap claimed
 SEVERAL_RE = re.compile(r"\b(?:both|two|three|several|multiple|many|all|some)\b", re.I)   # ... of sounds unnamed
 # a motion claimed of a class: "the Dog moves", "is static"; "moves clockwise" (seen from above: azimuth falling)
@@ -116,7 +117,8 @@ DEGREES_RE = re.compile(r"(?<![\w.])(-?\d+(?:\.\d+)?)\s*(?:°|degrees?\b|deg\b)(
 ANGLE_KIND_RE = re.compile(r"\b(azimuth|elevation)\b", re.I)
 VERTICAL_RE = re.compile(r"\s+(above|below|up|down)\b", re.I)
 METRES_RE = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:m|metres?|meters?)\b(?!\s*(?:\^|[²³]|wide|long|high|tall|"
-                       r"deep|by|x\b|×|per\b|/|closer|nearer|farther|further|more|less|than|apart|behind\s+the|in\s+front\s+of\s+the))", re.I)
+                       r"deep|by|x\b|×|per\b|/|closer|nearer|farther|further|more|less|than|apart|"
+                       r"behind\s+the|in\s+front\s+of\s+the))", re.I)
 CUBIC_RE = re.compile(r"\b(?:cubic|square)\s*$", re.I)
 # a time said of a class: "starts at 0.5 s", "from 0.5s-1.5s", "until 3 s" (not "lasts 1 s", "0.5 s later")
 TIME_RE = re.compile(r"\b(?:at|from|until|till|to|around|about|approximately|roughly)\s+(?:t\s*=\s*)?"

@@ -174,8 +174,8 @@ class _Scan:
 
 def _scan(catalog: Catalog, snap: Snapshot, ctx: Context) -> _Scan:
     """Every row as the split sees it, the families that skip it, and the dataset's spread."""
-    cols = [c for c in ("id", "duration", "room_id", "room_ids", "events", "parent_ids", "source_ids", "format", "num_channels",
-                        "rt60", "room_dims", "label", "ontology_id") if c in snap.features]
+    cols = [c for c in ("id", "duration", "room_id", "room_ids", "events", "parent_ids", "source_ids", "format",
+                        "num_channels", "rt60", "room_dims", "label", "ontology_id") if c in snap.features]
     checks = {f: ROW_SKIPS[f] for f in ctx.families if f in ROW_SKIPS}
     scan = _Scan()
     for split in catalog.splits(snap.ref):
@@ -281,7 +281,8 @@ def run_qa(cfg: QaConfig, catalog: Catalog, *, address: str | None = None, show_
     summary = {"families": families, "skipped_families": skipped, "convention": CONVENTION,
                "split_dropped": len(dropped), "split_dropped_examples": dict(sorted(dropped.items())[:5]),
                "clips": {s: len(c) for s, c in by_split.items()}, "language_model": lm_summary,
-               "skipped_rows": _count_skips(by_split, scan.skips), "warnings": warnings, "skipped_tasks": sorted(skip_tasks),
+               "skipped_rows": _count_skips(by_split, scan.skips), "warnings": warnings,
+               "skipped_tasks": sorted(skip_tasks),
                "choice_ranges": {"events_per_clip": spread[0], "distance_bins": spread[1]}}
     if "classification" in families:
         summary["negatives"] = NEGATIVES_WITH if cfg.ontology else NEGATIVES_WITHOUT
