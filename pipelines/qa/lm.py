@@ -341,11 +341,16 @@ def _direction_words(events: list[EventFact], certain: bool = False) -> set[str]
     return set.intersection(*seen) if certain else set.union(*seen)
 
 
+def _path(e: EventFact) -> np.ndarray:
+    """Azimuths (deg) along the event's arc, onset to offset."""
+    return e.azimuth + np.linspace(0.0, e.speed * (e.offset - e.onset), 16)
+
+
 def _moments(e: EventFact) -> list[tuple[float, float]]:
     """(azimuth, elevation) over the event's path, each widened both ways by the margin."""
-    span, margin = e.speed * (e.offset - e.onset), 6.0 + e.azimuth_step / 2
-    return [(a + da, e.elevation + de) for a in e.azimuth + np.linspace(min(0.0, span), max(0.0, span), 16)
-            for da in (-margin, margin) for de in (-6.0, 6.0)]
+    margin = 6.0 + e.azimuth_step / 2
+    return [(a + da, e.elevation + de) for a in _path(e) for da in (-margin, margin) for de in (-6.0, 6.0)]
+
 
 
 Mention = tuple[int, int, str, int]   # start, end, class, ordinal (k: its k-th event, as the prompt names it; 0: all)
@@ -369,6 +374,10 @@ def _find(clause: str, f: Facts) -> list[Mention]:
 def _events(f: Facts, subject: Subject) -> list[EventFact]:
     name, k = subject
     return [e for e in f.by_class(name) if not k or e.ordinal == k]
+
+def _placed(f: Facts, subject: Subject) -> list[EventFact]:
+    """The subject's events that have a direction."""
+    return [e for e in _events(f, subject) if e.azimuth is not None]
 
 
 def _said(subject: Subject) -> str:
@@ -425,7 +434,7 @@ def _wrong_direction(clause: str, found: list[Mention], f: Facts) -> tuple[str, 
             allowed = _direction_words(_events(f, subject))
             if allowed and word not in allowed:
                 return "direction", f"puts {_said(subject)} {word}; it is {', '.join(sorted(allowed))}"
-    return _wrong_position(clause, found, f)
+    return None
 
 
 def _wrong_position(clause: str, found: list[Mention], f: Facts) -> tuple[str, str] | None:
@@ -439,7 +448,7 @@ def _wrong_position(clause: str, found: list[Mention], f: Facts) -> tuple[str, s
         if vertical:
             kind, value = ["elevation"], -abs(value) if vertical[1].lower() in ("below", "down") else abs(value)
         for subject in sorted(_owners(clause, found, m.start(), f.classes)):
-            events = [e for e in _events(f, subject) if e.azimuth is not None]
+            events = _placed(f, subject)
             if not events:
                 continue
             if kind and kind[-1] == "elevation":
@@ -447,7 +456,7 @@ def _wrong_position(clause: str, found: list[Mention], f: Facts) -> tuple[str, s
                     return "direction", f"puts {_said(subject)} at elevation {m[0]}; it is at " + ", ".join(
                         f"{e.elevation:.0f}" for e in events)
             elif all(abs((a - value + 180.0) % 360.0 - 180.0) > 10.0 + e.azimuth_step / 2
-                     for e in events for a in e.azimuth + np.linspace(0.0, e.speed * (e.offset - e.onset), 16)):
+                     for e in events for a in _path(e)):
                 return "direction", f"puts {_said(subject)} at azimuth {m[0]}; it is at " + ", ".join(
                     f"{e.azimuth:.0f}" for e in events)
     for m in METRES_RE.finditer(clause):
@@ -604,13 +613,13 @@ def _wrong_motion(clause: str, found: list[Mention], f: Facts) -> tuple[str, str
     for m in MOTION_RE.finditer(clause):
         moving = bool(m[1]) != bool(NEGATED_RE.search(clause, 0, m.start()))
         for subject in sorted(_owners(clause, found, m.start(), f.classes)):
-            events = [e for e in _events(f, subject) if e.azimuth is not None]
+            events = _placed(f, subject)
             if events and (not any(e.moving for e in events) if moving else all(e.moving for e in events)):
                 return "direction", f"says {_said(subject)} {'moves' if moving else 'stays still'}; it does not"
     for m in TURN_RE.finditer(clause):
         counter = not m[1].lower().startswith("clockwise")
         for subject in sorted(_owners(clause, found, m.start(), f.classes)):
-            events = [e for e in _events(f, subject) if e.azimuth is not None]
+            events = _placed(f, subject)
             if events and not any(e.moving and (e.speed > 0) == counter for e in events):
                 return "direction", f"says {_said(subject)} moves {m[1].lower()}; it does not"
     return None
@@ -631,8 +640,8 @@ def contradiction(text: str, f: Facts, vocabulary: list[str],
         if bad:
             break
         found = _find(clause, f)
-        bad = (_denied(clause, found) or (_wrong_direction(clause, found, f) if f.spatial else None)
-               or (_wrong_motion(clause, found, f) or _wrong_nearest(clause, found, f) if f.spatial else None)
+        spatial = (_wrong_direction, _wrong_position, _wrong_motion, _wrong_nearest) if f.spatial else ()
+        bad = (_denied(clause, found) or next(filter(None, (check(clause, found, f) for check in spatial)), None)
                or _wrong_time(clause, found, f)
                or _wrong_order(clause, found, f) or _wrong_overlap(clause, found, f))
     return bad
