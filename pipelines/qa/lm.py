@@ -375,6 +375,7 @@ def _events(f: Facts, subject: Subject) -> list[EventFact]:
     name, k = subject
     return [e for e in f.by_class(name) if not k or e.ordinal == k]
 
+
 def _placed(f: Facts, subject: Subject) -> list[EventFact]:
     """The subject's events that have a direction."""
     return [e for e in _events(f, subject) if e.azimuth is not None]
