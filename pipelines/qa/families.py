@@ -590,21 +590,21 @@ def _sense(e: EventFact) -> str:
     return MOTIONS[2] if not e.moving else "counter-clockwise" if e.speed > 0 else "clockwise"
 
 
+def _placed(f: Facts) -> list[EventFact]:
+    """The events that have a direction: the ones the motion family asks about."""
+    return [e for e in f.events if e.azimuth is not None]
+
+
 def motion_states(f: Facts) -> list[str]:
     """Each placed event's motion state, as the motion questions ask it."""
-    return [_state(e) for e in f.events if e.azimuth is not None]
-
-
-def motion_senses(f: Facts) -> list[str]:
-    """Each placed event's sense of motion (`MOTIONS`)."""
-    return [_sense(e) for e in f.events if e.azimuth is not None]
+    return [_state(e) for e in _placed(f)]
 Q_SPEED = _noted(("How fast does {x} move around the microphone array, in degrees per second?",))
 Q_NUM_MOVING = _noted(("How many of the sound sources are moving?",))
 
 
 def motion(f: Facts, ctx: Context, rng: Random) -> list[QA]:
     b = _Builder("motion", rng, "MOTION")
-    placed = [e for e in f.events if e.azimuth is not None]
+    placed = _placed(f)
     if not placed:
         return []
     moving = sum(e.moving for e in placed)
@@ -810,8 +810,8 @@ COARSE: dict[str, tuple[str, Callable[[Facts], str | None], tuple[str, ...]]] = 
                   ("room_size", "room_size_choice", "room_size_yesno")),
     "reverberance": ("room", lambda f: reverb_word(f.rt60) if f.rt60 is not None else None, ("room_reverb",)),
     "event count bin": ("counting", lambda f: busy_word(len(f.events)) if f.events else None, ("count_bin",)),
-    "moving sources": ("motion", lambda f: str(len([e for e in f.events if e.moving and e.azimuth is not None]))
-                       if any(e.azimuth is not None for e in f.events) else None, ("motion_count",)),
+    "moving sources": ("motion", lambda f: str(sum(e.moving for e in _placed(f))) if _placed(f) else None,
+                       ("motion_count",)),
     "most at once": ("counting", lambda f: str(f.max_polyphony) if f.events and f.max_polyphony is not None else None,
                      ("count_polyphony",)),
     "kinds of sound": ("counting", lambda f: str(len(f.classes)) if f.events else None, ("count_classes",)),
@@ -822,7 +822,7 @@ COARSE: dict[str, tuple[str, Callable[[Facts], str | None], tuple[str, ...]]] = 
 SUBJECT_WORDS: dict[str, tuple[str, Callable[[Facts], list[str]], tuple[str, ...]]] = {  # fact: family, words, tasks
     "first heard": ("temporal", first_parts, PART_TASKS),
     "motion": ("motion", motion_states, ("motion_state",)),
-    "motion sense": ("motion", motion_senses, ("motion_choice",)),
+    "motion sense": ("motion", lambda f: [_sense(e) for e in _placed(f)], ("motion_choice",)),
 }
 # tasks whose answer is a word of a counted fact: asked as `_kept` says, so each word the dataset holds is the
 # answer about equally often (80 % of realistic scenes were "busy", 90 % held at most 3 sounds at once)
