@@ -31,6 +31,7 @@ import json  # noqa: E402
 import tempfile  # noqa: E402
 from random import Random  # noqa: E402
 from collections import Counter  # noqa: E402
+from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -98,8 +99,7 @@ def main() -> None:
     for r in rows:
         scan.count(extract_facts(r))
     base = Context(seed=0, class_map=tuple(KINDS))
-    ctx = Context(base.seed, base.class_map, base.ontology, base.max_subjects, base.families,
-                  *scan.context_args(list(base.families), base)[1])
+    ctx = replace(base, **scan.context_fields(list(base.families), base)[1])
     generate(extract_facts(rows[0]), ctx)  # warm-up: imports, caches
 
     with Clock() as gen:

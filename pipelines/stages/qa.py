@@ -139,14 +139,17 @@ class _Scan:
     coarse: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     class_sets: dict[tuple, list] = field(default_factory=dict)   # (classes, ontology ids) -> [facts, clips]
 
-    def context_args(self, families: list[str], ctx: Context) -> tuple[list[str], tuple]:
-        """The warnings, and the `Context` fields after the first five that the dataset decides:
-        option ranges, tasks left out, yes/no weights, the count histogram and answer shares."""
+    def context_fields(self, families: list[str], ctx: Context) -> tuple[list[str], dict]:
+        """The warnings, and the `Context` fields the dataset decides: option ranges, tasks left
+        out, yes/no weights, the count histogram and answer shares."""
         warnings, skip_tasks = _warnings(families, self)
-        weights = yes_no_weights([(f, n) for f, n in self.class_sets.values()], ctx) \
+        present, absent = yes_no_weights([(f, n) for f, n in self.class_sets.values()], ctx) \
             if "classification" in families else ({}, {})
-        return warnings, (*self.spread(), skip_tasks, *(tuple(sorted(w.items())) for w in weights),
-                          tuple(sorted(self.event_counts.items())), self.shares())
+        event_counts, distance_bins = self.spread()
+        return warnings, {"event_counts": event_counts, "distance_bins": distance_bins, "skip_tasks": skip_tasks,
+                          "present_weights": tuple(sorted(present.items())),
+                          "absent_weights": tuple(sorted(absent.items())),
+                          "event_count_clips": tuple(sorted(self.event_counts.items())), "shares": self.shares()}
 
     def count(self, facts: Facts) -> None:
         """Add one clip's facts to the dataset's counts."""
@@ -230,9 +233,10 @@ def _count_skips(by_split: dict[str, list[Clip]], skips: dict[str, dict[str, str
 
 @lru_cache(maxsize=4)
 def _context(seed: int, class_map: tuple[str, ...], ontology: str | None, max_subjects: int,
-             families: tuple[str, ...], *spread_and_skips) -> Context:
+             families: tuple[str, ...], fields: tuple = ()) -> Context:
+    """The worker's Context (cached: loaded once per worker); fields: the dataset's (name, value) pairs."""
     return Context(seed, class_map, Ontology.load(ontology) if ontology else None, max_subjects, families,
-                   *spread_and_skips)
+                   **dict(fields))
 
 
 def make_rows(cfg: QaConfig, catalog_json: str, ref: str, ctx_args: tuple, task: ShardTask):
@@ -268,9 +272,8 @@ def run_qa(cfg: QaConfig, catalog: Catalog, *, address: str | None = None, show_
                 tuple(families))
     ctx = _context(*ctx_args)
     scan = _scan(catalog, snap, ctx)
-    warnings, dataset_args = scan.context_args(families, ctx)
-    ctx_args += dataset_args
-    spread, skip_tasks = dataset_args[:2], dataset_args[2]
+    warnings, fields = scan.context_fields(families, ctx)
+    ctx_args += (tuple(fields.items()),)
     by_split, dropped = assign_splits(scan.clips, cfg.test_fraction, cfg.seed)
     lm_tuples, lm_summary = {}, None
     if cfg.lm is not None:
@@ -282,8 +285,8 @@ def run_qa(cfg: QaConfig, catalog: Catalog, *, address: str | None = None, show_
                "split_dropped": len(dropped), "split_dropped_examples": dict(sorted(dropped.items())[:5]),
                "clips": {s: len(c) for s, c in by_split.items()}, "language_model": lm_summary,
                "skipped_rows": _count_skips(by_split, scan.skips), "warnings": warnings,
-               "skipped_tasks": sorted(skip_tasks),
-               "choice_ranges": {"events_per_clip": spread[0], "distance_bins": spread[1]}}
+               "skipped_tasks": sorted(fields["skip_tasks"]),
+               "choice_ranges": {"events_per_clip": fields["event_counts"], "distance_bins": fields["distance_bins"]}}
     if "classification" in families:
         summary["negatives"] = NEGATIVES_WITH if cfg.ontology else NEGATIVES_WITHOUT
     name = cfg.name or f"{snap.name}_qa"
