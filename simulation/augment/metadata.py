@@ -19,9 +19,9 @@ import re
 from operator import itemgetter
 from typing import Any
 
-from ..scenes.labels import describe, direction_words, frame_labels, sentence
+from ..scenes.labels import describe, frame_labels, sentence
 from ..scenes.plan import PlannedEvent, ScenePlan, stepped_azimuth
-from .spatial import _SECTOR_AZ, azimuth_sign, pattern_angles, rotate_caption
+from .spatial import azimuth_sign, caption_maps, pattern_angles, rotate_caption
 
 __all__ = ["MIN_EVENT_S", "ONE_EVENT_KEYS", "clip_events", "describe_events", "forget_ambience", "forget_powers",
            "merge_meta", "one_event", "room_ids", "rotate_meta", "scale_levels", "source_ids", "speed_meta",
@@ -168,28 +168,21 @@ def rotate_meta(meta: Meta, pattern: int) -> Meta:
         if _room_words(out["caption"]) is not None:
             out["caption"] = describe_events(out["events"], out["caption"])
         else:
-            out["caption"] = rotate_caption(out["caption"], pattern) if _words_follow(meta["events"], pattern) \
-                else None
+            # and is dropped where a source on a sector edge would get the wrong word
+            named = _named_azimuths(meta["events"])
+            out["caption"] = rotate_caption(out["caption"], pattern) if caption_maps(named, pattern) else None
     return out
 
 
-def _words_follow(events: list[dict], pattern: int) -> bool:
-    """Whether `rotate_caption`'s word mapping gives every event, at its start and its end, the
-    sector its turned direction has. Sectors are half-open ([45, 135) deg is left), so a mirror can
-    send a source on an edge (45 deg, common on RIR grids) to the other side of it: the words
-    cannot be mapped then, and a caption that cannot be redone is dropped."""
+def _named_azimuths(events: list[dict]) -> list[float]:
+    """The directions a caption names: each placed event's at its onset and, moving, at its offset."""
+    out = []
     for e in events:
-        if e.get("azimuth") is None:
-            continue
-        ends = [e["azimuth"]]
-        if e.get("speed"):
-            ends.append(stepped_azimuth(e["azimuth"], e["speed"] * (e["offset"] - e["onset"]),
-                                        e.get("azimuth_step") or 0.0, e.get("step_phase") or 0.0))
-        for az in ends:
-            mapped = pattern_angles(pattern, _SECTOR_AZ[direction_words(az, 0.0)], 0.0)[0]
-            if direction_words(float(pattern_angles(pattern, az, 0.0)[0]), 0.0) != direction_words(float(mapped), 0.0):
-                return False
-    return True
+        if e.get("azimuth") is not None:
+            out.append(e["azimuth"])
+            if e.get("speed"):
+                out.append(_moved_on(e, e["speed"] * (e["offset"] - e["onset"]))["azimuth"])
+    return out
 
 
 def _raised(event: dict, db: float) -> dict:

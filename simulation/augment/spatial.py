@@ -20,7 +20,8 @@ import numpy as np
 from ..arrays import TETRA_ANGLES, direction
 from ..scenes.labels import direction_words
 
-__all__ = ["NUM_PATTERNS", "azimuth_sign", "channel_map", "pattern_angles", "rotate_caption", "valid_patterns"]
+__all__ = ["NUM_PATTERNS", "azimuth_sign", "caption_maps", "channel_map", "pattern_angles", "rotate_caption",
+           "valid_patterns"]
 
 NUM_PATTERNS = 16
 FORMATS = ("foa", "mic")
@@ -118,3 +119,14 @@ def rotate_caption(caption: str, pattern: int) -> str:
         return direction_words(float(az), float(el))
 
     return _PHRASE.sub(repl, caption)
+
+
+def caption_maps(azimuths, pattern: int) -> bool:
+    """Whether `rotate_caption` gives a source at each of these azimuths (deg) the sector its turned
+    direction has. Sectors are half-open ([45, 135) deg is left), so a mirror can send a source on an
+    edge (45 deg, common on RIR grids) to the other side of it, where the mapped word is wrong."""
+    for az in azimuths:
+        mapped = pattern_angles(pattern, _SECTOR_AZ[direction_words(az, 0.0)], 0.0)[0]
+        if direction_words(float(pattern_angles(pattern, az, 0.0)[0]), 0.0) != direction_words(float(mapped), 0.0):
+            return False
+    return True
