@@ -214,9 +214,11 @@ def check_inputs(cfg: AugmentConfig, catalog: Catalog) -> tuple[Snapshot, Snapsh
                                 f"holds {sorted(stray)}-channel clips ({where})",
                                 f"use RIRs simulated for the clips' array ({sorted(stray)} channels), or "
                                 "reverberate mono clips, which take RIRs of any channel count")
-        sometimes = [i for i, step in enumerate(cfg.steps) if step["name"] == "reverb" and step.get("p", 1.0) < 1]
-        if sometimes and 1 in (counted or set(by_channels)) and channels != {1}:
-            raise RoomtoneError(f"steps[{sometimes[0]}].p is {cfg.steps[sometimes[0]]['p']}: reverb would turn some "
+        from simulation.augment import sometimes_upmixed
+
+        upmixing = sometimes_upmixed(cfg.specs(), channels)
+        if upmixing is not None and 1 in (counted or set(by_channels)):
+            raise RoomtoneError(f"steps[{upmixing}].p is {cfg.steps[upmixing]['p']}: reverb would turn some "
                                 f"mono clips of {src.ref} into {sorted(channels)[0]}-channel clips and leave the "
                                 "others mono, one dataset of two formats",
                                 "set the reverb step's p to 1, or use single-channel RIRs")

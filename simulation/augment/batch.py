@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from .recipe import Context, Recipe, Resources, Spec, apply_recipe_batch, draw_recipe
+from .recipe import Context, Recipe, Resources, Spec, apply_recipe_batch, draw_recipe, sometimes_upmixed
 
 __all__ = ["BatchAugment"]
 
@@ -29,9 +29,7 @@ class BatchAugment(torch.nn.Module):
         self.rate, self.fmt, self.hop, self.seed = rate, fmt, hop, seed
         self.resources = Resources(partners=dict(pool or {}), rirs=dict(rirs or {}))
         self._partners = sorted((k, int(v.shape[-1])) for k, v in self.resources.partners.items())
-        # reverb that may not apply turns some mono items multichannel and leaves others mono
-        self._mono_upmixed_sometimes = any(s.name == "reverb" and s.p < 1 for s in self.specs) and \
-            any(int(r.shape[0]) > 1 for r in self.resources.rirs.values())
+        self._upmixing_step = sometimes_upmixed(self.specs, (int(r.shape[0]) for r in self.resources.rirs.values()))
 
     def draw(self, ids: Sequence[str], rngs: Sequence[np.random.Generator], length: int,
              epoch: int | Sequence[int] = 0) -> list[Recipe]:
@@ -47,7 +45,7 @@ class BatchAugment(torch.nn.Module):
         if x.ndim != 3 or len(ids) != x.shape[0] or len(rngs) != x.shape[0]:
             raise ValueError(f"need x (B, C, T) with one id and one generator per item; got {tuple(x.shape)}, "
                              f"{len(ids)} ids, {len(rngs)} generators")
-        if x.shape[1] == 1 and self._mono_upmixed_sometimes:
+        if x.shape[1] == 1 and self._upmixing_step is not None:
             raise ValueError("reverb with p < 1 on mono audio and multichannel RIRs would make a batch of mono and "
                              "multichannel items; set the reverb step's p to 1, or use single-channel RIRs")
         return apply_recipe_batch(self.draw(ids, rngs, x.shape[-1], epoch), x, self.rate, self.resources)

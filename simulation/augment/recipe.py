@@ -25,7 +25,7 @@ import math
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from fractions import Fraction
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -36,7 +36,8 @@ from .metadata import (MIX_TEMPLATES, forget_ambience, forget_powers, merge_meta
 from .spatial import channel_map, valid_patterns
 
 __all__ = ["STEPS", "Context", "Gain", "Mix", "Noise", "Recipe", "Resources", "Reverb", "Rotate", "Shift", "Spec",
-           "Speed", "Step", "apply_recipe", "apply_recipe_batch", "apply_recipe_meta", "draw_recipe"]
+           "Speed", "Step", "apply_recipe", "apply_recipe_batch", "apply_recipe_meta", "draw_recipe",
+           "sometimes_upmixed"]
 
 STEPS: dict[str, type["Step"]] = {}
 NORM_DB, PEAK = -25.0, 0.99
@@ -390,6 +391,14 @@ class Spec:
             elif key == "patterns" and value is not None and (not value or not all(0 <= v < 16 for v in value)):
                 raise ValueError(f"{name}.patterns must be a non-empty list of integers in [0, 16); got {value}")
         return cls(name, float(p), data)
+
+
+def sometimes_upmixed(specs: Sequence[Spec], rir_channels: Iterable[int]) -> int | None:
+    """The index of a reverb step that may not apply (p < 1) while its RIRs are multichannel: it
+    would turn some mono clips multichannel and leave the others mono (None: no such step)."""
+    if not any(c > 1 for c in rir_channels):
+        return None
+    return next((i for i, s in enumerate(specs) if s.name == "reverb" and s.p < 1), None)
 
 
 @dataclass(frozen=True)
