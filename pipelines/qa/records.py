@@ -10,6 +10,7 @@ are self-describing too (the export writes convention.json beside them as well).
 from __future__ import annotations
 
 import json
+import string
 from pathlib import Path
 from random import Random
 from typing import Iterable
@@ -105,8 +106,6 @@ AUDIO_PATH_FIELDS = ("audio_id", "split")
 
 def check_audio_path(template: str) -> None:
     """Refuse an LTU audio path template that names other fields or is malformed, before any file is written."""
-    import string
-
     try:
         names = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
         template.format(audio_id="a", split="train")
