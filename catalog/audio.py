@@ -8,10 +8,12 @@ import miniaudio
 import numpy as np
 import soundfile as sf
 
+from . import libflac
+
 FLAC_SUBTYPES = {16: "PCM_16", 24: "PCM_24"}
-# Level 0 encodes about 1.25x faster than libsndfile's default for 0.2 % larger scene files:
+# Level 0 of 0..8 encodes about 1.25x faster than libsndfile's default for 0.2 % larger scene files:
 # at dataset scale the encoder, not storage, is what bounds throughput.
-FLAC_COMPRESSION_LEVEL = 0.0
+FLAC_COMPRESSION_LEVEL = 0
 # dr_flac's reader for each output dtype (float64 is exact from float32: at most 24-bit PCM)
 _FLAC_READERS = {"float32": ("flac_read_f32", np.float32), "float64": ("flac_read_f32", np.float32),
                  "int16": ("flac_read_s16", np.int16), "int32": ("flac_read_s32", np.int32)}
@@ -21,29 +23,45 @@ def encode_flac(samples: np.ndarray, sample_rate: int, bits: int = 16) -> bytes:
     """Encode float samples in [-1, 1], shaped ``(time,)`` or ``(time, channels)``, as FLAC.
 
     Samples are clipped to the PCM range, so the decoded audio is exactly the quantised
-    input and nothing wraps around. 16-bit audio is quantised here exactly as
-    libsndfile would (round(x * 32768), clipped), which is 1.3x faster than letting it convert.
+    input and nothing wraps around. They are quantised here exactly as libsndfile would
+    (round(x * 2**(bits-1)), clipped), which is 1.3x faster than letting it convert. The
+    encoder is libFLAC, called directly without the MD5 signature where it is installed
+    (1.2x faster for scene audio, see `catalog.libflac`), else through libsndfile: the same samples.
     """
     if bits not in FLAC_SUBTYPES:
         raise ValueError(f"bits={bits} is not supported: FLAC shards use 16 or 24 bits")
     samples = np.asarray(samples)
     if samples.ndim not in (1, 2) or samples.shape[0] == 0:
         raise ValueError(f"samples must be (time,) or (time, channels) and non-empty, got {samples.shape}")
-    if not np.isfinite(samples).all():
-        raise ValueError("samples contain NaN or infinity; FLAC cannot store them")
-    if bits == 16:  # scale, round half to even, clip: in place on one copy (a 60 s scene: 2x faster)
-        # The copy is C-ordered, the interleaved frames libsndfile takes: a transposed (channels, time)
-        # clip is reordered by this first pass instead of by a copy of the int16 result (16 -> 9 ms a scene).
-        scaled = np.empty(samples.shape, dtype=np.float32 if samples.dtype == np.float32 else np.float64)
-        np.multiply(samples, 32768.0, out=scaled)
-        np.rint(scaled, out=scaled)
-        samples = np.clip(scaled, -32768, 32767, out=scaled).astype(np.int16)
-    else:
-        samples = np.clip(samples, -1.0, 1.0)
-    buf = io.BytesIO()
-    sf.write(buf, samples, sample_rate, format="FLAC", subtype=FLAC_SUBTYPES[bits],
-             compression_level=FLAC_COMPRESSION_LEVEL)
+    pcm = _quantise(samples.reshape(len(samples), -1), bits)
+    if libflac.available():
+        return libflac.encode(pcm, sample_rate, bits, FLAC_COMPRESSION_LEVEL)
+    buf = io.BytesIO()  # libsndfile reads int32 as left-aligned PCM
+    sf.write(buf, pcm << (32 - bits), sample_rate, format="FLAC", subtype=FLAC_SUBTYPES[bits],
+             compression_level=FLAC_COMPRESSION_LEVEL / 8)
     return buf.getvalue()
+
+
+def _quantise(samples: np.ndarray, bits: int, chunk: int = 1 << 16) -> np.ndarray:
+    """(time, channels) int32 PCM: round(x * 2**(bits-1)) half to even, clipped, as libsndfile does.
+
+    A cache-sized chunk at a time (scale, check finite, round, clip, convert): a 60 s scene in 8 ms instead of
+    the 30 ms that whole-clip temporaries cost in fresh pages. The output is C-ordered, the
+    interleaved frames the encoders take, so a transposed (channels, time) clip is reordered here.
+    """
+    full = float(1 << (bits - 1))
+    out = np.empty(samples.shape, dtype=np.int32)
+    buf = np.empty((min(chunk, len(samples)), samples.shape[1]),
+                   dtype=np.float32 if samples.dtype == np.float32 else np.float64)
+    for lo in range(0, len(samples), chunk):
+        part = buf[:min(chunk, len(samples) - lo)]
+        if not np.isfinite(samples[lo:lo + chunk]).all():
+            raise ValueError("samples contain NaN or infinity; FLAC cannot store them")
+        np.multiply(samples[lo:lo + chunk], full, out=part)
+        np.rint(part, out=part)
+        np.clip(part, -full, full - 1, out=part)
+        out[lo:lo + chunk] = part
+    return out
 
 
 def decode_audio(data: bytes, dtype: str = "float32") -> tuple[np.ndarray, int]:

@@ -23,6 +23,9 @@ setup() {
   "$VENV/bin/python" -m pip install -q --upgrade pip
   "$VENV/bin/python" -m pip install -q torch==2.13.0
   "$VENV/bin/python" -m pip install -q -e ".[dev]"
+  "$VENV/bin/python" -c 'import ctypes.util, sys; sys.exit(ctypes.util.find_library("FLAC") is None)' \
+    || echo "note: libFLAC is not installed, so FLAC is encoded through libsndfile (1.2x slower);" \
+            "install it with: apt-get install flac (Debian, Ubuntu) or brew install flac (macOS)" >&2
   echo "$want" > "$stamp"
 }
 

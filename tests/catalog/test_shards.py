@@ -36,6 +36,33 @@ def test_flac_roundtrip_is_exact_at_16_and_24_bits():
     assert np.array_equal(decoded, pcm24)
 
 
+@pytest.mark.parametrize("direct", [True, False], ids=["libflac", "libsndfile"])
+@pytest.mark.parametrize("bits", [16, 24])
+def test_both_flac_encoders_give_the_same_exact_stream_and_only_libsndfile_signs_it(monkeypatch, direct, bits):
+    """libFLAC called directly (no MD5) and through libsndfile: the same quantised samples (round half to
+    even, clipped), the same STREAMINFO but for the signature, readable by libsndfile and dr_flac."""
+    import io
+
+    import soundfile as sf
+
+    from catalog import audio, libflac
+
+    if direct and not libflac.available():
+        pytest.skip("libFLAC is not installed here (apt-get install flac)")
+    x = np.random.default_rng(bits).uniform(-1.2, 1.2, (5000, 3)).astype(np.float32)
+    x[:4, 0] = [0.5 / 2 ** (bits - 1), 1.5 / 2 ** (bits - 1), 1.0, -1.0]  # ties round to even; full scale clips
+    full = 2 ** (bits - 1)
+    want = np.clip(np.rint(x.astype(np.float64) * full), -full, full - 1).astype(np.int64)
+    monkeypatch.setattr(audio.libflac, "available", lambda: direct)
+    data = encode_flac(x, RATE, bits)
+    assert np.array_equal(decode_audio(data, dtype="int32")[0] >> (32 - bits), want)
+    assert np.array_equal(sf.read(io.BytesIO(data), dtype="int32")[0] >> (32 - bits), want)
+    assert want[:4, 0].tolist() == [0, 2, full - 1, -full]
+    info = int.from_bytes(data[18:26], "big")  # STREAMINFO: rate, channels, bits, total samples
+    assert (info >> 44, ((info >> 41) & 7) + 1, ((info >> 36) & 31) + 1, info & (2 ** 36 - 1)) == (RATE, 3, bits, 5000)
+    assert (data[26:42] == bytes(16)) == direct  # the MD5: "not computed" from libFLAC directly
+
+
 def test_encode_refuses_nan():
     with pytest.raises(ValueError, match="NaN"):
         encode_flac(np.array([0.0, np.nan]), RATE)
