@@ -62,10 +62,29 @@ def test_generate_then_browse(tmp_path):
     rows = json.loads(roomtone("catalog", "query", "SELECT count(*) AS n FROM demo_events", "--json",
                                root=tmp_path).stdout)
     assert rows == [{"n": 6}]
+    assert "ok" in roomtone("catalog", "verify", "demo_events", root=tmp_path).stdout
+    damage_audio_page(files[0]["uri"])
+    checked = roomtone("catalog", "verify", "demo_events", "--json", root=tmp_path, check=False)
+    assert checked.returncode == 1
+    assert [f["problem"] is not None for f in json.loads(checked.stdout)] == [True] + [False] * (len(files) - 1)
     card = roomtone("catalog", "card", "demo_events", root=tmp_path).stdout
     assert card.startswith("---") and "dataset_info" in card
     table = roomtone("catalog", "ls", root=tmp_path).stdout
     assert "demo_events" in table and "v1" in table
+
+
+def damage_audio_page(uri: str) -> None:
+    """Flip one byte in the middle of the first row group's stored FLAC bytes: a page only its CRC can
+    show to be damaged (the column is stored uncompressed, so it still decodes)."""
+    import pyarrow.parquet as pq
+
+    path = uri.removeprefix("file://")
+    meta = pq.ParquetFile(path).metadata.row_group(0)
+    chunk = next(meta.column(i) for i in range(meta.num_columns) if meta.column(i).path_in_schema == "audio.bytes")
+    data = bytearray(Path(path).read_bytes())
+    data[chunk.data_page_offset + chunk.total_compressed_size // 2] ^= 0xFF
+    Path(path).write_bytes(bytes(data))
+    assert pq.read_table(path).num_rows  # still reads without the check
 
 
 @pytest.mark.parametrize("args, message", [

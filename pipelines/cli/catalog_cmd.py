@@ -104,6 +104,26 @@ def files(ref: str = typer.Argument(..., help="NAME, NAME@vN or NAME@SNAPSHOT_ID
                 [[f.split, f.rows, _size(f.bytes), f.uri] for f in found])
 
 
+@app.command("verify")
+def verify(ref: str = typer.Argument(..., help="NAME, NAME@vN or NAME@SNAPSHOT_ID"), json_out: bool = JSON):
+    """Read every file of a version back and check its page checksums and row counts.
+
+    Exits 1 when a file is damaged, truncated or missing; the table says which and how.
+    """
+    checked = state.catalog().verify(ref)
+    if json_out:
+        print_json([{**info.__dict__, "problem": problem} for info, problem in checked])
+    else:
+        print_table(f"files of {ref}", ["split", "rows", "size", "uri", "check"],
+                    [[info.split, info.rows, _size(info.bytes), info.uri, problem or "ok"]
+                     for info, problem in checked])
+    bad = sum(problem is not None for _, problem in checked)
+    if bad:
+        if not json_out:
+            console.print(f"[red]{bad} of {len(checked)} files of {ref} failed their check[/]")
+        raise typer.Exit(1)
+
+
 @app.command("query")
 def query(sql: str = typer.Argument(..., help='SQL; datasets are views by name, e.g. "SELECT label, '
                                               'count(*) FROM demo_tones GROUP BY label"'),
