@@ -6,11 +6,12 @@ Pure compute (numpy, scipy, torch through the engine): no files, no storage.
 from .grid import RirGrid, grid_rirs
 from .labels import FrameLabel, caption, direction_words, frame_labels, to_dcase_rows, to_seld_labels
 from .plan import Box, LibraryItem, PlanConfig, PlannedEvent, ScenePlan, plan_scene, stepped_azimuth
-from .render import (Rendered, ambience_bank, ambience_stretch, convolve_moving, convolve_static, diffuse_noise,
+from .render import (AmbienceBank, Rendered, ambience_bank, convolve_moving, convolve_static, diffuse_noise,
                      event_signal, render_scene)
 from .synth import Scene, room_region, scene_rirs, synthesize_scene
 
 __all__ = [
+    "AmbienceBank",
     "Box",
     "FrameLabel",
     "LibraryItem",
@@ -21,7 +22,6 @@ __all__ = [
     "Scene",
     "ScenePlan",
     "ambience_bank",
-    "ambience_stretch",
     "caption",
     "convolve_moving",
     "convolve_static",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -42,12 +43,16 @@ class RirGrid:
 
     def offsets(self) -> np.ndarray:
         """(G, 3) positions relative to the array centre, m."""
+        return self._points.copy()
+
+    @cached_property
+    def _points(self) -> np.ndarray:  # computed once: every event of every scene in a room looks points up
         return _offsets(self.azimuth, self.elevation, self.distance)
 
     def find(self, azimuth, elevation, distance) -> np.ndarray:
         """Index of the stored point at each position (broadcast arrays); -1 where there is none."""
         query = _offsets(*np.broadcast_arrays(azimuth, elevation, distance)).reshape(-1, 3)
-        gap = np.linalg.norm(query[:, None, :] - self.offsets()[None], axis=-1)
+        gap = np.linalg.norm(query[:, None, :] - self._points[None], axis=-1)
         best = gap.argmin(axis=1)
         found = np.where(gap[np.arange(len(query)), best] < _MATCH_METRES, best, -1)
         return found.reshape(np.broadcast(azimuth, elevation, distance).shape)

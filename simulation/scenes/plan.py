@@ -13,7 +13,7 @@ centre, its azimuth changing at `speed` deg/s (positive counter-clockwise).
 from __future__ import annotations
 
 import math
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
@@ -198,10 +198,9 @@ class ScenePlan:
     noise_db: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["center"] = list(self.center)
-        out["events"] = [asdict(e) for e in self.events]
-        return out
+        # Every field is a plain value: shallow copies (asdict deep-copies each of them; it was a tenth of
+        # a scene's row time).
+        return {**vars(self), "center": list(self.center), "events": [dict(vars(e)) for e in self.events]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ScenePlan:

@@ -155,18 +155,22 @@ def test_diffuse_foa_ambience_has_sn3d_energies_and_no_correlation() -> None:
 
 @pytest.mark.parametrize("make", [foa, tetra_mic], ids=["foa", "mic"])
 def test_an_ambience_bank_is_shared_by_placements_and_keeps_the_snr_exact(make) -> None:
-    from simulation.scenes import ambience_bank, ambience_stretch
+    from simulation.scenes import ambience_bank
 
     bank = ambience_bank(make(CENTER), FS, 12.0, seed=5)
-    assert bank.shape == (4, 12 * FS) and bank.dtype == np.float32
+    assert bank.audio.shape == (4, 12 * FS) and bank.audio.dtype == np.float32
     assert ambience_bank(make((1.0, 2.0, 1.5)), FS, 12.0, seed=5) is bank  # same geometry elsewhere: same bank
-    assert not np.array_equal(ambience_bank(make(CENTER), FS, 12.0, seed=6), bank)
+    assert not np.array_equal(ambience_bank(make(CENTER), FS, 12.0, seed=6).audio, bank.audio)
     fresh = diffuse_noise(make(CENTER), 12 * FS, FS, np.random.default_rng(5))
-    np.testing.assert_allclose((bank**2).mean(axis=1), (fresh**2).mean(axis=1), rtol=1e-5)  # the same field
-    first, again = (ambience_stretch(bank, 4 * FS, np.random.default_rng(1)) for _ in range(2))
+    np.testing.assert_allclose((bank.audio**2).mean(axis=1), (fresh**2).mean(axis=1), rtol=1e-5)  # the same field
+    (first, _), (again, _) = (bank.stretch(4 * FS, np.random.default_rng(1)) for _ in range(2))
     assert np.array_equal(first, again) and first.shape == (4, 4 * FS)
     with pytest.raises(ValueError, match="make it longer"):
-        ambience_stretch(bank, 13 * FS, np.random.default_rng(1))
+        bank.stretch(13 * FS, np.random.default_rng(1))
+    # the stretch's mean square from the stored block energies: any offset and length, blocks or not
+    for seed, n in [(1, 4 * FS), (2, 4096), (3, 100), (4, 12 * FS)]:
+        clip, ms = bank.stretch(n, np.random.default_rng(seed))
+        assert ms == pytest.approx(float(np.mean(clip.astype(np.float64) ** 2)), rel=1e-12)
 
     config = PlanConfig(duration=4.0, events_per_minute=45.0)
     plan = dataclasses.replace(plan_scene(9, LIBRARY, CENTER, room_region(ANECHOIC), config), snr_db=10.0)
