@@ -61,6 +61,8 @@ def test_both_flac_encoders_give_the_same_exact_stream_and_only_libsndfile_signs
     info = int.from_bytes(data[18:26], "big")  # STREAMINFO: rate, channels, bits, total samples
     assert (info >> 44, ((info >> 41) & 7) + 1, ((info >> 36) & 31) + 1, info & (2 ** 36 - 1)) == (RATE, 3, bits, 5000)
     assert (data[26:42] == bytes(16)) == direct  # the MD5: "not computed" from libFLAC directly
+    monkeypatch.setattr(audio.libflac, "available", lambda: False)
+    assert data[8:26] == encode_flac(x, RATE, bits)[8:26]  # STREAMINFO completed alike: block and frame sizes
 
 
 def test_encode_refuses_nan():
