@@ -34,7 +34,7 @@ from catalog import Catalog, CatalogConfig, Snapshot, audio_cell, decode_audio, 
 from catalog.errors import RoomtoneError
 from catalog.fields import DatasetName, DatasetRefText, Seed, ShardBytes
 from catalog.shards import DEFAULT_SHARD_BYTES
-from pipelines.sharded import ShardTask, holdout, plan_shards, run_sharded
+from pipelines.sharded import ShardTask, holdout, keep_freed_buffers, plan_shards, run_sharded
 from simulation.seeding import item_rng, item_seed
 
 Range = tuple[float, float]
@@ -363,6 +363,7 @@ def by_room(cfg: ScenesConfig, rooms: dict[str, list[dict]], scene_ids: list[str
 
 
 def make_rows(cfg: ScenesConfig, catalog_json: str, task: ShardTask):
+    keep_freed_buffers()
     library = load_library(catalog_json, cfg.events, tuple(cfg.classes) if cfg.classes else None,
                            cfg.clip_seconds, cfg.max_event_seconds)
     rooms = load_rooms(catalog_json, cfg.rirs)

@@ -170,7 +170,7 @@ def test_an_ambience_bank_is_shared_by_placements_and_keeps_the_snr_exact(make) 
     # the stretch's mean square from the stored block energies: any offset and length, blocks or not
     for seed, n in [(1, 4 * FS), (2, 4096), (3, 100), (4, 12 * FS)]:
         clip, ms = bank.stretch(n, np.random.default_rng(seed))
-        assert ms == pytest.approx(float(np.mean(clip.astype(np.float64) ** 2)), rel=1e-12)
+        assert ms == pytest.approx(float(np.mean(clip.astype(np.float64) ** 2)), rel=1e-7)  # a block off: 1e-3
 
     config = PlanConfig(duration=4.0, events_per_minute=45.0)
     plan = dataclasses.replace(plan_scene(9, LIBRARY, CENTER, room_region(ANECHOIC), config), snr_db=10.0)
