@@ -6,8 +6,8 @@ at dataset scale the encoder is what bounds throughput. Shards do not need it: t
 pages carry CRC checksums (`catalog.shards`) that cover the bytes. The FLAC spec allows an
 all-zero MD5 ("not computed"); every decoder reads the frames the same. `available()` is False
 where libFLAC is not installed (Debian: the ``flac`` package; macOS: ``brew install flac``);
-`catalog.audio.encode_flac` then encodes through libsndfile: the same samples and stream
-parameters, with the MD5.
+`catalog.audio.encode_flac` then encodes through libsndfile: the same samples, with the MD5 and
+level 0's 1152-sample frames.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ _WRITE = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes
                           ctypes.c_uint32, ctypes.c_void_p)
 _SEEK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p)
 _TELL = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64), ctypes.c_void_p)
-_UINT_SETTERS = ("channels", "bits_per_sample", "sample_rate", "compression_level", "do_md5")
+_UINT_SETTERS = ("channels", "bits_per_sample", "sample_rate", "compression_level", "blocksize", "do_md5")
 
 
 @lru_cache(maxsize=1)
@@ -62,8 +62,10 @@ def available() -> bool:
     return _lib() is not None
 
 
-def encode(pcm: np.ndarray, sample_rate: int, bits: int, compression_level: int) -> bytes:
+def encode(pcm: np.ndarray, sample_rate: int, bits: int, compression_level: int, blocksize: int = 0) -> bytes:
     """Integer PCM ``(time, channels)`` (values in the signed `bits` range) as FLAC bytes, no MD5.
+
+    blocksize: samples per FLAC frame (0: the compression level's own).
 
     libFLAC writes into a bytearray through seekable stream callbacks, as into a file: it seeks
     back at the end to complete STREAMINFO (frame sizes, sample count). One call per frame and
@@ -97,8 +99,9 @@ def encode(pcm: np.ndarray, sample_rate: int, bits: int, compression_level: int)
     if not encoder:
         raise MemoryError("libFLAC could not allocate an encoder")
     try:
-        for setter, value in zip(_UINT_SETTERS, (channels, bits, sample_rate, compression_level, 0)):
-            getattr(lib, f"FLAC__stream_encoder_set_{setter}")(encoder, value)
+        for setter, value in zip(_UINT_SETTERS, (channels, bits, sample_rate, compression_level, blocksize, 0)):
+            if setter != "blocksize" or value:  # after the level, which sets its own
+                getattr(lib, f"FLAC__stream_encoder_set_{setter}")(encoder, value)
         lib.FLAC__stream_encoder_set_total_samples_estimate(encoder, frames)
         status = lib.FLAC__stream_encoder_init_stream(encoder, write, seek, tell, None, None)
         if status != 0:
