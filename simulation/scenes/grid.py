@@ -49,13 +49,38 @@ class RirGrid:
     def _points(self) -> np.ndarray:  # computed once: every event of every scene in a room looks points up
         return _offsets(self.azimuth, self.elevation, self.distance)
 
+    @cached_property
+    def _index(self) -> dict:  # (azimuth, elevation, distance) as `_key` rounds them -> point
+        return {key: i for i, key in enumerate(_keys(self.azimuth.tolist(), self.elevation.tolist(),
+                                                     self.distance.tolist()))}
+
     def find(self, azimuth, elevation, distance) -> np.ndarray:
-        """Index of the stored point at each position (broadcast arrays); -1 where there is none."""
-        query = _offsets(*np.broadcast_arrays(azimuth, elevation, distance)).reshape(-1, 3)
-        gap = np.linalg.norm(query[:, None, :] - self._points[None], axis=-1)
-        best = gap.argmin(axis=1)
-        found = np.where(gap[np.arange(len(query)), best] < _MATCH_METRES, best, -1)
-        return found.reshape(np.broadcast(azimuth, elevation, distance).shape)
+        """Index of the stored point at each position (broadcast arrays); -1 where there is none.
+
+        A position given by a stored point's own coordinates (as plans give them) is looked up by
+        them; any other is matched in space (within 1 mm), which also finds a stored point named by
+        other angles (at a pole, or 360 degrees round). Lists, not arrays: a plan asks for a few
+        points at a time, where numpy's per-call overhead is the cost.
+        """
+        az, el, dist = (np.asarray(v, float) for v in (azimuth, elevation, distance))
+        zero = np.zeros((az + el + dist).shape)
+        cols = [(v + zero).ravel().tolist() for v in (az, el, dist)]
+        index = self._index
+        found = [index.get(key, -1) for key in _keys(*cols)]
+        miss = [i for i, f in enumerate(found) if f < 0]
+        if miss:
+            query = _offsets(*(np.take(col, miss) for col in cols))
+            gap = np.linalg.norm(query[:, None, :] - self._points[None], axis=-1)
+            best = gap.argmin(axis=1)
+            for i, b, g in zip(miss, best.tolist(), gap[np.arange(len(miss)), best].tolist()):
+                found[i] = b if g < _MATCH_METRES else -1
+        return np.array(found, dtype=np.int64).reshape(zero.shape)
+
+
+def _keys(azimuth: list, elevation: list, distance: list):
+    """Positions as hashable triples, rounded far below the 1 mm match (1e-6 deg, 1e-6 m) so the same
+    point reached by different float arithmetic has one key."""
+    return ((round(a % 360.0, 6) % 360.0, round(e, 6), round(d, 6)) for a, e, d in zip(azimuth, elevation, distance))
 
 
 def _offsets(azimuth, elevation, distance) -> np.ndarray:

@@ -22,6 +22,22 @@ def _grid(step: float = 30.0, drop: tuple[float, ...] = ()) -> RirGrid:
     return RirGrid(az[keep], el[keep], dist[keep], step)
 
 
+def test_find_names_a_stored_point_however_its_position_is_written() -> None:
+    """The lookup by coordinates and the match in space agree: other angle spellings and sub-millimetre
+    arithmetic find the point, a position 1 cm away or off the grid finds none, shapes broadcast."""
+    grid = _grid(drop=(90.0,))
+    g = int(grid.find(-150.0, 20.0, 2.0))
+    assert (grid.azimuth[g], grid.elevation[g], grid.distance[g]) == (-150.0, 20.0, 2.0)
+    same = [(210.0, 20.0, 2.0), (-510.0, 20.0, 2.0), (-150.0 + 1e-9, 20.0, 2.0), (-150.0, 20.0, 2.0 + 5e-4)]
+    assert [int(grid.find(*p)) for p in same] == [g] * 4
+    assert [int(grid.find(*p)) for p in [(-150.0, 20.0, 2.01), (90.0, 0.0, 1.0), (-135.0, 0.0, 1.0)]] == [-1] * 3
+    everywhere = grid.find(grid.azimuth, grid.elevation, grid.distance)
+    assert everywhere.tolist() == list(range(len(grid)))
+    assert grid.find(np.array([[0.0], [30.0]]), np.array([-20.0, 20.0]), 1.0).shape == (2, 2)
+    pole = RirGrid(np.array([0.0, 0.0]), np.array([90.0, 0.0]), np.array([1.0, 1.0]), 30.0)
+    assert int(pole.find(123.0, 90.0, 1.0)) == 0  # straight up: any azimuth
+
+
 def test_static_events_sit_on_grid_points_and_labels_are_their_directions() -> None:
     grid = _grid()
     config = PlanConfig(duration=10.0, events_per_minute=60.0, moving_fraction=0.0)
