@@ -38,9 +38,11 @@ def test_flac_roundtrip_is_exact_at_16_and_24_bits():
 
 @pytest.mark.parametrize("direct", [True, False], ids=["libflac", "libsndfile"])
 @pytest.mark.parametrize("bits", [16, 24])
-def test_both_flac_encoders_give_the_same_samples_and_only_libsndfile_signs_them(monkeypatch, direct, bits):
+@pytest.mark.parametrize("planar", [False, True], ids=["interleaved", "planar"])
+def test_both_flac_encoders_give_the_same_samples_and_only_libsndfile_signs_them(monkeypatch, direct, bits, planar):
     """libFLAC called directly (no MD5, 2304-sample frames) and through libsndfile: the same quantised
-    samples (round half to even, clipped), STREAMINFO completed, readable by libsndfile and dr_flac."""
+    samples (round half to even, clipped), STREAMINFO completed, readable by libsndfile and dr_flac;
+    whether the samples are stored interleaved or channel by channel (a transposed (channels, time) scene)."""
     import io
 
     import soundfile as sf
@@ -51,6 +53,8 @@ def test_both_flac_encoders_give_the_same_samples_and_only_libsndfile_signs_them
         pytest.skip("libFLAC is not installed here (apt-get install flac)")
     x = np.random.default_rng(bits).uniform(-1.2, 1.2, (5000, 3)).astype(np.float32)
     x[:4, 0] = [0.5 / 2 ** (bits - 1), 1.5 / 2 ** (bits - 1), 1.0, -1.0]  # ties round to even; full scale clips
+    if planar:
+        x = np.ascontiguousarray(x.T).T
     full = 2 ** (bits - 1)
     want = np.clip(np.rint(x.astype(np.float64) * full), -full, full - 1).astype(np.int64)
     monkeypatch.setattr(audio.libflac, "available", lambda: direct)
