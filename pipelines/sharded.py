@@ -55,6 +55,7 @@ def keep_freed_buffers() -> bool:
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
+CANCEL_WAIT_S = 120.0  # how long a failed run waits for its cancelled shards to stop
 
 
 def split_into_shards(items_by_split: dict[str, list], shards_by_split: dict[str, int]) -> list[ShardTask]:
@@ -110,6 +111,19 @@ class _GpuWriter:
         return write_task(*args)
 
 
+def _stop(refs: list, ray, limit_s: float = CANCEL_WAIT_S) -> None:
+    """Cancel the other shards and wait for them to end, so that nothing is still writing once the
+    run's error reaches the user: a cancel only lands when a task returns to Python, and a task
+    inside an S3 client's retry loop could otherwise land its shard after the error (and race a
+    re-run). Past ``limit_s`` the driver gives up waiting and says so."""
+    for ref in refs:
+        ray.cancel(ref)
+    _, running = ray.wait(refs, num_returns=len(refs), timeout=limit_s) if refs else ([], [])
+    if running:
+        metrics.log.warning("%d cancelled shard task(s) still running after %.0f s; they stop at their next "
+                            "step and a re-run keeps any shard they finish", len(running), limit_s)
+
+
 def _results(refs_by_task: dict, ray) -> Iterator[tuple[ShardTask, int]]:
     pending = dict(refs_by_task)
     while pending:
@@ -118,8 +132,7 @@ def _results(refs_by_task: dict, ray) -> Iterator[tuple[ShardTask, int]]:
         try:
             yield task, ray.get(ready[0])
         except ray.exceptions.RayError as exc:  # a task error, or its node/worker lost past the retries
-            for ref in pending:
-                ray.cancel(ref)
+            _stop(list(pending), ray)
             cause = exc.cause if getattr(exc, "cause", None) is not None else exc
             if isinstance(cause, RoomtoneError):
                 raise cause from None

@@ -110,8 +110,8 @@ class S3FaultProxy:
                     "faults": {kind: self.faults[kind] for kind in KINDS}, "injected": list(self.injected)}
 
     def wait_quiet(self, seconds: float = 3.0, limit: float = 90.0) -> None:
-        """Return once no request has arrived for `seconds` (at most `limit`): tasks Ray cancelled
-        may still be inside an S3 client's retry loop, which no cancel interrupts."""
+        """Return once no request has arrived for `seconds` (at most `limit`), so that a task still
+        inside an S3 client's retry loop (which no Ray cancel interrupts) has had its chance to show."""
         deadline, last, since = time.monotonic() + limit, self.counts()["total"], time.monotonic()
         while time.monotonic() < deadline and time.monotonic() - since < seconds:
             time.sleep(0.25)
