@@ -111,17 +111,19 @@ class _GpuWriter:
         return write_task(*args)
 
 
-def _stop(refs: list, ray, limit_s: float = CANCEL_WAIT_S) -> None:
+def _stop(refs: list, ray) -> None:
     """Cancel the other shards and wait for them to end, so that nothing is still writing once the
     run's error reaches the user: a cancel only lands when a task returns to Python, and a task
     inside an S3 client's retry loop could otherwise land its shard after the error (and race a
-    re-run). Past ``limit_s`` the driver gives up waiting and says so."""
+    re-run). Past ``CANCEL_WAIT_S`` the driver gives up waiting and says so."""
+    if not refs:
+        return
     for ref in refs:
         ray.cancel(ref)
-    _, running = ray.wait(refs, num_returns=len(refs), timeout=limit_s) if refs else ([], [])
+    _, running = ray.wait(refs, num_returns=len(refs), timeout=CANCEL_WAIT_S)
     if running:
         metrics.log.warning("%d cancelled shard task(s) still running after %.0f s; they stop at their next "
-                            "step and a re-run keeps any shard they finish", len(running), limit_s)
+                            "step and a re-run keeps any shard they finish", len(running), CANCEL_WAIT_S)
 
 
 def _results(refs_by_task: dict, ray) -> Iterator[tuple[ShardTask, int]]:
