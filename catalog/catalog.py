@@ -29,7 +29,7 @@ from catalog.errors import NotFoundError, RoomtoneError, SchemaMismatchError
 from catalog.names import DatasetRef, validate_name
 from catalog.redact import redact
 from catalog.runs import DatasetRun, config_hash
-from catalog.shards import SHARD_NAME, ShardStats, arrow_schema, check_same_schema
+from catalog.shards import SHARD_NAME, ShardStats, arrow_schema, check_same_schema, media_leaves
 from catalog.storage import Location, S3RetryStrategy, s3_endpoint, s3_region
 from catalog.version import code_version
 
@@ -327,6 +327,8 @@ class Catalog:
                     if tx.table_metadata.name_mapping() is None:
                         tx.set_properties(**{TableProperties.DEFAULT_NAME_MAPPING:
                                              tx.table_metadata.schema().name_mapping.model_dump_json()})
+                    if missing := {k: v for k, v in _metrics_modes(run).items() if k not in table.properties}:
+                        tx.set_properties(**missing)  # tables published before this property existed
                     new = [p for p in paths if p not in existing]
                     with tx.update_snapshot(snapshot_properties=props).overwrite() as producer:
                         if run.mode == "overwrite":
@@ -353,7 +355,8 @@ class Catalog:
         except NoSuchTableError:
             return self.iceberg.create_table(
                 ident, schema=arrow_schema(run.features),
-                properties={P + "features": json.dumps(run.features.to_dict(), sort_keys=True)})
+                properties={P + "features": json.dumps(run.features.to_dict(), sort_keys=True),
+                            **_metrics_modes(run)})
 
     # -- loaders and SQL ------------------------------------------------------------------
 
@@ -426,6 +429,13 @@ def _history(name: str, table: Table) -> list[Snapshot]:
     snaps = sorted(table.snapshots(), key=lambda s: s.sequence_number)
     return [Snapshot(name, s.snapshot_id, i + 1, s.timestamp_ms, s.summary.operation.value,
                      dict(s.summary.additional_properties)) for i, s in enumerate(snaps)]
+
+
+def _metrics_modes(run: DatasetRun) -> dict[str, str]:
+    """No Iceberg column metrics for media leaves: their shards carry no min/max statistics on
+    purpose (`catalog.shards`), which pyiceberg would otherwise warn about for every column of
+    every file it registers (hundreds of lines in the demo's output)."""
+    return {f"{TableProperties.METRICS_MODE_COLUMN_CONF_PREFIX}.{leaf}": "none" for leaf in media_leaves(run.features)}
 
 
 def _current(name: str, table: Table) -> Snapshot:

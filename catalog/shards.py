@@ -101,6 +101,12 @@ def audio_columns(features: datasets.Features) -> list[str]:
     return [name for name, feat in features.items() if isinstance(feat, datasets.Audio)]
 
 
+def media_leaves(features: datasets.Features) -> set[str]:
+    """The Parquet leaves that hold encoded media (``audio.bytes``, ``audio.path``): written plain and
+    without min/max statistics, so the catalog records no metrics for them either."""
+    return {f"{c}.{leaf}" for c in audio_columns(features) for leaf in ("bytes", "path")}
+
+
 @dataclass
 class ShardStats:
     """What a shard holds; summed over shards for a snapshot's statistics."""
@@ -168,7 +174,7 @@ class ShardWriter:
         self.stats = ShardStats()
         self._pending: list[pa.Table] = []
         self._pending_bytes = 0
-        media = {f"{c}.{leaf}" for c in audio_columns(features) for leaf in ("bytes", "path")}
+        media = media_leaves(features)
         leaves = [name for name, _ in _leaves(self.schema)]
         if location.is_s3:
             fd, self._tmp = tempfile.mkstemp(suffix=".parquet", prefix="roomtone-shard-")

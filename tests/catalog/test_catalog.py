@@ -37,6 +37,25 @@ def test_snapshot_properties_carry_lineage_and_stats(catalog):
     assert "hunter2" not in json.dumps(props)  # secret-looking config keys are redacted
 
 
+def test_media_columns_record_no_metrics_and_publishing_warns_about_none(catalog, caplog):
+    """Shards keep no min/max statistics for encoded audio; the table says so, so registering a
+    file warns nothing (it had logged a line per media column per file), and a table from
+    before the property gets it on its next publish."""
+    modes = {"write.metadata.metrics.column.audio.bytes": "none", "write.metadata.metrics.column.audio.path": "none"}
+    with caplog.at_level("WARNING", logger="pyiceberg"):
+        publish_dataset(catalog, "clips", {"v": 1}, rows=4)
+        with catalog._table("clips").transaction() as tx:  # as an older roomtone created it
+            tx.remove_properties(*modes)
+        assert not modes.keys() & catalog._table("clips").properties.keys()
+        publish_dataset(catalog, "clips", {"v": 2}, rows=4)
+    table = catalog._table("clips")
+    assert {k: table.properties.get(k) for k in modes} == modes
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("pyiceberg")] == []
+    schema = table.schema()
+    bounded = {schema.find_column_name(f) for t in table.scan().plan_files() for f in t.file.lower_bounds}
+    assert {"id", "duration", "label"} <= bounded and not bounded & {"audio.bytes", "audio.path"}
+
+
 def test_republishing_the_same_run_is_a_no_op(catalog):
     features = clip_features()
     run = catalog.create_run("clips", {"v": 1}, features)
