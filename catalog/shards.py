@@ -82,6 +82,16 @@ def _leaves(schema_or_type, prefix: str = ""):
             yield name, f.type
 
 
+def _parquet_paths(schema: pa.Schema) -> list[str]:
+    """Parquet's dotted paths of the schema's leaf columns, by which the writer's per-column options
+    are keyed. They differ from Arrow's field names inside lists (``labels.list.element.frame``), so
+    options keyed by field names silently missed every list column: no compression, no statistics."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(schema.empty_table(), sink)
+    parquet = pq.ParquetFile(pa.BufferReader(sink.getvalue())).schema
+    return [parquet.column(i).path for i in range(len(parquet))]
+
+
 def check_same_schema(expected: pa.Schema, found: pa.Schema, what: str) -> None:
     """Raise a SchemaMismatchError listing the columns that differ (metadata ignored)."""
     a, b = expected.remove_metadata(), found.remove_metadata()
@@ -175,7 +185,7 @@ class ShardWriter:
         self._pending: list[pa.Table] = []
         self._pending_bytes = 0
         media = media_leaves(features)
-        leaves = [name for name, _ in _leaves(self.schema)]
+        leaves = _parquet_paths(self.schema)
         if location.is_s3:
             fd, self._tmp = tempfile.mkstemp(suffix=".parquet", prefix="roomtone-shard-")
             os.close(fd)

@@ -93,6 +93,24 @@ def test_shard_schema_metadata_and_layout(tmp_path):
     assert stats.audio_seconds == pytest.approx(3 * 4800 / RATE)
 
 
+def test_list_columns_are_compressed_with_statistics_and_media_is_stored_plain(tmp_path):
+    """Every leaf, inside lists too (`labels.list.element.frame`), gets zstd and min/max statistics;
+    only the encoded audio is stored uncompressed and without them."""
+    feats = datasets.Features({**clip_features(), "tags": datasets.Sequence(datasets.Value("string")),
+                               "labels": [{"frame": datasets.Value("int32"), "azimuth": datasets.Value("float32")}]})
+    rows = [dict(row, tags=["a", "b"], labels=[{"frame": i, "azimuth": 10.0 * i}]) for i, row in
+            enumerate(clip_rows(0, 3))]
+    path = tmp_path / "shard.parquet"
+    write_shard(Location.parse(str(path)), feats, rows)
+    meta = pq.ParquetFile(path).metadata.row_group(0)
+    chunks = {meta.column(i).path_in_schema: meta.column(i) for i in range(meta.num_columns)}
+    assert {"tags.list.element", "labels.list.element.frame", "labels.list.element.azimuth"} < chunks.keys()
+    for name, chunk in chunks.items():
+        media = name in ("audio.bytes", "audio.path")
+        assert (chunk.compression, chunk.is_stats_set) == (("UNCOMPRESSED", False) if media else ("ZSTD", True)), name
+    assert chunks["labels.list.element.frame"].statistics.max == 2
+
+
 def test_local_shards_load_with_datasets_duckdb_and_ray(tmp_path, ray_cluster):
     root = Location.parse(str(tmp_path))
     _write_dataset(root)
