@@ -22,8 +22,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
@@ -351,6 +352,34 @@ def stream(segments: list[dict], spec: InputSpec, *, batch_size: int, data_cpus:
     ds = ray.data.from_items(segments, override_num_blocks=max(1, min(len(segments), 1000)))
     return ds.map_batches(_read_segments, fn_kwargs={"spec": spec, "batch_size": batch_size}, batch_size=1,
                           num_cpus=data_cpus)
+
+
+def started(batches: Iterable) -> Iterator:
+    """``batches`` with its first item fetched in a thread from now on, so a Ray Data stream's start
+    (task processes, imports, the first reads: seconds) overlaps the caller's own set-up. Items,
+    order and errors are the iterator's own."""
+    it = iter(batches)
+    first: dict = {}
+
+    def fetch() -> None:
+        try:
+            first["item"] = next(it)
+        except BaseException as exc:  # noqa: BLE001 - StopIteration or the stream's error, raised in the caller
+            first["error"] = exc
+
+    thread = threading.Thread(target=fetch, name="first-batch", daemon=True)
+    thread.start()
+
+    def chain() -> Iterator:
+        thread.join()
+        if isinstance(first.get("error"), StopIteration):
+            return
+        if "error" in first:
+            raise first["error"]
+        yield first["item"]
+        yield from it
+
+    return chain()
 
 
 def iter_batches(segments: list[dict], spec: InputSpec, *, batch_size: int, data_cpus: float = 1.0):

@@ -32,7 +32,8 @@ from catalog import Location
 from catalog.errors import RoomtoneError
 from pretrain import tracking
 from pretrain.config import TrainConfig
-from pretrain.data import InputSpec, Source, iter_batches, lanes_for_rank, model_inputs, open_source, plan_segments
+from pretrain.data import InputSpec, Source, iter_batches, lanes_for_rank, model_inputs, open_source, plan_segments, \
+    started
 from pretrain.features import mixup
 from simulation.seeding import item_seed
 
@@ -127,18 +128,24 @@ def check_compatible(model: torch.nn.Module, state: dict, where: str, model_name
                             "use the model (and size) the checkpoint was trained with, or a new run_name")
 
 
-def load_latest(run_dir: Location, model: torch.nn.Module, model_name: str) -> tuple[dict | None, Location | None]:
-    """The newest readable checkpoint of the run (a corrupt one is skipped), checked against the model."""
+def newest_checkpoint(run_dir: Location) -> tuple[dict | None, Location | None]:
+    """The newest readable checkpoint of the run (a corrupt one is skipped) and where it lies."""
     from pretrain.checkpoints import load_checkpoint
 
     for loc in list_checkpoints(run_dir):
         try:
-            ckpt = load_checkpoint(loc.uri)
+            return load_checkpoint(loc.uri), loc
         except RoomtoneError:
             continue  # truncated or corrupt: fall back to the one before
-        check_compatible(model, ckpt["model"], loc.uri, model_name)
-        return ckpt, loc
     return None, None
+
+
+def load_latest(run_dir: Location, model: torch.nn.Module, model_name: str) -> tuple[dict | None, Location | None]:
+    """`newest_checkpoint`, checked against the model."""
+    ckpt, loc = newest_checkpoint(run_dir)
+    if ckpt is not None:
+        check_compatible(model, ckpt["model"], loc.uri, model_name)
+    return ckpt, loc
 
 
 # -- the loop on every Ray Train worker ------------------------------------------------------
@@ -192,25 +199,26 @@ def train_loop(config: dict) -> None:
     device = rtt.get_device()
     run_dir = Location.parse(config["run_dir"])
 
-    model = build_model(cfg, source.classes)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg))
-    ckpt, _ = load_latest(run_dir, model, cfg.model)
-    start = 0
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["extra"]["scheduler"])
-        start = int(ckpt["step"])
-    ddp = rtt.prepare_model(model)
-    core = ddp.module if hasattr(ddp, "module") else ddp
-    logger = tracking.StepLogger(config["tracking_uri"], config["mlflow_run_id"]) if rank == 0 else None
-
+    ckpt, ckpt_loc = newest_checkpoint(run_dir)
+    start = int(ckpt["step"]) if ckpt is not None else 0
     micro, accum = cfg.micro_batch, cfg.grad_accum
     per_step = micro * accum
     segments = plan_segments(lanes_for_rank(source, rank, world), cfg.seed, rank, start * per_step,
                              (cfg.steps - start) * per_step)
-    batches = iter(iter_batches(segments, spec, batch_size=micro, data_cpus=cfg.data_cpus))
+    # the stream's tasks start (processes, imports, first reads) while this rank builds its model
+    batches = started(iter_batches(segments, spec, batch_size=micro, data_cpus=cfg.data_cpus))
+
+    model = build_model(cfg, source.classes)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg))
+    if ckpt is not None:
+        check_compatible(model, ckpt["model"], ckpt_loc.uri, cfg.model)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["extra"]["scheduler"])
+    ddp = rtt.prepare_model(model)
+    core = ddp.module if hasattr(ddp, "module") else ddp
+    logger = tracking.StepLogger(config["tracking_uri"], config["mlflow_run_id"]) if rank == 0 else None
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
 
     for step in range(start, cfg.steps):

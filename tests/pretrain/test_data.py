@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from catalog import Catalog, CatalogConfig, NotFoundError, RoomtoneError
-from pretrain.data import InputSpec, Source, crop_row, iter_batches, lanes_for_rank, open_source, plan_segments
+from pretrain.data import InputSpec, Source, crop_row, iter_batches, lanes_for_rank, open_source, plan_segments, \
+    started
 from tests.helpers import SONIC_PI, copy_sonic_pi, sonic_pi_rows
 
 
@@ -120,3 +121,25 @@ def test_a_mic_scenes_dataset_is_refused_for_seld_training(tmp_path):
     catalog.publish(run)
     with pytest.raises(RoomtoneError, match=r"holds \['mic'\] audio \(format\), but SELD training reads FOA"):
         open_source(catalog, "mic_scenes", "train", "seld")
+
+
+def test_started_fetches_the_first_item_before_it_is_asked_for_and_keeps_items_and_errors():
+    import threading
+
+    asked = threading.Event()
+
+    def source(n, fail_at=None):
+        for i in range(n):
+            asked.set()
+            if i == fail_at:
+                raise ValueError(f"item {i} is bad")
+            yield i
+
+    batches = started(source(4))
+    assert asked.wait(5)  # the caller has not asked yet: the thread is already reading
+    assert list(batches) == [0, 1, 2, 3]
+    assert list(started(source(0))) == []
+    for fail_at in (0, 2):
+        with pytest.raises(ValueError, match=f"item {fail_at} is bad"):
+            list(started(source(4, fail_at)))
+
