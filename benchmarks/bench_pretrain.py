@@ -116,7 +116,8 @@ def encoder_flops(model, frames: int) -> float:
 
 def train_rate(name: str, batch: int, steps: int, device: str, compile: bool = False,
                warmup: int = 1) -> tuple[float, float]:
-    """Samples per second of full SSAST steps after `warmup` untimed ones, and the FLOPs per sample."""
+    """Samples per second of full SSAST steps after `warmup` untimed ones (at least one to compile),
+    and the FLOPs per sample."""
     from pretrain.models import create_model
 
     torch.manual_seed(0)
@@ -135,7 +136,7 @@ def train_rate(name: str, batch: int, steps: int, device: str, compile: bool = F
         loss.float().backward()
         opt.step()
 
-    for _ in range(warmup):  # kernels chosen, caches and (with compile) graphs built
+    for _ in range(max(warmup, int(compile))):  # kernels chosen, caches and (with compile) graphs built
         step()
     if device == "cuda":
         torch.cuda.synchronize()
@@ -189,7 +190,7 @@ def main() -> None:
     peak = next((v for k, v in PEAK_BF16.items() if gpu and k in gpu), None)
     for name, (batch, steps, warmup) in plan.items():
         for compiled in (False, True) if args.compile else (False,):
-            rate, flops = train_rate(name, batch, steps, device, compiled, max(warmup, 1 if compiled else 0))
+            rate, flops = train_rate(name, batch, steps, device, compiled, warmup)
             suffix = "_compiled" if compiled else ""
             line = (f"train {name}{' (torch.compile)' if compiled else ''} on {gpu or 'one CPU thread'}: "
                     f"{rate:.2f} samples/s (batch {batch}, {steps} steps{'' if warmup else ', no warm-up step'})")

@@ -358,13 +358,12 @@ def started(batches: Iterable) -> Iterator:
     """``batches`` with its first item fetched in a thread from now on, so a Ray Data stream's start
     (task processes, imports, the first reads: seconds) overlaps the caller's own set-up. Items,
     order and errors are the iterator's own."""
-    it = iter(batches)
-    first: dict = {}
+    it, end, first = iter(batches), object(), {}
 
     def fetch() -> None:
         try:
-            first["item"] = next(it)
-        except BaseException as exc:  # noqa: BLE001 - StopIteration or the stream's error, raised in the caller
+            first["item"] = next(it, end)
+        except BaseException as exc:  # noqa: BLE001 - the stream's error, raised in the caller
             first["error"] = exc
 
     thread = threading.Thread(target=fetch, name="first-batch", daemon=True)
@@ -372,12 +371,11 @@ def started(batches: Iterable) -> Iterator:
 
     def chain() -> Iterator:
         thread.join()
-        if isinstance(first.get("error"), StopIteration):
-            return
         if "error" in first:
             raise first["error"]
-        yield first["item"]
-        yield from it
+        if first["item"] is not end:
+            yield first["item"]
+            yield from it
 
     return chain()
 
