@@ -15,12 +15,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable, Iterable, Iterator
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
-    TimeRemainingColumn
-
 from catalog import Catalog, DatasetRun, Snapshot, plan_num_shards, write_shard
 from catalog.cluster import connect
 from catalog.errors import RoomtoneError
+from catalog.progress import progress_bar
 from catalog.shards import shard_relpath
 from pipelines import metrics
 
@@ -164,14 +162,12 @@ def run_sharded(catalog: Catalog, run: DatasetRun, tasks: list[ShardTask],
     else:
         remote = ray.remote(write_task).options(num_cpus=1, max_retries=3)
         refs = {remote.remote(*a): t for a, t in zip(args, todo)}
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("shards · {task.fields[rows]} rows"), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, disable=not show_progress) as progress:
+    with progress_bar("shards", show=show_progress) as progress:
         bar = progress.add_task(description or f"writing {run.name}", total=len(tasks),
-                                completed=len(tasks) - len(todo), rows=0)
+                                completed=len(tasks) - len(todo), note=" · 0 rows")
         rows = 0
         for _, n in _results(refs, ray):
             rows += n
-            progress.update(bar, advance=1, rows=rows)
+            progress.update(bar, advance=1, note=f" · {rows} rows")
     expected = {t.split: t.count for t in tasks}
     return catalog.publish(run, expected_shards=expected)

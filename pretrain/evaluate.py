@@ -21,7 +21,7 @@ from catalog.errors import RoomtoneError
 from pretrain import tracking
 from pretrain.config import EvalConfig
 from pretrain.data import InputSpec, Source, iter_batches, lanes_for_rank, open_source, plan_segments
-from pretrain.progress import progress_bar
+from catalog.progress import progress_bar
 from pretrain.train import load_trained
 from simulation.seeding import item_seed
 

@@ -425,7 +425,7 @@ def _fit(trainer, cfg: TrainConfig, start: int, board) -> None:
         return
     import ray
 
-    from pretrain.progress import progress_bar
+    from catalog.progress import progress_bar
 
     stop = threading.Event()
     with progress_bar("steps") as progress:

@@ -1,4 +1,4 @@
-"""One look for the console bars of training (steps) and evaluation (clips)."""
+"""One look for every console bar: pipeline shards, exports, training steps and evaluation clips."""
 
 from __future__ import annotations
 
