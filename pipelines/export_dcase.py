@@ -3,23 +3,35 @@
 ``<out>/{foa|mic}_dev/<split>/<id>.wav``, ``<out>/metadata_dev/<split>/<id>.csv`` (no header;
 ``frame,class,source,azimuth,elevation[,distance]``; 100 ms frames, integer degrees, distance
 in integer cm as in DCASE2024) and ``<out>/class_map.json`` (index -> class name).
+
+The baselines read every file in those folders, so after an export they hold this dataset and
+nothing else: each file is written under a hidden name and renamed when whole (a killed export
+leaves no truncated clip), and clips, labels or partial files an earlier export left there are
+removed at the end. Re-running into the same folder rewrites it.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
+from typing import Callable
 
 import soundfile as sf
 
 from catalog import Catalog
 from catalog.errors import RoomtoneError
+from catalog.progress import progress_bar
+
+# what an export writes, and so may remove when this one did not: clips, labels, a killed export's partial files
+_OWNED = ("foa_dev/*/*.wav", "mic_dev/*/*.wav", "metadata_dev/*/*.csv", "*_dev/*/.*.partial")
 
 
-def export_dcase(catalog: Catalog, ref: str, out: str | Path, *, with_distance: bool = True) -> dict:
+def export_dcase(catalog: Catalog, ref: str, out: str | Path, *, with_distance: bool = True,
+                 show_progress: bool = False) -> dict:
     from simulation.scenes import FrameLabel, to_seld_labels
-    from simulation.seld import write_dcase_csv
+    from simulation.seld import format_dcase_csv
 
     snap = catalog.show(ref)
     info = snap.info
@@ -27,21 +39,46 @@ def export_dcase(catalog: Catalog, ref: str, out: str | Path, *, with_distance: 
         raise RoomtoneError(f"{snap.ref} is not a scenes dataset (no labels or class map)",
                             "export a dataset made by `roomtone simulate scenes`")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RoomtoneError(f"--out {out} is a file", "give a folder (made if missing)")
     audio_dir, meta_dir = out / f"{info['format']}_dev", out / "metadata_dev"
+    written: set[Path] = set()
     counts: dict[str, int] = {}
-    for split in catalog.splits(snap.ref):
-        (audio_dir / split).mkdir(parents=True, exist_ok=True)
-        (meta_dir / split).mkdir(parents=True, exist_ok=True)
-        batches = catalog.arrow_dataset(snap.ref, split).to_batches(columns=["id", "audio", "labels", "duration"],
-                                                                      batch_size=16)
-        for row in (r for batch in batches for r in batch.to_pylist()):
-            with sf.SoundFile(io.BytesIO(row["audio"]["bytes"])) as src:
-                subtype = "PCM_24" if src.subtype == "PCM_24" else "PCM_16"
-                sf.write(audio_dir / split / f"{row['id']}.wav", src.read(dtype="int32"), src.samplerate,
-                         subtype=subtype)
-            n_frames = int(round(row["duration"] / info.get("label_hop_s", 0.1)))
-            labels = to_seld_labels([FrameLabel.from_dict(l) for l in row["labels"]], n_frames=n_frames)
-            write_dcase_csv(labels, meta_dir / split / f"{row['id']}.csv", with_distance=with_distance)
-            counts[split] = counts.get(split, 0) + 1
-    (out / "class_map.json").write_text(json.dumps(dict(enumerate(info["classes"])), indent=2))
-    return {"dataset": snap.ref, "out": str(out), "clips": counts, "classes": len(info["classes"])}
+    with progress_bar("clips", show=show_progress) as progress:
+        bar = progress.add_task(f"exporting {snap.ref}", total=snap.stats.get("rows"), note="")
+        for split in catalog.splits(snap.ref):
+            (audio_dir / split).mkdir(parents=True, exist_ok=True)
+            (meta_dir / split).mkdir(parents=True, exist_ok=True)
+            batches = catalog.arrow_dataset(snap.ref, split).to_batches(
+                columns=["id", "audio", "labels", "duration"], batch_size=16)
+            for row in (r for batch in batches for r in batch.to_pylist()):
+                with sf.SoundFile(io.BytesIO(row["audio"]["bytes"])) as src:
+                    subtype = "PCM_24" if src.subtype == "PCM_24" else "PCM_16"
+                    pcm, rate = src.read(dtype="int32"), src.samplerate
+                wav = audio_dir / split / f"{row['id']}.wav"
+                _write_whole(wav, lambda path: sf.write(path, pcm, rate, subtype=subtype, format="WAV"))
+                n_frames = int(round(row["duration"] / info.get("label_hop_s", 0.1)))
+                labels = to_seld_labels([FrameLabel.from_dict(l) for l in row["labels"]], n_frames=n_frames)
+                csv = meta_dir / split / f"{row['id']}.csv"
+                text = format_dcase_csv(labels, with_distance=with_distance)
+                _write_whole(csv, lambda path: path.write_text(text, encoding="ascii"))
+                written |= {wav, csv}
+                counts[split] = counts.get(split, 0) + 1
+                progress.advance(bar)
+    stale = [p for pattern in _OWNED for p in out.glob(pattern) if p not in written]
+    for path in stale:
+        path.unlink()
+    _write_whole(out / "class_map.json",
+                 lambda path: path.write_text(json.dumps(dict(enumerate(info["classes"])), indent=2)))
+    return {"dataset": snap.ref, "out": str(out), "clips": counts, "classes": len(info["classes"]),
+            "removed_stale": len(stale)}
+
+
+def _write_whole(path: Path, write: Callable[[Path], object]) -> None:
+    """write(partial) to a hidden name beside `path`, then rename it to `path`."""
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        write(partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)

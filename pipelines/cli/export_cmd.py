@@ -21,12 +21,17 @@ def dcase(
 ):
     """Write WAV folders and per-clip label CSVs exactly as the DCASE SELD baselines read them.
 
+    Exporting into a folder an earlier export wrote replaces its clips and labels: afterwards the
+    folders hold this dataset only (the baselines read every file in them).
+
     Example: roomtone export dcase scenes --out dcase_data
     """
     from pipelines.export_dcase import export_dcase
 
-    summary = export_dcase(state.catalog(), ref, out, with_distance=distance)
+    summary = export_dcase(state.catalog(), ref, out, with_distance=distance, show_progress=not json_out)
     if json_out:
         return print_json(summary)
+    stale = summary["removed_stale"]
     console.print(f"wrote {sum(summary['clips'].values())} clips ({summary['clips']}) and "
-                  f"{summary['classes']} classes to {summary['out']}")
+                  f"{summary['classes']} classes to {summary['out']}"
+                  + (f"; removed {stale} files an earlier export had left" if stale else ""))
