@@ -138,7 +138,7 @@ class ShardStats:
                "audio_seconds": round(self.audio_seconds, 3), "bytes": self.bytes,
                "class_counts": dict(sorted(self.class_counts.items()))}
         if self.histograms:
-            out["histograms"] = {k: dict(sorted(v.items(), key=lambda kv: _bin_start(kv[0])))
+            out["histograms"] = {k: dict(bins_in_order(v))
                                  for k, v in sorted(self.histograms.items())}
         return out
 
@@ -154,9 +154,22 @@ def _bin_start(label: str) -> float:
 
 
 def histogram(values, edges: list[float]) -> Counter:
-    """Counts per ``[lo, hi)`` bin (the last bin closed); values outside the edges are dropped."""
-    counts, _ = np.histogram(np.asarray(values, dtype=float), bins=edges)
-    return Counter({f"[{lo:g}, {hi:g})": int(c) for lo, hi, c in zip(edges[:-1], edges[1:], counts) if c})
+    """Counts per ``[lo, hi)`` bin (the last bin closed), and per ``(-inf, first)`` and ``(last, inf)``
+    bin for values outside the edges, so the bins count every value but NaN."""
+    values = np.asarray(values, dtype=float)
+    counts, _ = np.histogram(values, bins=edges)
+    out = Counter({f"[{lo:g}, {hi:g})": int(c) for lo, hi, c in zip(edges[:-1], edges[1:], counts) if c})
+    below, above = int(np.sum(values < edges[0])), int(np.sum(values > edges[-1]))
+    if below:
+        out[f"(-inf, {edges[0]:g})"] = below
+    if above:
+        out[f"({edges[-1]:g}, inf)"] = above
+    return out
+
+
+def bins_in_order(counts: dict[str, int]) -> list[tuple[str, int]]:
+    """A histogram's bins by their lower edge (a stored one may come back in text order)."""
+    return sorted(counts.items(), key=lambda kv: _bin_start(kv[0]))
 
 
 class ShardWriter:

@@ -16,9 +16,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 from catalog import Catalog  # noqa: E402
+from catalog.shards import bins_in_order  # noqa: E402
 
 METADATA = ("duration", "rt60", "azimuth", "elevation", "distance", "events", "family")
 
@@ -47,8 +49,10 @@ def _bars(ax, counts: dict, title: str, xlabel: str) -> None:
 
 
 def _histogram(ax, bins: dict[str, int], title: str) -> None:
-    ax.bar(range(len(bins)), list(bins.values()), color="tab:green")
-    ax.set_xticks(range(len(bins)), list(bins), rotation=60, ha="right", fontsize=6)
+    labels, counts = zip(*bins_in_order(bins)) if bins else ((), ())
+    ax.bar(range(len(counts)), counts, color="tab:green")
+    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=6)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # row counts
     ax.set(title=title, ylabel="rows")
 
 
@@ -86,7 +90,7 @@ def write_report(catalog: Catalog, ref: str, out_dir: str | Path, *, sample_rows
     fig, axes = plt.subplots(max(1, -(-len(panels) // cols)), cols, figsize=(5.5 * cols, 4.2 * -(-len(panels) // cols)
                                                                         if panels else 3), squeeze=False,
                              constrained_layout=True)
-    fig.suptitle(f"{snap.name}@v{snap.version}: {stats.get('rows', 0)} rows, "
+    fig.suptitle(f"{snap.version_ref}: {stats.get('rows', 0)} rows, "
                  f"{stats.get('audio_hours', 0):.3f} h of audio, {stats.get('bytes', 0) / 1e6:.1f} MB")
     for ax, panel in zip(axes.flat, panels):
         panel(ax)

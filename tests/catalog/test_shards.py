@@ -180,3 +180,14 @@ def test_histograms_are_kept_in_the_footer_and_summed(tmp_path):
     for k in range(2):
         total = total.add(read_shard_stats(root.join(shard_relpath("train", k, 2)))[0])
     assert total.to_dict()["histograms"] == {"duration": {"[0.15, 0.3)": 2}}
+
+
+def test_a_histogram_counts_values_outside_its_edges_and_its_bins_read_in_order():
+    """RT60s above the last edge were dropped: a 160-row RIR set showed 136 in its histogram."""
+    from catalog.shards import bins_in_order, histogram
+
+    counts = histogram([-0.5, 0.1, 0.2, 2.2, 2.41, 2.85, float("nan")], [0.0, 0.2, 2.2])
+    assert counts == {"(-inf, 0)": 1, "[0, 0.2)": 1, "[0.2, 2.2)": 2, "(2.2, inf)": 2}
+    stored = {"[250, 500)": 1, "(4000, inf)": 3, "[1000, 2000)": 2, "(-inf, 0)": 5, "[50, 100)": 4}  # text order
+    assert [b for b, _ in bins_in_order(stored)] == ["(-inf, 0)", "[50, 100)", "[250, 500)", "[1000, 2000)",
+                                                     "(4000, inf)"]
