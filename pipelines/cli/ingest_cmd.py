@@ -17,8 +17,12 @@ app = typer.Typer(help="Ingest sound-event libraries (a labelled folder, a local
 
 def _summary(snap, quarantine: list[dict] | None) -> None:
     stats = snap.stats
-    console.print(f"published [bold]{snap.name}@v{snap.version}[/] ({snap.ref}): {stats['rows']} events, "
+    console.print(f"published [bold]{snap.version_ref}[/] ({snap.ref}): {stats['rows']} events, "
                   f"{stats['audio_hours']:.4f} h, {len(stats['class_counts'])} classes", highlight=False)
+    unmatched = snap.info.get("labels_without_ontology_id")
+    if unmatched:
+        console.print(f"{len(unmatched)} labels matched no class of the ontology (their ontology_id is null): "
+                      f"{', '.join(unmatched)}", highlight=False)
     if quarantine:
         reasons = Counter(q["reason"] for q in quarantine)
         console.print(f"quarantined {len(quarantine)} items (see {snap.name}_quarantine): "

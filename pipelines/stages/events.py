@@ -277,6 +277,7 @@ class Library:
     skipped: list[dict]
     reader: object
     inputs: list[str] = field(default_factory=list)
+    ontology_ids: dict[str, str] = field(default_factory=dict)  # label -> id the source rows already carry
 
 
 # -- planning --------------------------------------------------------------------------------
@@ -378,6 +379,10 @@ def _table_library(cfg: EventsConfig, library: Library, table: pa.Table, ids: li
         dup = next(i for i in ids if ids.count(i) > 1)
         raise RoomtoneError(f"{library.where} has the id {dup!r} twice", "give every row its own id")
     labels = table.column("label").to_pylist()
+    if "ontology_id" in table.column_names:  # re-ingesting a roomtone events dataset keeps its ids
+        for label, oid in zip(labels, table.column("ontology_id").to_pylist()):
+            if oid and _label(label):
+                library.ontology_ids.setdefault(_label(label), oid)
     licenses = table.column("license").to_pylist() if "license" in table.column_names else [None] * len(ids)
     paths, sizes = table.column("path").to_pylist(), table.column("nbytes").to_pylist()
     for index, (event_id, label, license, path, size) in enumerate(zip(ids, labels, licenses, paths, sizes)):
@@ -443,7 +448,8 @@ def plan_catalog(cfg: EventsConfig, catalog: Catalog) -> Library:
     columns = {"label": pc.field(cfg.label_column), "path": pc.field(cfg.audio_column, "path"),
                "nbytes": pc.binary_length(pc.field(cfg.audio_column, "bytes"))}
     # a roomtone events dataset's source_file (the original file) wins over the audio cell's name
-    for name, column in (("license", cfg.license_column), ("id", "id"), ("path", "source_file")):
+    for name, column in (("license", cfg.license_column), ("id", "id"), ("path", "source_file"),
+                         ("ontology_id", "ontology_id")):
         if column in snap.features:
             columns[name] = pc.field(column)
     table = dataset.to_table(columns=columns)
@@ -514,8 +520,11 @@ def run_ingest_events(cfg: EventsConfig, catalog: Catalog, *, address: str | Non
     validate_name(quarantine_name(cfg.name))
     library = plan_library(cfg, catalog)
     sources, skipped, reader = library.sources, library.skipped, library.reader
-    ontology_ids = match_ontology({s.label for s in sources}, cfg.ontology)
-    run = catalog.create_run(cfg.name, cfg, features(cfg), inputs=library.inputs)
+    ontology_ids = {label: oid or library.ontology_ids.get(label)
+                    for label, oid in match_ontology({s.label for s in sources}, cfg.ontology).items()}
+    unmatched = sorted(label for label, oid in ontology_ids.items() if oid is None)
+    run = catalog.create_run(cfg.name, cfg, features(cfg), inputs=library.inputs,
+                             info={"labels_without_ontology_id": unmatched} if cfg.ontology and unmatched else None)
     connect(address)
     chunks = [tuple(sources[i:i + PROBE_FILES_PER_TASK]) for i in range(0, len(sources), PROBE_FILES_PER_TASK)]
     remote = ray.remote(probe).options(num_cpus=1)

@@ -156,9 +156,10 @@ def test_ingest_from_a_catalog_dataset_records_its_snapshot(tmp_path, ray_cluste
         (tmp_path / "lib" / label).mkdir(parents=True, exist_ok=True)
         shutil.copy(SONIC_PI / name, tmp_path / "lib" / label / name)
     catalog = Catalog(CatalogConfig(root=str(tmp_path / "home")))
-    first = run_ingest_events(EventsConfig(name="lib", folder=tmp_path / "lib", sample_rate=16_000), catalog,
-                              show_progress=False)
-    cfg = EventsConfig(name="lib_8k", catalog_dataset="lib@v1", sample_rate=8_000)
+    first = run_ingest_events(EventsConfig(name="lib", folder=tmp_path / "lib", sample_rate=16_000,
+                                           ontology=ONTOLOGY), catalog, show_progress=False)
+    assert first.info["labels_without_ontology_id"] == ["kick"]  # said, not silently null
+    cfg = EventsConfig(name="lib_8k", catalog_dataset="lib@v1", sample_rate=8_000)  # no ontology given
     snap = run_ingest_events(cfg, catalog, show_progress=False)
     assert snap.stats["rows"] == first.stats["rows"] == 3 and snap.inputs == [first.ref]
     assert catalog.lineage("lib_8k")["inputs"][0]["ref"] == first.ref
@@ -166,6 +167,9 @@ def test_ingest_from_a_catalog_dataset_records_its_snapshot(tmp_path, ray_cluste
     assert {r["id"]: (r["label"], r["source_file"]) for r in rows} == {
         "kick/bd_klub.flac": ("kick", "kick/bd_klub.flac"), "kick/bd_haus.flac": ("kick", "kick/bd_haus.flac"),
         "tabla/tabla_re.flac": ("tabla", "tabla/tabla_re.flac")}
+    # the source's ontology ids come along (they were all lost), and no ontology means no unmatched-label note
+    assert {r["label"]: r["ontology_id"] for r in rows} == {"kick": None, "tabla": "/m/01p970"}
+    assert "labels_without_ontology_id" not in snap.info
     for row in rows:
         audio, rate = decode_audio(row["audio"]["bytes"], "float64")
         assert rate == 8_000 and row["original_sample_rate"] == 16_000
