@@ -1,7 +1,7 @@
 """SQL over the catalog with DuckDB: every dataset is a view named after it.
 
-``SELECT label, count(*) FROM demo_tones GROUP BY label`` reads the current snapshot;
-a pinned version is the quoted identifier ``"demo_tones@v1"``; ``roomtone_snapshots``
+``SELECT label, count(*) FROM events GROUP BY label`` reads the current snapshot;
+a pinned version is the quoted identifier ``"events@v1"``; ``roomtone_snapshots``
 lists every snapshot of every dataset. Files are scanned through pyarrow (local or S3, no
 DuckDB extension to download), and external access is switched off before the user's SQL
 runs, so a query can read the registered datasets but not files or the network. Only one
@@ -42,24 +42,30 @@ def _read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
 def run_query(catalog: "Catalog", sql: str) -> pa.Table:
     con = duckdb.connect(":memory:")
     _read_only(con, sql)
+    views = {}  # name -> its Arrow dataset, for the views the SQL names
     for name in catalog.names():
         if re.search(rf"\b{name}\b", sql):
             try:
-                con.register(name, catalog.arrow_dataset(name))
+                views[name] = catalog.arrow_dataset(name)
             except NotFoundError:
                 pass  # a dataset with no published snapshot yet: nothing to query
     for pinned in _PINNED.findall(sql):  # an unknown pinned version is an error, not an empty view
-        con.register(pinned, catalog.arrow_dataset(DatasetRef.parse(pinned)))
+        views[pinned] = catalog.arrow_dataset(DatasetRef.parse(pinned))
     if "roomtone_snapshots" in sql:
-        con.register("roomtone_snapshots", catalog.snapshots_table())
+        views["roomtone_snapshots"] = catalog.snapshots_table()
+    for name, view in views.items():
+        con.register(name, view)
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     try:
         return con.sql(sql).to_arrow_table()
     except duckdb.Error as exc:
-        known = ", ".join(catalog.names()) or "none"
-        raise RoomtoneError(f"query failed: {str(exc).splitlines()[0]}",
-                            f"datasets you can query: {known}, roomtone_snapshots; "
-                            'pin a version as "name@v1"') from None
+        message = str(exc).splitlines()[0]
+        if isinstance(exc, duckdb.BinderException) and "column" in message.lower() and views:
+            fix = "; ".join(f"{name} has {', '.join(view.schema.names)}" for name, view in views.items())
+        else:
+            fix = (f"datasets you can query: {', '.join(catalog.names()) or 'none'}, roomtone_snapshots; "
+                   'pin a version as "name@v1"')
+        raise RoomtoneError(f"query failed: {message}", fix) from None
     finally:
         con.close()

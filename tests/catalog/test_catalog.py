@@ -26,6 +26,12 @@ def test_two_runs_two_snapshots_and_time_travel(catalog):
     assert catalog.query('SELECT count(*) AS n FROM "clips@v1"').column("n").to_pylist() == [4]
     assert catalog.query("SELECT count(*) AS n FROM clips").column("n").to_pylist() == [6]
     assert len(catalog.to_hf("clips@v1", split="train")) == 4
+    # a missing column is answered with the columns of the views the query names, not the dataset names
+    with pytest.raises(RoomtoneError, match="clips has audio, duration, id, label") as err:
+        catalog.query("SELECT split FROM clips")
+    assert 'column "split" not found' in str(err.value)
+    with pytest.raises(RoomtoneError, match="datasets you can query: clips"):
+        catalog.query("SELECT * FROM no_such_table")
 
 
 def test_snapshot_properties_carry_lineage_and_stats(catalog):
