@@ -84,13 +84,14 @@ def load_trained(checkpoint: str) -> tuple[torch.nn.Module, TrainConfig, Locatio
     from pretrain.checkpoints import load_checkpoint
 
     loc = Location.parse(checkpoint)
+    if not loc.exists():
+        raise RoomtoneError(f"checkpoint {loc.uri} does not exist",
+                            "pass a step-*.pt file or a run folder (`roomtone pretrain` prints its run folder)")
     if not loc.name.endswith(".pt"):
         found = list_checkpoints(loc)
         if not found:
             raise RoomtoneError(f"{loc.uri} holds no checkpoint", "pass a step-*.pt file or a run folder")
         loc = found[0]
-    if not loc.exists():
-        raise RoomtoneError(f"checkpoint {loc.uri} does not exist", "pass a step-*.pt file or a run folder")
     ckpt = load_checkpoint(loc.uri)
     cfg = TrainConfig(**ckpt["extra"]["config"])
     model = build_model(cfg, tuple(ckpt["extra"].get("classes", ())))

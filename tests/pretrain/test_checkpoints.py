@@ -266,3 +266,16 @@ def test_a_pretrained_encoder_starts_a_supervised_model(tmp_path):
     torch.testing.assert_close(tagging.encoder.embed(x), ssast.encoder.embed(x))
     with pytest.raises(RoomtoneError, match="no encoder weights"):
         encoder_state({"head.weight": torch.zeros(1)})
+
+
+def test_a_missing_run_folder_is_named_as_missing_and_an_empty_one_as_holding_no_checkpoint(tmp_path):
+    """A mistyped run folder was reported as 'holds no checkpoint', as if it existed."""
+    from pretrain.train import load_trained
+
+    with pytest.raises(RoomtoneError, match="does not exist"):
+        load_trained(str(tmp_path / "runs" / "typo"))
+    (tmp_path / "runs" / "empty").mkdir(parents=True)
+    with pytest.raises(RoomtoneError, match="holds no checkpoint"):
+        load_trained(str(tmp_path / "runs" / "empty"))
+    with pytest.raises(RoomtoneError, match="does not exist"):
+        load_trained(str(tmp_path / "runs" / "empty" / "step-00000010.pt"))
