@@ -14,6 +14,7 @@ from catalog import Catalog
 from catalog.cluster import dashboard_url
 from pipelines.cli.common import console, print_table
 from pipelines.export_dcase import export_dcase
+from pipelines.qa.records import DCASE_AUDIO_PATH
 from pipelines.plots import plot_rir
 from pipelines.report import write_report
 from pipelines.spec import plan_spec, read_spec, run_plan
@@ -44,7 +45,7 @@ def run_demo(catalog: Catalog, *, quick: bool = False) -> None:
     plots = [plot_rir(catalog.arrow_dataset(rirs.ref).head(1).to_pylist()[0], root / "plots" / "rir.png")]
     plots += [write_report(catalog, snap.ref, root / "reports")["png"] for snap in (rirs, scenes, qa)]
     exported = [export_dcase(catalog, snap.ref, root / f"dcase_{snap.name}")["out"] for snap in (scenes, mixes)]
-    export_qa(catalog, qa.ref, root / "qa", audio_path=f"../dcase_{mixes.name}/foa_dev/{{split}}/{{audio_id}}.wav")
+    export_qa(catalog, qa.ref, root / "qa", audio_path=f"../dcase_{mixes.name}/{DCASE_AUDIO_PATH}")
 
     console.rule("catalog")
     print_table("datasets", ["name", "version", "rows", "hours", "shards", "inputs"],

@@ -1,8 +1,11 @@
 """Export a scenes dataset in the layout the DCASE SELD baselines read unchanged.
 
-``<out>/{foa|mic}_dev/<split>/<id>.wav``, ``<out>/metadata_dev/<split>/<id>.csv`` (no header;
-``frame,class,source,azimuth,elevation[,distance]``; 100 ms frames, integer degrees, distance
-in integer cm as in DCASE2024) and ``<out>/class_map.json`` (index -> class name).
+``<out>/{foa|mic}_dev/<split>/fold<N>_<id>.wav``, ``<out>/metadata_dev/<split>/fold<N>_<id>.csv``
+(no header; ``frame,class,source,azimuth,elevation[,distance]``; 100 ms frames, integer degrees,
+distance in integer cm as in DCASE2024) and ``<out>/class_map.json`` (index -> class name).
+The baselines pick a clip's split from the digit after ``fold`` in its file name (STARSS23's
+``fold3_room21_mix001``): train clips are fold 1 and test clips fold 4, the folds the DCASE2022
+and 2023 baselines train and test on by default.
 
 The baselines read every file in those folders, so after an export they hold this dataset and
 nothing else: each file is written under a hidden name and renamed when whole (a killed export
@@ -24,6 +27,7 @@ from catalog import Catalog
 from catalog.errors import RoomtoneError
 from catalog.progress import progress_bar
 
+DCASE_FOLDS = {"train": 1, "test": 4}
 # what an export writes, and so may remove when this one did not: clips, labels, a killed export's partial files
 _OWNED = ("foa_dev/*/*.wav", "mic_dev/*/*.wav", "metadata_dev/*/*.csv", "*_dev/*/.*.partial")
 
@@ -41,12 +45,15 @@ def export_dcase(catalog: Catalog, ref: str, out: str | Path, *, with_distance: 
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise RoomtoneError(f"--out {out} is a file", "give a folder (made if missing)")
+    splits = catalog.splits(snap.ref)
+    for split in splits:
+        dcase_fold(split)  # every split has a fold, before anything is written
     audio_dir, meta_dir = out / f"{info['format']}_dev", out / "metadata_dev"
     written: set[Path] = set()
     counts: dict[str, int] = {}
     with progress_bar("clips", show=show_progress) as progress:
-        bar = progress.add_task(f"exporting {snap.ref}", total=snap.stats.get("rows"), note="")
-        for split in catalog.splits(snap.ref):
+        bar = progress.add_task(f"exporting {snap.version_ref}", total=snap.stats.get("rows"), note="")
+        for split in splits:
             (audio_dir / split).mkdir(parents=True, exist_ok=True)
             (meta_dir / split).mkdir(parents=True, exist_ok=True)
             batches = catalog.arrow_dataset(snap.ref, split).to_batches(
@@ -55,11 +62,12 @@ def export_dcase(catalog: Catalog, ref: str, out: str | Path, *, with_distance: 
                 with sf.SoundFile(io.BytesIO(row["audio"]["bytes"])) as src:
                     subtype = "PCM_24" if src.subtype == "PCM_24" else "PCM_16"
                     pcm, rate = src.read(dtype="int32"), src.samplerate
-                wav = audio_dir / split / f"{row['id']}.wav"
+                stem = dcase_stem(split, row["id"])
+                wav = audio_dir / split / f"{stem}.wav"
                 _write_whole(wav, lambda path: sf.write(path, pcm, rate, subtype=subtype, format="WAV"))
                 n_frames = int(round(row["duration"] / info.get("label_hop_s", 0.1)))
                 labels = to_seld_labels([FrameLabel.from_dict(l) for l in row["labels"]], n_frames=n_frames)
-                csv = meta_dir / split / f"{row['id']}.csv"
+                csv = meta_dir / split / f"{stem}.csv"
                 text = format_dcase_csv(labels, with_distance=with_distance)
                 _write_whole(csv, lambda path: path.write_text(text, encoding="ascii"))
                 written |= {wav, csv}
@@ -71,7 +79,20 @@ def export_dcase(catalog: Catalog, ref: str, out: str | Path, *, with_distance: 
     _write_whole(out / "class_map.json",
                  lambda path: path.write_text(json.dumps(dict(enumerate(info["classes"])), indent=2)))
     return {"dataset": snap.ref, "out": str(out), "clips": counts, "classes": len(info["classes"]),
-            "removed_stale": len(stale)}
+            "folds": {split: dcase_fold(split) for split in splits}, "removed_stale": len(stale)}
+
+
+def dcase_fold(split: str) -> int:
+    """The DCASE fold a split's clips are named for."""
+    if split not in DCASE_FOLDS:
+        raise RoomtoneError(f"split {split!r} has no DCASE fold (the export names {', '.join(DCASE_FOLDS)})",
+                            "export a dataset whose splits are train and test, as the scenes stage writes")
+    return DCASE_FOLDS[split]
+
+
+def dcase_stem(split: str, item_id: str) -> str:
+    """A clip's file name without extension in the export: ``fold<N>_<id>``."""
+    return f"fold{dcase_fold(split)}_{item_id}"
 
 
 def _write_whole(path: Path, write: Callable[[Path], object]) -> None:

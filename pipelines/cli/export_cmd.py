@@ -32,6 +32,7 @@ def dcase(
     if json_out:
         return print_json(summary)
     stale = summary["removed_stale"]
-    console.print(f"wrote {sum(summary['clips'].values())} clips ({summary['clips']}) and "
-                  f"{summary['classes']} classes to {summary['out']}"
-                  + (f"; removed {stale} files an earlier export had left" if stale else ""))
+    splits = ", ".join(f"{split} {n} as fold{summary['folds'][split]}_*" for split, n in summary["clips"].items())
+    console.print(f"wrote {sum(summary['clips'].values())} clips ({splits}) and a map of {summary['classes']} "
+                  f"classes to {summary['out']}" + (f"; removed {stale} files an earlier export had left" if stale
+                                                    else ""), highlight=False)

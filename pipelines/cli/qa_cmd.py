@@ -45,7 +45,7 @@ def make(
     summary = run_summary(snap)
     if json_out:
         return print_json({"snapshot": snap.to_dict(), "summary": summary})
-    console.print(f"published [bold]{snap.name}@v{snap.version}[/] ({snap.ref}): {summary['tuples']} tuples "
+    console.print(f"published [bold]{snap.version_ref}[/] ({snap.ref}): {summary['tuples']} tuples "
                   f"{summary['splits']}, from {snap.inputs[0]}")
     print_table("tuples per family", ["family", "tuples"], sorted(summary["tuples_per_family"].items()))
     for family, reason in {**summary["skipped_families"], **summary["empty_families"]}.items():
@@ -73,13 +73,15 @@ def export(
     ref: str = typer.Argument(..., help="QA dataset made by `roomtone qa make`."),
     out: Path = typer.Option(..., "--out", "-o",
                              help="Folder for ltu_<split>.json, spatialsoundqa_<split>.json and convention.json."),
-    audio_path: str = typer.Option("{audio_id}", help="LTU audio_id format, e.g. 'foa_dev/{split}/{audio_id}.wav'."),
+    audio_path: str = typer.Option("{audio_id}", help="LTU audio_id format from {audio_id}, {split} and {fold} "
+                                   "(the split's DCASE fold), e.g. 'foa_dev/{split}/fold{fold}_{audio_id}.wav' "
+                                   "for a DCASE export."),
     json_out: bool = typer.Option(False, "--json"),
 ):
     """Write the LTU JSON (instruction, input, audio_id, dataset, task, output) and a
     SpatialSoundQA-style JSON per split, and convention.json (coordinate frame and units).
 
-    Example: roomtone qa export scenes_qa --out qa_json --audio-path 'foa_dev/{split}/{audio_id}.wav'
+    Example: roomtone qa export scenes_qa --out qa_json --audio-path 'foa_dev/{split}/fold{fold}_{audio_id}.wav'
     """
     from pipelines.stages.qa import export_qa
 

@@ -18,6 +18,7 @@ from typing import Iterable
 import datasets
 
 from catalog.errors import RoomtoneError
+from pipelines.export_dcase import dcase_fold
 from pipelines.qa.facts import CONVENTION, Facts
 from pipelines.qa.families import QA
 from simulation.seeding import item_seed
@@ -60,10 +61,13 @@ def to_rows(facts: Facts, qas: list[QA], *, seed: int, dataset: str, audio_split
 
 
 def ltu_record(row: dict, audio_path: str = "{audio_id}") -> dict:
-    """LTU's six keys, exactly; ``audio_path`` formats ``audio_id`` and ``split`` (the source
-    split holding the audio, as ``roomtone export dcase`` lays it out) into a file path."""
+    """LTU's six keys, exactly; ``audio_path`` formats ``audio_id``, ``split`` (the source split
+    holding the audio) and ``fold`` (that split's DCASE fold) into a file path, such as where
+    ``roomtone export dcase`` puts the clip."""
+    split = row["audio_split"]
+    fold = dcase_fold(split) if "{fold" in audio_path else None
     return {"instruction": row["instruction"], "input": row["input"],
-            "audio_id": audio_path.format(audio_id=row["audio_id"], split=row["audio_split"]),
+            "audio_id": audio_path.format(audio_id=row["audio_id"], split=split, fold=fold),
             "dataset": row["dataset"], "task": row["task"], "output": row["output"]}
 
 
@@ -101,20 +105,21 @@ def write_json(records: Iterable[dict], path: str | Path) -> int:
     return n
 
 
-AUDIO_PATH_FIELDS = ("audio_id", "split")
+AUDIO_PATH_FIELDS = ("audio_id", "split", "fold")
+DCASE_AUDIO_PATH = "foa_dev/{split}/fold{fold}_{audio_id}.wav"  # a clip in an FOA `roomtone export dcase`
 
 
 def check_audio_path(template: str) -> None:
     """Refuse an LTU audio path template that names other fields or is malformed, before any file is written."""
     try:
         names = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
-        template.format(audio_id="a", split="train")
+        template.format(audio_id="a", split="train", fold=1)
     except (ValueError, IndexError, KeyError) as exc:
         names = [f"<{exc}>"]
     bad = [n for n in names if n not in AUDIO_PATH_FIELDS]
     if bad:
         raise RoomtoneError(f"--audio-path {template!r} uses {', '.join(map(repr, bad))}, which is not a field it "
-                            f"can fill", "use {audio_id} and {split}, e.g. 'foa_dev/{split}/{audio_id}.wav'")
+                            f"can fill", f"use {{audio_id}}, {{split}} and {{fold}}, e.g. {DCASE_AUDIO_PATH!r}")
 
 
 def write_convention(path: str | Path, dataset: str, convention: str) -> None:

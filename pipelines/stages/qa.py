@@ -317,7 +317,7 @@ def export_qa(catalog: Catalog, ref: str, out: str | Path, *, audio_path: str = 
     ``<out>/convention.json`` (the coordinate frame and units of every record beside it, which
     the formats' fixed keys cannot hold; spatial questions also state it in their text).
 
-    audio_path: how LTU's ``audio_id`` names the file, e.g. ``foa_dev/{split}/{audio_id}.wav``
+    audio_path: how LTU's ``audio_id`` names the file, e.g. ``foa_dev/{split}/fold{fold}_{audio_id}.wav``
     to point at a DCASE export of the source (``roomtone export dcase``)."""
     from pipelines.qa.records import check_audio_path, ltu_record, spatial_record, write_convention, write_json
 

@@ -70,11 +70,11 @@ def test_qa_job_publishes_linked_tuples_with_lineage_and_a_summary(inputs, tmp_p
     assert all(r["convention"].startswith("azimuth: degrees counter-clockwise") for r in rows)
     # the same config again: the same snapshot, nothing rewritten
     assert run_qa(cfg, catalog, show_progress=False).snapshot_id == snap.snapshot_id
-    out = export_qa(catalog, snap.ref, tmp_path / "json", audio_path="foa_dev/{split}/{audio_id}.wav")
+    out = export_qa(catalog, snap.ref, tmp_path / "json", audio_path="foa_dev/{split}/fold{fold}_{audio_id}.wav")
     ltu = json.loads((tmp_path / "json" / "ltu_train.json").read_text())
-    assert ltu and all(tuple(r) == LTU_KEYS for r in ltu) and ltu[0]["audio_id"].startswith("foa_dev/train/")
+    assert ltu and all(tuple(r) == LTU_KEYS for r in ltu) and ltu[0]["audio_id"].startswith("foa_dev/train/fold1_")
     ltu_test = json.loads((tmp_path / "json" / "ltu_test.json").read_text())
-    assert all(r["audio_id"].startswith("foa_dev/test/") for r in ltu_test)  # where the DCASE export puts it
+    assert all(r["audio_id"].startswith("foa_dev/test/fold4_") for r in ltu_test)  # where the DCASE export puts it
     spatial = json.loads((tmp_path / "json" / "spatialsoundqa_test.json").read_text())
     assert spatial and all(tuple(r) == SPATIAL_KEYS for r in spatial)
     assert sum(out["records"].values()) == 2 * len(rows)

@@ -80,21 +80,25 @@ def test_scenes_labels_agree_with_their_events_and_export_round_trips(inputs, tm
     (out / "notes.txt").write_text("the user's own file")
     summary = export_dcase(catalog, snap.ref, out)
     assert summary["removed_stale"] == len(planted) and not any(p.exists() for p in planted)
+    assert summary["folds"] == {"test": 4, "train": 1}
     assert (out / "notes.txt").exists()  # only the layout's clips and labels are the export's to remove
     assert sorted(p.name for p in out.rglob("*") if p.is_file() and p.suffix in (".wav", ".csv")) == \
-        sorted(f"{row['id']}{ext}" for row in rows for ext in (".wav", ".csv"))
+        sorted(f"fold{4 if row['id'] == 'scene-0000000' else 1}_{row['id']}{ext}" for row in rows
+               for ext in (".wav", ".csv"))
     with pytest.raises(RoomtoneError, match="is a file"):
         export_dcase(catalog, snap.ref, out / "notes.txt")
     for row in rows:
         split = "test" if row["id"] == "scene-0000000" else "train"
-        read = read_dcase_csv(out / "metadata_dev" / split / f"{row['id']}.csv", n_frames=40)
+        stem = f"fold{1 if split == 'train' else 4}_{row['id']}"  # the baselines read the fold off the name
+        read = read_dcase_csv(out / "metadata_dev" / split / f"{stem}.csv", n_frames=40)
         assert [(e.frame, e.class_index, e.track) for e in read.events()] == \
             sorted((l["frame"], l["class_index"], l["track"]) for l in row["labels"])
         ref = SeldLabels.from_events([(l["frame"], l["class_index"], l["track"], l["azimuth"], l["elevation"],
                                        l["distance"]) for l in row["labels"]], n_frames=40)
         scores = dcase2023_scores(ref, read, len(labels))
         assert scores.er == 0 and scores.f == 1 and scores.lr == 1 and scores.le < 1.0  # integer-degree CSV
-        wav = out / "foa_dev" / split / f"{row['id']}.wav"
+        wav = out / "foa_dev" / split / f"{stem}.wav"
+        assert int(wav.name[4]) == (1 if split == "train" else 4)  # as the baselines' data generators read it
         assert wav.stat().st_size > 4 * 24_000 * 4 * 2
 
 

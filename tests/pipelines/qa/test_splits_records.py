@@ -6,11 +6,14 @@ import json
 import random
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from catalog import RoomtoneError
 from pipelines.qa import (LTU_KEYS, SPATIAL_KEYS, Clip, Context, Ontology, assign_splits, extract_facts, generate,
                           ltu_record, spatial_record, to_rows, write_json)
+from pipelines.qa.records import DCASE_AUDIO_PATH
 from tests.pipelines.qa.test_families import CLASSES, ONTOLOGY, scene_row
 
 # what a record says, and what its question must then state: the array frame (directions, motion) or at least
@@ -94,12 +97,15 @@ def test_ltu_and_spatialsoundqa_records_have_exactly_their_keys(tmp_path):
     row = scene_row(3, 6.0, 0.5, ["Dog", "Bell", "Speech"])
     facts = extract_facts(row)
     rows = to_rows(facts, generate(facts, Context(seed=0)), seed=0, dataset="scenes@123", audio_split="train")
-    n = write_json((ltu_record(r, "foa_dev/{split}/{audio_id}.wav") for r in rows),
-                   tmp_path / "ltu.json")
+    n = write_json((ltu_record(r, DCASE_AUDIO_PATH) for r in rows), tmp_path / "ltu.json")
     records = json.loads((tmp_path / "ltu.json").read_text())
     assert n == len(records) == len(rows) > 20
     assert all(tuple(r) == LTU_KEYS for r in records)
-    assert records[0]["audio_id"] == "foa_dev/train/scene-3.wav" and records[0]["input"] == ""
+    assert records[0]["audio_id"] == "foa_dev/train/fold1_scene-3.wav" and records[0]["input"] == ""
+    assert ltu_record({**rows[0], "audio_split": "test"}, DCASE_AUDIO_PATH)["audio_id"] == "foa_dev/test/fold4_scene-3.wav"
+    with pytest.raises(RoomtoneError, match="no DCASE fold"):
+        ltu_record({**rows[0], "audio_split": "validation"}, DCASE_AUDIO_PATH)
+    assert ltu_record({**rows[0], "audio_split": "validation"}, "{split}/{audio_id}")["audio_id"] == "validation/scene-3"
     closed = [r for r in records if r["task"] != "open-ended question"]
     prefixed = sum(r["instruction"].startswith("Closed-ended question: ") for r in closed)
     assert 0.3 < prefixed / len(closed) < 0.7
@@ -132,15 +138,13 @@ def test_every_exported_record_that_mentions_a_spatial_quantity_states_the_conve
 
 def test_an_export_that_fails_leaves_no_half_written_file_and_a_bad_audio_path_is_refused_first(tmp_path):
     """'{room}/{audio_id}.wav' raised a KeyError from inside the writer and left 'ltu_test.json' as '['."""
-    import pytest
-
-    from catalog import RoomtoneError
     from pipelines.qa.records import check_audio_path
 
     for template in ("{room}/{audio_id}.wav", "{}.wav", "{audio_id"):
         with pytest.raises(RoomtoneError, match="--audio-path"):
             check_audio_path(template)
     check_audio_path("foa_dev/{split}/{audio_id}.wav")
+    check_audio_path(DCASE_AUDIO_PATH)
 
     def failing():
         yield {"a": 1}
