@@ -58,6 +58,11 @@ class Snapshot:
         return f"{self.name}@{self.snapshot_id}"
 
     @property
+    def version_ref(self) -> str:
+        """``name@vN``: the reference people read (and may pass back); `ref` pins the snapshot id."""
+        return f"{self.name}@v{self.version}"
+
+    @property
     def run_id(self) -> str | None:
         return self.properties.get(P + "run-id")
 

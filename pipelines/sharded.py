@@ -162,7 +162,7 @@ def run_sharded(catalog: Catalog, run: DatasetRun, tasks: list[ShardTask],
     else:
         remote = ray.remote(write_task).options(num_cpus=1, max_retries=3)
         refs = {remote.remote(*a): t for a, t in zip(args, todo)}
-    with progress_bar("shards", show=show_progress) as progress:
+    with progress_bar("shards", show=show_progress and bool(todo)) as progress:  # no bar when nothing is left
         bar = progress.add_task(description or f"writing {run.name}", total=len(tasks),
                                 completed=len(tasks) - len(todo), note=" · 0 rows")
         rows = 0

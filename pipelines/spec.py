@@ -70,7 +70,7 @@ def _dataset_stage(module: str, function: str) -> Callable[[BaseModel, Catalog, 
         snap = getattr(importlib.import_module(module), function)(config, catalog, address=address,
                                                                   show_progress=show_progress)
         hours = snap.stats.get("audio_hours", 0)
-        return Output(snap.ref, f"{snap.name}@v{snap.version}: {snap.stats.get('rows')} rows"
+        return Output(snap.ref, f"{snap.version_ref}: {snap.stats.get('rows')} rows"
                       + (f", {hours * 3600:.0f} s of audio" if hours else ""), snap, snap.snapshot_id == before)
     return run
 

@@ -46,7 +46,7 @@ def show(ref: str = typer.Argument(..., help="NAME, NAME@vN or NAME@SNAPSHOT_ID"
     d = snap.to_dict()
     if json_out:
         return print_json(d)
-    console.print(f"[bold]{snap.name}@v{snap.version}[/]  snapshot {snap.snapshot_id}  created {d['created']}")
+    console.print(f"[bold]{snap.version_ref}[/]  snapshot {snap.snapshot_id}  created {d['created']}")
     for key in ("run_id", "config_hash", "code_version", "location", "ray_job_id", "mlflow_run_id"):
         if d.get(key):
             console.print(f"  {key:13} {d[key]}", highlight=False)
@@ -60,10 +60,12 @@ def show(ref: str = typer.Argument(..., help="NAME, NAME@vN or NAME@SNAPSHOT_ID"
                   stats.get("shards"), ", ".join(f"{k}={v}" for k, v in stats.get("splits", {}).items())]])
     if stats.get("class_counts"):
         print_table("classes", ["class", "count"], [[k, v] for k, v in stats["class_counts"].items()])
+    from catalog.shards import bins_in_order
+
     for column, counts in stats.get("histograms", {}).items():
         top = max(counts.values(), default=1)
         print_table(f"histogram of {column}", ["bin", "count", ""],
-                    [[b, n, "█" * max(1, round(30 * n / top))] for b, n in counts.items()])
+                    [[b, n, "█" * max(1, round(30 * n / top))] for b, n in bins_in_order(counts)])
     print_table("config", ["field", "value"], [[k, v] for k, v in sorted(snap.config.items())])
 
 
@@ -126,7 +128,7 @@ def verify(ref: str = typer.Argument(..., help="NAME, NAME@vN or NAME@SNAPSHOT_I
 
 @app.command("query")
 def query(sql: str = typer.Argument(..., help='SQL; datasets are views by name, e.g. "SELECT label, '
-                                              'count(*) FROM demo_tones GROUP BY label"'),
+                                              'count(*) FROM events GROUP BY label"'),
           limit: int = typer.Option(50, help="Rows to print (--json prints all)."), json_out: bool = JSON):
     """Run read-only SQL (DuckDB) over the datasets.
 
@@ -139,7 +141,7 @@ def query(sql: str = typer.Argument(..., help='SQL; datasets are views by name, 
     if json_out:
         return print_json(rows)
     cols = [c for c in table.column_names if c not in binary]
-    print_table(f"{table.num_rows} rows" + (f" (binary columns hidden: {', '.join(sorted(binary))})" if binary else ""),
+    print_table(f"{table.num_rows} row{'s' * (table.num_rows != 1)}" + (f" (binary columns hidden: {', '.join(sorted(binary))})" if binary else ""),
                 cols, [[r[c] for c in cols] for r in rows[:limit]])
 
 

@@ -15,7 +15,7 @@ app = typer.Typer(help="Simulate spatial room impulse responses and render label
 
 @app.command("rirs")
 def rirs(
-    config: Path = typer.Option(None, "--config", "-c", help="YAML file with RirsConfig fields (see below)."),
+    config: Path = typer.Option(None, "--config", "-c", help="YAML file with RirsConfig fields (the ones below, and those named in the text above)."),
     name: str = typer.Option(None, help="Dataset name (default rirs)."),
     num_rooms: int = typer.Option(None, help="Rooms to sample (default 16)."),
     sources_per_room: int = typer.Option(None, help="Random sources per room (default 8)."),
@@ -43,7 +43,7 @@ def rirs(
     if json_out:
         print_json(snap.to_dict())
     else:
-        console.print(f"published [bold]{snap.name}@v{snap.version}[/] ({snap.ref}): {snap.stats['rows']} RIRs "
+        console.print(f"published [bold]{snap.version_ref}[/] ({snap.ref}): {snap.stats['rows']} RIRs "
                       f"from {cfg.num_rooms} rooms; plot one with: roomtone plot rir {snap.name}")
 
 
@@ -81,5 +81,5 @@ def scenes(
     if json_out:
         print_json(snap.to_dict())
     else:
-        console.print(f"published [bold]{snap.name}@v{snap.version}[/] ({snap.ref}): {snap.stats['rows']} scenes, "
+        console.print(f"published [bold]{snap.version_ref}[/] ({snap.ref}): {snap.stats['rows']} scenes, "
                       f"{snap.stats['audio_hours']:.3f} h; export with: roomtone export dcase {snap.name} --out DIR")
