@@ -40,7 +40,9 @@ def _read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
 
 
 def run_query(catalog: "Catalog", sql: str) -> pa.Table:
-    con = duckdb.connect(":memory:")
+    # no extension is installed or loaded behind the SQL's back (sqlite_scan would fetch one from the network)
+    con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
+                                             "autoload_known_extensions": False})
     _read_only(con, sql)
     views = {}  # name -> its Arrow dataset, for the views the SQL names
     for name in catalog.names():

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog import Catalog, CatalogConfig
+from catalog import Catalog, CatalogConfig, RoomtoneError
 from tests.helpers import REPO_ROOT, SECRET, publish_dataset
 
 
@@ -100,3 +100,15 @@ def test_catalog_sql_cannot_write_or_escape(tmp_path, sql, monkeypatch, capsys):
     assert exit_.value.code == 1 and "error:" in err and "fix:" in err and "Traceback" not in err
     assert "read-only" in err or "Permission" in err or "Cannot change configuration" in err, err
     assert catalog_state(root) == before and list(out.iterdir()) == []
+
+
+def test_catalog_sql_installs_and_loads_no_extension(tmp_path, monkeypatch):
+    """DuckDB autoinstalls a known extension a query names (sqlite_scan: sqlite_scanner) from the
+    network into ~/.duckdb; catalog SQL fetches nothing and fails instead."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    catalog = Catalog(CatalogConfig(root=str(tmp_path / "home")))
+    publish_dataset(catalog, "keyed", {"rows": 4})
+    with pytest.raises(RoomtoneError, match="sqlite_scan") as err:
+        catalog.query(f"SELECT * FROM sqlite_scan('{tmp_path}/x.db', 't')")
+    assert "install" not in err.value.problem  # no attempt was made (one was: "... automatically install ...")
+    assert not (tmp_path / ".duckdb").exists()
