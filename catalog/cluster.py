@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 
 from catalog.errors import RoomtoneError
 from catalog.storage import S3_PUBLIC_ENV
@@ -25,6 +26,21 @@ LOCAL_TRAIN_POLL_S = "0.25"
 _dashboard: str | None = None
 
 
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds on a host:port (or ray://host:port) where nothing listens: ray.init retries one
+    for minutes, printing only its own warnings."""
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
+    if "://" in target or not sep or not port.isdigit():
+        return  # "auto" and other schemes: Ray resolves them itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise RoomtoneError(f"cannot connect to Ray at {address}: nothing answers there ({exc.strerror or exc})",
+                            "check --address / RAY_ADDRESS (the head's host:port, or ray://host:10001), or unset "
+                            "it to start a local cluster") from None
+
+
 def connect(address: str | None = None, *, num_cpus: int | None = None) -> dict:
     """Initialise Ray once per process and return its cluster resources."""
     global _dashboard
@@ -34,6 +50,8 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> dict:
         return ray.cluster_resources()
     address = address or os.environ.get("RAY_ADDRESS") or None
     runtime_env = {"env_vars": {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}}
+    if address:
+        _check_reachable(address)
     try:
         if address:
             context = ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING")

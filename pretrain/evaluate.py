@@ -173,6 +173,13 @@ def run_eval(cfg: EvalConfig, catalog: Catalog, *, show_progress: bool = False) 
     sources = {split: open_source(catalog, cfg.dataset, split, family) for split in splits}  # before Ray starts
     test = sources[cfg.test_split]
     source = test if cfg.mode == "seld" else sources[cfg.train_split]  # whose class map the scores use
+    run_id, uri = cfg.mlflow_run_id, cfg.tracking_uri  # where the scores go, checked before the work
+    marker = ckpt.parent.parent.join(tracking.RUN_FILE)
+    if run_id is None and marker.exists():
+        saved = json.loads(marker.read_bytes())
+        run_id, uri = saved["run_id"], uri or saved["tracking_uri"]
+    if run_id:
+        uri = tracking.check_reachable(uri or tracking.tracking_uri(catalog.config))
     connect()
     with progress_bar("clips", show=show_progress) as progress:
         if cfg.mode == "seld":
@@ -190,13 +197,8 @@ def run_eval(cfg: EvalConfig, catalog: Catalog, *, show_progress: bool = False) 
                 metrics = _finetune(model, cfg, source, test, spec, progress)
     name = f"eval/{cfg.mode}/{source.name}"
     out = {f"{name}/{k}": v for k, v in metrics.items()}
-    run_id, uri = cfg.mlflow_run_id, cfg.tracking_uri
-    marker = ckpt.parent.parent.join(tracking.RUN_FILE)
-    if run_id is None and marker.exists():
-        saved = json.loads(marker.read_bytes())
-        run_id, uri = saved["run_id"], uri or saved["tracking_uri"]
     if run_id:
-        tracking.log_eval(uri or tracking.tracking_uri(catalog.config), run_id, out,
+        tracking.log_eval(uri, run_id, out,
                           {f"{name}.dataset": source.ref, f"{name}.checkpoint": ckpt.uri,
                            f"{name}.config": cfg.model_dump(mode="json")})
     return {"checkpoint": ckpt.uri, "dataset": source.ref, "mlflow_run_id": run_id, "metrics": out}

@@ -16,7 +16,9 @@ import json
 import logging
 import os
 import resource
+import socket
 import time
+import urllib.parse
 import warnings
 from pathlib import Path
 
@@ -41,6 +43,21 @@ def tracking_uri(config: CatalogConfig, explicit: str | None = None) -> str:
                             "set MLFLOW_TRACKING_URI (or tracking_uri) to your MLflow server URL")
     Path(root.uri).mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{Path(root.uri).resolve() / 'mlflow.db'}"
+
+
+def check_reachable(uri: str, timeout_s: float = 5.0) -> str:
+    """`uri`, once an http(s) tracking server answers there; MLflow's client retries a dead one for minutes."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme in ("http", "https"):
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            socket.create_connection((parts.hostname, port), timeout=timeout_s).close()
+        except (OSError, ValueError) as exc:
+            detail = getattr(exc, "strerror", None) or exc
+            raise RoomtoneError(f"cannot reach the MLflow server at {redact(uri)} ({detail})",
+                                "start it, or set tracking_uri / MLFLOW_TRACKING_URI to one that runs (unset both "
+                                "for the SQLite store under the root)") from None
+    return uri
 
 
 def flatten(value, prefix: str = "") -> dict[str, str]:

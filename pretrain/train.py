@@ -351,7 +351,7 @@ def run_training(cfg: TrainConfig, catalog: Catalog, *, address: str | None = No
     run_dir.makedirs()
     run_dir.check_writable()
     latest, latest_loc = load_latest(run_dir, model, cfg.model)  # another model's fails here, before Ray
-    uri = tracking.tracking_uri(catalog.config, cfg.tracking_uri)
+    uri = tracking.check_reachable(tracking.tracking_uri(catalog.config, cfg.tracking_uri))
     done = tracking.finished_run(run_dir, uri) if latest and int(latest["step"]) >= cfg.steps else None
     if done:
         return TrainResult(run_name, run_dir.uri, done[0], uri, latest_loc.uri, int(latest["step"]), done[1],

@@ -107,3 +107,20 @@ def test_mlflow_server_has_the_same_records(events, mlflow_server):
                                       register_as="enc-served"), events)
     src = open_source(events, "events", "train", "ssast")
     check_run(mlflow_server, result.mlflow_run_id, src.ref, src.digest, "enc-served")
+
+
+def test_an_mlflow_server_nobody_answers_at_fails_in_seconds():
+    """An unreachable tracking URL hung a run after Ray had started (MLflow's client retries for minutes)."""
+    import socket
+
+    from catalog.errors import RoomtoneError
+    from pretrain.tracking import check_reachable
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        assert check_reachable(f"http://127.0.0.1:{port}") == f"http://127.0.0.1:{port}"
+    with pytest.raises(RoomtoneError, match=f"cannot reach the MLflow server at http://127.0.0.1:{port}"):
+        check_reachable(f"http://127.0.0.1:{port}")  # closed now
+    assert check_reachable("sqlite:///mlflow.db") == "sqlite:///mlflow.db"
