@@ -31,11 +31,11 @@ import yaml
 from rich.console import Console
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from catalog import Catalog, Snapshot
+from catalog import Catalog, Location, Snapshot
 from catalog.errors import NotFoundError, RoomtoneError
 from catalog.names import NAME
 from pipelines import metrics
-from pipelines.configs import describe_validation_error
+from pipelines.configs import describe_validation_error, read_yaml
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,7 @@ class StageKind:
     help: str
     runs: tuple[str, ...] = ()
     makes_dataset: bool = True  # False for training and evaluation, whose output is a run folder
+    check: Callable[[], Callable[[BaseModel], None]] | None = None  # what the config alone can refuse, before work
 
 
 def _dataset_stage(module: str, function: str) -> Callable[[BaseModel, Catalog, str | None, bool], Output]:
@@ -111,7 +112,8 @@ STAGE_KINDS: dict[str, StageKind] = {
                         _dataset_stage("pipelines.stages.events", "run_ingest_events"),
                         "ingest an event library from a folder, HF dataset or catalog dataset"),
     "rirs": StageKind(_lazy("pipelines.stages.rirs", "RirsConfig"), (),
-                      _dataset_stage("pipelines.stages.rirs", "run_rirs"), "spatial RIRs of sampled rooms"),
+                      _dataset_stage("pipelines.stages.rirs", "run_rirs"), "spatial RIRs of sampled rooms",
+                      check=_lazy("pipelines.stages.rirs", "check_before_work")),
     "scenes": StageKind(_lazy("pipelines.stages.scenes", "ScenesConfig"), ("events", "rirs"),
                         _dataset_stage("pipelines.stages.scenes", "run_scenes"), "labelled SELD scenes"),
     "augment": StageKind(_lazy("pipelines.stages.augment", "AugmentConfig"), ("source", "rirs"),
@@ -195,14 +197,7 @@ class StageResult:
 
 
 def read_spec(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise RoomtoneError(f"spec file {path} does not exist", "give the path of a pipeline spec YAML")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise RoomtoneError(f"spec file {path} is not valid YAML: {str(exc).splitlines()[0]}",
-                            "fix the YAML syntax") from None
+    data = read_yaml(Path(path), "spec file", "give the path of a pipeline spec YAML")
     if not isinstance(data, dict):
         raise RoomtoneError(f"spec file {path} must hold a mapping with name and stages",
                             "see pipelines/specs/demo.yaml for the layout")
@@ -295,19 +290,35 @@ def _topological(stages: dict[str, Stage], where: str) -> list[Stage]:
 
 
 def check_external_inputs(plan: Plan, catalog: Catalog) -> None:
-    """Every input no stage of the spec makes must already be in the catalog (before anything runs)."""
+    """Before anything runs: every input no stage of the spec makes is already in the catalog, every
+    checkpoint no stage makes exists, and each stage passes the checks its config alone allows."""
     made = {s.output for s in plan.stages if STAGE_KINDS[s.kind].makes_dataset}
     for stage in plan.stages:
-        for field in STAGE_KINDS[stage.kind].inputs:
+        kind = STAGE_KINDS[stage.kind]
+        for field in kind.inputs:
             ref = getattr(stage.config, field)
             if not ref or ref in made:
                 continue
             try:
                 catalog.show(ref)
             except NotFoundError as exc:
+                name = ref.split("@")[0]
                 raise RoomtoneError(f"stage {stage.key!r} field {field!r}: {exc.problem}",
-                                    f"add a stage that makes {ref.split('@')[0]!r}, or name an existing dataset "
+                                    f"name a version it has (roomtone catalog history {name})"
+                                    if catalog.exists(name) else
+                                    f"add a stage that makes {name!r}, or name an existing dataset "
                                     "(roomtone catalog ls)") from None
+        for field in kind.runs:
+            path = getattr(stage.config, field)
+            if path and path not in stage.needs and not Location.parse(path).exists():
+                raise RoomtoneError(f"stage {stage.key!r} field {field!r}: {path} does not exist",
+                                    "name a training stage of the spec, or the run folder or checkpoint of a "
+                                    "finished run")
+        if kind.check:
+            try:
+                kind.check()(stage.config)
+            except RoomtoneError as exc:
+                raise RoomtoneError(f"stage {stage.key!r} ({stage.kind}): {exc.problem}", exc.fix) from None
 
 
 def run_plan(plan: Plan, catalog: Catalog, *, address: str | None = None, show_progress: bool = True,

@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from catalog import Catalog, Snapshot
+from catalog.errors import RoomtoneError
 from catalog.fields import DatasetName, Seed, ShardBytes
 from catalog.shards import DEFAULT_SHARD_BYTES
 from pipelines import metrics
@@ -138,8 +139,8 @@ def sample_room(cfg: RirsConfig, room_id: str):
         except ValueError:
             continue  # unreachable RT60 for this room: draw again, as the PSELDNets generator does
     else:
-        raise ValueError(f"no room in room_x/room_y/room_z reaches an rt60 in {list(cfg.rt60)} "
-                         f"after 100 draws: widen rt60 or use rt60_method='eyring'")
+        raise RoomtoneError(f"no room in room_x/room_y/room_z reaches an rt60 in {list(cfg.rt60)} after 100 draws",
+                            "widen rt60, make the rooms smaller, or use rt60_method='eyring'")
     center = np.array([rng.uniform(*cfg.array_center_fraction) * d for d in dims])
     return room, rt60, center, _sources(cfg, rng, np.array(dims), center)
 
@@ -155,7 +156,8 @@ def _sources(cfg: RirsConfig, rng: np.random.Generator, dims: np.ndarray, center
                     pts.append(center + dist * np.array([np.cos(a) * np.cos(e), np.sin(a) * np.cos(e), np.sin(e)]))
         pts = np.array([p for p in pts if np.all(p >= lo) and np.all(p <= hi)])
         if not len(pts):
-            raise ValueError("no grid point lies inside the room with the wall clearance: shrink grid_distances")
+            raise RoomtoneError("no grid point lies inside the room with the wall clearance",
+                                "shrink grid_distances or wall_clearance, or make the rooms larger")
         return pts
     out = []
     while len(out) < cfg.sources_per_room:
@@ -216,7 +218,7 @@ def run_rirs(cfg: RirsConfig, catalog: Catalog, *, address: str | None = None,
         import torch
 
         if not torch.cuda.is_available():
-            raise ValueError("device='cuda' but this machine has no CUDA device; use device='auto' or 'cpu'")
+            raise RoomtoneError("device='cuda' but this machine has no CUDA device", "use device='auto' or 'cpu'")
     check_before_work(cfg)
     run = catalog.create_run(cfg.name, cfg, features(cfg))
     rooms = [f"room-{i:07d}" for i in range(cfg.num_rooms)]

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from catalog import RoomtoneError
 from pipelines.stages.rirs import RirsConfig, check_before_work, run_rirs, simulate_room
 
 SMALL = dict(num_rooms=3, sources_per_room=2, room_x=(3.0, 4.0), room_y=(3.0, 4.0), room_z=(2.5, 3.0),
@@ -67,5 +68,6 @@ def test_bad_configs_are_refused_at_the_door(overrides, message):
 def test_unreachable_rt60_fails_before_the_job():
     cfg = RirsConfig(**{**SMALL, "room_x": (20.0, 25.0), "room_y": (20.0, 25.0), "room_z": (8.0, 10.0),
                         "rt60": (0.05, 0.06)})
-    with pytest.raises(ValueError, match="widen rt60 or use rt60_method='eyring'"):
+    with pytest.raises(RoomtoneError, match="reaches an rt60 in") as err:  # one clear message, not a traceback
         check_before_work(cfg)
+    assert "rt60_method='eyring'" in err.value.fix

@@ -6,7 +6,7 @@ import yaml
 from catalog import RoomtoneError
 from pipelines.report import write_report
 from pipelines.spec import check_external_inputs, plan_spec, read_spec, run_plan
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, publish_dataset
 
 TINY = {
     "name": "tiny",
@@ -77,6 +77,11 @@ def test_unreadable_spec_files(tmp_path):
         read_spec(bad)
     with pytest.raises(RoomtoneError, match="does not exist"):
         read_spec(tmp_path / "missing.yaml")
+    with pytest.raises(RoomtoneError, match="is a folder"):
+        read_spec(tmp_path)
+    bad.write_bytes(b"\xf5\xf6 not text")
+    with pytest.raises(RoomtoneError, match="not valid YAML: 'utf-8' codec"):
+        read_spec(bad)
 
 
 def test_missing_external_input_is_named_before_anything_runs(catalog):
@@ -85,6 +90,25 @@ def test_missing_external_input_is_named_before_anything_runs(catalog):
         check_external_inputs(plan_spec(spec), catalog)
     assert "roomtone catalog ls" in err.value.fix
     assert catalog.list() == []
+
+
+def test_what_a_dry_run_can_know_is_refused_before_anything_runs(catalog, tmp_path):
+    """An unreachable RT60, an evaluation of a run folder that does not exist and a missing version of
+    an existing dataset each passed `run --dry-run` and failed only after earlier stages had run."""
+    impossible = {"name": "x", "stages": {"rooms": {**TINY["stages"]["rooms"], "room_x": [20, 25],
+                                                    "room_y": [20, 25], "room_z": [8, 10], "rt60": [0.05, 0.06]}}}
+    with pytest.raises(RoomtoneError, match="stage 'rooms' \\(rirs\\): no room .* reaches an rt60"):
+        check_external_inputs(plan_spec(impossible), catalog)
+    probe = {"name": "p", "stages": {"probe": {"kind": "eval", "checkpoint": str(tmp_path / "no_such_run"),
+                                               "dataset": "events"},
+                                     "events": TINY["stages"]["events"]}}
+    with pytest.raises(RoomtoneError, match="stage 'probe' field 'checkpoint': .*no_such_run does not exist"):
+        check_external_inputs(plan_spec(probe), catalog)
+    publish_dataset(catalog, "library", {"v": 1}, rows=2)
+    spec = {"name": "ext", "stages": {"scenes": {"kind": "scenes", "events": "library@v9", "rirs": "library"}}}
+    with pytest.raises(RoomtoneError, match="library@v9") as err:
+        check_external_inputs(plan_spec(spec), catalog)
+    assert err.value.fix == "name a version it has (roomtone catalog history library)"
 
 
 def test_second_run_of_an_unchanged_spec_reuses_every_snapshot(catalog, ray_cluster):
