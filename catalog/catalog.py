@@ -22,6 +22,7 @@ from pyiceberg.exceptions import CommitFailedException, NamespaceAlreadyExistsEr
     TableAlreadyExistsError, ValidationException
 from pyiceberg.io.pyarrow import parquet_file_to_data_file
 from pyiceberg.table import Table, TableProperties
+from sqlalchemy.exc import SQLAlchemyError
 
 from catalog.card import per_split, render_card
 from catalog.config import CatalogConfig
@@ -128,19 +129,28 @@ class Catalog:
         if s3_endpoint():
             props["s3.endpoint"] = s3_endpoint()
         uri = self.config.database_uri
-        if uri.startswith("http"):
-            cat = load_catalog("roomtone", type="rest", uri=uri, **props)
-        else:
-            if uri.startswith("sqlite:///") and "?" not in uri:
-                uri += "?timeout=60"  # wait for a concurrent writer instead of failing at once
-            cat = load_catalog("roomtone", type="sql", uri=uri, **props)
-            if uri.startswith("sqlite"):
-                with cat.engine.connect() as conn:  # readers beside a writer need WAL
-                    conn.exec_driver_sql("PRAGMA journal_mode=WAL")
         try:
-            cat.create_namespace_if_not_exists(self.config.namespace)
-        except NamespaceAlreadyExistsError:
-            pass
+            if uri.startswith("http"):
+                cat = load_catalog("roomtone", type="rest", uri=uri, **props)
+            else:
+                if uri.startswith("sqlite:///") and "?" not in uri:
+                    uri += "?timeout=60"  # wait for a concurrent writer instead of failing at once
+                cat = load_catalog("roomtone", type="sql", uri=uri, **props)
+                if uri.startswith("sqlite"):
+                    with cat.engine.connect() as conn:  # readers beside a writer need WAL
+                        conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+            try:
+                cat.create_namespace_if_not_exists(self.config.namespace)
+            except NamespaceAlreadyExistsError:
+                pass
+        except (SQLAlchemyError, OSError) as exc:  # OSError: a REST catalog's connection errors too
+            cause = getattr(exc, "orig", None) or exc
+            detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+            raise RoomtoneError(f"cannot open the catalog database {redact(self.config.database_uri)}: "
+                                f"{redact(detail)}",
+                                "check --catalog-uri / ROOMTONE_CATALOG_URI (the server is running and reachable, "
+                                "or the SQLite file's folder exists and can be written; by default it lies "
+                                "under --root)") from None
         return cat
 
     def _identifier(self, name: str) -> tuple[str, str]:

@@ -25,19 +25,25 @@ def describe_validation_error(exc: ValidationError, where: str = "config") -> Ro
     return RoomtoneError(f"invalid {where}: " + "; ".join(parts), "fix the named fields; see --help for the ranges")
 
 
+def read_yaml(path: Path, what: str, fix_path: str):
+    """The YAML document in `path`; a missing file, a folder, text that is not UTF-8 or bad YAML is one
+    clear error naming `what`."""
+    if not path.is_file():
+        raise RoomtoneError(f"{what} {path} {'is a folder' if path.is_dir() else 'does not exist'}", fix_path)
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise RoomtoneError(f"{what} {path} is not valid YAML: {str(exc).splitlines()[0]}",
+                            "fix the YAML syntax (UTF-8 text)") from None
+
+
 def load_config(config_type: type[M], path: str | Path | None = None, /, **overrides) -> M:
     """Defaults, then the YAML file, then non-None overrides (any field name, `model` included);
     unknown keys are refused."""
     values: dict = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise RoomtoneError(f"config file {path} does not exist", "check the path given to --config")
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise RoomtoneError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}",
-                                "fix the YAML syntax") from None
+        values = read_yaml(path, "config file", "check the path given to --config") or {}
         if not isinstance(values, dict):
             raise RoomtoneError(f"config file {path} must hold a mapping of fields", "write `field: value` lines")
     values.update({k: v for k, v in overrides.items() if v is not None})

@@ -98,9 +98,9 @@ def load_rates(paths: list[Path]) -> dict[str, float]:
     rates = dict(REFERENCE_RATES)
     for path in paths:
         try:
-            lines = Path(path).read_text().splitlines()
-        except OSError as exc:
-            raise RoomtoneError(f"cannot read rates file {path}: {exc.strerror}",
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RoomtoneError(f"cannot read rates file {path}: {getattr(exc, 'strerror', None) or exc.reason}",
                                 "pass the saved output of a benchmark, e.g. "
                                 "`python benchmarks/bench_scenes.py --quick > rates.txt`") from None
         found = 0

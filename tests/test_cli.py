@@ -71,6 +71,10 @@ def test_generate_then_browse(tmp_path):
     assert card.startswith("---") and "dataset_info" in card
     table = roomtone("catalog", "ls", root=tmp_path).stdout
     assert "demo_events" in table and "v1" in table
+    (tmp_path / "a_file").write_text("")  # an output path the OS refuses: one message, not a traceback
+    refused = roomtone("report", "demo_events", "--out", str(tmp_path / "a_file"), root=tmp_path, check=False)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr and "fix:" in refused.stderr
+    assert "a_file" in refused.stderr
 
 
 def damage_audio_page(uri: str) -> None:
@@ -98,6 +102,8 @@ def damage_audio_page(uri: str) -> None:
     # a --set of a field that also has an option is kept when the option is left out
     (["pretrain", "ssast", "-d", "missing", "--set", "steps=0"], "steps"),
     (["eval", "probe", "runs/x", "-d", "missing", "--set", "steps=0"], "steps"),
+    (["ingest", "synthetic", "--per-class", "1", "--address", "127.0.0.1:1"], "nothing answers there"),
+    (["--root", "/proc/roomtone", "catalog", "ls"], "cannot"),
 ])
 def test_errors_are_one_clear_message(tmp_path, args, message):
     proc = roomtone(*args, root=tmp_path, check=False)
@@ -131,3 +137,6 @@ def test_simulate_rirs_then_plot(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
     proc = roomtone("plot", "rir", "rirs", "--id", "nope", "--out", str(out), root=tmp_path, check=False)
     assert proc.returncode == 1 and "row 'nope' is not in rirs" in proc.stderr
+    for bad in (tmp_path, tmp_path / "rir.xyz"):  # a folder was written as <folder>.png and reported as written
+        proc = roomtone("plot", "rir", "rirs", "--out", str(bad), root=tmp_path, check=False)
+        assert proc.returncode == 1 and "is not a .png file name" in proc.stderr and "Traceback" not in proc.stderr

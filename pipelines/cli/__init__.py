@@ -64,18 +64,31 @@ reflow_help(app)
 
 def main() -> None:
     console = Console(stderr=True)
+
+    def fail(problem: str, fix: str | None) -> None:
+        console.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
+        if fix:
+            console.print(f"[bold]fix:[/] {fix}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+    def debug() -> bool:  # --debug is parsed inside app()
+        return bool(state.debug or os.environ.get("ROOMTONE_DEBUG"))
+
     try:
         app()
     except RoomtoneError as exc:
-        if state.debug or os.environ.get("ROOMTONE_DEBUG"):
+        if debug():
             raise
-        console.print(f"[bold red]error:[/] {exc.problem}", highlight=False, soft_wrap=True)
-        if exc.fix:
-            console.print(f"[bold]fix:[/] {exc.fix}", highlight=False, soft_wrap=True)
-        sys.exit(1)
+        fail(exc.problem, exc.fix)
     except ValidationError as exc:
-        if state.debug:
+        if debug():
             raise
         err = describe_validation_error(exc)
-        console.print(f"[bold red]error:[/] {err.problem}\n[bold]fix:[/] {err.fix}", highlight=False)
-        sys.exit(1)
+        fail(err.problem, err.fix)
+    except OSError as exc:  # a path the command was given cannot be written or read, a service cannot be reached
+        if debug():
+            raise
+        where = "".join(f" {f!r}" for f in (exc.filename, exc.filename2) if f)
+        fail(f"{exc.strerror or exc}{':' if where else ''}{where}",
+             "check the path (a folder that exists and can be written) or the address, then re-run; "
+             "--debug shows the traceback")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 import typer
 
-from catalog.errors import NotFoundError
+from catalog.errors import NotFoundError, RoomtoneError
 from pipelines.cli.common import console, state
 
 app = typer.Typer(help="Draw dataset rows to PNG.", no_args_is_help=True)
@@ -22,6 +22,8 @@ def rir(
     """Draw one RIR: its channels, the first 50 ms, its energy decay curve and the room geometry."""
     from pipelines.plots import plot_rir
 
+    if out.suffix.lower() != ".png" or out.is_dir():
+        raise RoomtoneError(f"--out {out} is not a .png file name", "give a file name ending in .png, e.g. rir.png")
     dataset = state.catalog().arrow_dataset(ref)
     if "rir" not in dataset.schema.names:
         raise NotFoundError(f"{ref} has no 'rir' column", "give an RIR dataset made by `roomtone simulate rirs`")

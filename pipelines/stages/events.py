@@ -308,14 +308,18 @@ def match_ontology(labels: set[str], ontology: Path | None) -> dict[str, str | N
 def _read_csv(cfg: EventsConfig) -> list[dict]:
     if not cfg.labels_csv.is_file():
         raise RoomtoneError(f"labels_csv {cfg.labels_csv} does not exist", "check the path given to --labels-csv")
-    with open(cfg.labels_csv, newline="") as f:
-        reader = csv.DictReader(f)
-        columns = reader.fieldnames or []
-        for option, column in (("file_column", cfg.file_column), ("label_column", cfg.label_column)):
-            if column not in columns:
-                raise RoomtoneError(f"labels_csv {cfg.labels_csv} has no column {column!r} (its columns: "
-                                    f"{', '.join(columns) or 'none'})", f"set {option} to one of its columns")
-        return list(reader)
+    try:
+        with open(cfg.labels_csv, newline="", encoding="utf-8-sig") as f:  # a spreadsheet's BOM is no part of a name
+            reader = csv.DictReader(f)
+            columns, rows = reader.fieldnames or [], list(reader)
+    except UnicodeDecodeError as exc:
+        raise RoomtoneError(f"labels_csv {cfg.labels_csv} is not UTF-8 text ({exc.reason})",
+                            "give a CSV file saved as UTF-8") from None
+    for option, column in (("file_column", cfg.file_column), ("label_column", cfg.label_column)):
+        if column not in columns:
+            raise RoomtoneError(f"labels_csv {cfg.labels_csv} has no column {column!r} (its columns: "
+                                f"{', '.join(columns) or 'none'})", f"set {option} to one of its columns")
+    return rows
 
 
 def plan_folder(cfg: EventsConfig) -> Library:
