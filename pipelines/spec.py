@@ -59,7 +59,9 @@ class StageKind:
     help: str
     runs: tuple[str, ...] = ()
     makes_dataset: bool = True  # False for training and evaluation, whose output is a run folder
-    check: Callable[[], Callable[[BaseModel], None]] | None = None  # what the config alone can refuse, before work
+    # what the config and those of the spec's stages making its inputs can refuse, before any work:
+    # check(config, {dataset name: config of the stage making it})
+    check: Callable[[], Callable[[BaseModel, dict[str, BaseModel]], None]] | None = None
 
 
 def _dataset_stage(module: str, function: str) -> Callable[[BaseModel, Catalog, str | None, bool], Output]:
@@ -113,9 +115,10 @@ STAGE_KINDS: dict[str, StageKind] = {
                         "ingest an event library from a folder, HF dataset or catalog dataset"),
     "rirs": StageKind(_lazy("pipelines.stages.rirs", "RirsConfig"), (),
                       _dataset_stage("pipelines.stages.rirs", "run_rirs"), "spatial RIRs of sampled rooms",
-                      check=_lazy("pipelines.stages.rirs", "check_before_work")),
+                      check=_lazy("pipelines.stages.rirs", "check_in_spec")),
     "scenes": StageKind(_lazy("pipelines.stages.scenes", "ScenesConfig"), ("events", "rirs"),
-                        _dataset_stage("pipelines.stages.scenes", "run_scenes"), "labelled SELD scenes"),
+                        _dataset_stage("pipelines.stages.scenes", "run_scenes"), "labelled SELD scenes",
+                        check=_lazy("pipelines.stages.scenes", "check_in_spec")),
     "augment": StageKind(_lazy("pipelines.stages.augment", "AugmentConfig"), ("source", "rirs"),
                          _dataset_stage("pipelines.stages.augment", "run_augment"),
                          "replayable augmentation recipes (mixing, reverb, rotations, ...)"),
@@ -291,8 +294,9 @@ def _topological(stages: dict[str, Stage], where: str) -> list[Stage]:
 
 def check_external_inputs(plan: Plan, catalog: Catalog) -> None:
     """Before anything runs: every input no stage of the spec makes is already in the catalog, every
-    checkpoint no stage makes exists, and each stage passes the checks its config alone allows."""
-    made = {s.output for s in plan.stages if STAGE_KINDS[s.kind].makes_dataset}
+    checkpoint no stage makes exists, and each stage passes the checks its config (with the configs of
+    the stages making its inputs) allows."""
+    made = {s.output: s.config for s in plan.stages if STAGE_KINDS[s.kind].makes_dataset}
     for stage in plan.stages:
         kind = STAGE_KINDS[stage.kind]
         for field in kind.inputs:
@@ -316,7 +320,7 @@ def check_external_inputs(plan: Plan, catalog: Catalog) -> None:
                                     "finished run")
         if kind.check:
             try:
-                kind.check()(stage.config)
+                kind.check()(stage.config, made)
             except RoomtoneError as exc:
                 raise RoomtoneError(f"stage {stage.key!r} ({stage.kind}): {exc.problem}", exc.fix) from None
 

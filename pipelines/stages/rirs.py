@@ -212,6 +212,11 @@ def check_before_work(cfg: RirsConfig) -> None:
     make_array(cfg, center)
 
 
+def check_in_spec(cfg: RirsConfig, made: dict) -> None:
+    """A pipeline spec's pre-work check of an RIR stage (it reads no dataset)."""
+    check_before_work(cfg)
+
+
 def run_rirs(cfg: RirsConfig, catalog: Catalog, *, address: str | None = None,
              show_progress: bool = True) -> Snapshot:
     if cfg.device == "cuda":

@@ -374,6 +374,23 @@ def make_rows(cfg: ScenesConfig, catalog_json: str, task: ShardTask):
         yield render_one(cfg, library, rooms, scene_id, task.split, catalog_json)
 
 
+def check_in_spec(cfg: ScenesConfig, made: dict) -> None:
+    """What the config of an RIR stage in the same pipeline spec already tells, before it runs: its array
+    and, for `rir_source: dataset`, its placement (run_scenes checks the stored dataset itself)."""
+    rirs = made.get(cfg.rirs)
+    if rirs is None or not hasattr(rirs, "placement"):
+        return
+    if rirs.array != cfg.format:
+        raise RoomtoneError(f"format {cfg.format!r} needs RIRs of the {ARRAY_OF_FORMAT[cfg.format]} array, but the "
+                            f"spec's stage making {cfg.rirs!r} simulates array {rirs.array!r}",
+                            f"set array: {cfg.format} on that stage, or format: {rirs.array} here"
+                            if rirs.array in ARRAY_OF_FORMAT else f"set array: {cfg.format} on that stage")
+    if cfg.rir_source == "dataset" and rirs.placement != "grid":
+        raise RoomtoneError(f"rir_source 'dataset' renders from stored grid RIRs, but the spec's stage making "
+                            f"{cfg.rirs!r} places sources at random", "set placement: grid on that stage, or "
+                            "rir_source: auto")
+
+
 def run_scenes(cfg: ScenesConfig, catalog: Catalog, *, address: str | None = None,
                show_progress: bool = True) -> Snapshot:
     """Validate the inputs on the driver (cheap, before any job), then render on Ray."""

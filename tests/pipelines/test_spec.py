@@ -104,6 +104,13 @@ def test_what_a_dry_run_can_know_is_refused_before_anything_runs(catalog, tmp_pa
                                      "events": TINY["stages"]["events"]}}
     with pytest.raises(RoomtoneError, match="stage 'probe' field 'checkpoint': .*no_such_run does not exist"):
         check_external_inputs(plan_spec(probe), catalog)
+    mic = {**TINY, "stages": {**TINY["stages"], "scenes": {**TINY["stages"]["scenes"], "format": "mic"}}}
+    with pytest.raises(RoomtoneError, match="stage 'scenes' \\(scenes\\): format 'mic' needs RIRs of the tetra_mic"):
+        check_external_inputs(plan_spec(mic), catalog)  # the spec's own rirs stage simulates foa
+    grid = {**TINY, "stages": {**TINY["stages"], "scenes": {**TINY["stages"]["scenes"], "rir_source": "dataset"}}}
+    with pytest.raises(RoomtoneError, match="places sources at random"):
+        check_external_inputs(plan_spec(grid), catalog)
+    check_external_inputs(plan_spec(TINY), catalog)  # and a spec that is fine passes
     publish_dataset(catalog, "library", {"v": 1}, rows=2)
     spec = {"name": "ext", "stages": {"scenes": {"kind": "scenes", "events": "library@v9", "rirs": "library"}}}
     with pytest.raises(RoomtoneError, match="library@v9") as err:
