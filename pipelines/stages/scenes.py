@@ -415,8 +415,7 @@ def run_scenes(cfg: ScenesConfig, catalog: Catalog, *, address: str | None = Non
                             f"of {events.ref} at {library.sample_rate} Hz",
                             "simulate the RIRs at the events' rate (sample_rate), or set rir_source to simulate")
     pinned = cfg.model_copy(update={"events": events.ref, "rirs": rirs.ref, "rir_source": source})
-    if source == "dataset":
-        check_grids(pinned, catalog_json, library, rooms)
+    check_rooms(pinned, catalog_json, library, rooms)
     run = catalog.create_run(cfg.name, pinned, features(cfg, library.sample_rate), inputs=[events.ref, rirs.ref],
                              info={"classes": library.classes, "format": cfg.format,
                                    "sample_rate": library.sample_rate, "label_hop_s": 0.1})
@@ -431,29 +430,31 @@ def run_scenes(cfg: ScenesConfig, catalog: Catalog, *, address: str | None = Non
                        address=address, show_progress=show_progress, description=f"rendering {cfg.name}")
 
 
-def check_grids(cfg: ScenesConfig, catalog_json: str, library: Library, rooms: dict[str, list[dict]]) -> None:
-    """Plan one scene in every room on its stored grid (positions only, no RIR read): a grid that
-    the ranges or the room leave empty fails here, before the job."""
+def check_rooms(cfg: ScenesConfig, catalog_json: str, library: Library, rooms: dict[str, list[dict]]) -> None:
+    """Plan one scene in every room (positions only: no RIR read or simulated), on its stored grid when
+    the scenes render from one: ranges that a room or its grid leave empty fail here, before the job."""
     from simulation import Room
     from simulation.scenes import RirGrid, plan_scene, room_region
 
-    catalog = Catalog(CatalogConfig.model_validate_json(catalog_json))
-    step = float(catalog.show(cfg.rirs).config["grid_azimuth_step"])
-    table = catalog.arrow_dataset(cfg.rirs).to_table(columns=GRID_COLUMNS)
     by_room: dict[str, list] = {}
-    for row in table.to_pylist():
-        by_room.setdefault(row["room_id"], []).append(row)
+    if cfg.rir_source == "dataset":
+        catalog = Catalog(CatalogConfig.model_validate_json(catalog_json))
+        step = float(catalog.show(cfg.rirs).config["grid_azimuth_step"])
+        for row in catalog.arrow_dataset(cfg.rirs).to_table(columns=GRID_COLUMNS).to_pylist():
+            by_room.setdefault(row["room_id"], []).append(row)
+        fix = "widen distance_range/elevation_range to the grid, or set rir_source to simulate"
+    else:
+        fix = "narrow distance_range/elevation_range to what the rooms hold (wall clearance included)"
     plan_config = draw_scene(cfg, library, rooms, "check", "train").plan_config
     items = next(iter(library.items.values()))
     for split_rooms in rooms.values():
         for record in split_rooms:
-            points = by_room[record["room_id"]]
-            grid = RirGrid(*(np.array([p[c] for p in points], dtype=np.float64)
-                             for c in ("azimuth", "elevation", "distance")), azimuth_step=step)
+            points = by_room.get(record["room_id"])
+            grid = None if points is None else RirGrid(
+                *(np.array([p[c] for p in points], dtype=np.float64) for c in ("azimuth", "elevation", "distance")),
+                azimuth_step=step)
             room = Room(tuple(record["room_dims"]), tuple(record["beta"]))
             try:
                 plan_scene(0, items, record["array_center"], room_region(room), plan_config, grid=grid)
             except ValueError as exc:
-                raise RoomtoneError(f"room {record['room_id']} of {cfg.rirs}: {exc}",
-                                    "widen distance_range/elevation_range to the grid, or set rir_source to "
-                                    "simulate") from None
+                raise RoomtoneError(f"room {record['room_id']} of {cfg.rirs}: {exc}", fix) from None

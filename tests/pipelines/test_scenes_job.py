@@ -194,6 +194,7 @@ print(run_scenes(config, catalog, show_progress=False).ref)
     ({"rir_source": "dataset"}, "stores RIRs at random source positions"),
     ({"rir_source": "dataset", "rirs": "foa_grid", "format": "mic"}, "needs an RIR dataset made with the tetra_mic"),
     ({"rirs": "foa_grid", "elevation_range": (30.0, 45.0)}, "none of its"),
+    ({"distance_range": (20.0, 30.0)}, "narrow distance_range"),  # 4-6 m rooms: failed inside the job
 ])
 def test_bad_inputs_fail_before_the_job(inputs, overrides, message):
     catalog, _ = inputs
