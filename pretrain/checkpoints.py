@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import pickle
 
 import torch
 import torch.nn as nn
@@ -34,6 +35,7 @@ from .models.tokenizer import BeatsTokenizer, BeatsTokenizerTraining
 __all__ = ["save_checkpoint", "load_checkpoint", "encoder_state", "export_ssast", "load_ssast", "export_beats", "load_beats"]
 
 _MAGIC = b"ROOMTONE-CKPT/1 "
+_PAYLOAD_KEYS = ("name", "kind", "config", "model", "optimizer", "step", "extra")
 _DEIT_CLASSES = 1000
 
 
@@ -80,7 +82,15 @@ def load_checkpoint(path_or_uri: str | os.PathLike | Location, model: nn.Module 
     if hashlib.sha256(data).hexdigest().encode() != head[len(_MAGIC):]:
         raise RoomtoneError(f"checkpoint {loc.uri} is corrupt or truncated (content hash mismatch, {len(raw)} bytes)",
                             "resume from an earlier checkpoint")
-    payload = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    try:
+        payload = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:  # weights_only refuses other objects
+        raise RoomtoneError(f"{loc.uri} has a roomtone header but no checkpoint under it "
+                            f"({str(exc).strip().splitlines()[0]})", "pass a file written by save_checkpoint") from None
+    missing = [k for k in _PAYLOAD_KEYS if not isinstance(payload, dict) or k not in payload]
+    if missing:
+        raise RoomtoneError(f"{loc.uri} has a roomtone header but lacks {', '.join(missing)}",
+                            "pass a file written by save_checkpoint")
     if model is not None:
         mine = model.config.model_dump()
         theirs = payload["config"]

@@ -242,7 +242,14 @@ def test_checkpoints_load_weights_only(tmp_path):
     data = buf.getvalue()
     path = tmp_path / "evil.pt"
     path.write_bytes(b"ROOMTONE-CKPT/1 " + hashlib.sha256(data).hexdigest().encode() + b"\n" + data)
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(RoomtoneError, match="has a roomtone header but no checkpoint under it") as err:
+        load_checkpoint(path)  # refused by weights_only, said in one message
+    assert isinstance(err.value.__context__, pickle.UnpicklingError)
+    buf = io.BytesIO()
+    torch.save({"model": {}}, buf)  # loadable, but not what save_checkpoint writes (was a KeyError later)
+    data = buf.getvalue()
+    path.write_bytes(b"ROOMTONE-CKPT/1 " + hashlib.sha256(data).hexdigest().encode() + b"\n" + data)
+    with pytest.raises(RoomtoneError, match="lacks name, kind, config, optimizer, step, extra"):
         load_checkpoint(path)
 
 
