@@ -51,8 +51,7 @@ def _bars(ax, counts: dict, title: str, xlabel: str) -> None:
 def _histogram(ax, bins: dict[str, int], title: str) -> None:
     labels, counts = zip(*bins_in_order(bins)) if bins else ((), ())
     ax.bar(range(len(counts)), counts, color="tab:green")
-    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=6)
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # row counts
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
     ax.set(title=title, ylabel="rows")
 
 
@@ -90,10 +89,13 @@ def write_report(catalog: Catalog, ref: str, out_dir: str | Path, *, sample_rows
     fig, axes = plt.subplots(max(1, -(-len(panels) // cols)), cols, figsize=(5.5 * cols, 4.2 * -(-len(panels) // cols)
                                                                         if panels else 3), squeeze=False,
                              constrained_layout=True)
+    hours = stats.get("audio_hours", 0)  # none for RIRs
     fig.suptitle(f"{snap.version_ref}: {stats.get('rows', 0)} rows, "
-                 f"{stats.get('audio_hours', 0):.3f} h of audio, {stats.get('bytes', 0) / 1e6:.1f} MB")
+                 + (f"{hours:.3f} h of audio, " if hours else "") + f"{stats.get('bytes', 0) / 1e6:.1f} MB")
     for ax, panel in zip(axes.flat, panels):
         panel(ax)
+        if ax.get_ylabel() in ("rows", "sources"):  # counts: whole-number ticks
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     png = stem.with_suffix(".png")
