@@ -308,7 +308,8 @@ def default_run_name(cfg: TrainConfig, source: Source) -> str:
 
     body = json.dumps({**cfg.model_dump(mode="json", exclude={"run_name", "tracking_uri"}), "source": source.ref},
                       sort_keys=True)
-    return f"{cfg.method}-{cfg.model}-{source.name}-{hashlib.sha256(body.encode()).hexdigest()[:10]}"
+    what = cfg.model if cfg.model.startswith(f"{cfg.method}-") else f"{cfg.method}-{cfg.model}"  # not ssast-ssast-tiny
+    return f"{what}-{source.name}-{hashlib.sha256(body.encode()).hexdigest()[:10]}"
 
 
 def _check_resources(cfg: TrainConfig, resources: dict) -> bool:
