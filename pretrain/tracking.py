@@ -19,6 +19,7 @@ import resource
 import socket
 import time
 import urllib.parse
+import urllib.request
 import warnings
 from pathlib import Path
 
@@ -48,7 +49,8 @@ def tracking_uri(config: CatalogConfig, explicit: str | None = None) -> str:
 def check_reachable(uri: str, timeout_s: float = 5.0) -> str:
     """`uri`, once an http(s) tracking server answers there; MLflow's client retries a dead one for minutes."""
     parts = urllib.parse.urlsplit(uri)
-    if parts.scheme in ("http", "https"):
+    proxied = parts.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(parts.hostname or "")
+    if parts.scheme in ("http", "https") and not proxied:  # behind a proxy, only the proxy can tell
         try:
             port = parts.port or (443 if parts.scheme == "https" else 80)
             socket.create_connection((parts.hostname, port), timeout=timeout_s).close()

@@ -109,9 +109,12 @@ def test_mlflow_server_has_the_same_records(events, mlflow_server):
     check_run(mlflow_server, result.mlflow_run_id, src.ref, src.digest, "enc-served")
 
 
-def test_an_mlflow_server_nobody_answers_at_fails_in_seconds():
+def test_an_mlflow_server_nobody_answers_at_fails_in_seconds(monkeypatch):
     """An unreachable tracking URL hung a run after Ray had started (MLflow's client retries for minutes)."""
     import socket
+
+    for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)  # behind a proxy the check is the proxy's
 
     from catalog.errors import RoomtoneError
     from pretrain.tracking import check_reachable
@@ -124,3 +127,5 @@ def test_an_mlflow_server_nobody_answers_at_fails_in_seconds():
     with pytest.raises(RoomtoneError, match=f"cannot reach the MLflow server at http://127.0.0.1:{port}"):
         check_reachable(f"http://127.0.0.1:{port}")  # closed now
     assert check_reachable("sqlite:///mlflow.db") == "sqlite:///mlflow.db"
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    assert check_reachable(f"http://127.0.0.1:{port}") == f"http://127.0.0.1:{port}"
