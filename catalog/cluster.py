@@ -26,19 +26,24 @@ LOCAL_TRAIN_POLL_S = "0.25"
 _dashboard: str | None = None
 
 
-def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
-    """Fail in seconds on a host:port (or ray://host:port) where nothing listens: ray.init retries one
-    for minutes, printing only its own warnings."""
+def check_listening(host: str, port: int, problem: str, fix: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds where nothing listens at host:port; Ray's and MLflow's clients retry such an
+    address for minutes, printing only their own warnings."""
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except (OSError, ValueError) as exc:
+        raise RoomtoneError(f"{problem} ({getattr(exc, 'strerror', None) or exc})", fix) from None
+
+
+def _check_reachable(address: str) -> None:
+    """A Ray address host:port or ray://host:port where nothing listens fails here."""
     target = address.removeprefix("ray://")
     host, sep, port = target.rpartition(":")
     if "://" in target or not sep or not port.isdigit():
         return  # "auto" and other schemes: Ray resolves them itself
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
-    except OSError as exc:
-        raise RoomtoneError(f"cannot connect to Ray at {address}: nothing answers there ({exc.strerror or exc})",
-                            "check --address / RAY_ADDRESS (the head's host:port, or ray://host:10001), or unset "
-                            "it to start a local cluster") from None
+    check_listening(host.strip("[]"), int(port), f"cannot connect to Ray at {address}: nothing answers there",
+                    "check --address / RAY_ADDRESS (the head's host:port, or ray://host:10001), or unset it to "
+                    "start a local cluster")
 
 
 def connect(address: str | None = None, *, num_cpus: int | None = None) -> dict:

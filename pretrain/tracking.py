@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import resource
-import socket
 import time
 import urllib.parse
 import urllib.request
@@ -46,19 +45,17 @@ def tracking_uri(config: CatalogConfig, explicit: str | None = None) -> str:
     return f"sqlite:///{Path(root.uri).resolve() / 'mlflow.db'}"
 
 
-def check_reachable(uri: str, timeout_s: float = 5.0) -> str:
-    """`uri`, once an http(s) tracking server answers there; MLflow's client retries a dead one for minutes."""
+def check_reachable(uri: str) -> str:
+    """`uri`, once an http(s) tracking server answers there (`catalog.cluster.check_listening`)."""
+    from catalog.cluster import check_listening
+
     parts = urllib.parse.urlsplit(uri)
     proxied = parts.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(parts.hostname or "")
     if parts.scheme in ("http", "https") and not proxied:  # behind a proxy, only the proxy can tell
-        try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-            socket.create_connection((parts.hostname, port), timeout=timeout_s).close()
-        except (OSError, ValueError) as exc:
-            detail = getattr(exc, "strerror", None) or exc
-            raise RoomtoneError(f"cannot reach the MLflow server at {redact(uri)} ({detail})",
-                                "start it, or set tracking_uri / MLFLOW_TRACKING_URI to one that runs (unset both "
-                                "for the SQLite store under the root)") from None
+        check_listening(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80),
+                        f"cannot reach the MLflow server at {redact(uri)}",
+                        "start it, or set tracking_uri / MLFLOW_TRACKING_URI to one that runs (unset both for the "
+                        "SQLite store under the root)")
     return uri
 
 

@@ -141,7 +141,8 @@ def query(sql: str = typer.Argument(..., help='SQL; datasets are views by name, 
     if json_out:
         return print_json(rows)
     cols = [c for c in table.column_names if c not in binary]
-    print_table(f"{table.num_rows} row{'s' * (table.num_rows != 1)}" + (f" (binary columns hidden: {', '.join(sorted(binary))})" if binary else ""),
+    hidden = f" (binary columns hidden: {', '.join(sorted(binary))})" if binary else ""
+    print_table(f"{table.num_rows} row{'s' * (table.num_rows != 1)}{hidden}",
                 cols, [[r[c] for c in cols] for r in rows[:limit]])
 
 

@@ -15,7 +15,8 @@ app = typer.Typer(help="Simulate spatial room impulse responses and render label
 
 @app.command("rirs")
 def rirs(
-    config: Path = typer.Option(None, "--config", "-c", help="YAML file with RirsConfig fields (the ones below, and those named in the text above)."),
+    config: Path = typer.Option(None, "--config", "-c",
+                                help="YAML file with RirsConfig fields (the ones below, and those named above)."),
     name: str = typer.Option(None, help="Dataset name (default rirs)."),
     num_rooms: int = typer.Option(None, help="Rooms to sample (default 16)."),
     sources_per_room: int = typer.Option(None, help="Random sources per room (default 8)."),

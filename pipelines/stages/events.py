@@ -384,9 +384,9 @@ def _table_library(cfg: EventsConfig, library: Library, table: pa.Table, ids: li
         raise RoomtoneError(f"{library.where} has the id {dup!r} twice", "give every row its own id")
     labels = table.column("label").to_pylist()
     if "ontology_id" in table.column_names:  # re-ingesting a roomtone events dataset keeps its ids
-        for label, oid in zip(labels, table.column("ontology_id").to_pylist()):
-            if oid and _label(label):
-                library.ontology_ids.setdefault(_label(label), oid)
+        for label, oid in zip(map(_label, labels), table.column("ontology_id").to_pylist()):
+            if oid and label:
+                library.ontology_ids.setdefault(label, oid)
     licenses = table.column("license").to_pylist() if "license" in table.column_names else [None] * len(ids)
     paths, sizes = table.column("path").to_pylist(), table.column("nbytes").to_pylist()
     for index, (event_id, label, license, path, size) in enumerate(zip(ids, labels, licenses, paths, sizes)):

@@ -377,8 +377,10 @@ def make_rows(cfg: ScenesConfig, catalog_json: str, task: ShardTask):
 def check_in_spec(cfg: ScenesConfig, made: dict) -> None:
     """What the config of an RIR stage in the same pipeline spec already tells, before it runs: its array
     and, for `rir_source: dataset`, its placement (run_scenes checks the stored dataset itself)."""
+    from pipelines.stages.rirs import RirsConfig
+
     rirs = made.get(cfg.rirs)
-    if rirs is None or not hasattr(rirs, "placement"):
+    if not isinstance(rirs, RirsConfig):  # read from the catalog, or made by another kind of stage
         return
     if rirs.array != cfg.format:
         raise RoomtoneError(f"format {cfg.format!r} needs RIRs of the {ARRAY_OF_FORMAT[cfg.format]} array, but the "

@@ -102,7 +102,8 @@ def test_ltu_and_spatialsoundqa_records_have_exactly_their_keys(tmp_path):
     assert n == len(records) == len(rows) > 20
     assert all(tuple(r) == LTU_KEYS for r in records)
     assert records[0]["audio_id"] == "foa_dev/train/fold1_scene-3.wav" and records[0]["input"] == ""
-    assert ltu_record({**rows[0], "audio_split": "test"}, DCASE_AUDIO_PATH)["audio_id"] == "foa_dev/test/fold4_scene-3.wav"
+    test_record = ltu_record({**rows[0], "audio_split": "test"}, DCASE_AUDIO_PATH)
+    assert test_record["audio_id"] == "foa_dev/test/fold4_scene-3.wav"
     with pytest.raises(RoomtoneError, match="no DCASE fold"):
         ltu_record({**rows[0], "audio_split": "validation"}, DCASE_AUDIO_PATH)
     assert ltu_record({**rows[0], "audio_split": "validation"}, "{split}/{audio_id}")["audio_id"] == "validation/scene-3"
