@@ -38,16 +38,17 @@ def plot_rir(row: dict, out: str | Path) -> Path:
     ax.set(title="first 50 ms", xlabel="time (ms)")
     ax.legend(fontsize=7)
     ax = axes["edc"]
+    measured = row["rt60"] if row["rt60"] and np.isfinite(row["rt60"]) else None
     with np.errstate(invalid="ignore"):
-        edc = energy_decay_curve(rir)
+        edc = energy_decay_curve(rir, fs, measured)  # corrected for the cut, as the T30 was
     for ch, curve in enumerate(edc):
         ax.plot(t, curve, lw=0.8)
-    if row["rt60"] and np.isfinite(row["rt60"]):
+    if measured:
         t5 = t[np.argmax(edc[0] <= -5.0)]  # the T30 fit starts at -5 dB
         ax.plot(t, -5.0 - 60.0 / row["rt60"] * (t - t5), "k--", lw=1,
                 label=f"T30 fit: {row['rt60']:.2f} s to -60 dB")
         ax.legend(fontsize=7)
-    ax.set(title="energy decay curve (Schroeder)", xlabel="time (s)", ylabel="dB", ylim=(-80, 3))
+    ax.set(title="energy decay curve (Schroeder, corrected for the cut)", xlabel="time (s)", ylabel="dB", ylim=(-80, 3))
     _plot_room(axes["top"], axes["side"], row)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -36,35 +36,74 @@ def direct_path_labels(sources: np.ndarray, receivers: np.ndarray) -> tuple[np.n
     return azimuth, elevation, np.linalg.norm(d, axis=-1)
 
 
-def energy_decay_curve(rir: np.ndarray | torch.Tensor) -> np.ndarray:
-    """Schroeder backward integral in dB re its start (0 dB at t = 0), on the last axis."""
+def energy_decay_curve(rir: np.ndarray | torch.Tensor, fs: float | None = None,
+                       rt60: float | np.ndarray | None = None) -> np.ndarray:
+    """Schroeder backward integral in dB re its start (0 dB at t = 0), on the last axis.
+
+    A cut-off RIR's curve plunges at its end, which biases every decay time fitted near
+    the cut short. Given `fs` and `rt60` (s; a scalar or one per curve, NaN for none),
+    the energy the RIR would still have had after its end is added: its last 50 ms,
+    extrapolated to the end at that decay rate, continued as an exponential (ISO 3382-1's
+    correction for truncation). An RIR that ends in silence gets nothing added.
+    """
     energy = _as_numpy(rir) ** 2
     remaining = np.cumsum(energy[..., ::-1], axis=-1)[..., ::-1]
+    if rt60 is not None:
+        if fs is None:
+            raise ValueError("give fs with rt60: the correction for truncation needs the sample rate")
+        remaining = remaining + _truncated_energy(energy, fs, np.broadcast_to(rt60, energy.shape[:-1]))[..., None]
     with np.errstate(divide="ignore", invalid="ignore"):
         return 10.0 * np.log10(remaining / remaining[..., :1])
+
+
+def _truncated_energy(energy: np.ndarray, fs: float, rt60: np.ndarray) -> np.ndarray:
+    """Energy after the last sample of each curve if it kept decaying at `rt60` (0 where NaN)."""
+    tail = max(1, min(energy.shape[-1], round(0.05 * fs)))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        rate = np.where(np.isfinite(rt60) & (rt60 > 0), 6.0 * np.log(10.0) / (rt60 * fs), np.inf)  # per sample
+        at_end = (energy[..., -tail:] * np.exp(-rate[..., None] * np.arange(tail - 1, -1, -1))).mean(axis=-1)
+        after = at_end / np.expm1(rate)  # sum over n >= 1 of at_end * exp(-rate * n)
+    return np.nan_to_num(after, nan=0.0, posinf=0.0)
 
 
 def decay_time(rir: np.ndarray | torch.Tensor, fs: float, method: Literal["edt", "t20", "t30"] = "t30") -> np.ndarray:
     """Reverberation time in s from a least-squares line through the EDC.
 
     edt fits 0 to -10 dB, t20 -5 to -25 dB, t30 -5 to -35 dB; all are scaled to
-    60 dB. NaN where fewer than two samples fall in the range (silent RIR). The EDC
-    of a truncated RIR always plunges at its end, so give at least the RT60 of signal.
+    60 dB. The EDC is corrected for the RIR's truncation (see `energy_decay_curve`) at
+    the time being fitted, iterated to a fixed point, so an RIR cut after -25 dB still
+    gives an unbiased T30 of an exponential decay; where the corrected curve ends above
+    the range's low end, the fit uses what it reaches. NaN where fewer than two samples
+    fall in the range (silent RIR).
     """
     if method not in _FITS:
         raise ValueError(f"method must be one of {sorted(_FITS)}; got {method!r}")
+    x = _as_numpy(rir)
+    flat = x.reshape(-1, x.shape[-1])
+    t = np.arange(flat.shape[-1]) / fs
+    fitted = _fit(energy_decay_curve(flat), t, method)
+    for _ in range(_MAX_ITERATIONS):
+        start = np.where(np.isfinite(fitted), fitted, _fit(energy_decay_curve(flat), t, "edt"))
+        refit = _fit(energy_decay_curve(flat, fs, start), t, method)
+        done = np.allclose(refit, fitted, rtol=1e-4, atol=0.0, equal_nan=True)
+        fitted = refit
+        if done:
+            break
+    return fitted.reshape(x.shape[:-1])
+
+
+_MAX_ITERATIONS = 20  # a T30 of an exponential converges in about five
+
+
+def _fit(edc: np.ndarray, t: np.ndarray, method: str) -> np.ndarray:
+    """-60 dB over the slope of a line through each curve's samples in the method's range."""
     high, low = _FITS[method]
-    edc = energy_decay_curve(rir)
-    flat = edc.reshape(-1, edc.shape[-1])
-    t = np.arange(edc.shape[-1]) / fs
-    out = np.full(len(flat), np.nan)
-    for i, curve in enumerate(flat):
+    out = np.full(len(edc), np.nan)
+    for i, curve in enumerate(edc):
         sel = (curve <= high) & (curve >= low)
-        if sel.sum() < 2:
-            continue
-        slope = np.polyfit(t[sel], curve[sel], 1)[0]
-        out[i] = -60.0 / slope
-    return out.reshape(edc.shape[:-1])
+        if sel.sum() >= 2:
+            out[i] = -60.0 / np.polyfit(t[sel], curve[sel], 1)[0]
+    return out
 
 
 def direct_to_reverberant_ratio(rir: np.ndarray | torch.Tensor, fs: float, window: float = 0.0025,

@@ -57,8 +57,8 @@ class RirsConfig(BaseModel):
     grid_distances: list[float] = Field([1.0, 2.0], max_length=1000, description="m from the array centre, > 0")
     sample_rate: int = Field(24_000, ge=8_000, le=192_000)
     rir_seconds: float | None = Field(None, gt=0, le=4.0,
-                                      description="default: 1.5 x the room's RT60 (at most 3 s), so the "
-                                                  "decay is not cut before T30 can be measured")
+                                      description="default: 1.5 x the room's RT60 target (at most 3 s); "
+                                                  "the stored T30 is corrected for the cut")
     mode: Literal["hybrid", "ism"] = "hybrid"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: Seed = 0
