@@ -95,7 +95,8 @@ def _evaluate(config, catalog: Catalog, address: str | None, show_progress: bool
     result = run_eval(config, catalog, show_progress=show_progress)
     scores = ", ".join(f"{k.rsplit('/', 1)[-1]} " + (f"{v:.3f}" if isinstance(v, float) else str(v))
                        for k, v in result["metrics"].items())
-    return Output(result["checkpoint"], f"{config.mode} on {catalog.show(result['dataset']).version_ref}: {scores}")
+    return Output(result["checkpoint"], f"{config.mode} on {catalog.show(result['dataset']).version_ref}: {scores}",
+                  reused=result["reused"])
 
 
 def _lazy(module: str, attr: str) -> Callable[[], Any]:

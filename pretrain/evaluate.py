@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from catalog.errors import RoomtoneError
+from catalog import Location
 from pretrain import tracking
 from pretrain.config import EvalConfig
 from pretrain.data import InputSpec, Source, iter_batches, lanes_for_rank, open_source, plan_segments
@@ -161,6 +163,9 @@ def seld_scores(model, batches, n_classes: int) -> dict[str, float]:
 def run_eval(cfg: EvalConfig, catalog: Catalog, *, show_progress: bool = False) -> dict:
     """Run one evaluation; log it to the training run's MLflow run; return the metrics.
 
+    The result is kept in the run folder (``evals/``), keyed by the settings, the checkpoint,
+    the snapshots read and the MLflow run: the same evaluation again returns it with
+    ``reused`` set, logging nothing twice, as an unchanged stage of a spec is reused.
     show_progress: bars counting the clips embedded, fine-tuned on and scored."""
     from catalog.cluster import connect
 
@@ -180,6 +185,9 @@ def run_eval(cfg: EvalConfig, catalog: Catalog, *, show_progress: bool = False) 
         run_id, uri = saved["run_id"], uri or saved["tracking_uri"]
     if run_id:
         uri = tracking.check_reachable(uri or tracking.tracking_uri(catalog.config))
+    kept = _kept_result(cfg, ckpt, [s.ref for s in sources.values()], run_id, uri)
+    if kept is not None and kept.exists():
+        return {**json.loads(kept.read_bytes()), "reused": True}
     connect()
     with progress_bar("clips", show=show_progress) as progress:
         if cfg.mode == "seld":
@@ -201,4 +209,16 @@ def run_eval(cfg: EvalConfig, catalog: Catalog, *, show_progress: bool = False) 
         tracking.log_eval(uri, run_id, out,
                           {f"{name}.dataset": source.ref, f"{name}.checkpoint": ckpt.uri,
                            f"{name}.config": cfg.model_dump(mode="json")})
-    return {"checkpoint": ckpt.uri, "dataset": source.ref, "mlflow_run_id": run_id, "metrics": out}
+    result = {"checkpoint": ckpt.uri, "dataset": source.ref, "mlflow_run_id": run_id, "metrics": out}
+    if kept is not None:
+        kept.write_bytes(json.dumps(result).encode())  # after the scores are logged: a failed log is redone
+    return {**result, "reused": False}
+
+
+def _kept_result(cfg: EvalConfig, ckpt: Location, refs: list[str], run_id: str | None, uri: str | None):
+    """Where a run folder keeps this evaluation's result; None for a checkpoint outside a run folder."""
+    if ckpt.parent.name != "checkpoints":
+        return None
+    settings = cfg.model_dump(mode="json", exclude={"checkpoint", "mlflow_run_id", "tracking_uri"})
+    key = json.dumps([settings, ckpt.uri, refs, run_id, uri], sort_keys=True)
+    return ckpt.parent.parent.join("evals", f"{cfg.mode}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json")

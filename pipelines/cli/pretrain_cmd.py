@@ -98,6 +98,9 @@ def evaluate(
 ):
     """Evaluate a trained run; the metrics are logged to its MLflow run.
 
+    The same evaluation again (settings, checkpoint and snapshots) returns the result kept in
+    the run folder and logs nothing twice.
+
     Example: roomtone eval probe roomtone-home/runs/NAME --dataset events
     """
     from pretrain.config import EvalConfig
@@ -111,4 +114,11 @@ def evaluate(
     else:
         for k, v in result["metrics"].items():
             console.print(f"{k} = {v:.4f}" if isinstance(v, float) else f"{k} = {v}", highlight=False)
-        console.print(f"logged to MLflow run {result['mlflow_run_id']}", highlight=False)
+        if result["reused"]:
+            console.print("reused: the same evaluation of this checkpoint on these snapshots was kept in its "
+                          "run folder (evals/); nothing was computed or logged again", highlight=False)
+        elif result["mlflow_run_id"]:
+            console.print(f"logged to MLflow run {result['mlflow_run_id']}", highlight=False)
+        else:
+            console.print("not logged to MLflow: the checkpoint has no run; pass --set mlflow_run_id=ID",
+                          highlight=False)

@@ -80,6 +80,14 @@ def test_sqlite_store_has_params_metrics_datasets_model_and_the_probe(events):
     assert 0.0 <= metrics["eval/probe/events/accuracy"] <= 1.0
     assert metrics["eval/probe/events/train_clips"] + metrics["eval/probe/events/test_clips"] == 8
     assert client.get_run(result.mlflow_run_id).data.tags["eval/probe/events.dataset"] == src.ref
+    assert not out["reused"]
+    # The same evaluation again is the kept result, logged once; other settings are a new evaluation.
+    again = run_eval(EvalConfig(checkpoint=result.run_dir, dataset="events", steps=20), events)
+    assert again["reused"] and again["metrics"] == out["metrics"]
+    assert len(client.get_metric_history(result.mlflow_run_id, "eval/probe/events/accuracy")) == 1
+    other = run_eval(EvalConfig(checkpoint=result.run_dir, dataset="events", steps=21), events)
+    assert not other["reused"]
+    assert len(client.get_metric_history(result.mlflow_run_id, "eval/probe/events/accuracy")) == 2
 
 
 def test_finetune_trains_encoder_and_head_logs_to_the_run_and_leaves_the_checkpoint(events):
