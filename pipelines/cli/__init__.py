@@ -15,7 +15,7 @@ from rich.console import Console
 from catalog.errors import RoomtoneError
 from pipelines.cli import (augment_cmd, catalog_cmd, export_cmd, ingest_cmd, plan_cmd, plot_cmd, pretrain_cmd,
                            qa_cmd, run_cmd, simulate_cmd)
-from pipelines.cli.common import reflow_help, state
+from pipelines.cli.common import flag, reflow_help, state
 from pipelines.configs import describe_validation_error
 
 app = typer.Typer(
@@ -46,13 +46,13 @@ def _main(
     catalog_uri: str = typer.Option(None, "--catalog-uri", envvar="ROOMTONE_CATALOG_URI",
                                     help="Catalog database: sqlite:///file.db (default under --root), "
                                          "postgresql+psycopg2://user@host/db, or an Iceberg REST URL."),
-    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    debug: bool = flag("--debug", help="Show full tracebacks on errors."),
 ):
     state.root, state.catalog_uri, state.debug = root, catalog_uri, debug
 
 
 @app.command()
-def demo(quick: bool = typer.Option(False, "--quick", help="Smallest setting (a smoke test).")):
+def demo(quick: bool = flag("--quick", help="Smallest setting (a smoke test).")):
     """Run the end-to-end demo on the embedded defaults and show what it made."""
     from pipelines.demo import run_demo
 

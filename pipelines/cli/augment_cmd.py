@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli.common import console, print_json, state
+from pipelines.cli.common import console, flag, print_json, state
 from pipelines.configs import load_config
 
 
@@ -37,7 +37,7 @@ def augment(
     seed: int = typer.Option(None, help="Every recipe derives from (seed, epoch, output id)."),
     epoch: int = typer.Option(None, help="Draw a new set of recipes from the same seed."),
     address: str = typer.Option(None, envvar="RAY_ADDRESS", help="Ray cluster address; none starts a local one."),
-    json_out: bool = typer.Option(False, "--json", help="Print the published snapshot as JSON."),
+    json_out: bool = flag("--json", help="Print the published snapshot as JSON."),
 ):
     """Augment a dataset with replayable recipes and publish the result with lineage.
 

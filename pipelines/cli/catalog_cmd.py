@@ -5,13 +5,13 @@ from __future__ import annotations
 import typer
 from rich.tree import Tree
 
-from pipelines.cli.common import console, print_json, print_table, state
+from pipelines.cli.common import console, flag, print_json, print_table, state
 
 app = typer.Typer(help="Browse and query the dataset catalog.\n\n"
                        "A dataset reference is NAME (current version), NAME@vN (N-th version) "
                        "or NAME@SNAPSHOT_ID.", no_args_is_help=True)
 
-JSON = typer.Option(False, "--json", help="Machine-readable output.")
+JSON = flag("--json", help="Machine-readable output.")
 
 
 def _size(n: int | None) -> str:

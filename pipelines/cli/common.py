@@ -35,6 +35,11 @@ class _State:
 state = _State()
 
 
+def flag(*names: str, help: str, default: bool = False):
+    """An on/off option; typer would show it as taking a ``<bool>`` value, which it does not."""
+    return typer.Option(default, *names, help=help, metavar="")
+
+
 def reflow(text: str) -> str:
     """Help text with each prose paragraph on one line, so rich wraps it to the terminal
     instead of keeping the docstring's own breaks; indented examples and list items keep theirs."""

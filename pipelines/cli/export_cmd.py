@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli.common import console, print_json, state
+from pipelines.cli.common import console, flag, print_json, state
 
 app = typer.Typer(help="Export datasets for other tools. QA tuples (LTU JSON, SpatialSoundQA JSON): "
                        "`roomtone qa export`.", no_args_is_help=True)
@@ -16,8 +16,8 @@ app = typer.Typer(help="Export datasets for other tools. QA tuples (LTU JSON, Sp
 def dcase(
     ref: str = typer.Argument(..., help="Scenes dataset: NAME, NAME@vN or NAME@SNAPSHOT_ID"),
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write (foa_dev/ or mic_dev/, metadata_dev/)."),
-    distance: bool = typer.Option(True, help="DCASE2024 CSVs with distance in cm; --no-distance for 2022/2023."),
-    json_out: bool = typer.Option(False, "--json"),
+    distance: bool = flag(default=True, help="DCASE2024 CSVs with distance in cm; --no-distance for 2022/2023."),
+    json_out: bool = flag("--json", help="Print the result as JSON."),
 ):
     """Write WAV folders and per-clip label CSVs exactly as the DCASE SELD baselines read them.
 

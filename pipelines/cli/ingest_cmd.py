@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli.common import console, print_json, state
+from pipelines.cli.common import console, flag, print_json, state
 from pipelines.configs import load_config
 
 app = typer.Typer(help="Ingest sound-event libraries (a labelled folder, a local Hugging Face dataset, "
@@ -59,7 +59,7 @@ def events(
                                                    "id (default 0)."),
     seed: int = typer.Option(None, help="Seed of the train/test draw per item."),
     address: str = typer.Option(None, envvar="RAY_ADDRESS", help="Ray cluster address; none starts a local one."),
-    json_out: bool = typer.Option(False, "--json", help="Print the snapshot and the quarantine as JSON."),
+    json_out: bool = flag("--json", help="Print the snapshot and the quarantine as JSON."),
 ):
     """Decode, mix to mono, resample, trim and loudness-normalise labelled audio on Ray.
 
@@ -101,7 +101,7 @@ def synthetic(
     ontology: Path = typer.Option(None, help="AudioSet ontology JSON; kinds matching a class name get its id."),
     seed: int = typer.Option(None, help="Every event derives its randomness from (seed, event id)."),
     address: str = typer.Option(None, envvar="RAY_ADDRESS", help="Ray cluster address; none starts a local one."),
-    json_out: bool = typer.Option(False, "--json", help="Print the published snapshot as JSON."),
+    json_out: bool = flag("--json", help="Print the published snapshot as JSON."),
 ):
     """Generate a labelled event library with the same schema as `ingest events` (no download).
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli.common import console, print_table
+from pipelines.cli.common import console, flag, print_table
 
 
 def plan(
@@ -18,7 +18,7 @@ def plan(
     rooms: int = typer.Option(1000, "--rooms", help="Rooms of the RIR grid the scenes are rendered from."),
     rates: list[Path] = typer.Option(None, "--rates", help="Saved output of a benchmark (repeatable): its JSON "
                                                            "figures replace the reference machine's rates."),
-    as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
+    as_json: bool = flag("--json", help="Print the plan as JSON."),
 ):
     """Project wall time, core-hours, storage, shard count and catalog size of a build.
 

@@ -9,7 +9,7 @@ import typer
 import yaml
 
 from catalog.errors import RoomtoneError
-from pipelines.cli.common import console, print_json, state
+from pipelines.cli.common import console, flag, print_json, state
 from pipelines.configs import load_config
 
 
@@ -55,7 +55,7 @@ def pretrain(
     num_workers: int = typer.Option(None, help="Ray Train workers, one DDP rank each (default 1)."),
     sets: list[str] = typer.Option(None, "--set", metavar="KEY=VALUE", help="Any TrainConfig field; repeatable."),
     address: str = typer.Option(None, envvar="RAY_ADDRESS", help="Ray cluster address; none starts a local one."),
-    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    json_out: bool = flag("--json", help="Print the result as JSON."),
 ):
     """Pretrain (SSAST, BEATs) or train (tagging, SELD) a model on a catalog dataset with Ray Train.
 
@@ -94,7 +94,7 @@ def evaluate(
                                 help="Labelled catalog dataset with train and test splits."),
     config: Path = typer.Option(None, "--config", "-c", help="YAML file with EvalConfig fields."),
     sets: list[str] = typer.Option(None, "--set", metavar="KEY=VALUE", help="Any EvalConfig field; repeatable."),
-    json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    json_out: bool = flag("--json", help="Print the metrics as JSON."),
 ):
     """Evaluate a trained run; the metrics are logged to its MLflow run.
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli.common import console, print_json, print_table, state
+from pipelines.cli.common import console, flag, print_json, print_table, state
 from pipelines.configs import load_config
 
 app = typer.Typer(help="Question-answer tuples (LTU / SpatialSoundQA style) from dataset metadata.",
@@ -18,11 +18,11 @@ def make(
     source: str = typer.Argument(None, help="Scenes, mixtures or event-library dataset (default scenes)."),
     config: Path = typer.Option(None, "--config", "-c", help="YAML file with QaConfig fields (lm: {...} too)."),
     name: str = typer.Option(None, help="Output dataset (default <source>_qa)."),
-    family: list[str] = typer.Option(None, "--family", "-f", help="Only these families (repeatable)."),
+    family: list[str] = typer.Option(None, "--family", "-f", metavar="FAMILY", help="Only these families (repeatable)."),
     ontology: Path = typer.Option(None, help="AudioSet ontology.json: descriptions and hard negatives."),
     seed: int = typer.Option(None, help="Every choice derives from (seed, audio id)."),
     address: str = typer.Option(None, envvar="RAY_ADDRESS", help="Ray cluster address; none starts a local one."),
-    json_out: bool = typer.Option(False, "--json", help="Print the snapshot and summary as JSON."),
+    json_out: bool = flag("--json", help="Print the snapshot and summary as JSON."),
 ):
     """Answer questions from each clip's exact metadata; publish them linked by audio id.
 
@@ -76,7 +76,7 @@ def export(
     audio_path: str = typer.Option("{audio_id}", help="LTU audio_id format from {audio_id}, {split} and {fold} "
                                    "(the split's DCASE fold), e.g. 'foa_dev/{split}/fold{fold}_{audio_id}.wav' "
                                    "for a DCASE export."),
-    json_out: bool = typer.Option(False, "--json"),
+    json_out: bool = flag("--json", help="Print the result as JSON."),
 ):
     """Write the LTU JSON (instruction, input, audio_id, dataset, task, output) and a
     SpatialSoundQA-style JSON per split, and convention.json (coordinate frame and units).

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli.common import console, print_table, state
+from pipelines.cli.common import console, flag, print_table, state
 
 jobs_app = typer.Typer(help="Follow and control pipeline jobs submitted to a Ray cluster.", no_args_is_help=True)
 ADDRESS = typer.Option(None, "--address", envvar="RAY_ADDRESS",
                        help="Ray dashboard / Jobs API address, e.g. http://HEAD:8265.")
 
 
-SET = typer.Option(None, "--set", help="Override a field: STAGE.FIELD=VALUE (repeatable), e.g. "
+SET = typer.Option(None, "--set", metavar="STAGE.FIELD=VALUE", help="Override a field: STAGE.FIELD=VALUE (repeatable), e.g. "
                                        "--set scenes.num_scenes=4 --set seed=7.")
 
 
@@ -29,7 +29,7 @@ def run(
     address: str = typer.Option(None, "--address", envvar="RAY_ADDRESS",
                                 help="Ray cluster address; none starts a local cluster."),
     overrides: list[str] = SET,
-    dry_run: bool = typer.Option(False, "--dry-run", help="Validate and print the plan; run nothing."),
+    dry_run: bool = flag("--dry-run", help="Validate and print the plan; run nothing."),
 ):
     """Run a pipeline spec: every stage in DAG order, each published to the catalog.
 
@@ -61,7 +61,7 @@ def submit(
                                        help="The schedule slot this run belongs to (default: now, to the minute). "
                                             "The same spec and slot are never started twice."),
     overrides: list[str] = SET,
-    wait: bool = typer.Option(False, "--wait", help="Wait for the job to end; a failure prints its log tail."),
+    wait: bool = flag("--wait", help="Wait for the job to end; a failure prints its log tail."),
 ):
     """Submit a pipeline spec to a Ray cluster as a Ray Job (validated here first).
 
@@ -100,7 +100,7 @@ def job_status(submission_id: str, address: str = ADDRESS):
 
 @jobs_app.command("logs")
 def job_logs(submission_id: str, address: str = ADDRESS,
-             follow: bool = typer.Option(False, "--follow", "-f", help="Stream until the job ends.")):
+             follow: bool = flag("--follow", "-f", help="Stream until the job ends.")):
     """The job's driver log (stage progress, errors)."""
     import asyncio
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli.common import console, print_json, state
+from pipelines.cli.common import console, flag, print_json, state
 from pipelines.configs import load_config
 
 app = typer.Typer(help="Simulate spatial room impulse responses and render labelled SELD scenes with them.",
@@ -25,7 +25,7 @@ def rirs(
     device: str = typer.Option(None, help="auto (GPU actors when the cluster has GPUs), cpu or cuda."),
     seed: int = typer.Option(None, help="Every room derives its randomness from (seed, room id)."),
     address: str = typer.Option(None, envvar="RAY_ADDRESS", help="Ray cluster address; none starts a local one."),
-    json_out: bool = typer.Option(False, "--json", help="Print the published snapshot as JSON."),
+    json_out: bool = flag("--json", help="Print the published snapshot as JSON."),
 ):
     """Sample rooms and arrays, compute SRIRs on Ray, publish one catalog snapshot.
 
@@ -62,7 +62,7 @@ def scenes(
     name: str = typer.Option(None, help="Dataset name (default scenes)."),
     seed: int = typer.Option(None, help="Every scene derives its randomness from (seed, scene id)."),
     address: str = typer.Option(None, envvar="RAY_ADDRESS", help="Ray cluster address; none starts a local one."),
-    json_out: bool = typer.Option(False, "--json", help="Print the published snapshot as JSON."),
+    json_out: bool = flag("--json", help="Print the published snapshot as JSON."),
 ):
     """Render labelled multichannel SELD scenes from an event library and an RIR dataset.
 
