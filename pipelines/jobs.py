@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -51,7 +52,8 @@ def client(address: str):
         raise RoomtoneError("no Ray cluster address given", "pass --address http://HEAD:8265 or set RAY_ADDRESS")
     token = auth_token()
     try:
-        return JobSubmissionClient(address, headers={"Authorization": f"Bearer {token}"} if token else None)
+        with _api_server_address(address):
+            return JobSubmissionClient(address, headers={"Authorization": f"Bearer {token}"} if token else None)
     except AuthenticationError:
         raise RoomtoneError(f"the Ray cluster at {address} refused our credentials",
                             "set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH) to the cluster's token; "
@@ -61,6 +63,30 @@ def client(address: str):
                             "check the dashboard address (http://HEAD:8265) and that the cluster is up") from None
 
 
+@contextmanager
+def _api_server_address(address: str):
+    """Ray's job client takes RAY_ADDRESS over the address it is given; the address given here wins
+    (RAY_API_SERVER_ADDRESS, which Ray reads first, is set while the client is made)."""
+    name = "RAY_API_SERVER_ADDRESS"
+    before = os.environ.get(name)
+    os.environ[name] = address
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
+def schedule_slot(scheduled: datetime | None) -> datetime:
+    """Now to the minute, or the time given: in UTC where it names no zone, so schedulers in
+    different zones name the same slot alike."""
+    if scheduled is None:
+        return datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    return scheduled.replace(tzinfo=timezone.utc) if scheduled.tzinfo is None else scheduled
+
+
 def submission_id(plan: Plan, scheduled: datetime) -> str:
     return f"roomtone-{plan.spec.name}-{plan.digest[:12]}-{scheduled.astimezone(timezone.utc):%Y%m%dT%H%MZ}"
 
@@ -68,7 +94,7 @@ def submission_id(plan: Plan, scheduled: datetime) -> str:
 def submit(plan: Plan, address: str, *, scheduled: datetime | None = None) -> Submission:
     """Submit once: an existing job with the same id is reported, never duplicated."""
     jobs = client(address)
-    scheduled = scheduled or datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    scheduled = schedule_slot(scheduled)
     sid = submission_id(plan, scheduled)
     existing = _status(jobs, sid)
     if existing:

@@ -58,8 +58,8 @@ def submit(
     spec: Path = typer.Argument(..., help="Pipeline spec YAML."),
     address: str = ADDRESS,
     scheduled: datetime = typer.Option(None, "--scheduled-time",
-                                       help="The schedule slot this run belongs to (default: now, to the minute). "
-                                            "The same spec and slot are never started twice."),
+                                       help="The schedule slot this run belongs to, UTC unless it names a zone (default: "
+                                            "now, to the minute). The same spec and slot are never started twice."),
     overrides: list[str] = SET,
     wait: bool = flag("--wait", help="Wait for the job to end; a failure prints its log tail."),
 ):

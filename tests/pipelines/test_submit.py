@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -107,6 +107,24 @@ def test_a_stage_failing_on_the_cluster_names_the_stage_and_shows_the_log(ray_he
     assert "no_such_library" in err.value.problem
 
 
-def test_an_unreachable_cluster_is_a_clear_error():
-    with pytest.raises(RoomtoneError, match="cannot reach the Ray Jobs API at http://127.0.0.1:9"):
+def test_an_unreachable_cluster_is_a_clear_error(monkeypatch):
+    # Ray's job client would take RAY_ADDRESS (e.g. the README's ray:// export) over the address given
+    monkeypatch.setenv("RAY_ADDRESS", "http://127.0.0.1:7")
+    with pytest.raises(RoomtoneError, match="cannot reach the Ray Jobs API at http://127.0.0.1:9") as err:
         jobs.submit(plan_spec(TINY), "http://127.0.0.1:9", scheduled=SLOT)
+    assert "127.0.0.1:7" not in str(err.value) and "RAY_API_SERVER_ADDRESS" not in os.environ
+
+
+def test_a_slot_without_a_zone_is_utc_wherever_the_scheduler_runs(monkeypatch):
+    plan = plan_spec(TINY)
+    try:
+        for zone in ("America/New_York", "Europe/Berlin", "UTC"):
+            monkeypatch.setenv("TZ", zone)
+            time.tzset()
+            sid = jobs.submission_id(plan, jobs.schedule_slot(datetime(2026, 1, 2, 3, 0)))
+            assert sid.endswith("-20260102T0300Z"), (zone, sid)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    berlin = timezone(timedelta(hours=1))
+    assert jobs.submission_id(plan, jobs.schedule_slot(datetime(2026, 1, 2, 3, 0, tzinfo=berlin))).endswith("T0200Z")
