@@ -312,6 +312,13 @@ def default_run_name(cfg: TrainConfig, source: Source) -> str:
     return f"{what}-{source.name}-{hashlib.sha256(body.encode()).hexdigest()[:10]}"
 
 
+def _artifact_root(catalog: Catalog) -> str:
+    """Artifacts of a store without a server (SQLite, Postgres) go beside the datasets."""
+    root = catalog.config.root_location
+    return root.join("mlflow-artifacts").uri if root.is_s3 else Path(root.uri).resolve().joinpath(
+        "mlflow-artifacts").as_uri()
+
+
 def _check_resources(cfg: TrainConfig, resources: dict) -> bool:
     gpus = int(resources.get("GPU", 0))
     use_gpu = bool(gpus) if cfg.use_gpu is None else cfg.use_gpu
@@ -362,9 +369,7 @@ def run_training(cfg: TrainConfig, catalog: Catalog, *, address: str | None = No
             old.filesystem.delete_file(old.path)
     use_gpu = _check_resources(cfg, connect(address))
 
-    root = catalog.config.root_location
-    artifacts = root.join("mlflow-artifacts").uri if root.is_s3 else Path(root.uri).resolve().joinpath(
-        "mlflow-artifacts").as_uri()
+    artifacts = None if uri.startswith(("http://", "https://")) else _artifact_root(catalog)  # a server keeps its own
     params = {**cfg.model_dump(mode="json"), "dataset_ref": source.ref, "run_dir": run_dir.uri,
               "model_config": _model_config(model)}
     run_id = tracking.open_run(uri, cfg.experiment, run_name, run_dir, params, [source], artifacts)

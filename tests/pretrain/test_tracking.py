@@ -108,13 +108,17 @@ def test_finetune_trains_encoder_and_head_logs_to_the_run_and_leaves_the_checkpo
     assert logged["eval/finetune/events/accuracy"] == 1.0
 
 
-def test_mlflow_server_has_the_same_records(events, mlflow_server):
+def test_mlflow_server_has_the_same_records(events, mlflow_server, tmp_path):
+    """Checkpoints go through the server into its --artifacts-destination (clients need no credentials
+    for the store behind it), not beside the datasets as with a SQLite or Postgres store."""
     from pretrain.data import open_source
 
     result = run_training(TrainConfig(**TINY, run_name="served", tracking_uri=mlflow_server,
                                       register_as="enc-served"), events)
     src = open_source(events, "events", "train", "ssast")
-    check_run(mlflow_server, result.mlflow_run_id, src.ref, src.digest, "enc-served")
+    client = check_run(mlflow_server, result.mlflow_run_id, src.ref, src.digest, "enc-served")
+    assert client.get_run(result.mlflow_run_id).info.artifact_uri.startswith("mlflow-artifacts:")
+    assert len(list((tmp_path / "artifacts").rglob("step-0000000[12].pt"))) == 2
 
 
 def test_an_mlflow_server_nobody_answers_at_fails_in_seconds(monkeypatch):
