@@ -14,9 +14,13 @@ import socket
 from catalog.errors import RoomtoneError
 from catalog.storage import S3_PUBLIC_ENV
 
+# How long a job on a cluster waits for an autoscaler to add the CPUs or GPUs it needs (KubeRay
+# starts worker pods in minutes; a cluster whose idle workers were removed has none until asked).
+SCALE_UP_ENV, SCALE_UP_DEFAULT_S = "ROOMTONE_SCALE_UP_TIMEOUT_S", 600.0
 FORWARDED_ENV = S3_PUBLIC_ENV + ("ROOMTONE_ROOT", "ROOMTONE_CATALOG_URI", "ROOMTONE_WAREHOUSE",
                                  "MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL", "AWS_EC2_METADATA_DISABLED",
-                                 "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER")
+                                 "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER",
+                                 SCALE_UP_ENV)
 
 # Ray Train's controller settles reports and the end of a run on a 2 s poll; on a local cluster
 # that wait was ~5 s of every short run. A cluster keeps Ray's default unless the env sets one.
@@ -24,6 +28,7 @@ LOCAL_TRAIN_POLL_S = "0.25"
 
 
 _dashboard: str | None = None
+_local = False  # this process started the cluster it is connected to: no autoscaler can grow it
 
 
 def check_listening(host: str, port: int, problem: str, fix: str, timeout_s: float = 5.0) -> None:
@@ -48,12 +53,13 @@ def _check_reachable(address: str) -> None:
 
 def connect(address: str | None = None, *, num_cpus: int | None = None) -> dict:
     """Initialise Ray once per process and return its cluster resources."""
-    global _dashboard
+    global _dashboard, _local
     import ray
 
     if ray.is_initialized():
         return ray.cluster_resources()
     address = address or os.environ.get("RAY_ADDRESS") or None
+    _local = not address
     runtime_env = {"env_vars": {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}}
     if address:
         _check_reachable(address)
@@ -78,6 +84,45 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> dict:
     url = getattr(context, "dashboard_url", None)
     _dashboard = (url if url.startswith("http") else f"http://{url}") if url else None
     return ray.cluster_resources()
+
+
+def scale_to(bundles: list[dict[str, float]], timeout_s: float | None = None) -> dict:
+    """The cluster's resources once they cover ``bundles`` (e.g. one ``{"CPU": 4, "GPU": 1}`` per
+    training worker), or when waiting ends; the caller checks them with its own message.
+
+    Short of them on a cluster this process joined, the autoscaler is asked for the bundles
+    (``ray.autoscaler.sdk.request_resources``; a cluster without one ignores the request) and
+    this waits up to ``timeout_s`` (default ROOMTONE_SCALE_UP_TIMEOUT_S, else 600 s) for them to
+    join; then the request is withdrawn, so idle workers can go again once the job ends. A local
+    cluster this process started cannot grow: it is returned as it is.
+    """
+    import time
+
+    import ray
+
+    need: dict[str, float] = {}
+    for bundle in bundles:
+        for key, value in bundle.items():
+            need[key] = need.get(key, 0.0) + value
+    have = ray.cluster_resources()
+    short = {k: v for k, v in need.items() if have.get(k, 0.0) < v}
+    if not short or _local:
+        return have
+    if timeout_s is None:
+        timeout_s = float(os.environ.get(SCALE_UP_ENV) or SCALE_UP_DEFAULT_S)
+    from ray.autoscaler.sdk import request_resources
+
+    logging.getLogger(__name__).warning("the cluster has %s of %s; asking its autoscaler and waiting up to %.0f s",
+                                        {k: have.get(k, 0.0) for k in short}, short, timeout_s)
+    request_resources(bundles=bundles)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while any(have.get(k, 0.0) < v for k, v in need.items()) and time.monotonic() < deadline:
+            time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
+            have = ray.cluster_resources()
+    finally:
+        request_resources(bundles=[])
+    return have
 
 
 def dashboard_url() -> str | None:

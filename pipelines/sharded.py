@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Any, Callable, Iterable, Iterator
 
 from catalog import Catalog, DatasetRun, Snapshot, plan_num_shards, write_shard
-from catalog.cluster import connect
+from catalog.cluster import SCALE_UP_ENV, connect, scale_to
 from catalog.errors import RoomtoneError
 from catalog.progress import progress_bar
 from catalog.shards import shard_relpath
@@ -139,6 +139,16 @@ def _results(refs_by_task: dict, ray) -> Iterator[tuple[ShardTask, int]]:
             detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
             raise RoomtoneError(f"shard {task.relpath} failed: {type(cause).__name__}: {detail}",
                                 "see the Ray logs, then re-run: finished shards are kept and skipped") from None
+
+
+def require_gpus(address: str | None) -> None:
+    """device='cuda': the cluster has a GPU, or gains one from its autoscaler, before any work starts
+    (the machine running the driver, e.g. a head without GPUs, need not have one)."""
+    connect(address)
+    if not scale_to([{"GPU": 1}]).get("GPU"):
+        raise RoomtoneError("device='cuda' but the Ray cluster has no GPU",
+                            f"use device='auto' (GPUs where the cluster has them) or 'cpu'; an autoscaling "
+                            f"cluster is waited for up to {SCALE_UP_ENV} seconds (default 600)")
 
 
 def run_sharded(catalog: Catalog, run: DatasetRun, tasks: list[ShardTask],

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Callable
 import torch
 
 from catalog import Location
+from catalog.cluster import SCALE_UP_ENV, scale_to
 from catalog.errors import RoomtoneError
 from pretrain import tracking
 from pretrain.config import TrainConfig
@@ -320,16 +321,21 @@ def _artifact_root(catalog: Catalog) -> str:
 
 
 def _check_resources(cfg: TrainConfig, resources: dict) -> bool:
+    """Whether the workers train on GPUs, once the cluster holds what they need (an autoscaling
+    cluster is asked for it first: idle, it may have no workers at all)."""
+    use_gpu = bool(resources.get("GPU", 0)) if cfg.use_gpu is None else cfg.use_gpu
+    worker = {"CPU": cfg.cpus_per_worker, **({"GPU": 1} if use_gpu else {})}
+    resources = scale_to([worker] * cfg.num_workers + ([{"CPU": cfg.data_cpus}] if cfg.data_cpus else []))
+    grow = f"; an autoscaling cluster is waited for up to {SCALE_UP_ENV} seconds (default 600)"
     gpus = int(resources.get("GPU", 0))
-    use_gpu = bool(gpus) if cfg.use_gpu is None else cfg.use_gpu
     if use_gpu and gpus < cfg.num_workers:
         raise RoomtoneError(f"{cfg.num_workers} GPU workers asked for but the cluster has {gpus} GPUs",
-                            "lower num_workers or set use_gpu: false")
+                            "lower num_workers or set use_gpu: false" + grow)
     cpus = resources.get("CPU", 0)
     if cfg.num_workers * cfg.cpus_per_worker + cfg.data_cpus > cpus:
         raise RoomtoneError(f"{cfg.num_workers} workers x {cfg.cpus_per_worker} CPUs plus {cfg.data_cpus} for Ray "
                             f"Data need more than the cluster's {cpus:g} CPUs (training would wait forever)",
-                            "lower num_workers / cpus_per_worker / data_cpus")
+                            "lower num_workers / cpus_per_worker / data_cpus" + grow)
     return use_gpu
 
 

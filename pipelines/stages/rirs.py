@@ -22,7 +22,7 @@ from catalog.errors import RoomtoneError
 from catalog.fields import DatasetName, Seed, ShardBytes
 from catalog.shards import DEFAULT_SHARD_BYTES
 from pipelines import metrics
-from pipelines.sharded import ShardTask, holdout, plan_shards, run_sharded
+from pipelines.sharded import ShardTask, holdout, plan_shards, require_gpus, run_sharded
 from simulation.seeding import item_rng, item_seed
 
 Range = tuple[float, float]
@@ -219,12 +219,9 @@ def check_in_spec(cfg: RirsConfig, made: dict) -> None:
 
 def run_rirs(cfg: RirsConfig, catalog: Catalog, *, address: str | None = None,
              show_progress: bool = True) -> Snapshot:
-    if cfg.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise RoomtoneError("device='cuda' but this machine has no CUDA device", "use device='auto' or 'cpu'")
     check_before_work(cfg)
+    if cfg.device == "cuda":
+        require_gpus(address)
     run = catalog.create_run(cfg.name, cfg, features(cfg))
     rooms = [f"room-{i:07d}" for i in range(cfg.num_rooms)]
     by_split = holdout(rooms, cfg.test_fraction)
