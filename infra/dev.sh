@@ -5,8 +5,10 @@
 #   bash infra/dev.sh test [pytest args] set up, then run the test suite
 #   bash infra/dev.sh setup              set up only
 #
-# Setup is skipped when .venv already matches pyproject.toml. torch is installed first as
-# the CPU wheel (torch==2.13.0): a bare `torch` requirement would pull a multi-GB CUDA build.
+# Setup is skipped when .venv already matches pyproject.toml. torch is installed first, as
+# torch==2.13.0, so that no other requirement pulls a build of its own. Where pip has the CPU
+# wheel at hand (these machines) that is what it takes; elsewhere PyPI's Linux wheel is the
+# multi-GB CUDA build, so set TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu for the CPU one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${ROOMTONE_VENV:-.venv}
@@ -21,7 +23,7 @@ setup() {
   echo "setting up $VENV (first run takes a few minutes)" >&2
   [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q torch==2.13.0
+  "$VENV/bin/python" -m pip install -q torch==2.13.0 ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
   "$VENV/bin/python" -m pip install -q -e ".[dev]"
   "$VENV/bin/python" -c 'import ctypes.util, sys; sys.exit(ctypes.util.find_library("FLAC") is None)' \
     || echo "note: libFLAC is not installed, so FLAC is encoded through libsndfile (1.2x slower);" \
@@ -35,5 +37,5 @@ case "$cmd" in
   setup) setup ;;
   demo) setup; exec "$VENV/bin/roomtone" demo "$@" ;;
   test) setup; exec "$VENV/bin/python" -m pytest "$@" ;;
-  *) sed -n '2,9p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,11p' "$0" >&2; exit 2 ;;
 esac
