@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_SECRET_KEY = re.compile(r"(secret|password|passwd|token|credential|access_key|private_key|api_key)", re.I)
+# "token" as a credential (auth_token, HF_TOKEN), not a BEATs tokenizer or a count of tokens (max_tokens)
+_SECRET_KEY = re.compile(r"(secret|password|passwd|token(?!iz|s$|s_)|credential|access_key|private_key|api_key)",
+                         re.I)
 _URL_PASSWORD = re.compile(r"(?<=://)([^/@\s:]*):[^/@\s]*@")
 
 

@@ -81,3 +81,17 @@ def test_home_of_an_unknown_user_is_a_clear_error():
     """pathlib raises a bare RuntimeError for `~nosuchuser`; the fuzz test met it through a stage's folder."""
     with pytest.raises(StorageError, match="home of an unknown user"):
         Location.parse("~roomtone-no-such-user/x")
+
+
+def test_credentials_are_redacted_and_a_tokenizer_is_not():
+    """A BEATs run's `tokenizer` (the checkpoint it learns labels from) and an LM's `max_tokens` are
+    lineage and settings, not secrets; every credential-looking key still goes."""
+    from catalog.redact import redact
+
+    kept = {"tokenizer": "runs/tok1", "max_tokens": 64, "tokens_per_clip": 8, "teacher": "runs/it1"}
+    assert redact(kept) == kept
+    secret = {"auth_token": "a", "HF_TOKEN": "b", "token": "c", "api_key": "d", "db_password": "e",
+              "nested": {"accessToken": "f"}}
+    assert redact(secret) == {**{k: "<redacted>" for k in secret if k != "nested"},
+                              "nested": {"accessToken": "<redacted>"}}
+    assert redact("postgresql://u:pw@host/db") == "postgresql://u:<redacted>@host/db"
