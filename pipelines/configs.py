@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
-from typing import TypeVar
+from typing import Iterable, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -13,15 +14,17 @@ from catalog.errors import RoomtoneError
 M = TypeVar("M", bound=BaseModel)
 
 
-def describe_validation_error(exc: ValidationError, where: str = "config") -> RoomtoneError:
-    """One message naming every bad field, what was given and what is allowed."""
-    parts = []
+def describe_validation_error(exc: ValidationError, where: str = "config", fields: Iterable[str] = ()) -> RoomtoneError:
+    """One message naming every bad field, what was given and what is allowed; an unknown field
+    gets the closest of ``fields`` (the model's own) as a suggestion."""
+    parts, fields = [], list(fields)
     for err in exc.errors():
         field = ".".join(str(p) for p in err["loc"]) or "(root)"
         shown = repr(err.get("input"))
         given = (f" (got {shown if len(shown) <= 80 else shown[:77] + '...'})"
                  if "input" in err and not isinstance(err["input"], dict) else "")
-        parts.append(f"{field}: {err['msg']}{given}")
+        close = difflib.get_close_matches(str(err["loc"][-1]), fields, n=1) if err["type"] == "extra_forbidden" else []
+        parts.append(f"{field}: {err['msg']}{given}" + (f" (did you mean {close[0]!r}?)" if close else ""))
     return RoomtoneError(f"invalid {where}: " + "; ".join(parts), "fix the named fields; see --help for the ranges")
 
 
@@ -50,4 +53,5 @@ def load_config(config_type: type[M], path: str | Path | None = None, /, **overr
     try:
         return config_type(**values)
     except ValidationError as exc:
-        raise describe_validation_error(exc, f"{config_type.__name__}{f' in {path}' if path else ''}") from None
+        raise describe_validation_error(exc, f"{config_type.__name__}{f' in {path}' if path else ''}",
+                                        config_type.model_fields) from None

@@ -240,7 +240,7 @@ def plan_spec(data: dict, *, where: str = "spec", overrides: list[str] = ()) -> 
     try:
         spec = PipelineSpec.model_validate(data)
     except ValidationError as exc:
-        raise describe_validation_error(exc, where) from None
+        raise describe_validation_error(exc, where, PipelineSpec.model_fields) from None
     stages: dict[str, Stage] = {}
     for key, body in spec.stages.items():
         kind = STAGE_KINDS[body["kind"]]
@@ -253,7 +253,8 @@ def plan_spec(data: dict, *, where: str = "spec", overrides: list[str] = ()) -> 
         try:
             config = model.model_validate(values)
         except ValidationError as exc:
-            raise describe_validation_error(exc, f"stage {key!r} ({body['kind']}) of {where}") from None
+            raise describe_validation_error(exc, f"stage {key!r} ({body['kind']}) of {where}",
+                                            model.model_fields) from None
         stages[key] = Stage(key, body["kind"], config, ())
     producers = {s.output: key for key, s in stages.items()}
     if len(producers) != len(stages):

@@ -36,7 +36,8 @@ class TrainConfig(BaseModel):
     grad_accum: int = Field(1, ge=1, le=1024, description="micro-batches per optimizer step")
     lr: float = Field(5e-4, gt=0, le=10)
     min_lr_ratio: float = Field(0.01, ge=0, le=1, description="cosine floor as a fraction of lr")
-    warmup_steps: int = Field(20, ge=0, le=10_000_000)
+    warmup_steps: int = Field(20, ge=0, le=10_000_000, description="default 20, or steps // 10 for runs of "
+                                                                    "20 steps or fewer")
     weight_decay: float = Field(0.01, ge=0, le=10)
     betas: tuple[float, float] = Field((0.95, 0.999), description="Adam betas, each in [0, 1)")
     grad_clip: float | None = Field(1.0, gt=0, le=1e6)
@@ -98,6 +99,8 @@ class TrainConfig(BaseModel):
         if self.batch_size % (self.num_workers * self.grad_accum):
             raise ValueError(f"batch_size={self.batch_size} must split evenly over num_workers={self.num_workers}"
                              f" x grad_accum={self.grad_accum}")
+        if "warmup_steps" not in self.model_fields_set and self.warmup_steps >= self.steps:
+            self.warmup_steps = self.steps // 10  # the default warm-up is for runs longer than it
         if self.warmup_steps >= self.steps and self.steps > 1:
             raise ValueError(f"warmup_steps={self.warmup_steps} must be below steps={self.steps}")
         return self

@@ -66,13 +66,14 @@ class Source:
         return self.ref.split("@")[0]
 
 
-def open_source(catalog: Catalog, ref: str, split: str, family: str) -> Source:
-    """Resolve ``ref`` and check it can feed ``family`` (ssast, beats, tagging, seld), before any work."""
+def open_source(catalog: Catalog, ref: str, split: str, family: str, use: str = "training") -> Source:
+    """Resolve ``ref`` and check it can feed ``family`` (ssast, beats, tagging, seld), before any work;
+    ``use`` names what reads it in the messages (training, a probe, ...)."""
     snap = catalog.show(ref)  # NotFoundError names the known snapshots
     columns = set(snap.features)
     missing = [c for c in NEEDED_COLUMNS[family] if c not in columns]
     if missing:
-        raise RoomtoneError(f"{snap.ref} has no column {', '.join(map(repr, missing))}, which {family} training needs"
+        raise RoomtoneError(f"{snap.ref} has no column {', '.join(map(repr, missing))}, which {family} {use} needs"
                             f" (it has: {', '.join(sorted(columns))})",
                             "use an events dataset (audio, label) or a scenes dataset (audio, labels, format)")
     files = [f for f in catalog.files(snap.ref) if f.split == split and f.rows > 0]
@@ -82,7 +83,7 @@ def open_source(catalog: Catalog, ref: str, split: str, family: str) -> Source:
     if family == "seld":
         formats = set(catalog.arrow_dataset(snap.ref, split).to_table(columns=["format"]).column(0).to_pylist())
         if formats != {"foa"}:
-            raise RoomtoneError(f"{snap.ref} holds {sorted(map(str, formats))} audio (format), but SELD training reads "
+            raise RoomtoneError(f"{snap.ref} holds {sorted(map(str, formats))} audio (format), but SELD {use} reads "
                                 "FOA: its features are log-mels plus FOA intensity vectors and its rotations are "
                                 "FOA channel maps; MIC capsule signals would train on wrong directions",
                                 "simulate the scenes with --format foa (roomtone simulate scenes)")

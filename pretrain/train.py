@@ -84,6 +84,10 @@ def load_trained(checkpoint: str) -> tuple[torch.nn.Module, TrainConfig, Locatio
     """The model of a roomtone checkpoint (or of a run folder's newest one) and its training config."""
     from pretrain.checkpoints import load_checkpoint
 
+    if checkpoint.startswith(("models:/", "runs:/")):
+        raise RoomtoneError(f"{checkpoint} is an MLflow model URI; roomtone loads its own checkpoints",
+                            "pass the training run's folder: the registered version's MLflow run records it "
+                            "as the param run_dir")
     loc = Location.parse(checkpoint)
     if not loc.exists():
         raise RoomtoneError(f"checkpoint {loc.uri} does not exist",

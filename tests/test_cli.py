@@ -102,6 +102,8 @@ def damage_audio_page(uri: str) -> None:
     # a --set of a field that also has an option is kept when the option is left out
     (["pretrain", "ssast", "-d", "missing", "--set", "steps=0"], "steps"),
     (["eval", "probe", "runs/x", "-d", "missing", "--set", "steps=0"], "steps"),
+    (["eval", "probe", "models:/roomtone-ssast-tiny/2", "-d", "events"], "is an MLflow model URI"),
+    (["pretrain", "ssast", "-d", "events", "--steps", "5", "--set", "steps=9"], "steps is 5 by its option or argument and 9 by --set"),
     (["ingest", "synthetic", "--per-class", "1", "--address", "127.0.0.1:1"], "nothing answers there"),
     (["--root", "/proc/roomtone", "catalog", "ls"], "cannot"),
 ])
@@ -123,7 +125,7 @@ def test_bad_config_file(tmp_path):
     assert proc.returncode == 1 and "not valid YAML" in proc.stderr
     bad.write_text("num_roomz: 3\n")
     proc = roomtone("simulate", "rirs", "--config", str(bad), root=tmp_path, check=False)
-    assert proc.returncode == 1 and "num_roomz" in proc.stderr
+    assert proc.returncode == 1 and "num_roomz" in proc.stderr and "did you mean 'num_rooms'?" in proc.stderr
 
 
 def test_simulate_rirs_then_plot(tmp_path):

@@ -41,9 +41,14 @@ def parse_sets(items: list[str] | None) -> dict:
 
 
 def with_options(sets: dict, options: dict) -> dict:
-    """--set values, overridden by the options actually given (an option left out must not erase
-    its --set: `--set steps=6` without --steps trains 6 steps)."""
-    return {**sets, **{k: v for k, v in options.items() if v is not None}}
+    """--set values and the options actually given (an option left out must not erase its --set:
+    `--set steps=6` without --steps trains 6 steps); one field given both ways, differently, is refused."""
+    given = {k: v for k, v in options.items() if v is not None}
+    twice = [f"{k} is {v} by its option or argument and {sets[k]} by --set" for k, v in given.items()
+             if k in sets and sets[k] != v]
+    if twice:
+        raise RoomtoneError(f"given twice, differently: {'; '.join(twice)}", "give each field once")
+    return {**sets, **given}
 
 
 def pretrain(

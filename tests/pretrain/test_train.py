@@ -98,6 +98,14 @@ def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(events):
     assert "lower lr" in err.value.fix
 
 
+def test_a_short_run_gets_a_short_warm_up_and_a_given_one_is_checked():
+    """`--steps 5` failed on a warm-up of 20 steps that the user never set."""
+    assert TrainConfig(steps=5).warmup_steps == 0 and TrainConfig(steps=50).warmup_steps == 20
+    assert TrainConfig(steps=20).warmup_steps == 2
+    with pytest.raises(ValueError, match="warmup_steps=20 must be below steps=5"):
+        TrainConfig(steps=5, warmup_steps=20)
+
+
 def test_bad_inputs_fail_before_training_starts(events):
     from pretrain.checkpoints import save_checkpoint
     from pretrain.models import create_model
