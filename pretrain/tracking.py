@@ -206,13 +206,21 @@ def finish_run(uri: str, run_id: str, encoder, register_as: str | None, checkpoi
     return version
 
 
+def set_tags(uri: str, run_id: str, tags: dict) -> None:
+    """Tags for what may change over a run's life (params are written once)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    for k, v in flatten(tags).items():
+        client.set_tag(run_id, k, v[:5000])
+
+
 def log_eval(uri: str, run_id: str, metrics: dict[str, float], settings: dict) -> None:
     """Evaluation results into the training run; settings as tags (an evaluation may be re-run)."""
     from mlflow.tracking import MlflowClient
 
+    set_tags(uri, run_id, settings)
     client = MlflowClient(uri)
-    for k, v in flatten(settings).items():
-        client.set_tag(run_id, k, v[:5000])
     stamp = int(time.time() * 1000)
     import mlflow.entities
 

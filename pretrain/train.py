@@ -274,7 +274,7 @@ def train_loop(config: dict) -> None:
         at_checkpoint = done % cfg.checkpoint_every == 0 or done == cfg.steps
         if at_checkpoint:
             if rank == 0:
-                _save(save_checkpoint, run_dir, core, opt, sched, done, cfg, source.classes, logger,
+                _save(save_checkpoint, run_dir, core, opt, sched, done, cfg, source.classes, source.ref, logger,
                       final=done == cfg.steps)
             if world > 1:
                 dist.barrier()
@@ -288,13 +288,13 @@ def train_loop(config: dict) -> None:
             ray.train.report({**metrics, "step": done})
 
 
-def _save(save_checkpoint, run_dir: Location, model, opt, sched, step: int, cfg: TrainConfig, classes, logger,
-          final: bool) -> None:
+def _save(save_checkpoint, run_dir: Location, model, opt, sched, step: int, cfg: TrainConfig, classes, source_ref: str,
+          logger, final: bool) -> None:
     """Write the checkpoint atomically, log it to MLflow when asked, keep the newest few.
 
     It carries the run config and class map, so evaluation rebuilds the model from this file alone."""
     extra = {"scheduler": sched.state_dict(), "model_name": cfg.model, "config": cfg.model_dump(mode="json"),
-             "classes": list(classes)}
+             "classes": list(classes), "source": source_ref}
     with tempfile.TemporaryDirectory() as tmp:
         local = str(Path(tmp) / checkpoint_name(step))
         save_checkpoint(local, model, opt, step, extra)
@@ -306,6 +306,27 @@ def _save(save_checkpoint, run_dir: Location, model, opt, sched, step: int, cfg:
 
 
 # -- the driver ------------------------------------------------------------------------------
+
+# Settings a run may change when it is resumed: they do not change what it learns (a resumed run
+# with more steps trains on; the worker count keeps the global batch, and so the loss).
+RESUMABLE = frozenset({"steps", "run_name", "tracking_uri", "experiment", "register_as", "storage", "checkpoint_every",
+                       "keep_checkpoints", "log_checkpoints", "max_failures", "num_workers", "cpus_per_worker",
+                       "data_cpus", "use_gpu", "features_on"})
+
+
+def _check_same_run(latest: dict, cfg: TrainConfig, source: Source, run_dir: Location) -> None:
+    """A run folder resumes only the training it holds: other settings or another snapshot under the
+    same run_name would continue its weights on a different task and leave MLflow describing the old one."""
+    saved = TrainConfig(**latest["extra"]["config"]).model_dump(mode="json", exclude=RESUMABLE)
+    now = cfg.model_dump(mode="json", exclude=RESUMABLE)
+    changed = [f"{k}: {saved[k]!r} -> {now[k]!r}" for k in now if saved.get(k) != now[k]]
+    if latest["extra"].get("source", source.ref) != source.ref:
+        changed.append(f"dataset snapshot: {latest['extra']['source']} -> {source.ref}")
+    if changed:
+        raise RoomtoneError(f"run folder {run_dir.uri} holds a run trained with other settings ({'; '.join(changed)})",
+                            "give another run_name (or none: the default name is one per config and snapshot), "
+                            "or restore these settings to resume it")
+
 
 def default_run_name(cfg: TrainConfig, source: Source) -> str:
     """Same config on the same snapshot -> same name -> re-running resumes it."""
@@ -369,6 +390,8 @@ def run_training(cfg: TrainConfig, catalog: Catalog, *, address: str | None = No
     run_dir.makedirs()
     run_dir.check_writable()
     latest, latest_loc = load_latest(run_dir, model, cfg.model)  # another model's fails here, before Ray
+    if latest:
+        _check_same_run(latest, cfg, source, run_dir)
     uri = tracking.check_reachable(tracking.tracking_uri(catalog.config, cfg.tracking_uri))
     done = tracking.finished_run(run_dir, uri) if latest and int(latest["step"]) >= cfg.steps else None
     if done:
@@ -383,6 +406,8 @@ def run_training(cfg: TrainConfig, catalog: Catalog, *, address: str | None = No
     params = {**cfg.model_dump(mode="json"), "dataset_ref": source.ref, "run_dir": run_dir.uri,
               "model_config": _model_config(model)}
     run_id = tracking.open_run(uri, cfg.experiment, run_name, run_dir, params, [source], artifacts)
+    if latest and latest["extra"]["config"].get("steps") != cfg.steps:  # the param keeps the first run's
+        tracking.set_tags(uri, run_id, {"roomtone.steps": cfg.steps})
 
     board = ray.remote(num_cpus=0)(_Board).remote() if show_progress else None
     trainer = TorchTrainer(
@@ -398,6 +423,12 @@ def run_training(cfg: TrainConfig, catalog: Catalog, *, address: str | None = No
     )
     try:
         _fit(trainer, cfg, int(latest["step"]) if latest else 0, board)
+    except (KeyboardInterrupt, SystemExit):  # Ray Train answers Ctrl-C by aborting the run and sys.exit()
+        tracking.finish_run(uri, run_id, None, None, None, status="KILLED")
+        kept = list_checkpoints(run_dir)
+        raise RoomtoneError(f"training {run_name} was interrupted; "
+                            + (f"its newest checkpoint is {kept[0].name}" if kept else "it wrote no checkpoint yet"),
+                            f"run the same command again: it resumes from {run_dir.uri}") from None
     except Exception as exc:  # noqa: BLE001 - Ray wraps worker errors; one message with the cause
         cause = _root_cause(exc)
         tracking.finish_run(uri, run_id, None, None, None, status="FAILED")

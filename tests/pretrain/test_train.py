@@ -123,3 +123,12 @@ def test_bad_inputs_fail_before_training_starts(events):
     with pytest.raises(RoomtoneError, match="step-00000005.pt does not fit model 'ssast-small'"):
         run_training(TrainConfig(model="ssast-small", dataset="events", run_name="sizes"), events)
     assert not (run_dir / "mlflow-run.json").exists()  # refused before the MLflow run was opened
+    # A run_name given again with other settings or another snapshot: continuing those weights on another
+    # task under the old MLflow run was silent
+    held = TrainConfig(dataset="events", run_name="held")
+    save_checkpoint(str(run_dir.parent / "held" / "checkpoints" / "step-00000005.pt"), create_model("ssast-tiny"), None,
+                    5, {"config": held.model_dump(mode="json"), "classes": [], "source": "events@1"})
+    with pytest.raises(RoomtoneError, match=r"other settings \(lr: 0.0005 -> 0.01; dataset snapshot: events@1 -> "
+                                            r"events@\d+\)") as err:
+        run_training(held.model_copy(update={"lr": 0.01, "steps": 400}), events)  # steps alone would resume
+    assert "give another run_name" in err.value.fix
