@@ -99,6 +99,19 @@ def _evaluate(config, catalog: Catalog, address: str | None, show_progress: bool
                   reused=result["reused"])
 
 
+def _check_reads_audio(config, made: dict) -> None:
+    """Training and evaluation read audio clips: a spec's RIR or QA stage writes none (found here,
+    not after the stages before it have run)."""
+    from pipelines.stages.qa import QaConfig
+    from pipelines.stages.rirs import RirsConfig
+
+    maker = made.get(config.dataset)
+    what = {RirsConfig: "RIRs", QaConfig: "question-answer tuples"}.get(type(maker))
+    if what:
+        raise RoomtoneError(f"dataset {config.dataset!r} holds {what}, made by this spec, with no audio column to "
+                            "train or evaluate on", "name an events, scenes or mixtures dataset")
+
+
 def _lazy(module: str, attr: str) -> Callable[[], Any]:
     def load():
         import importlib
@@ -126,10 +139,11 @@ STAGE_KINDS: dict[str, StageKind] = {
     "qa": StageKind(_lazy("pipelines.stages.qa", "QaConfig"), ("source",),
                     _dataset_stage("pipelines.stages.qa", "run_qa"), "question-answer tuples from metadata"),
     "pretrain": StageKind(_lazy("pretrain.config", "TrainConfig"), ("dataset",), _pretrain,
-                          "SSAST / BEATs / supervised training on Ray Train, tracked in MLflow", makes_dataset=False),
+                          "SSAST / BEATs / supervised training on Ray Train, tracked in MLflow", makes_dataset=False,
+                          check=lambda: _check_reads_audio),
     "eval": StageKind(_lazy("pretrain.config", "EvalConfig"), ("dataset",), _evaluate,
                       "linear probe, fine-tuning or SELD scores of a training stage's run", runs=("checkpoint",),
-                      makes_dataset=False),
+                      makes_dataset=False, check=lambda: _check_reads_audio),
 }
 
 

@@ -110,6 +110,9 @@ def test_what_a_dry_run_can_know_is_refused_before_anything_runs(catalog, tmp_pa
     grid = {**TINY, "stages": {**TINY["stages"], "scenes": {**TINY["stages"]["scenes"], "rir_source": "dataset"}}}
     with pytest.raises(RoomtoneError, match="places sources at random"):
         check_external_inputs(plan_spec(grid), catalog)
+    on_rirs = {**TINY, "stages": {**TINY["stages"], "train": {"kind": "pretrain", "dataset": "rooms", "steps": 2}}}
+    with pytest.raises(RoomtoneError, match="stage 'train' \\(pretrain\\): dataset 'rooms' holds RIRs"):
+        check_external_inputs(plan_spec(on_rirs), catalog)  # found before the stages making it have run
     check_external_inputs(plan_spec(TINY), catalog)  # and a spec that is fine passes
     publish_dataset(catalog, "library", {"v": 1}, rows=2)
     spec = {"name": "ext", "stages": {"scenes": {"kind": "scenes", "events": "library@v9", "rirs": "library"}}}
