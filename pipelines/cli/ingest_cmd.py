@@ -55,8 +55,8 @@ def events(
     sample_rate: int = typer.Option(None, help="Target sample rate in Hz (default 24000)."),
     trim_db: float = typer.Option(None, help="Trim edges quieter than this many dB below the peak (default -50)."),
     loudness_db: float = typer.Option(None, help="RMS of each trimmed event in dBFS (default -30)."),
-    test_fraction: float = typer.Option(None, help="Fraction of items held out as a test split, drawn per event "
-                                                   "id (default 0)."),
+    test_fraction: float = typer.Option(None, help="Fraction of each label's items held out as a test split "
+                                                   "(default 0)."),
     seed: int = typer.Option(None, help="Seed of the train/test draw per item."),
     address: str = typer.Option(None, envvar="RAY_ADDRESS", help="Ray cluster address; none starts a local one."),
     json_out: bool = flag("--json", help="Print the snapshot and the quarantine as JSON."),

@@ -93,7 +93,7 @@ class EventsConfig(BaseModel):
     silence_db: float = Field(-80.0, ge=-160, lt=0, description="a file whose peak is below this (dBFS) is silent")
     bits: Literal[16, 24] = 16
     seed: Seed = 0
-    test_fraction: float = Field(0.0, ge=0, lt=1, description="source files held out for a test split")
+    test_fraction: float = Field(0.0, ge=0, lt=1, description="source files held out for a test split, per label")
     max_shard_bytes: ShardBytes = DEFAULT_SHARD_BYTES
 
     @field_validator("folder", "hf_dataset", "labels_csv", "ontology")
@@ -495,10 +495,24 @@ def probe(cfg: EventsConfig, reader, sources: tuple[EventSource, ...]) -> list[s
     return reasons
 
 
-def split_by_item(ids: list, seed: int, test_fraction: float, key=str) -> dict[str, list]:
-    """``train`` and, when test_fraction > 0, ``test``: each item's side drawn from (seed, item id)."""
-    is_test = [bool(test_fraction) and item_rng(seed, key(i), "split").random() < test_fraction for i in ids]
-    by_split = {"train": [i for i, t in zip(ids, is_test) if not t], "test": [i for i, t in zip(ids, is_test) if t]}
+def split_by_item(ids: list, seed: int, test_fraction: float, key=str, label=None) -> dict[str, list]:
+    """``train`` and, when test_fraction > 0, ``test``, stratified by ``label``: every item draws a number
+    from (seed, item id), and the round(n * test_fraction) lowest of each label's n go to test, at least
+    one and never all where a label has two or more. (A draw per item alone left small libraries with
+    classes on one side only, which no probe can score.)"""
+    if not test_fraction:
+        return {"train": list(ids)}
+    draw = {key(i): item_rng(seed, key(i), "split").random() for i in ids}
+    groups: dict = {}
+    for i in ids:
+        groups.setdefault(label(i) if label else None, []).append(key(i))
+    test = set()
+    for members in groups.values():
+        n_test = round(len(members) * test_fraction)
+        if len(members) >= 2:
+            n_test = min(max(n_test, 1), len(members) - 1)
+        test.update(sorted(members, key=draw.__getitem__)[:n_test])
+    by_split = {"train": [i for i in ids if key(i) not in test], "test": [i for i in ids if key(i) in test]}
     return {split: items for split, items in by_split.items() if items}
 
 
@@ -540,7 +554,7 @@ def run_ingest_events(cfg: EventsConfig, catalog: Catalog, *, address: str | Non
         why = "; ".join(f"{q['source_file']}: {q['reason']}" for q in skipped[:5])
         raise RoomtoneError(f"{library.where} has no readable, labelled audio ({len(skipped)} skipped: "
                             f"{why}{' ...' if len(skipped) > 5 else ''})", library.hint)
-    by_split = split_by_item(usable, cfg.seed, cfg.test_fraction, key=lambda s: s.id)
+    by_split = split_by_item(usable, cfg.seed, cfg.test_fraction, key=lambda s: s.id, label=lambda s: s.label)
     tasks = plan_shards(by_split, cfg.max_shard_bytes, lambda source: source.nbytes)
     snap = run_sharded(catalog, run, tasks, partial(make_rows, cfg, reader, ontology_ids),
                        address=address, show_progress=show_progress, description=f"ingesting {cfg.name}",

@@ -43,7 +43,7 @@ class SyntheticEventsConfig(BaseModel):
     ontology: Path | None = Field(None, description="AudioSet ontology JSON; matching kinds get ontology_id")
     bits: Literal[16, 24] = 16
     seed: Seed = 0
-    test_fraction: float = Field(0.0, ge=0, lt=1)
+    test_fraction: float = Field(0.0, ge=0, lt=1, description="events held out for a test split, per kind")
     max_shard_bytes: ShardBytes = DEFAULT_SHARD_BYTES
 
     @field_validator("ontology")
@@ -128,7 +128,7 @@ def run_synthetic_events(cfg: SyntheticEventsConfig, catalog: Catalog, *, addres
                          show_progress: bool = True) -> Snapshot:
     ontology_ids = match_ontology(set(cfg.kinds), cfg.ontology)
     run = catalog.create_run(cfg.name, cfg, features(cfg))
-    by_split = split_by_item(event_ids(cfg), cfg.seed, cfg.test_fraction, key=lambda e: e[0])
+    by_split = split_by_item(event_ids(cfg), cfg.seed, cfg.test_fraction, key=lambda e: e[0], label=lambda e: e[1])
     bytes_per_event = sum(cfg.duration) / 2 * cfg.sample_rate * cfg.bits / 8 * 0.7
     return run_sharded(catalog, run, plan_shards(by_split, cfg.max_shard_bytes, bytes_per_event),
                        partial(make_rows, cfg, ontology_ids),

@@ -192,3 +192,17 @@ def test_cli_ingest_events_names_the_sources(tmp_path):
                     check=False)
     assert proc.returncode != 0 and "folder, hf_dataset or catalog_dataset (got hf_dataset and catalog_dataset)" \
         in proc.stdout + proc.stderr
+
+
+def test_the_test_split_is_stratified_so_every_class_is_on_both_sides():
+    """A draw per item alone put all of a small class on one side (the demo's probe scored 0.000 with
+    a class only in test); now each label with two or more items has some on each side."""
+    from pipelines.stages.events import split_by_item
+
+    items = [("a", i) for i in range(2)] + [("b", i) for i in range(8)] + [("c", 0)]
+    for seed in range(20):
+        split = split_by_item(items, seed, 0.25, key=str, label=lambda it: it[0])
+        test = [label for label, _ in split["test"]]
+        assert sorted(test) == ["a", "b", "b"]  # round(2 x 0.25) raised to 1; round(8 x 0.25); c has one item
+        assert split_by_item(items[::-1], seed, 0.25, key=str, label=lambda it: it[0])["test"] == split["test"][::-1]
+    assert split_by_item(items, 0, 0.0, key=str) == {"train": items}
