@@ -206,6 +206,7 @@ def run_eval(cfg: EvalConfig, catalog: Catalog, *, show_progress: bool = False) 
     name = f"eval/{cfg.mode}/{source.name}"
     out = {f"{name}/{k}": v for k, v in metrics.items()}
     if run_id:
+        tracking.log_inputs(uri, run_id, list(sources.values()), f"eval/{cfg.mode}")
         tracking.log_eval(uri, run_id, out,
                           {f"{name}.dataset": source.ref, f"{name}.checkpoint": ckpt.uri,
                            f"{name}.config": cfg.model_dump(mode="json")})

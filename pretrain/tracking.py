@@ -78,8 +78,7 @@ def open_run(uri: str, experiment: str, run_name: str, run_dir: Location, params
              artifacts: str | None) -> str:
     """Create (or find again, from the run folder) the MLflow run; log params and dataset inputs."""
     import mlflow
-    import pandas as pd
-    from mlflow.entities import DatasetInput, InputTag, Param
+    from mlflow.entities import Param
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(uri)
@@ -98,17 +97,7 @@ def open_run(uri: str, experiment: str, run_name: str, run_dir: Location, params
                             "check --tracking-uri / MLFLOW_TRACKING_URI (or start the server)") from None
     run = client.create_run(exp_id, run_name=run_name, tags={"roomtone.run_dir": run_dir.uri})
     client.log_batch(run.info.run_id, params=[Param(k, v[:6000]) for k, v in flatten(redact(params)).items()])
-    inputs = []
-    for src in sources:
-        manifest = pd.DataFrame({"uri": [u for u, _ in src.files], "rows": [n for _, n in src.files]})
-        with warnings.catch_warnings():  # MLflow's hints on integer columns and its doubly registered sources
-            warnings.simplefilter("ignore", UserWarning)
-            ds = mlflow.data.from_pandas(manifest, source=src.files[0][0].rsplit("/", 2)[0], name=src.ref,
-                                         digest=src.digest[:32])  # explicit: the store keeps 36 characters
-            entity = ds._to_mlflow_entity()  # infers the schema, which warns again
-        tags = {"mlflow.data.context": f"training:{src.split}", "roomtone.manifest_sha256": src.digest}
-        inputs.append(DatasetInput(entity, [InputTag(k, v) for k, v in tags.items()]))
-    client.log_inputs(run.info.run_id, datasets=inputs)
+    log_inputs(uri, run.info.run_id, sources, "training")
     marker.write_bytes(json.dumps({"tracking_uri": uri, "run_id": run.info.run_id}).encode())
     return run.info.run_id
 
@@ -204,6 +193,27 @@ def finish_run(uri: str, run_id: str, encoder, register_as: str | None, checkpoi
         else:
             os.environ["MLFLOW_TRACKING_URI"] = previous
     return version
+
+
+def log_inputs(uri: str, run_id: str, sources: list, context: str) -> None:
+    """The snapshots a run read, as MLflow dataset inputs: ``name@snapshot``, its manifest digest and
+    ``context:split`` (training, or an evaluation's mode), so MLflow and the catalog point at each other."""
+    import mlflow
+    import pandas as pd
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.tracking import MlflowClient
+
+    inputs = []
+    for src in sources:
+        manifest = pd.DataFrame({"uri": [u for u, _ in src.files], "rows": [n for _, n in src.files]})
+        with warnings.catch_warnings():  # MLflow's hints on integer columns and its doubly registered sources
+            warnings.simplefilter("ignore", UserWarning)
+            ds = mlflow.data.from_pandas(manifest, source=src.files[0][0].rsplit("/", 2)[0], name=src.ref,
+                                         digest=src.digest[:32])  # explicit: the store keeps 36 characters
+            entity = ds._to_mlflow_entity()  # infers the schema, which warns again
+        tags = {"mlflow.data.context": f"{context}:{src.split}", "roomtone.manifest_sha256": src.digest}
+        inputs.append(DatasetInput(entity, [InputTag(k, v) for k, v in tags.items()]))
+    MlflowClient(uri).log_inputs(run_id, datasets=inputs)
 
 
 def set_tags(uri: str, run_id: str, tags: dict) -> None:

@@ -81,6 +81,10 @@ def test_sqlite_store_has_params_metrics_datasets_model_and_the_probe(events):
     assert metrics["eval/probe/events/train_clips"] + metrics["eval/probe/events/test_clips"] == 8
     assert client.get_run(result.mlflow_run_id).data.tags["eval/probe/events.dataset"] == src.ref
     assert not out["reused"]
+    contexts = {(i.dataset.name, t.value) for i in client.get_run(result.mlflow_run_id).inputs.dataset_inputs
+                for t in i.tags if t.key == "mlflow.data.context"}
+    test_ref = open_source(events, "events", "test", "tagging").ref
+    assert {(src.ref, "training:train"), (test_ref, "eval/probe:test")} <= contexts  # what the probe read
     # The same evaluation again is the kept result, logged once; other settings are a new evaluation.
     again = run_eval(EvalConfig(checkpoint=result.run_dir, dataset="events", steps=20), events)
     assert again["reused"] and again["metrics"] == out["metrics"]
