@@ -109,7 +109,11 @@ def scale_to(bundles: list[dict[str, float]], timeout_s: float | None = None) ->
     if not short or _local:
         return have
     if timeout_s is None:
-        timeout_s = float(os.environ.get(SCALE_UP_ENV) or SCALE_UP_DEFAULT_S)
+        try:
+            timeout_s = float(os.environ.get(SCALE_UP_ENV) or SCALE_UP_DEFAULT_S)
+        except ValueError:
+            raise RoomtoneError(f"{SCALE_UP_ENV}={os.environ[SCALE_UP_ENV]!r} is not a number of seconds",
+                                f"set it to e.g. {SCALE_UP_DEFAULT_S:.0f}, or unset it") from None
     from ray.autoscaler.sdk import request_resources
 
     logging.getLogger(__name__).warning("the cluster has %s of %s; asking its autoscaler and waiting up to %.0f s",

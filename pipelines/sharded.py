@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Any, Callable, Iterable, Iterator
 
 from catalog import Catalog, DatasetRun, Snapshot, plan_num_shards, write_shard
-from catalog.cluster import SCALE_UP_ENV, connect, scale_to
+from catalog.cluster import SCALE_UP_DEFAULT_S, SCALE_UP_ENV, connect, scale_to
 from catalog.errors import RoomtoneError
 from catalog.progress import progress_bar
 from catalog.shards import shard_relpath
@@ -148,7 +148,7 @@ def require_gpus(address: str | None) -> None:
     if not scale_to([{"GPU": 1}]).get("GPU"):
         raise RoomtoneError("device='cuda' but the Ray cluster has no GPU",
                             f"use device='auto' (GPUs where the cluster has them) or 'cpu'; an autoscaling "
-                            f"cluster is waited for up to {SCALE_UP_ENV} seconds (default 600)")
+                            f"cluster is waited for up to {SCALE_UP_ENV} seconds (default {SCALE_UP_DEFAULT_S:.0f})")
 
 
 def run_sharded(catalog: Catalog, run: DatasetRun, tasks: list[ShardTask],

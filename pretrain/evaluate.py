@@ -171,11 +171,13 @@ def run_eval(cfg: EvalConfig, catalog: Catalog, *, show_progress: bool = False) 
 
     model, train_cfg, ckpt = load_trained(cfg.checkpoint)
     if cfg.mode == "seld" and train_cfg.family != "seld":
-        raise RoomtoneError(f"{ckpt.uri} is a {train_cfg.model} run, not a SELD one", "probe its encoder instead: roomtone eval probe RUN (mode: probe in a spec)")
+        raise RoomtoneError(f"{ckpt.uri} is a {train_cfg.model} run, not a SELD one",
+                            "probe its encoder instead: roomtone eval probe RUN (mode: probe in a spec)")
     clip = cfg.clip_seconds or train_cfg.clip_seconds
     family = "seld" if cfg.mode == "seld" else "tagging"
     splits = (cfg.test_split,) if cfg.mode == "seld" else (cfg.train_split, cfg.test_split)
-    sources = {split: open_source(catalog, cfg.dataset, split, family, f"{cfg.mode} evaluation") for split in splits}  # before Ray starts
+    sources = {split: open_source(catalog, cfg.dataset, split, family, f"{cfg.mode} evaluation")
+               for split in splits}  # before Ray starts
     test = sources[cfg.test_split]
     source = test if cfg.mode == "seld" else sources[cfg.train_split]  # whose class map the scores use
     run_id, uri = cfg.mlflow_run_id, cfg.tracking_uri  # where the scores go, checked before the work

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Callable
 import torch
 
 from catalog import Location
-from catalog.cluster import SCALE_UP_ENV, scale_to
+from catalog.cluster import SCALE_UP_DEFAULT_S, SCALE_UP_ENV, scale_to
 from catalog.errors import RoomtoneError
 from pretrain import tracking
 from pretrain.config import TrainConfig
@@ -351,7 +351,7 @@ def _check_resources(cfg: TrainConfig, resources: dict) -> bool:
     use_gpu = bool(resources.get("GPU", 0)) if cfg.use_gpu is None else cfg.use_gpu
     worker = {"CPU": cfg.cpus_per_worker, **({"GPU": 1} if use_gpu else {})}
     resources = scale_to([worker] * cfg.num_workers + ([{"CPU": cfg.data_cpus}] if cfg.data_cpus else []))
-    grow = f"; an autoscaling cluster is waited for up to {SCALE_UP_ENV} seconds (default 600)"
+    grow = f"; an autoscaling cluster is waited for up to {SCALE_UP_ENV} seconds (default {SCALE_UP_DEFAULT_S:.0f})"
     gpus = int(resources.get("GPU", 0))
     if use_gpu and gpus < cfg.num_workers:
         raise RoomtoneError(f"{cfg.num_workers} GPU workers asked for but the cluster has {gpus} GPUs",

@@ -103,7 +103,8 @@ def damage_audio_page(uri: str) -> None:
     (["pretrain", "ssast", "-d", "missing", "--set", "steps=0"], "steps"),
     (["eval", "probe", "runs/x", "-d", "missing", "--set", "steps=0"], "steps"),
     (["eval", "probe", "models:/roomtone-ssast-tiny/2", "-d", "events"], "is an MLflow model URI"),
-    (["pretrain", "ssast", "-d", "events", "--steps", "5", "--set", "steps=9"], "steps is 5 by its option or argument and 9 by --set"),
+    (["pretrain", "ssast", "-d", "events", "--steps", "5", "--set", "steps=9"],
+     "steps is 5 by its option or argument and 9 by --set"),
     (["ingest", "synthetic", "--per-class", "1", "--address", "127.0.0.1:1"], "nothing answers there"),
     (["--root", "/proc/roomtone", "catalog", "ls"], "cannot"),
 ])

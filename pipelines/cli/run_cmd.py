@@ -14,8 +14,8 @@ ADDRESS = typer.Option(None, "--address", envvar="RAY_ADDRESS",
                        help="Ray dashboard / Jobs API address, e.g. http://HEAD:8265.")
 
 
-SET = typer.Option(None, "--set", metavar="STAGE.FIELD=VALUE", help="Override a field: STAGE.FIELD=VALUE (repeatable), e.g. "
-                                       "--set scenes.num_scenes=4 --set seed=7.")
+SET = typer.Option(None, "--set", metavar="STAGE.FIELD=VALUE",
+                   help="Override a field: STAGE.FIELD=VALUE (repeatable), e.g. --set scenes.num_scenes=4 --set seed=7.")
 
 
 def _plan(spec: Path, overrides: list[str] | None):
@@ -58,8 +58,9 @@ def submit(
     spec: Path = typer.Argument(..., help="Pipeline spec YAML."),
     address: str = ADDRESS,
     scheduled: datetime = typer.Option(None, "--scheduled-time",
-                                       help="The schedule slot this run belongs to, UTC unless it names a zone (default: "
-                                            "now, to the minute). The same spec and slot are never started twice."),
+                                       help="The schedule slot this run belongs to, UTC unless it names a zone "
+                                            "(default: now, to the minute). The same spec and slot are never "
+                                            "started twice."),
     overrides: list[str] = SET,
     wait: bool = flag("--wait", help="Wait for the job to end; a failure prints its log tail."),
 ):
