@@ -274,7 +274,7 @@ def train_loop(config: dict) -> None:
         at_checkpoint = done % cfg.checkpoint_every == 0 or done == cfg.steps
         if at_checkpoint:
             if rank == 0:
-                _save(save_checkpoint, run_dir, core, opt, sched, done, cfg, source.classes, source.ref, logger,
+                _save(save_checkpoint, run_dir, core, opt, sched, done, cfg, source, logger,
                       final=done == cfg.steps)
             if world > 1:
                 dist.barrier()
@@ -288,13 +288,13 @@ def train_loop(config: dict) -> None:
             ray.train.report({**metrics, "step": done})
 
 
-def _save(save_checkpoint, run_dir: Location, model, opt, sched, step: int, cfg: TrainConfig, classes, source_ref: str,
+def _save(save_checkpoint, run_dir: Location, model, opt, sched, step: int, cfg: TrainConfig, source: Source,
           logger, final: bool) -> None:
     """Write the checkpoint atomically, log it to MLflow when asked, keep the newest few.
 
     It carries the run config and class map, so evaluation rebuilds the model from this file alone."""
     extra = {"scheduler": sched.state_dict(), "model_name": cfg.model, "config": cfg.model_dump(mode="json"),
-             "classes": list(classes), "source": source_ref}
+             "classes": list(source.classes), "source": source.ref}
     with tempfile.TemporaryDirectory() as tmp:
         local = str(Path(tmp) / checkpoint_name(step))
         save_checkpoint(local, model, opt, step, extra)

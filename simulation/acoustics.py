@@ -16,6 +16,7 @@ import torch
 __all__ = ["direct_path_labels", "energy_decay_curve", "decay_time", "direct_to_reverberant_ratio"]
 
 _FITS = {"edt": (0.0, -10.0), "t20": (-5.0, -25.0), "t30": (-5.0, -35.0)}
+_MAX_ITERATIONS = 20  # decay_time's correction for truncation: a T30 of an exponential converges in about five
 
 
 def _as_numpy(x: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -47,10 +48,18 @@ def energy_decay_curve(rir: np.ndarray | torch.Tensor, fs: float | None = None,
     correction for truncation). An RIR that ends in silence gets nothing added.
     """
     energy = _as_numpy(rir) ** 2
-    remaining = np.cumsum(energy[..., ::-1], axis=-1)[..., ::-1]
+    if rt60 is not None and fs is None:
+        raise ValueError("give fs with rt60: the correction for truncation needs the sample rate")
+    return _edc_db(energy, _backward_sum(energy), fs, rt60)
+
+
+def _backward_sum(energy: np.ndarray) -> np.ndarray:
+    return np.cumsum(energy[..., ::-1], axis=-1)[..., ::-1]
+
+
+def _edc_db(energy: np.ndarray, remaining: np.ndarray, fs: float | None, rt60) -> np.ndarray:
+    """The curve in dB from its backward sum, plus the truncated energy when `rt60` is given."""
     if rt60 is not None:
-        if fs is None:
-            raise ValueError("give fs with rt60: the correction for truncation needs the sample rate")
         remaining = remaining + _truncated_energy(energy, fs, np.broadcast_to(rt60, energy.shape[:-1]))[..., None]
     with np.errstate(divide="ignore", invalid="ignore"):
         return 10.0 * np.log10(remaining / remaining[..., :1])
@@ -79,20 +88,19 @@ def decay_time(rir: np.ndarray | torch.Tensor, fs: float, method: Literal["edt",
     if method not in _FITS:
         raise ValueError(f"method must be one of {sorted(_FITS)}; got {method!r}")
     x = _as_numpy(rir)
-    flat = x.reshape(-1, x.shape[-1])
-    t = np.arange(flat.shape[-1]) / fs
-    fitted = _fit(energy_decay_curve(flat), t, method)
+    energy = x.reshape(-1, x.shape[-1]) ** 2
+    remaining = _backward_sum(energy)  # once: each iteration only changes the energy added after the end
+    t = np.arange(energy.shape[-1]) / fs
+    plain = _edc_db(energy, remaining, None, None)
+    fitted = _fit(plain, t, method)
+    fallback = _fit(plain, t, "edt")  # where the uncorrected curve never reaches the method's range
     for _ in range(_MAX_ITERATIONS):
-        start = np.where(np.isfinite(fitted), fitted, _fit(energy_decay_curve(flat), t, "edt"))
-        refit = _fit(energy_decay_curve(flat, fs, start), t, method)
+        refit = _fit(_edc_db(energy, remaining, fs, np.where(np.isfinite(fitted), fitted, fallback)), t, method)
         done = np.allclose(refit, fitted, rtol=1e-4, atol=0.0, equal_nan=True)
         fitted = refit
         if done:
             break
     return fitted.reshape(x.shape[:-1])
-
-
-_MAX_ITERATIONS = 20  # a T30 of an exponential converges in about five
 
 
 def _fit(edc: np.ndarray, t: np.ndarray, method: str) -> np.ndarray:
