@@ -15,6 +15,7 @@ request does not fail a long job, while a permanent failure still ends it in bou
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import shutil
@@ -233,6 +234,12 @@ class Location:
         if not self.is_s3:
             with self._errors("create"):
                 Path(self.uri).mkdir(parents=True, exist_ok=True)
+
+    def remove_empty(self) -> None:
+        """Remove this directory if it holds nothing (S3 has no empty directories to remove)."""
+        if not self.is_s3:
+            with contextlib.suppress(OSError):
+                Path(self.uri).rmdir()
 
     def check_writable(self) -> None:
         """Fail fast, before any work, when the bucket or directory cannot be written."""

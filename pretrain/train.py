@@ -387,6 +387,7 @@ def run_training(cfg: TrainConfig, catalog: Catalog, *, address: str | None = No
     run_name = cfg.run_name or default_run_name(cfg, source)
     storage = Location.parse(cfg.storage) if cfg.storage else catalog.config.root_location.join("runs")
     run_dir = storage.join(run_name)
+    fresh = not run_dir.exists()
     run_dir.makedirs()
     run_dir.check_writable()
     latest, latest_loc = load_latest(run_dir, model, cfg.model)  # another model's fails here, before Ray
@@ -400,7 +401,12 @@ def run_training(cfg: TrainConfig, catalog: Catalog, *, address: str | None = No
     for old in run_dir.list_files(".json"):
         if old.name.startswith("nan-rank"):
             old.filesystem.delete_file(old.path)
-    use_gpu = _check_resources(cfg, connect(address))
+    try:
+        use_gpu = _check_resources(cfg, connect(address))
+    except RoomtoneError:
+        if fresh:  # a refused first attempt leaves no empty run folder behind
+            run_dir.remove_empty()
+        raise
 
     artifacts = None if uri.startswith(("http://", "https://")) else _artifact_root(catalog)  # a server keeps its own
     params = {**cfg.model_dump(mode="json"), "dataset_ref": source.ref, "run_dir": run_dir.uri,

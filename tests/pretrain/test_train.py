@@ -132,3 +132,7 @@ def test_bad_inputs_fail_before_training_starts(events):
                                             r"events@\d+\)") as err:
         run_training(held.model_copy(update={"lr": 0.01, "steps": 400}), events)  # steps alone would resume
     assert "give another run_name" in err.value.fix
+    # More workers than the cluster holds: refused, and no empty run folder is left behind to resume from
+    with pytest.raises(RoomtoneError, match="need more than the cluster's 2 CPUs"):
+        run_training(TrainConfig(dataset="events", run_name="crowded", num_workers=4, cpus_per_worker=1), events)
+    assert not (run_dir.parent / "crowded").exists()
