@@ -254,6 +254,16 @@ def test_pods_mount_only_volumes_they_declare_and_read_config_that_exists():
         assert used <= config_maps, where
 
 
+def test_every_ray_pod_runs_as_one_service_account_that_the_manifests_define():
+    """One account to annotate for IRSA (or bind with Pod Identity) gives every Ray pod bucket access."""
+    accounts = {d["metadata"]["name"] for d in by_kind("ServiceAccount")}
+    ray_pods = {f"{where} {g.get('groupName', 'head')}": g["template"]["spec"].get("serviceAccountName")
+                for where, spec in ray_cluster_specs() for g in groups(spec)}
+    assert len(ray_pods) == 6 and set(ray_pods.values()) == {"roomtone"}, ray_pods
+    for where, pod in pod_specs():
+        assert pod.get("serviceAccountName") in accounts, where
+
+
 def test_ray_clusters_have_cpu_and_gpu_groups_that_autoscale_within_bounds():
     specs = ray_cluster_specs()
     assert {w for w, _ in specs} >= {"RayCluster roomtone", "RayJob roomtone-demo"}
@@ -359,7 +369,7 @@ def test_the_schedule_forbids_overlap_and_needs_only_what_it_is_granted():
     assert valid_cron(spec["schedule"])
     pod = spec["jobTemplate"]["spec"]["template"]["spec"]
     assert pod["restartPolicy"] in {"Never", "OnFailure"}
-    (account,) = by_kind("ServiceAccount")
+    account = next(a for a in by_kind("ServiceAccount") if a["metadata"]["name"] == pod["serviceAccountName"])
     (role,) = by_kind("Role")
     (binding,) = by_kind("RoleBinding")
     assert pod["serviceAccountName"] == account["metadata"]["name"]
