@@ -28,6 +28,7 @@ from simulation.seeding import item_rng, item_seed
 Range = tuple[float, float]
 RT60_BINS = [round(0.2 * i, 1) for i in range(12)]          # 0.0 .. 2.2 s
 VOLUME_BINS = [0, 50, 100, 250, 500, 1000, 2000, 4000, 7000]  # m^3; 25 x 25 x 10 m is 6250
+MAX_DRAWS_PER_SOURCE = 1000  # random placement gives up (a clear error) instead of looping on a tiny feasible set
 
 
 class RirsConfig(BaseModel):
@@ -74,6 +75,11 @@ class RirsConfig(BaseModel):
         if min(self.room_x[0], self.room_y[0], self.room_z[0]) <= 2 * self.wall_clearance:
             raise ValueError(f"the smallest room dimension must exceed 2 x wall_clearance "
                              f"({2 * self.wall_clearance} m) so sources fit")
+        if self.placement == "random" and (reach := self._worst_reach()) < self.min_source_distance:
+            raise ValueError(f"min_source_distance={self.min_source_distance} m cannot be kept in the smallest rooms: "
+                             f"with wall_clearance={self.wall_clearance} m, no point is more than {reach:.2f} m "
+                             f"from the array; lower min_source_distance or wall_clearance, or raise the minimum "
+                             f"of room_x/room_y/room_z")
         if self.rt60[0] <= 0 or self.rt60[1] > 3.0:
             raise ValueError(f"rt60 must lie in (0, 3] s; got {list(self.rt60)}")
         if not (0 < self.array_center_fraction[0] and self.array_center_fraction[1] < 1):
@@ -85,6 +91,14 @@ class RirsConfig(BaseModel):
         if not all(0 < d <= 50 for d in self.grid_distances):
             raise ValueError(f"grid_distances must lie in (0, 50] m; got {self.grid_distances}")
         return self
+
+    def _worst_reach(self) -> float:
+        """The distance from the array to the farthest allowed source point, in the room that makes it
+        smallest: the smallest dimensions with the array as near their middle as array_center_fraction
+        allows. Every room reaches at least this far, so random placement always finds positions."""
+        fraction = max(self.array_center_fraction[0], min(0.5, self.array_center_fraction[1]))
+        return math.dist((0, 0, 0), [max(fraction, 1 - fraction) * lo - self.wall_clearance
+                                     for lo, _ in (self.room_x, self.room_y, self.room_z)])
 
     @property
     def channels(self) -> int:
@@ -160,11 +174,17 @@ def _sources(cfg: RirsConfig, rng: np.random.Generator, dims: np.ndarray, center
                                 "shrink grid_distances or wall_clearance, or make the rooms larger")
         return pts
     out = []
-    while len(out) < cfg.sources_per_room:
+    for _ in range(MAX_DRAWS_PER_SOURCE * cfg.sources_per_room):
         p = rng.uniform(lo, hi)
         if np.linalg.norm(p - center) >= cfg.min_source_distance:
             out.append(p)
-    return np.array(out)
+            if len(out) == cfg.sources_per_room:
+                return np.array(out)
+    raise RoomtoneError(f"only {len(out)} of {cfg.sources_per_room} sources could be placed "
+                        f"min_source_distance={cfg.min_source_distance} m from the array in a "
+                        f"{' x '.join(f'{d:.2f}' for d in dims)} m room after "
+                        f"{MAX_DRAWS_PER_SOURCE * cfg.sources_per_room} draws",
+                        "lower min_source_distance or wall_clearance, or make the rooms larger")
 
 
 def simulate_room(cfg: RirsConfig, room_id: str, device: str = "cpu") -> list[dict]:

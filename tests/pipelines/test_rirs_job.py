@@ -59,6 +59,8 @@ def test_grid_placement_keeps_inside_points():
     ({"rt60": (0.2, 9.0)}, "rt60 must lie in"),
     ({"sample_rate": 10}, "sample_rate"),
     ({"array": "cube"}, "array"),
+    # 2.1 m rooms keep sources 1 m from the walls, so none can be 0.5 m from the array: it looped forever
+    ({"room_x": (2.1, 9.0), "room_y": (2.1, 9.0), "room_z": (2.1, 3.0)}, "min_source_distance=0.5 m cannot be kept"),
 ])
 def test_bad_configs_are_refused_at_the_door(overrides, message):
     with pytest.raises(ValidationError, match=message):
@@ -71,3 +73,13 @@ def test_unreachable_rt60_fails_before_the_job():
     with pytest.raises(RoomtoneError, match="reaches an rt60 in") as err:  # one clear message, not a traceback
         check_before_work(cfg)
     assert "rt60_method='eyring'" in err.value.fix
+
+
+def test_random_placement_gives_up_with_a_clear_error_on_a_vanishing_feasible_set():
+    """Only the corners of a 1 m cube of allowed points lie 0.86 m from its centre: random draws
+    almost never land there, and placement stops with the fields to change instead of looping."""
+    cfg = RirsConfig(**{**SMALL, "room_x": (3.0, 3.0), "room_y": (3.0, 3.0), "room_z": (3.0, 3.0),
+                        "array_center_fraction": (0.5, 0.5), "min_source_distance": 0.86})
+    with pytest.raises(RoomtoneError, match="only 0 of 2 sources could be placed") as err:
+        check_before_work(cfg)
+    assert "min_source_distance" in err.value.fix
