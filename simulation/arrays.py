@@ -115,7 +115,7 @@ class MicArray:
 def custom(coords: Sequence[Sequence[float]], pattern: str | float | Sequence[str | float] = "omni",
            orientations: Sequence[Sequence[float]] | None = None, name: str = "custom") -> MicArray:
     """Array from absolute capsule coordinates (M, 3); orientations default to +x."""
-    pos = np.asarray(coords, dtype=np.float64).reshape(-1, 3)
+    pos = np.atleast_2d(np.asarray(coords, dtype=np.float64))  # one capsule may be given as one 3-vector
     pats = [pattern] * len(pos) if isinstance(pattern, (str, int, float)) else list(pattern)
     ori = np.tile([1.0, 0.0, 0.0], (len(pos), 1)) if orientations is None else np.asarray(orientations, dtype=np.float64)
     return MicArray(tuple(map(tuple, pos)), tuple(_pattern_value(p) for p in pats), tuple(map(tuple, ori)), name)
@@ -153,6 +153,8 @@ def linear(n: int, spacing: float, center: Sequence[float] = (0.0, 0.0, 0.0), ax
     if n < 1 or not spacing > 0:
         raise ValueError(f"linear needs n >= 1 and spacing in (0, inf) m; got n={n}, spacing={spacing}")
     ax = np.asarray(axis, dtype=np.float64)
+    if ax.shape != (3,) or not (np.isfinite(ax).all() and np.linalg.norm(ax) > 0):
+        raise ValueError(f"linear needs axis to be a finite, non-zero 3-vector; got {ax.tolist()}")
     ax = ax / np.linalg.norm(ax)
     offsets = (np.arange(n) - (n - 1) / 2.0)[:, None] * spacing * ax
     return custom(np.asarray(center, dtype=np.float64) + offsets, pattern, name=f"linear{n}")

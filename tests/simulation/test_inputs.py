@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import simulation.ism
-from simulation import Room, custom, simulate, tetra_mic
+from simulation import Room, custom, linear, simulate, tetra_mic
 
 ROOM = Room(dims=(5.0, 4.0, 3.0), beta=(0.8,) * 6)
 ARRAY = tetra_mic((2.5, 2.0, 1.5))
@@ -91,6 +91,18 @@ def test_coincident_capsules() -> None:
         custom([[1.0, 1.0, 1.0]], 1.5)
     with pytest.raises(ValueError, match="pattern must be one of"):
         custom([[1.0, 1.0, 1.0]], "shotgun")
+
+
+@pytest.mark.parametrize("coords", [[[0.0, 0.0, 0.0, 1.0, 1.0, 1.0]], [[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]])
+def test_custom_coordinates_of_another_shape_are_refused_not_reshaped(coords) -> None:
+    with pytest.raises(ValueError, match=r"finite \(M, 3\) array"):
+        custom(coords)
+    assert custom([1.0, 2.0, 3.0]).positions == ((1.0, 2.0, 3.0),)  # one capsule as one 3-vector
+
+
+def test_linear_array_along_no_direction_is_refused() -> None:
+    with pytest.raises(ValueError, match="axis to be a finite, non-zero 3-vector"):
+        linear(4, 0.05, axis=(0.0, 0.0, 0.0))
 
 
 def test_cuda_request_without_cuda() -> None:
