@@ -19,13 +19,14 @@ def describe_validation_error(exc: ValidationError, where: str = "config", field
     gets the closest of ``fields`` (the model's own) as a suggestion."""
     parts, fields = [], list(fields)
     for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "(root)"
+        field = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")  # our validators' messages name their fields
         shown = repr(err.get("input"))
         given = (f" (got {shown if len(shown) <= 80 else shown[:77] + '...'})"
                  if "input" in err and not isinstance(err["input"], dict) else "")
         close = difflib.get_close_matches(str(err["loc"][-1]), fields, n=1) if err["type"] == "extra_forbidden" else []
-        parts.append(f"{field}: {err['msg']}{given}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    return RoomtoneError(f"invalid {where}: " + "; ".join(parts), "fix the named fields; see --help for the ranges")
+        parts.append(f"{field}: " * bool(field) + msg + given + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return RoomtoneError(f"invalid {where}: " + "; ".join(parts), "fix the named fields to what each message allows")
 
 
 def read_yaml(path: Path, what: str, fix_path: str):

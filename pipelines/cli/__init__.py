@@ -11,6 +11,7 @@ import sys
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from catalog.errors import RoomtoneError
 from pipelines.cli import (augment_cmd, catalog_cmd, export_cmd, ingest_cmd, plan_cmd, plot_cmd, pretrain_cmd,
@@ -66,9 +67,9 @@ def main() -> None:
     console = Console(stderr=True)
 
     def fail(problem: str, fix: str | None) -> None:
-        console.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(problem)}", highlight=False, soft_wrap=True)
         if fix:
-            console.print(f"[bold]fix:[/] {fix}", highlight=False, soft_wrap=True)
+            console.print(f"[bold]fix:[/] {escape(fix)}", highlight=False, soft_wrap=True)
         sys.exit(1)
 
     def debug() -> bool:  # --debug is parsed inside app()
