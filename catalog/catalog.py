@@ -250,9 +250,10 @@ class Catalog:
 
     def create_run(self, name: str, config: Any, features: datasets.Features, *, inputs: list[str] = (),
                    mode: str = "overwrite", info: dict | None = None, ray_job_id: str | None = None,
-                   mlflow_run_id: str | None = None) -> DatasetRun:
+                   mlflow_run_id: str | None = None, files: str | None = None) -> DatasetRun:
         """Check everything a publish will need *before* the job does any work, and return
-        the run whose folder the job writes shards into."""
+        the run whose folder the job writes shards into. ``files``: a digest of inputs the catalog does
+        not hold (see `files_digest`), so that changed files make a new run instead of reusing the last."""
         validate_name(name)
         if mode not in ("overwrite", "append"):
             raise RoomtoneError(f"mode {mode!r} is invalid", "use 'overwrite' (a new version) or 'append'")
@@ -261,7 +262,7 @@ class Catalog:
         arrow_schema(features)  # fails early on types a consumer cannot read
         if self.exists(name):
             self._check_features(name, features)
-        key = config_hash(cfg, pinned)
+        key = config_hash(cfg, pinned, files)
         location = self.config.datasets_location().join(name, key[:16])
         location.makedirs()
         location.check_writable()

@@ -11,7 +11,8 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
 
 from catalog.shards import SHARD_NAME, ShardStats, shard_relpath, read_shard_stats
 from catalog.storage import Location
@@ -20,10 +21,19 @@ if TYPE_CHECKING:
     import datasets
 
 
-def config_hash(config: dict, inputs: list[str]) -> str:
-    """Stable hash of what determines a run's output: its config and its pinned inputs."""
-    blob = json.dumps({"config": config, "inputs": sorted(inputs)}, sort_keys=True, default=str)
+def config_hash(config: dict, inputs: list[str], files: str | None = None) -> str:
+    """Stable hash of what determines a run's output: its config, its pinned inputs and, for inputs
+    outside the catalog (a folder of files), a digest of their state."""
+    blob = json.dumps({"config": config, "inputs": sorted(inputs), **({"files": files} if files else {})},
+                      sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def files_digest(paths: Iterable[Path]) -> str:
+    """A digest of local files' names, sizes and modification times: what changes when a file is
+    added, removed, replaced or edited, without reading a whole library's bytes."""
+    state = sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in paths)
+    return hashlib.sha256(json.dumps(state).encode()).hexdigest()
 
 
 @dataclass

@@ -47,6 +47,7 @@ from catalog import Catalog, Snapshot, audio_cell, encode_flac, validate_name, \
 from catalog.cluster import connect
 from catalog.errors import RoomtoneError
 from catalog.fields import DatasetName, DatasetRefText, Seed, ShardBytes
+from catalog.runs import files_digest
 from catalog.shards import DEFAULT_SHARD_BYTES
 from catalog.storage import absolute_path
 from pipelines import metrics
@@ -278,6 +279,7 @@ class Library:
     reader: object
     inputs: list[str] = field(default_factory=list)
     ontology_ids: dict[str, str] = field(default_factory=dict)  # label -> id the source rows already carry
+    files: list[Path] = field(default_factory=list)  # local files the items come from: a change is a new run
 
 
 # -- planning --------------------------------------------------------------------------------
@@ -332,7 +334,8 @@ def plan_folder(cfg: EventsConfig) -> Library:
         raise RoomtoneError(f"folder {cfg.folder} has no audio files ({', '.join(AUDIO_SUFFIXES)})",
                             "point FOLDER at the event library")
     library = Library(f"folder {cfg.folder}", "fix the files; label them with labels_csv (--labels-csv) or class "
-                      "folders", [], [], FolderReader(cfg.folder))
+                      "folders", [], [], FolderReader(cfg.folder),
+                      files=[cfg.folder / rel for rel in found] + [cfg.labels_csv] * (cfg.labels_csv is not None))
     sources, skipped = library.sources, library.skipped
 
     def item(rel: str, label: str, license: str | None) -> EventSource:
@@ -436,7 +439,8 @@ def plan_hf(cfg: EventsConfig) -> Library:
     ids = ([str(i) for i in table["id"].to_pylist()] if "id" in ds.column_names
            else [f"{cfg.hf_split}/{i}" for i in range(len(ds))])
     library = Library(where, "fix the rows, or set audio_column and label_column", [], [],
-                      HfReader(ds, cfg.audio_column, cfg.hf_dataset))
+                      HfReader(ds, cfg.audio_column, cfg.hf_dataset),
+                      files=[p for p in cfg.hf_dataset.rglob("*") if p.is_file()])
     return _table_library(cfg, library, pa.table(columns), ids)
 
 
@@ -541,7 +545,9 @@ def run_ingest_events(cfg: EventsConfig, catalog: Catalog, *, address: str | Non
     ontology_ids = {label: oid or library.ontology_ids.get(label)
                     for label, oid in match_ontology({s.label for s in sources}, cfg.ontology).items()}
     unmatched = sorted(label for label, oid in ontology_ids.items() if oid is None)
+    files = library.files + [cfg.ontology] * (cfg.ontology is not None)
     run = catalog.create_run(cfg.name, cfg, features(cfg), inputs=library.inputs,
+                             files=files_digest(files) if files else None,
                              info={"labels_without_ontology_id": unmatched} if cfg.ontology and unmatched else None)
     connect(address)
     chunks = [tuple(sources[i:i + PROBE_FILES_PER_TASK]) for i in range(0, len(sources), PROBE_FILES_PER_TASK)]

@@ -85,6 +85,19 @@ def test_folder_labels_and_errors_before_publishing(tmp_path, ray_cluster):
                                                    "glass/elec_triangle.flac": "glass"}
     assert all(r["ontology_id"] is None for r in rows) and sum(snap.stats["splits"].values()) == 3
     assert [q["source_file"] for q in read_quarantine(catalog, "by_folder")] == ["tabla_re.flac"]
+    cfg = EventsConfig(name="by_folder", folder=tmp_path / "lib", test_fraction=0.5, seed=3)
+    assert run_ingest_events(cfg, catalog, show_progress=False).snapshot_id == snap.snapshot_id  # unchanged: reused
+    # the same config on changed files is a new version, not the old one reused (it was)
+    shutil.copy(SONIC_PI / "bd_fat.flac", tmp_path / "lib" / "glass" / "elec_triangle.flac")
+    changed = run_ingest_events(cfg, catalog, show_progress=False)
+    assert changed.version_ref == "by_folder@v2"
+
+    def audio(s):
+        table = catalog.arrow_dataset(s.ref).to_table(columns=["id", "audio"]).to_pylist()
+        return {r["id"]: r["audio"]["bytes"] for r in table}
+    before, after = audio(snap), audio(changed)
+    assert after["glass/elec_triangle.flac"] != before["glass/elec_triangle.flac"]
+    assert after["dog/bd_klub.flac"] == before["dog/bd_klub.flac"]
     (tmp_path / "lib" / "tabla_re.flac").unlink()
     run_ingest_events(EventsConfig(name="by_folder", folder=tmp_path / "lib"), catalog, show_progress=False)
     assert read_quarantine(catalog, "by_folder") == []
