@@ -7,10 +7,11 @@ The baselines pick a clip's split from the digit after ``fold`` in its file name
 ``fold3_room21_mix001``): train clips are fold 1 and test clips fold 4, the folds the DCASE2022
 and 2023 baselines train and test on by default.
 
-The baselines read every file in those folders, so after an export they hold this dataset and
-nothing else: each file is written under a hidden name and renamed when whole (a killed export
-leaves no truncated clip), and clips, labels or partial files an earlier export left there are
-removed at the end. Re-running into the same folder rewrites it.
+The baselines read every file in those folders. Each file is written under a hidden name and
+renamed when whole (a killed export leaves no truncated clip). ``<out>/.roomtone-export.json``
+lists what exports wrote there, so exporting another dataset into the same folder removes the
+clips and labels of the earlier one, and a killed export's partial files, and nothing else: files
+the user put there (real recordings in the same layout, say) are kept, and counted in the summary.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from catalog.errors import RoomtoneError
 from catalog.progress import progress_bar
 
 DCASE_FOLDS = {"train": 1, "test": 4}
-# what an export writes, and so may remove when this one did not: clips, labels, a killed export's partial files
-_OWNED = ("foa_dev/*/*.wav", "mic_dev/*/*.wav", "metadata_dev/*/*.csv", "*_dev/*/.*.partial")
+MANIFEST = ".roomtone-export.json"  # the files exports wrote: the only ones an export removes
+_LAYOUT = ("foa_dev/*/*.wav", "mic_dev/*/*.wav", "metadata_dev/*/*.csv")
 
 
 def export_dcase(catalog: Catalog, ref: str, out: str | Path, *, with_distance: bool = True,
@@ -49,7 +50,11 @@ def export_dcase(catalog: Catalog, ref: str, out: str | Path, *, with_distance: 
     for split in splits:
         dcase_fold(split)  # every split has a fold, before anything is written
     audio_dir, meta_dir = out / f"{info['format']}_dev", out / "metadata_dev"
-    written: set[Path] = set()
+    earlier = _read_manifest(out)
+    planned = {f"{folder}/{split}/{dcase_stem(split, item)}.{ext}" for split in splits
+               for item in catalog.arrow_dataset(snap.ref, split).to_table(columns=["id"])["id"].to_pylist()
+               for folder, ext in ((audio_dir.name, "wav"), (meta_dir.name, "csv"))}
+    _write_manifest(out, earlier | planned)  # first, so that a killed export's files are known as ours
     counts: dict[str, int] = {}
     with progress_bar("clips", show=show_progress) as progress:
         bar = progress.add_task(f"exporting {snap.version_ref}", total=snap.stats.get("rows"), note="")
@@ -70,16 +75,30 @@ def export_dcase(catalog: Catalog, ref: str, out: str | Path, *, with_distance: 
                 csv = meta_dir / split / f"{stem}.csv"
                 text = format_dcase_csv(labels, with_distance=with_distance)
                 _write_whole(csv, lambda path: path.write_text(text, encoding="ascii"))
-                written |= {wav, csv}
                 counts[split] = counts.get(split, 0) + 1
                 progress.advance(bar)
-    stale = [p for pattern in _OWNED for p in out.glob(pattern) if p not in written]
+    stale = [out / rel for rel in sorted(earlier - planned) if (out / rel).exists()]
+    stale += [p for partial in _LAYOUT for p in out.glob(partial.replace("/*.", "/.*.") + ".partial")]
     for path in stale:
         path.unlink()
     _write_whole(out / "class_map.json",
                  lambda path: path.write_text(json.dumps(dict(enumerate(info["classes"])), indent=2)))
+    _write_manifest(out, planned)
+    foreign = sorted(p.relative_to(out).as_posix() for pattern in _LAYOUT for p in out.glob(pattern)
+                     if p.relative_to(out).as_posix() not in planned)
     return {"dataset": snap.ref, "out": str(out), "clips": counts, "classes": len(info["classes"]),
-            "folds": {split: dcase_fold(split) for split in splits}, "removed_stale": len(stale)}
+            "folds": {split: dcase_fold(split) for split in splits}, "removed_stale": len(stale),
+            "kept_foreign": foreign}
+
+
+def _read_manifest(out: Path) -> set[str]:
+    path = out / MANIFEST
+    return set(json.loads(path.read_text())["files"]) if path.is_file() else set()
+
+
+def _write_manifest(out: Path, files: set[str]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    _write_whole(out / MANIFEST, lambda path: path.write_text(json.dumps({"files": sorted(files)}, indent=0)))
 
 
 def dcase_fold(split: str) -> int:

@@ -21,8 +21,9 @@ def dcase(
 ):
     """Write WAV folders and per-clip label CSVs exactly as the DCASE SELD baselines read them.
 
-    Exporting into a folder an earlier export wrote replaces its clips and labels: afterwards the
-    folders hold this dataset only (the baselines read every file in them).
+    Exporting into a folder an earlier export wrote replaces that export's clips and labels. Files
+    it did not write (real recordings in the same layout, say) are kept and counted: the baselines
+    read every file in those folders.
 
     Example: roomtone export dcase scenes --out dcase_data
     """
@@ -36,3 +37,6 @@ def dcase(
     console.print(f"wrote {sum(summary['clips'].values())} clips ({splits}) and a map of {summary['classes']} "
                   f"classes to {summary['out']}" + (f"; removed {stale} files an earlier export had left" if stale
                                                     else ""), highlight=False)
+    if foreign := summary["kept_foreign"]:
+        console.print(f"kept {len(foreign)} clips or labels no export wrote (e.g. {foreign[0]}); the baselines "
+                      "will read them too", highlight=False)

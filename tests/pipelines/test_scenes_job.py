@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -69,22 +70,27 @@ def test_scenes_labels_agree_with_their_events_and_export_round_trips(inputs, tm
         assert 10 * np.log10(np.mean(np.square(audio, dtype=np.float64))) == pytest.approx(clip_db, abs=0.1)
         if row["id"] == "scene-0000000":
             assert row["room_id"] in test_rooms  # test scenes use the RIR set's test rooms
-    from pipelines.export_dcase import export_dcase
+    from pipelines.export_dcase import MANIFEST, export_dcase
 
     out = tmp_path / "dcase"  # holding what an earlier export of another dataset, and a killed one, left
     planted = [out / "mic_dev" / "train" / "old.wav", out / "metadata_dev" / "test" / "old.csv",
-               out / "foa_dev" / "train" / ".scene-9999999.wav.partial"]
-    for path in planted:
+               out / "foa_dev" / "train" / ".fold1_scene-9999999.wav.partial"]
+    mine = [out / "foa_dev" / "dev-train-sony" / "fold3_room21_mix001.wav", out / "notes.txt",
+            out / "metadata_dev" / "test" / "real.csv"]  # the user's own, in the layout or not: never removed
+    for path in planted + mine:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"stale")
-    (out / "notes.txt").write_text("the user's own file")
+    (out / MANIFEST).write_text(json.dumps({"files": ["mic_dev/train/old.wav", "metadata_dev/test/old.csv"]}))
     summary = export_dcase(catalog, snap.ref, out)
     assert summary["removed_stale"] == len(planted) and not any(p.exists() for p in planted)
     assert summary["folds"] == {"test": 4, "train": 1}
-    assert (out / "notes.txt").exists()  # only the layout's clips and labels are the export's to remove
-    assert sorted(p.name for p in out.rglob("*") if p.is_file() and p.suffix in (".wav", ".csv")) == \
-        sorted(f"fold{4 if row['id'] == 'scene-0000000' else 1}_{row['id']}{ext}" for row in rows
-               for ext in (".wav", ".csv"))
+    assert all(p.exists() for p in mine)  # an export removed every clip in the layout it had not written
+    assert summary["kept_foreign"] == ["foa_dev/dev-train-sony/fold3_room21_mix001.wav", "metadata_dev/test/real.csv"]
+    exported = sorted(f"fold{4 if row['id'] == 'scene-0000000' else 1}_{row['id']}{ext}" for row in rows
+                      for ext in (".wav", ".csv"))
+    assert sorted(p.name for p in out.rglob("*") if p.is_file() and p.suffix in (".wav", ".csv")
+                  and p not in mine) == exported
+    assert sorted(Path(f).name for f in json.loads((out / MANIFEST).read_text())["files"]) == exported
     with pytest.raises(RoomtoneError, match="is a file"):
         export_dcase(catalog, snap.ref, out / "notes.txt")
     for row in rows:
