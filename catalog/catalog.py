@@ -285,6 +285,7 @@ class Catalog:
         ``expected_shards`` (split -> shard count) guards against publishing a partial run;
         by default the counts come from the ``-of-MMMMM`` part of the shard names.
         """
+        run.remove_partial_files()  # a killed attempt's, so that the published folder holds its shards only
         shards = run.shard_stats()
         if not shards:
             raise RoomtoneError(f"run {run.run_id} of {run.name!r} wrote no shards under {run.location.uri}",

@@ -64,5 +64,12 @@ class DatasetRun:
                 found[rel] = loc
         return found
 
+    def remove_partial_files(self) -> None:
+        """Remove the hidden temp files of shard writers that were killed (local folders only: on S3 a
+        writer stages its shard in the worker's temp folder)."""
+        if not self.location.is_s3:
+            for path in Path(self.location.join("data").uri).rglob(".*.tmp-*"):
+                path.unlink(missing_ok=True)
+
     def shard_stats(self) -> dict[str, tuple[ShardStats, Any]]:
         return {rel: read_shard_stats(loc) for rel, loc in self.finished_shards().items()}

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import datasets
 import pytest
@@ -143,8 +144,10 @@ def test_killed_run_leaves_nothing_visible_and_resumes(catalog, tmp_path):
     body = """
         run = catalog.create_run("clips", {"v": 1}, features)
         write_shard(run.shard("train", 0, 2), features, clip_rows(0, 2))
+        from catalog.shards import ShardWriter
+        ShardWriter(run.shard("train", 1, 2), features).write(list(clip_rows(2, 1)))  # staged under a hidden name
         print(run.location.uri, flush=True)
-        time.sleep(60)  # killed here, before the second shard and the publish
+        time.sleep(60)  # killed here, while writing the second shard, before the publish
     """
     proc = subprocess.Popen([sys.executable, "-c", _script(catalog, body)], stdout=subprocess.PIPE, text=True)
     location = proc.stdout.readline().strip()
@@ -158,9 +161,12 @@ def test_killed_run_leaves_nothing_visible_and_resumes(catalog, tmp_path):
     run = catalog.create_run("clips", {"v": 1}, clip_features())  # the same config finds the same folder
     assert list(run.finished_shards()) == ["data/train/train-00000-of-00002.parquet"]
     write_shard(run.shard("train", 1, 2), run.features, clip_rows(2, 2))
+    assert list(Path(location).rglob(".*.tmp-*"))  # what the killed writer left
     snap = catalog.publish(run)
     assert snap.stats["rows"] == 4 and os.stat(first_shard).st_mtime_ns == mtime
     assert len(catalog.history("clips")) == 1
+    assert sorted(p.name for p in Path(location, "data").rglob("*") if p.is_file()) == \
+        ["train-00000-of-00002.parquet", "train-00001-of-00002.parquet"]  # the published folder: its shards only
 
 
 def test_concurrent_publishers_both_land(catalog):
