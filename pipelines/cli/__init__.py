@@ -86,6 +86,12 @@ def main() -> None:
             raise
         err = describe_validation_error(exc)
         fail(err.problem, err.fix)
+    except SystemExit as exc:
+        if exc.code == 130:  # typer's answer to Ctrl-C
+            console.print("[bold]interrupted.[/] A dataset job publishes nothing until every shard is written; "
+                          "the same command again resumes from the shards this one finished.", highlight=False,
+                          soft_wrap=True)
+        raise
     except OSError as exc:  # a path the command was given cannot be written or read, a service cannot be reached
         if debug():
             raise
