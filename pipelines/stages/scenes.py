@@ -96,6 +96,8 @@ class ScenesConfig(BaseModel):
     def _check(self) -> "ScenesConfig":
         if self.polyphony > self.tracks:
             raise ValueError(f"polyphony={self.polyphony} is above the number of tracks={self.tracks}")
+        if self.classes and (twice := sorted({c for c in self.classes if self.classes.count(c) > 1})):
+            raise ValueError(f"classes lists {twice} more than once: a class map gives each class one index")
         if self.event_snr_db is not None:
             clash = [f for f in ("level_db", "snr_db") if getattr(self, f) is not None]
             if clash:

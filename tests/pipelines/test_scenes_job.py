@@ -217,6 +217,13 @@ def test_polyphony_above_tracks_is_refused():
         ScenesConfig(tracks=2, polyphony=3)
 
 
+def test_a_class_map_naming_a_class_twice_is_refused():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"classes lists \['Cymbal'\] more than once"):
+        ScenesConfig(classes=["Cymbal", "Cymbal", "Snare drum"])
+
+
 def test_exactly_one_of_level_db_and_event_snr_db_sets_the_levels():
     from pydantic import ValidationError
 
