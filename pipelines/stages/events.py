@@ -57,6 +57,7 @@ from simulation.seeding import item_rng
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 PEAK_CEILING = 10 ** (-0.1 / 20)
+MIN_SECONDS = 0.01  # shorter files are no sound events (a one-sample file passed)
 MIN_RATE, MAX_RATE = 1_000, 768_000  # source files outside are quarantined
 DURATION_BINS = [0, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 600]
 QUARANTINE_FEATURES = datasets.Features({"source_file": datasets.Value("string"),
@@ -170,10 +171,14 @@ def read_mono(data: Path | bytes, silence_db: float) -> tuple[np.ndarray, int, i
         raise Quarantined(f"unusable sample rate {rate} Hz: outside {MIN_RATE}-{MAX_RATE} Hz")
     if not np.isfinite(samples).all():
         raise Quarantined("contains NaN or infinite samples")
+    if samples.shape[0] < MIN_SECONDS * rate:
+        raise Quarantined(f"too short: {samples.shape[0]} samples ({1000 * samples.shape[0] / rate:.2g} ms), "
+                          f"under {1000 * MIN_SECONDS:g} ms")
     mono = samples.mean(axis=1)
-    peak = np.abs(mono).max()
-    if peak < 10 ** (silence_db / 20):
+    if np.abs(mono).max() < 10 ** (silence_db / 20):
         raise Quarantined(f"silent: peak below silence_db ({silence_db:g} dBFS)")
+    if np.abs(mono - mono.mean()).max() < 10 ** (silence_db / 20):
+        raise Quarantined(f"no sound: a constant (DC) signal, its variation below silence_db ({silence_db:g} dBFS)")
     return mono, rate, samples.shape[1]
 
 

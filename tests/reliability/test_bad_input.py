@@ -1,7 +1,7 @@
 """The bad-input sweep: every kind of bad input a user can hand over is refused with one clear
 message (what is wrong, how to fix it, no traceback) or quarantined with its reason.
 
-Tally: 36 bad inputs tried -> 36 refused or quarantined (9 broken audio files quarantined by a
+Tally: 38 bad inputs tried -> 38 refused or quarantined (11 broken audio files quarantined by a
 real `roomtone ingest events`, 21 configs/specs/names refused by the CLI, 6 input mismatches
 refused by the stages before any job starts).
 """
@@ -47,6 +47,8 @@ def broken_audio() -> dict[str, tuple[bytes, str]]:
             "nan.wav": (wav(np.where(np.arange(4800) % 7, tone, np.nan).astype(np.float32), 24_000, "FLOAT"), "NaN"),
             "inf.wav": (wav(np.where(np.arange(4800) % 7, tone, np.inf).astype(np.float32), 24_000, "FLOAT"),
                         "infinite"),
+            "one_sample.wav": (wav(tone[:1], 24_000), "too short"),
+            "dc.wav": (wav(np.full(4800, 0.3), 24_000), "constant (DC) signal"),
             "rate_1hz.wav": (wav(tone, 1), "sample rate"),
             "rate_2mhz.wav": (wav(tone, 2_000_000), "sample rate")}
 
