@@ -14,7 +14,8 @@ import numpy as np  # noqa: E402
 def plot_rir(row: dict, out: str | Path) -> Path:
     """RIR per channel (full and first 50 ms), Schroeder energy decay, and the room from
     above and from the side, for one row of an RIR dataset."""
-    from simulation import energy_decay_curve
+    from simulation import energy_decay_curve, octave_band
+    from simulation.acoustics import MID_BANDS
 
     rir = np.asarray(row["rir"], dtype=np.float64)
     fs = row["sample_rate"]
@@ -22,11 +23,13 @@ def plot_rir(row: dict, out: str | Path) -> Path:
     fig, axes = plt.subplot_mosaic([["rir", "rir", "early"], ["edc", "top", "side"]], figsize=(15, 8),
                                    constrained_layout=True)
     fig.suptitle(f"{row['id']}: {row['array']} array, room {' x '.join(f'{d:.1f}' for d in row['room_dims'])} m, "
-                 f"RT60 target {row['rt60_target']:.2f} s, measured T30 {row['rt60']:.2f} s, "
+                 f"RT60 target {row['rt60_target']:.2f} s, measured T30 (500 Hz-1 kHz) {row['rt60']:.2f} s, "
                  f"DRR {row['drr_db']:.1f} dB")
     ax = axes["rir"]
-    for ch, x in enumerate(rir):
-        ax.plot(t, x, lw=0.6, label=f"ch {ch}")
+    names = [f"{n} (ch {ch})" for ch, n in enumerate("WYZX")] if row["array"] == "foa" else \
+        [f"ch {ch}" for ch in range(len(rir))]  # FOA channels are ACN-ordered components, not capsules
+    for name, x in zip(names, rir):
+        ax.plot(t, x, lw=0.6, label=name)
     ax.set(title="impulse response", xlabel="time (s)", ylabel="pressure (1/(4 pi d) units)")
     ax.legend(fontsize=7, ncol=2)
     ax = axes["early"]
@@ -39,16 +42,19 @@ def plot_rir(row: dict, out: str | Path) -> Path:
     ax.legend(fontsize=7)
     ax = axes["edc"]
     measured = row["rt60"] if row["rt60"] and np.isfinite(row["rt60"]) else None
-    with np.errstate(invalid="ignore"):
-        edc = energy_decay_curve(rir, fs, measured)  # corrected for the cut, as the T30 was
-    for ch, curve in enumerate(edc):
-        ax.plot(t, curve, lw=0.8)
+    with np.errstate(invalid="ignore", divide="ignore"):  # corrected for the cut, as the T30 was
+        broadband = energy_decay_curve(rir[0], fs, measured)
+        bands = [energy_decay_curve(octave_band(rir[0], fs, fc), fs, measured) for fc in MID_BANDS]
+    ax.plot(t, broadband, lw=0.8, color="0.6", label="broadband (its DC trend decays slower)")
+    for fc, curve in zip(MID_BANDS, bands):
+        ax.plot(t, curve, lw=0.8, label=f"{fc:g} Hz octave")
     if measured:
-        t5 = t[np.argmax(edc[0] <= -5.0)]  # the T30 fit starts at -5 dB
+        t5 = t[np.argmax(np.mean(bands, axis=0) <= -5.0)]  # the T30 fit starts at -5 dB
         ax.plot(t, -5.0 - 60.0 / row["rt60"] * (t - t5), "k--", lw=1,
-                label=f"T30 fit: {row['rt60']:.2f} s to -60 dB")
-        ax.legend(fontsize=7)
-    ax.set(title="energy decay curve (Schroeder, corrected for the cut)", xlabel="time (s)", ylabel="dB", ylim=(-80, 3))
+                label=f"T30, mean of the {len(rir)} channels: {row['rt60']:.2f} s to -60 dB")
+    ax.legend(fontsize=7)
+    ax.set(title="energy decay curve, channel 0 (Schroeder, corrected for the cut)", xlabel="time (s)",
+           ylabel="dB", ylim=(-80, 3))
     _plot_room(axes["top"], axes["side"], row)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

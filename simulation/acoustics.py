@@ -13,7 +13,10 @@ from typing import Literal
 import numpy as np
 import torch
 
-__all__ = ["direct_path_labels", "energy_decay_curve", "decay_time", "direct_to_reverberant_ratio"]
+__all__ = ["direct_path_labels", "energy_decay_curve", "decay_time", "mid_decay_time", "octave_band",
+           "direct_to_reverberant_ratio"]
+
+MID_BANDS = (500.0, 1000.0)  # Hz: the octave bands ISO 3382-1 averages into a room's single T30 or EDT
 
 _FITS = {"edt": (0.0, -10.0), "t20": (-5.0, -25.0), "t30": (-5.0, -35.0)}
 _MAX_ITERATIONS = 20  # decay_time's correction for truncation: a T30 of an exponential converges in about five
@@ -101,6 +104,28 @@ def decay_time(rir: np.ndarray | torch.Tensor, fs: float, method: Literal["edt",
         if done:
             break
     return fitted.reshape(x.shape[:-1])
+
+
+def octave_band(rir: np.ndarray | torch.Tensor, fs: float, center: float) -> np.ndarray:
+    """The RIR filtered to the octave band around `center` Hz (a 6th-order Butterworth band-pass, near
+    IEC 61260's octave filter), run forwards as a measurement's filter bank is."""
+    from scipy.signal import butter, sosfilt
+
+    if not 0 < center * 2**0.5 < fs / 2:
+        raise ValueError(f"the {center:g} Hz octave band needs a sample rate above {2 * center * 2**0.5:g} Hz; "
+                         f"got {fs:g}")
+    sos = butter(3, [center / 2**0.5, center * 2**0.5], btype="bandpass", fs=fs, output="sos")
+    return sosfilt(sos, _as_numpy(rir).astype(np.float64), axis=-1)
+
+
+def mid_decay_time(rir: np.ndarray | torch.Tensor, fs: float, method: Literal["edt", "t20", "t30"] = "t30",
+                   bands: tuple[float, ...] = MID_BANDS) -> np.ndarray:
+    """`decay_time` in the 500 Hz and 1 kHz octave bands, averaged: a room's single figure (ISO 3382-1).
+
+    A broadband fit of an image-source RIR reads the slow decay of its DC trend (with positive
+    reflection coefficients every image adds a positive pulse): 1.2-1.7 x the audible decay.
+    """
+    return np.mean([decay_time(octave_band(rir, fs, fc), fs, method) for fc in bands], axis=0)
 
 
 def _fit(edc: np.ndarray, t: np.ndarray, method: str) -> np.ndarray:

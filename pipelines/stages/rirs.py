@@ -59,7 +59,8 @@ class RirsConfig(BaseModel):
     sample_rate: int = Field(24_000, ge=8_000, le=192_000)
     rir_seconds: float | None = Field(None, gt=0, le=4.0,
                                       description="default: 1.5 x the room's RT60 target (at most 3 s); "
-                                                  "the stored T30 is corrected for the cut")
+                                                  "the stored T30 and EDT (500 Hz and 1 kHz octave "
+                                                  "bands, averaged) are corrected for the cut")
     mode: Literal["hybrid", "ism"] = "hybrid"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: Seed = 0
@@ -188,7 +189,7 @@ def _sources(cfg: RirsConfig, rng: np.random.Generator, dims: np.ndarray, center
 
 
 def simulate_room(cfg: RirsConfig, room_id: str, device: str = "cpu") -> list[dict]:
-    from simulation import decay_time, direct_path_labels, direct_to_reverberant_ratio, simulate
+    from simulation import direct_path_labels, direct_to_reverberant_ratio, mid_decay_time, simulate
 
     room, rt60_target, center, sources = sample_room(cfg, room_id)
     array = make_array(cfg, center)
@@ -196,8 +197,8 @@ def simulate_room(cfg: RirsConfig, room_id: str, device: str = "cpu") -> list[di
     rirs = simulate(room, sources, array, fs=cfg.sample_rate, duration=seconds, mode=cfg.mode,
                     device=device)[0].cpu().numpy().astype(np.float32)  # (S, M, N)
     az, el, dist = (v[:, 0] for v in direct_path_labels(sources, center[None]))
-    t30 = np.nanmean(decay_time(rirs, cfg.sample_rate, "t30"), axis=-1)
-    edt = np.nanmean(decay_time(rirs, cfg.sample_rate, "edt"), axis=-1)
+    t30 = np.nanmean(mid_decay_time(rirs, cfg.sample_rate, "t30"), axis=-1)
+    edt = np.nanmean(mid_decay_time(rirs, cfg.sample_rate, "edt"), axis=-1)
     drr = np.nanmean(direct_to_reverberant_ratio(rirs, cfg.sample_rate), axis=-1)
     capsules = np.asarray(array.positions, dtype=np.float32).tolist()
     rows = []
