@@ -91,7 +91,7 @@ def describe_events(events: list[dict], text: str) -> str:
     room = _room_words(text)
     if room is None:
         return text
-    body = describe(map(_event, _by_onset(events)))  # lazy: only the events the caption names are built
+    body = describe(map(_event, _by_onset(events)))
     return sentence(body, room)
 
 

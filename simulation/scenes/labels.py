@@ -120,7 +120,8 @@ def caption(plan: ScenePlan, room: Room, phrases: Mapping[str, str] | None = Non
     """A one-sentence description, e.g. 'a dog barks to the left while a bell rings behind, in a large ...'.
 
     phrases: class name -> clause ('dog' -> 'a dog barks'); default default_phrase(class).
-    Events are listed by onset, repeats of the same clause dropped, at most `max_events`.
+    At most `max_events` clauses, in onset order: each class's first event before a second event of
+    any class, repeats of the same clause dropped.
     Room words: size from volume (< 50, < 300 m^3), reverberance from `rt60` (s; give the RT60
     the row records, e.g. one measured on the room's RIRs, so caption and metadata agree),
     else the Sabine estimate.
@@ -134,20 +135,24 @@ def sentence(body: str, room_words: str) -> str:
 
 
 def describe(events: Iterable[PlannedEvent], phrases: Mapping[str, str] | None = None, max_events: int = 3) -> str:
-    """The caption's clauses for events in onset order ('' for none); stops reading `events`
-    once `max_events` distinct clauses are found, so a lazy iterable is cheap. Clauses whose
-    events overlap the first one's follow it after "while", later ones after ", then"."""
-    clauses: list[str] = []
-    spans: list[tuple[float, float]] = []
-    for event in events:
-        if len(clauses) == max_events:
+    """The caption's clauses for events in onset order ('' for none): the first event of each class
+    comes before any class's second, so a clip of three ambient beds and a cymbal names the cymbal
+    (it named three beds). Clauses whose events overlap the first one's follow it after "while",
+    later ones after ", then"."""
+    events = list(events)
+    firsts = {e.class_name: i for i, e in reversed(list(enumerate(events)))}
+    picked: dict[int, str] = {}
+    for i in sorted(firsts.values()) + [i for i in range(len(events)) if i not in firsts.values()]:
+        if len(picked) == max_events:
             break
-        clause = _phrase(event, phrases or {})
-        if clause not in clauses:
-            clauses.append(clause)
-            spans.append((event.onset, event.offset))
-    if not clauses:
+        clause = _phrase(events[i], phrases or {})
+        if clause not in picked.values():
+            picked[i] = clause
+    if not picked:
         return ""
+    order = sorted(picked)
+    clauses = [picked[i] for i in order]
+    spans = [(events[i].onset, events[i].offset) for i in order]
     during = [c for c, (onset, _) in zip(clauses[1:], spans[1:]) if onset < spans[0][1]]  # onset order: a prefix
     later = clauses[1 + len(during):]
     return clauses[0] + (f" while {_and(during)}" if during else "") + (f", then {_and(later)}" if later else "")

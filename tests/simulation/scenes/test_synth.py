@@ -58,6 +58,11 @@ def test_caption_template() -> None:
     late_horn = (*events[:2], PlannedEvent("x", 2, "car_horn", 2, 3.0, 3.5, 0.0, 0.0, 0.0, 2.0))  # after the dog
     assert caption(ScenePlan(0, 4.0, 3, 3, 0.1, (5.0, 5.0, 1.5), None, 0, late_horn), big, PHRASES).startswith(
         "a dog barks to the left while a bell rings behind, then a car horn is heard in front")
+    # three dog barks before the bell: the caption names the bell (it named three barks)
+    barks = tuple(PlannedEvent("dog1", 0, "dog", t, 0.2 * t, 1.0, 0.0, 90.0 * t, 0.0, 2.0) for t in range(3))
+    bell = PlannedEvent("bell1", 1, "bell", 0, 1.5, 2.0, 0.0, 180.0, 0.0, 2.0)
+    assert caption(ScenePlan(0, 4.0, 3, 3, 0.1, (5.0, 5.0, 1.5), None, 0, (*barks, bell)), big, PHRASES) == \
+        "a dog barks in front while a dog barks to the left, then a bell rings behind, in a large very reverberant room"
     # the RT60 the row records (measured on the room's RIRs) decides the words, not the Sabine estimate
     assert caption(plan, big, PHRASES, rt60=0.5).endswith("in a large moderately reverberant room")
     small = Room(dims=(3.0, 3.0, 2.5), beta=(0.0,) * 6)
