@@ -46,6 +46,10 @@ def rirs(
     else:
         console.print(f"published [bold]{snap.version_ref}[/] ({snap.ref}): {snap.stats['rows']} RIRs "
                       f"from {cfg.num_rooms} rooms; plot one with: roomtone plot rir {snap.name}")
+        if cfg.placement == "grid" and snap.stats["rows"] < cfg.num_rooms * cfg.max_sources:
+            console.print(f"{cfg.num_rooms * cfg.max_sources - snap.stats['rows']} of {cfg.num_rooms * cfg.max_sources}"
+                          " grid points fell closer than wall_clearance to a wall and were skipped (shorter "
+                          "grid_distances or larger rooms keep them)", highlight=False)
 
 
 @app.command("scenes")

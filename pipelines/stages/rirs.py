@@ -85,6 +85,9 @@ class RirsConfig(BaseModel):
             raise ValueError(f"rt60 must lie in (0, 3] s; got {list(self.rt60)}")
         if not (0 < self.array_center_fraction[0] and self.array_center_fraction[1] < 1):
             raise ValueError("array_center_fraction must lie inside (0, 1)")
+        if self.placement == "grid" and "sources_per_room" in self.model_fields_set:
+            raise ValueError("sources_per_room counts random sources; grid placement puts one at every grid point "
+                             "inside the room: drop sources_per_room (--sources-per-room), or use placement: random")
         if self.placement == "grid" and not (self.grid_distances and self.grid_elevations):
             raise ValueError("grid placement needs grid_distances and grid_elevations")
         if not all(-90 <= e <= 90 for e in self.grid_elevations):

@@ -18,7 +18,7 @@ from tests.helpers import REPO_ROOT, SONIC_PI, copy_sonic_pi, sonic_pi_rows
 
 ROOMS = dict(num_rooms=2, sources_per_room=1, room_x=(4.0, 6.0), room_y=(4.0, 6.0), room_z=(2.5, 3.5),
              rt60=(0.2, 0.4), test_fraction=0.5, max_shard_bytes=200_000)
-GRID = dict(ROOMS, room_x=(5.0, 6.0), room_y=(5.0, 6.0), wall_clearance=0.5, rt60=(0.2, 0.3), placement="grid",
+GRID = dict({k: v for k, v in ROOMS.items() if k != "sources_per_room"}, room_x=(5.0, 6.0), room_y=(5.0, 6.0), wall_clearance=0.5, rt60=(0.2, 0.3), placement="grid",
             grid_azimuth_step=30.0, grid_elevations=[-20.0, 20.0], grid_distances=[1.0], rir_seconds=0.2)
 SCENES = dict(num_scenes=3, clip_seconds=4.0, max_event_seconds=2.0, rir_seconds=0.25, test_fraction=0.34,
               max_shard_bytes=100_000, events_per_minute=60.0)
