@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli.common import console, flag, print_json, state
+from pipelines.cli.common import console, flag, print_json, published, state
 from pipelines.configs import load_config
 
 
@@ -62,7 +62,7 @@ def augment(
     if json_out:
         print_json(snap.to_dict())
     else:
-        console.print(f"published [bold]{snap.version_ref}[/] ({snap.ref}): {snap.stats['rows']} augmented "
+        console.print(f"{published(snap)} [bold]{snap.version_ref}[/] ({snap.ref}): {snap.stats['rows']} augmented "
                       f"rows from {snap.inputs[0]}; each row's `recipe` replays it")
         for step, why in (snap.info.get("skipped") or {}).items():
             for split, reason in why.items():

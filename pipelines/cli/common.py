@@ -5,7 +5,8 @@ from __future__ import annotations
 import inspect
 import json
 import sys
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import typer
@@ -24,6 +25,7 @@ class _State:
     root: str | None = None
     catalog_uri: str | None = None
     debug: bool = False
+    started_ms: int = field(default_factory=lambda: int(time.time() * 1000))
 
     def catalog(self) -> Catalog:
         # imported here: Iceberg and `datasets` cost 1.3 s, which `--help` and plans need not pay
@@ -33,6 +35,12 @@ class _State:
 
 
 state = _State()
+
+
+def published(snap) -> str:
+    """How a command names the snapshot it returns: one it committed, or the current one it reused
+    because the config and inputs were unchanged."""
+    return "published" if snap.timestamp_ms >= state.started_ms else "unchanged config and inputs: kept"
 
 
 def flag(*names: str, help: str, default: bool = False):

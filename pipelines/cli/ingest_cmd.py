@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli.common import console, flag, print_json, state
+from pipelines.cli.common import console, flag, print_json, published, state
 from pipelines.configs import load_config
 
 app = typer.Typer(help="Ingest sound-event libraries (a labelled folder, a local Hugging Face dataset, "
@@ -17,7 +17,7 @@ app = typer.Typer(help="Ingest sound-event libraries (a labelled folder, a local
 
 def _summary(snap, quarantine: list[dict] | None) -> None:
     stats = snap.stats
-    console.print(f"published [bold]{snap.version_ref}[/] ({snap.ref}): {stats['rows']} events, "
+    console.print(f"{published(snap)} [bold]{snap.version_ref}[/] ({snap.ref}): {stats['rows']} events, "
                   f"{stats['audio_hours']:.4f} h, {len(stats['class_counts'])} classes", highlight=False)
     unmatched = snap.info.get("labels_without_ontology_id")
     if unmatched:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli.common import console, flag, print_json, print_table, state
+from pipelines.cli.common import console, flag, print_json, print_table, published, state
 from pipelines.configs import load_config
 
 app = typer.Typer(help="Question-answer tuples (LTU / SpatialSoundQA style) from dataset metadata.",
@@ -46,7 +46,7 @@ def make(
     summary = run_summary(snap)
     if json_out:
         return print_json({"snapshot": snap.to_dict(), "summary": summary})
-    console.print(f"published [bold]{snap.version_ref}[/] ({snap.ref}): {summary['tuples']} tuples "
+    console.print(f"{published(snap)} [bold]{snap.version_ref}[/] ({snap.ref}): {summary['tuples']} tuples "
                   f"{summary['splits']}, from {snap.inputs[0]}")
     print_table("tuples per family", ["family", "tuples"], sorted(summary["tuples_per_family"].items()))
     for family, reason in {**summary["skipped_families"], **summary["empty_families"]}.items():

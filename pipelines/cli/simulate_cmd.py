@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli.common import console, flag, print_json, state
+from pipelines.cli.common import console, flag, print_json, published, state
 from pipelines.configs import load_config
 
 app = typer.Typer(help="Simulate spatial room impulse responses and render labelled SELD scenes with them.",
@@ -44,7 +44,7 @@ def rirs(
     if json_out:
         print_json(snap.to_dict())
     else:
-        console.print(f"published [bold]{snap.version_ref}[/] ({snap.ref}): {snap.stats['rows']} RIRs "
+        console.print(f"{published(snap)} [bold]{snap.version_ref}[/] ({snap.ref}): {snap.stats['rows']} RIRs "
                       f"from {cfg.num_rooms} rooms; plot one with: roomtone plot rir {snap.name}")
         if cfg.placement == "grid" and snap.stats["rows"] < cfg.num_rooms * cfg.max_sources:
             console.print(f"{cfg.num_rooms * cfg.max_sources - snap.stats['rows']} of {cfg.num_rooms * cfg.max_sources}"
@@ -86,5 +86,5 @@ def scenes(
     if json_out:
         print_json(snap.to_dict())
     else:
-        console.print(f"published [bold]{snap.version_ref}[/] ({snap.ref}): {snap.stats['rows']} scenes, "
+        console.print(f"{published(snap)} [bold]{snap.version_ref}[/] ({snap.ref}): {snap.stats['rows']} scenes, "
                       f"{snap.stats['audio_hours']:.3f} h; export with: roomtone export dcase {snap.name} --out DIR")

@@ -133,6 +133,8 @@ def test_synthetic_library_is_deterministic_with_the_event_schema(tmp_path, ray_
 def test_cli_ingest_synthetic(tmp_path):
     snap = json.loads(roomtone("ingest", "synthetic", "--per-class", "2", "--json", root=tmp_path).stdout)
     assert snap["name"] == "synthetic_events" and snap["stats"]["rows"] == 12
+    again = roomtone("ingest", "synthetic", "--per-class", "2", root=tmp_path).stdout
+    assert "unchanged config and inputs: kept synthetic_events@v1" in again, again  # it said "published"
 
 
 def hf_dataset():
