@@ -123,6 +123,7 @@ class EventSource(NamedTuple):
     source_file: str
     locator: str | int
     nbytes: int
+    original: tuple[int, int] | None = None  # the source_file's rate and channels, when a dataset recorded them
 
 
 class Quarantined(Exception):
@@ -397,12 +398,16 @@ def _table_library(cfg: EventsConfig, library: Library, table: pa.Table, ids: li
                 library.ontology_ids.setdefault(label, oid)
     licenses = table.column("license").to_pylist() if "license" in table.column_names else [None] * len(ids)
     paths, sizes = table.column("path").to_pylist(), table.column("nbytes").to_pylist()
-    for index, (event_id, label, license, path, size) in enumerate(zip(ids, labels, licenses, paths, sizes)):
+    originals = (list(zip(table.column("rate").to_pylist(), table.column("channels").to_pylist()))
+                 if "rate" in table.column_names and "channels" in table.column_names else [None] * len(ids))
+    for index, (event_id, label, license, path, size, original) in enumerate(
+            zip(ids, labels, licenses, paths, sizes, originals)):
         label = _label(label)
         if not label:
             library.skipped.append({"source_file": event_id, "reason": f"no label in column {cfg.label_column!r}"})
         else:
-            library.sources.append(EventSource(event_id, label, license or None, path or event_id, index, size or 0))
+            library.sources.append(EventSource(event_id, label, license or None, path or event_id, index, size or 0,
+                                               original if original and all(original) else None))
     return library
 
 
@@ -462,7 +467,8 @@ def plan_catalog(cfg: EventsConfig, catalog: Catalog) -> Library:
                "nbytes": pc.binary_length(pc.field(cfg.audio_column, "bytes"))}
     # a roomtone events dataset's source_file (the original file) wins over the audio cell's name
     for name, column in (("license", cfg.license_column), ("id", "id"), ("path", "source_file"),
-                         ("ontology_id", "ontology_id")):
+                         ("ontology_id", "ontology_id"), ("rate", "original_sample_rate"),
+                         ("channels", "original_channels")):
         if column in snap.features:
             columns[name] = pc.field(column)
     table = dataset.to_table(columns=columns)
@@ -530,6 +536,7 @@ def split_by_item(ids: list, seed: int, test_fraction: float, key=str, label=Non
 def make_rows(cfg: EventsConfig, reader, ontology_ids: dict[str, str | None], task: ShardTask):
     for src, loaded in zip(task.items, reader.load(task.items)):
         audio, rate, channels = condition(cfg, _data(loaded))
+        rate, channels = src.original or (rate, channels)  # a re-ingest keeps the first source's figures
         yield event_row(cfg, src.id, audio, label=src.label, ontology_id=ontology_ids[src.label],
                         source_file=src.source_file, original_sample_rate=rate, original_channels=channels,
                         synthetic=False, license=src.license)

@@ -187,7 +187,10 @@ def test_ingest_from_a_catalog_dataset_records_its_snapshot(tmp_path, ray_cluste
     assert "labels_without_ontology_id" not in snap.info
     for row in rows:
         audio, rate = decode_audio(row["audio"]["bytes"], "float64")
-        assert rate == 8_000 and row["original_sample_rate"] == 16_000
+        # the recording's own rate and channels, as source_file names it (it was lib@v1's 16 kHz mono)
+        recording = sf.info(str(SONIC_PI / row["source_file"].split("/")[1]))
+        assert rate == 8_000 and recording.samplerate == 44_100
+        assert (row["original_sample_rate"], row["original_channels"]) == (recording.samplerate, recording.channels)
         assert 20 * np.log10(np.sqrt(np.mean(audio ** 2))) == pytest.approx(cfg.loudness_db, abs=0.5)
     assert read_quarantine(catalog, "lib_8k") == []
     with pytest.raises(RoomtoneError, match="has no column 'class'"):
