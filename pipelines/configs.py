@@ -50,9 +50,11 @@ def load_config(config_type: type[M], path: str | Path | None = None, /, **overr
         values = read_yaml(path, "config file", "check the path given to --config") or {}
         if not isinstance(values, dict):
             raise RoomtoneError(f"config file {path} must hold a mapping of fields", "write `field: value` lines")
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    values.update(given)
+    sources = [str(path)] * (path is not None) + ["the command's options"] * bool(given)
     try:
         return config_type(**values)
     except ValidationError as exc:
-        raise describe_validation_error(exc, f"{config_type.__name__}{f' in {path}' if path else ''}",
-                                        config_type.model_fields) from None
+        raise describe_validation_error(exc, config_type.__name__ + (f" (from {' and '.join(sources)})" if sources
+                                                                      else ""), config_type.model_fields) from None

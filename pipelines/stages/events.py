@@ -326,7 +326,8 @@ def _read_csv(cfg: EventsConfig) -> list[dict]:
     for option, column in (("file_column", cfg.file_column), ("label_column", cfg.label_column)):
         if column not in columns:
             raise RoomtoneError(f"labels_csv {cfg.labels_csv} has no column {column!r} (its columns: "
-                                f"{', '.join(columns) or 'none'})", f"set {option} to one of its columns")
+                                f"{', '.join(columns) or 'none'})",
+                                f"set {option} (--{option.replace('_', '-')}) to one of its columns")
     return rows
 
 
@@ -448,7 +449,7 @@ def plan_hf(cfg: EventsConfig) -> Library:
         columns["license"] = table[cfg.license_column]
     ids = ([str(i) for i in table["id"].to_pylist()] if "id" in ds.column_names
            else [f"{cfg.hf_split}/{i}" for i in range(len(ds))])
-    library = Library(where, "fix the rows, or set audio_column and label_column", [], [],
+    library = Library(where, "fix the rows, or set audio_column and label_column (--audio-column, --label-column)", [], [],
                       HfReader(ds, cfg.audio_column, cfg.hf_dataset),
                       files=[p for p in cfg.hf_dataset.rglob("*") if p.is_file()])
     return _table_library(cfg, library, pa.table(columns), ids)
@@ -479,7 +480,7 @@ def plan_catalog(cfg: EventsConfig, catalog: Catalog) -> Library:
         for f in catalog.files(snap.ref):  # in arrow_dataset's order; index within the split
             ids += [f"{f.split}/{seen.get(f.split, 0) + i}" for i in range(f.rows)]
             seen[f.split] = seen.get(f.split, 0) + f.rows
-    library = Library(where, "fix the rows, or set audio_column and label_column", [], [],
+    library = Library(where, "fix the rows, or set audio_column and label_column (--audio-column, --label-column)", [], [],
                       ArrowReader(dataset, cfg.audio_column), inputs=[snap.ref])
     return _table_library(cfg, library, table, ids)
 

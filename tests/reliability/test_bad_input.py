@@ -196,3 +196,11 @@ def test_mismatched_inputs_are_refused_before_any_job(tmp_path, what, make, word
     with pytest.raises(RoomtoneError) as err:
         make(catalog)
     assert word in err.value.problem and err.value.fix
+
+
+def test_a_config_error_names_where_its_values_came_from(tmp_path):
+    """--polyphony 3 with a file of tracks: 2 was reported as "invalid ScenesConfig in sc.yaml"."""
+    (tmp_path / "sc.yaml").write_text("tracks: 2\n")
+    with pytest.raises(RoomtoneError, match=r"invalid ScenesConfig \(from .*sc.yaml and the command's options\): "
+                                            r"polyphony=3 is above the number of tracks=2"):
+        load_config(ScenesConfig, tmp_path / "sc.yaml", polyphony=3)
