@@ -287,7 +287,8 @@ def plan_scene(rng: np.random.Generator | int, library: Sequence[LibraryItem], c
     center: array centre (m). region: Box, or a function (N, 3) points -> (N,) bool
     saying where a source may be. Events are drawn one at a time (item uniform over
     the library, track uniform, onset uniform over the grid slots where the track
-    is free and fewer than `polyphony` events sound) until the density target (a
+    is free, fewer than `polyphony` events sound and the item itself does not: the same
+    recording on top of itself is a comb filter, not two events) until the density target (a
     Poisson count, or the active fraction) is met or ten items in a row fit nowhere.
     The plan stores `seed` (-1 when a Generator was given); replay needs only the plan
     itself. grid: sources sit only on
@@ -307,6 +308,7 @@ def plan_scene(rng: np.random.Generator | int, library: Sequence[LibraryItem], c
     # the count is Poisson around the rate, so "how many events" has more than one answer across clips
     target = (max(1, int(gen.poisson(config.events_per_minute * config.duration / 60.0)))
               if config.events_per_minute is not None else None)
+    playing: dict[str, np.ndarray] = {}  # item id -> frames it sounds in: a recording never overlaps itself
     events: list[PlannedEvent] = []
     misses = 0  # consecutive items that fitted nowhere: the clip is full
     while misses < 10 and ((len(events) < target) if target is not None
@@ -318,7 +320,8 @@ def plan_scene(rng: np.random.Generator | int, library: Sequence[LibraryItem], c
         # sounds `polyphony` events and the track is idle over [s - gap, s + span + gap)
         first = np.arange(n_frames - span + 1)
         full = np.concatenate([[0], np.cumsum(sounding >= config.polyphony)])
-        uncrowded = full[first + span] == full[first]
+        itself = np.concatenate([[0], np.cumsum(playing.setdefault(item.id, np.zeros(n_frames, dtype=bool)))])
+        uncrowded = (full[first + span] == full[first]) & (itself[first + span] == itself[first])
         lo, hi = np.maximum(0, first - gap), np.minimum(n_frames, first + span + gap)
         for track in gen.permutation(config.tracks):
             taken = np.concatenate([[0], np.cumsum(busy[track])])
@@ -332,6 +335,7 @@ def plan_scene(rng: np.random.Generator | int, library: Sequence[LibraryItem], c
                 az, el, dist, speed = _draw_grid_place(gen, config, grid, usable, span * config.hop)
             busy[track, s:s + span] = True
             sounding[s:s + span] += 1
+            playing[item.id][s:s + span] = True
             level, snr = ((float(gen.uniform(*config.level_db)), None) if config.level_db is not None
                           else (None, float(gen.uniform(*config.event_snr_db))))
             events.append(PlannedEvent(item.id, int(item.class_index), item.class_name, int(track),

@@ -39,6 +39,9 @@ def test_tracks_never_overlap_and_polyphony_holds(tracks: int, polyphony: int, s
     for e in plan.events:
         assert 0.0 <= e.onset < e.offset <= plan.duration
         assert abs(e.onset / plan.hop - round(e.onset / plan.hop)) < 1e-6
+    for item in LIBRARY:  # a recording never sounds on top of itself (it was placed 0.1 s after itself)
+        spans = sorted((e.onset, e.offset) for e in plan.events if e.item_id == item.id)
+        assert all(b[0] >= a[1] - 1e-9 for a, b in zip(spans, spans[1:])), (item.id, spans)
 
 
 def test_plans_are_deterministic_and_round_trip() -> None:
