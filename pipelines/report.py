@@ -31,14 +31,27 @@ def _sample(catalog: Catalog, ref: str, rows: int) -> dict[str, list]:
     return dataset.head(rows, columns=columns).to_pydict() if columns else {}
 
 
-def _directions(sample: dict[str, list]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Azimuth, elevation (deg) and distance (m) of every source in the sample."""
-    if "events" in sample:
-        events = [e for clip in sample["events"] for e in clip or []]
-        return tuple(np.array([e[k] for e in events], dtype=float) for k in ("azimuth", "elevation", "distance"))
+def _directions(sample: dict[str, list]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Azimuth, elevation (deg) and distance (m) of every source in the sample at its onset, and the
+    azimuths each moving one passes through (its arc at the event's elevation)."""
+    if "events" in sample:  # a mixed event library's events have no directions
+        events = [e for clip in sample["events"] for e in clip or [] if e.get("azimuth") is not None]
+        arcs = [e["azimuth"] + e["speed"] * np.linspace(0.0, e["offset"] - e["onset"], 50)
+                for e in events if e.get("speed")]
+        return (*(np.array([e[k] for e in events], dtype=float) for k in ("azimuth", "elevation", "distance")),
+                [np.column_stack([a, np.full_like(a, e["elevation"])]) for a, e in
+                 zip(arcs, [e for e in events if e.get("speed")])])
     if "azimuth" in sample:
-        return tuple(np.array(sample[k], dtype=float) for k in ("azimuth", "elevation", "distance"))
-    return np.array([]), np.array([]), np.array([])
+        return (*(np.array(sample[k], dtype=float) for k in ("azimuth", "elevation", "distance")), [])
+    return np.array([]), np.array([]), np.array([]), []
+
+
+def _draw_arc(ax, arc: np.ndarray) -> None:
+    """A moving source's path, wrapped to [-180, 180) and broken where it wraps."""
+    az = (arc[:, 0] + 180.0) % 360.0 - 180.0
+    jumps = np.flatnonzero(np.abs(np.diff(az)) > 180.0) + 1
+    for part_az, part_el in zip(np.split(az, jumps), np.split(arc[:, 1], jumps)):
+        ax.plot(part_az, part_el, lw=0.6, alpha=0.4, color="tab:gray")
 
 
 def _bars(ax, counts: dict, title: str, xlabel: str) -> None:
@@ -49,10 +62,27 @@ def _bars(ax, counts: dict, title: str, xlabel: str) -> None:
 
 
 def _histogram(ax, bins: dict[str, int], title: str) -> None:
-    labels, counts = zip(*bins_in_order(bins)) if bins else ((), ())
+    """Stored bins as equal bars, one per bin: the title says so when the bins' widths differ."""
+    filled = []
+    for label, count in bins_in_order(bins):  # the catalog keeps no empty bins: show the gaps as zeros
+        if filled and (gap := (_edges(filled[-1][0])[1], _edges(label)[0]))[0] < gap[1]:
+            step = float(np.diff(_edges(filled[-1][0]))[0])  # in bins as wide as the one before, where they fit
+            n = round((gap[1] - gap[0]) / step) if np.isfinite(step) and step > 0 else 1
+            cuts = np.linspace(*gap, n + 1) if n >= 1 and np.isclose(n * step, gap[1] - gap[0]) else np.array(gap)
+            filled += [(f"[{a:g}, {b:g})", 0) for a, b in zip(cuts[:-1], cuts[1:])]
+        filled.append((label, count))
+    labels, counts = zip(*filled) if filled else ((), ())
     ax.bar(range(len(counts)), counts, color="tab:green")
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
-    ax.set(title=title, ylabel="rows")
+    widths = {round(b - a, 9) for a, b in map(_edges, labels) if np.isfinite(b - a)}
+    ax.set(title=title + ("\n(bins of unequal width: compare counts, not areas)" if len(widths) > 1 else ""),
+           ylabel="rows")
+
+
+def _edges(label: str) -> tuple[float, float]:
+    """A stored bin's edges: '[0.25, 0.5)' -> (0.25, 0.5), '(7000, inf)' -> (7000, inf)."""
+    lo, hi = (float(x) for x in label.strip("[()]").split(","))
+    return lo, hi
 
 
 def write_report(catalog: Catalog, ref: str, out_dir: str | Path, *, sample_rows: int = 2000) -> dict[str, Path]:
@@ -60,7 +90,7 @@ def write_report(catalog: Catalog, ref: str, out_dir: str | Path, *, sample_rows
     snap = catalog.show(ref)
     stats = snap.stats
     sample = _sample(catalog, snap.ref, sample_rows)
-    az, el, dist = _directions(sample)
+    az, el, dist, arcs = _directions(sample)
     panels = []
     if stats.get("class_counts"):
         kind = "QA tuples per family" if "family" in sample else "rows per class"
@@ -69,9 +99,12 @@ def write_report(catalog: Catalog, ref: str, out_dir: str | Path, *, sample_rows
         panels.append(lambda ax, c=column, b=bins: _histogram(ax, b, f"{c} (all rows)"))
     if az.size:
         def doa(ax):
+            for arc in arcs:
+                _draw_arc(ax, arc)
             ax.scatter(az, el, s=6, alpha=0.5)
-            ax.set(title=f"source directions ({az.size} in sample)", xlabel="azimuth (deg, CCW from +x)",
-                   ylabel="elevation (deg)", xlim=(-180, 180), ylim=(-90, 90))
+            ax.set(title=f"source directions at onset ({az.size} in sample)"
+                         + (f";\n{len(arcs)} moving, their arcs in grey" if arcs else ""),
+                   xlabel="azimuth (deg, CCW from +x)", ylabel="elevation (deg)", xlim=(-180, 180), ylim=(-90, 90))
         panels.append(doa)
         panels.append(lambda ax: (ax.hist(dist, bins=30, color="tab:orange"),
                                   ax.set(title="source distance (sample)", xlabel="m", ylabel="sources")))
@@ -96,6 +129,8 @@ def write_report(catalog: Catalog, ref: str, out_dir: str | Path, *, sample_rows
         panel(ax)
         if ax.get_ylabel() in ("rows", "sources"):  # counts: whole-number ticks
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        if ax.get_xlabel() == "rows":  # the class counts' bars lie on their side
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     png = stem.with_suffix(".png")

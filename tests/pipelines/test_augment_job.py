@@ -210,9 +210,10 @@ def _mono_mix(catalog):
     return catalog.show("mono_mix")
 
 
-def test_mixing_an_event_library_pairs_its_clips_and_records_what_replays_them(inputs):
+def test_mixing_an_event_library_pairs_its_clips_and_records_what_replays_them(inputs, tmp_path):
     catalog = inputs
     snap, source = _mono_mix(catalog), catalog.show("events")
+    assert write_report(catalog, snap.ref, tmp_path)["png"].is_file()  # its events have no directions: KeyError
     rate = source.features["audio"].sampling_rate
     assert set(snap.features) == set(source.features) - {"ontology_id"} | {"events", "caption", "recipe",
                                                                            "parent_ids", "source_ids",
