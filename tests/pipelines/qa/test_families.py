@@ -5,6 +5,7 @@ answers are checked against the mixture as heard, rebuilt here from its two pare
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 
 import numpy as np
@@ -13,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipelines.qa import Context, Ontology, extract_facts, generate
-from pipelines.qa.families import ROW_SKIPS, negatives
+from pipelines.qa.facts import TIME_MARGIN_S
+from pipelines.qa.families import Q_OPEN_SCENE, ROW_SKIPS, negatives
 from simulation.augment import (Gain, Mix, Noise, Recipe, Reverb, Rotate, Shift, Speed, apply_recipe_meta, one_event,
                                 pattern_angles, valid_patterns)
 from simulation.scenes import Box, LibraryItem, PlanConfig, frame_labels, plan_scene
@@ -239,6 +241,11 @@ def check(qa, row: dict, ontology: Ontology | None) -> None:
         assert ev[a["text"]] is max(ev.values(), key=lambda e: level(row, e))
     elif t == "loudest_louder":
         assert a["boolean"] == (level(row, subj[0]) > level(row, subj[1]))
+    elif qa.question in Q_OPEN_SCENE:  # "then" between onsets heard apart, "at the same time" otherwise
+        onsets = sorted(e["onset"] for e in row["events"])
+        words = re.findall(r"(then|at the same time) the ", a["text"])
+        assert words == ["then" if b - p >= TIME_MARGIN_S else "at the same time" for p, b in zip(onsets, onsets[1:])]
+        assert a["text"].startswith("The ") and "first first" not in a["text"].lower()
     elif t == "caption":
         assert a["text"] == row["caption"]
     else:
@@ -733,7 +740,7 @@ def test_the_class_asked_about_does_not_tell_whether_it_is_present(ontology):
 
 def test_a_source_nearer_than_a_quarter_metre_gets_the_0_m_bin_and_options_above_it():
     """Bin 0 (under 0.25 m) made the option ladder's range empty: the QA worker crashed."""
-    row = scene_row(1, 3.0, 0.0, ["Dog"])
+    row = scene_row(2, 3.0, 0.0, ["Dog"])  # a plan whose events can be named apart, so they are asked about
     row["events"] = [{**e, "distance": 0.2} for e in row["events"]]
     tuples = [qa for qa in generate(extract_facts(row), Context(seed=0, class_map=tuple(CLASSES)))
               if qa.task == "distance_bin_choice"]
