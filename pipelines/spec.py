@@ -60,7 +60,7 @@ class StageKind:
     runs: tuple[str, ...] = ()
     makes_dataset: bool = True  # False for training and evaluation, whose output is a run folder
     # what the config and those of the spec's stages making its inputs can refuse, before any work:
-    # check(config, {dataset name: config of the stage making it})
+    # check(config, {dataset name: config of the stage making it}, catalog)
     check: Callable[[], Callable[[BaseModel, dict[str, BaseModel]], None]] | None = None
 
 
@@ -99,7 +99,7 @@ def _evaluate(config, catalog: Catalog, address: str | None, show_progress: bool
                   reused=result["reused"])
 
 
-def _check_reads_audio(config, made: dict) -> None:
+def _check_reads_audio(config, made: dict, catalog: Catalog) -> None:
     """Training and evaluation read audio clips: a spec's RIR or QA stage writes none (found here,
     not after the stages before it have run)."""
     from pipelines.stages.qa import QaConfig
@@ -135,9 +135,11 @@ STAGE_KINDS: dict[str, StageKind] = {
                         check=_lazy("pipelines.stages.scenes", "check_in_spec")),
     "augment": StageKind(_lazy("pipelines.stages.augment", "AugmentConfig"), ("source", "rirs"),
                          _dataset_stage("pipelines.stages.augment", "run_augment"),
-                         "replayable augmentation recipes (mixing, reverb, rotations, ...)"),
+                         "replayable augmentation recipes (mixing, reverb, rotations, ...)",
+                         check=_lazy("pipelines.stages.augment", "check_in_spec")),
     "qa": StageKind(_lazy("pipelines.stages.qa", "QaConfig"), ("source",),
-                    _dataset_stage("pipelines.stages.qa", "run_qa"), "question-answer tuples from metadata"),
+                    _dataset_stage("pipelines.stages.qa", "run_qa"), "question-answer tuples from metadata",
+                    check=_lazy("pipelines.stages.qa", "check_in_spec")),
     "pretrain": StageKind(_lazy("pretrain.config", "TrainConfig"), ("dataset",), _pretrain,
                           "SSAST / BEATs / supervised training on Ray Train, tracked in MLflow", makes_dataset=False,
                           check=lambda: _check_reads_audio),
@@ -336,7 +338,7 @@ def check_external_inputs(plan: Plan, catalog: Catalog) -> None:
                                     "finished run")
         if kind.check:
             try:
-                kind.check()(stage.config, made)
+                kind.check()(stage.config, made, catalog)
             except RoomtoneError as exc:
                 raise RoomtoneError(f"stage {stage.key!r} ({stage.kind}): {exc.problem}", exc.fix) from None
 

@@ -37,7 +37,7 @@ import numpy as np
 import pyarrow.compute as pc
 import soundfile as sf
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from catalog import Catalog, CatalogConfig, Snapshot, audio_cell, decode_audio, encode_flac
 from catalog.errors import RoomtoneError
@@ -82,6 +82,16 @@ class AugmentConfig(BaseModel):
             except (ValueError, TypeError, OverflowError) as exc:
                 raise ValueError(f"step {i}: {exc}") from None
         return steps
+
+    @model_validator(mode="after")
+    def _rirs(self) -> "AugmentConfig":
+        reverb = any(s.get("name") == "reverb" for s in self.steps)
+        if reverb and not self.rirs:
+            raise ValueError("the reverb step needs an RIR dataset: set rirs (--rirs NAME)")
+        if self.rirs and not reverb:
+            raise ValueError(f"rirs is set ({self.rirs}) but no step reverberates: it would be recorded as an input "
+                             "the output never read; drop rirs (--rirs), or add a reverb step")
+        return self
 
     def specs(self) -> list:
         from simulation.augment import Spec
@@ -182,11 +192,6 @@ def check_inputs(cfg: AugmentConfig, catalog: Catalog) -> tuple[Snapshot, Snapsh
                                 "(room_id), reverberated by an earlier augment job, and their room columns would no "
                                 "longer describe the audio after another RIR",
                                 "reverberate the dry source that job read instead, or drop reverb from steps")
-        if not cfg.rirs:
-            raise RoomtoneError("reverb needs an RIR dataset", "set rirs (--rirs NAME)")
-    if cfg.rirs and "reverb" not in names:
-        raise RoomtoneError(f"rirs is set ({cfg.rirs}) but no step reverberates: it would be recorded as an input "
-                            "the output never read", "drop rirs (--rirs), or add a reverb step")
     if cfg.rirs:
         rir_snap = catalog.show(cfg.rirs)
         missing = {"id", "rir", "sample_rate", "num_channels", "array", *ROOM_FEATURES} - set(rir_snap.features)
@@ -389,3 +394,16 @@ def run_augment(cfg: AugmentConfig, catalog: Catalog, *, address: str | None = N
     return run_sharded(catalog, run, tasks, partial(make_rows, pinned, catalog.config.model_dump_json(), src.ref,
                                                     rir_snap.ref if rir_snap else None, kind),
                        address=address, show_progress=show_progress, description=f"augmenting {cfg.name}")
+
+
+def check_in_spec(cfg: AugmentConfig, made: dict, catalog: Catalog) -> None:
+    """The kinds of its inputs, before anything runs (run_augment checks the stored datasets in full)."""
+    from pipelines.stages import CLIP_MAKERS, check_input
+
+    check_input("source", cfg.source, made, catalog, makers=CLIP_MAKERS, columns=("audio",),
+                what="a dataset of audio clips (events, scenes or mixtures)")
+    check_input("rirs", cfg.rirs, made, catalog, makers=("RirsConfig",), columns=("rir",), what="an RIR dataset")
+    if "reverb" in [s["name"] for s in cfg.steps] and type(made.get(cfg.source)).__name__ == "ScenesConfig":
+        raise RoomtoneError(f"source {cfg.source!r} is made by this spec's scenes stage, already reverberant: "
+                            "another RIR would leave its room columns (room_id, rt60) describing the wrong room",
+                            "reverberate a dry event library instead, or drop reverb from steps")

@@ -94,6 +94,9 @@ def available_families(cfg: QaConfig, snap: Snapshot) -> tuple[list[str], dict[s
         raise RoomtoneError(f"{snap.ref} is a QA dataset: its rows are questions, not clips",
                             "make tuples from the scenes, events or mixtures dataset it was made from "
                             f"({', '.join(snap.inputs) or 'see roomtone catalog lineage'})")
+    if "audio" not in cols:
+        raise RoomtoneError(f"{snap.ref} holds no audio clips (no audio column): tuples about it would ask about "
+                            "sounds nobody can hear", "make tuples from a scenes, events or mixtures dataset")
     spatial = snap.info.get("format") in ("foa", "mic") and "format" in cols
     no_events = f"{snap.ref} has no per-event metadata (events column): its clips have no timeline"
     no_space = (f"{snap.ref} is not spatial (format {snap.info.get('format')!r}, no per-event azimuth/distance): "
@@ -343,3 +346,11 @@ def export_qa(catalog: Catalog, ref: str, out: str | Path, *, audio_path: str = 
         if stale.name not in written:
             stale.unlink()
     return {"dataset": snap.ref, "out": str(out), "records": written}
+
+
+def check_in_spec(cfg: QaConfig, made: dict, catalog: Catalog) -> None:
+    """Its source is a dataset of audio clips, before anything runs."""
+    from pipelines.stages import CLIP_MAKERS, check_input
+
+    check_input("source", cfg.source, made, catalog, makers=CLIP_MAKERS, columns=("audio",),
+                what="a dataset of audio clips (events, scenes or mixtures)")

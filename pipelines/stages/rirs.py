@@ -236,7 +236,7 @@ def check_before_work(cfg: RirsConfig) -> None:
     make_array(cfg, center)
 
 
-def check_in_spec(cfg: RirsConfig, made: dict) -> None:
+def check_in_spec(cfg: RirsConfig, made: dict, catalog: Catalog) -> None:
     """A pipeline spec's pre-work check of an RIR stage (it reads no dataset)."""
     check_before_work(cfg)
 

@@ -376,11 +376,16 @@ def make_rows(cfg: ScenesConfig, catalog_json: str, task: ShardTask):
         yield render_one(cfg, library, rooms, scene_id, task.split, catalog_json)
 
 
-def check_in_spec(cfg: ScenesConfig, made: dict) -> None:
-    """What the config of an RIR stage in the same pipeline spec already tells, before it runs: its array
-    and, for `rir_source: dataset`, its placement (run_scenes checks the stored dataset itself)."""
+def check_in_spec(cfg: ScenesConfig, made: dict, catalog: Catalog) -> None:
+    """The kinds of its inputs, and what the config of an RIR stage in the same pipeline spec already
+    tells, before it runs: its array and, for `rir_source: dataset`, its placement (run_scenes checks
+    the stored dataset itself)."""
+    from pipelines.stages import EVENT_MAKERS, check_input
     from pipelines.stages.rirs import RirsConfig
 
+    check_input("events", cfg.events, made, catalog, makers=EVENT_MAKERS, columns=("audio", "label"),
+                what="an event library")
+    check_input("rirs", cfg.rirs, made, catalog, makers=("RirsConfig",), columns=("rir",), what="an RIR dataset")
     rirs = made.get(cfg.rirs)
     if not isinstance(rirs, RirsConfig):  # read from the catalog, or made by another kind of stage
         return

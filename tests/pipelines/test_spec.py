@@ -121,6 +121,29 @@ def test_what_a_dry_run_can_know_is_refused_before_anything_runs(catalog, tmp_pa
     assert err.value.fix == "name a version it has (roomtone catalog history library)"
 
 
+def _with(**stages) -> dict:
+    return {**TINY, "stages": {**TINY["stages"], **stages}}
+
+
+@pytest.mark.parametrize("spec, message", [
+    (_with(scenes={**TINY["stages"]["scenes"], "events": "rooms"}),
+     "stage 'scenes' \\(scenes\\): events 'rooms' must be an event library, but this spec makes it with its rirs"),
+    (_with(scenes={**TINY["stages"]["scenes"], "rirs": "events"}), "rirs 'events' must be an RIR dataset"),
+    (_with(mix={"kind": "augment", "source": "rooms", "steps": [{"name": "gain"}]}),
+     "source 'rooms' must be a dataset of audio clips"),
+    (_with(mix={"kind": "augment", "source": "scenes", "steps": [{"name": "reverb"}], "rirs": "rooms"}),
+     "already reverberant"),
+    (_with(qa={"kind": "qa", "source": "rooms"}), "stage 'qa' \\(qa\\): source 'rooms' must be a dataset of audio"),
+    ({"name": "x", "stages": {"scenes": {**TINY["stages"]["scenes"], "events": "clips", "rirs": "clips"}}},
+     "rirs clips@.* is not an RIR dataset: it has no rir column"),  # read from the catalog
+])
+def test_an_input_of_the_wrong_kind_is_refused_by_a_dry_run(catalog, spec, message):
+    """Each passed `run --dry-run`, and `run` found it only after the stages before it had run."""
+    publish_dataset(catalog, "clips", {"v": 1}, rows=2)
+    with pytest.raises(RoomtoneError, match=message):
+        check_external_inputs(plan_spec(spec), catalog)
+
+
 def test_second_run_of_an_unchanged_spec_reuses_every_snapshot(catalog, ray_cluster):
     plan = plan_spec(TINY)
     first = run_plan(plan, catalog, show_progress=False)

@@ -1,8 +1,8 @@
 """The bad-input sweep: every kind of bad input a user can hand over is refused with one clear
 message (what is wrong, how to fix it, no traceback) or quarantined with its reason.
 
-Tally: 38 bad inputs tried -> 38 refused or quarantined (11 broken audio files quarantined by a
-real `roomtone ingest events`, 21 configs/specs/names refused by the CLI, 6 input mismatches
+Tally: 42 bad inputs tried -> 42 refused or quarantined (11 broken audio files quarantined by a
+real `roomtone ingest events`, 21 configs/specs/names refused by the CLI, 10 input mismatches
 refused by the stages before any job starts).
 """
 
@@ -20,7 +20,7 @@ from catalog import Catalog, CatalogConfig, RoomtoneError, audio_cell, encode_fl
 from pipelines.configs import load_config
 from pipelines.stages.augment import AugmentConfig, run_augment
 from pipelines.stages.events import read_quarantine
-from pipelines.stages.qa import QaConfig
+from pipelines.stages.qa import QaConfig, run_qa
 from pipelines.stages.scenes import ScenesConfig, run_scenes
 from tests.helpers import (SONIC_PI, clip_features, clip_rows, copy_sonic_pi, pcm16_clip, publish_dataset,
                            sonic_pi_rows, write_labels_csv)
@@ -186,6 +186,8 @@ MISMATCHES = [
                                                                       classes=["dog"]), c), "misses classes"),
     ("unknown QA family", lambda c: load_config(QaConfig, source="clips", families=["telepathy"]),
      "unknown families"),
+    ("QA tuples about RIRs", lambda c: run_qa(QaConfig(source=rir_dataset(c, "rirs_only", [24_000], [4]).name), c),
+     "holds no audio clips"),  # 55 room questions about clips nobody can hear were published
 ]
 
 
