@@ -1,6 +1,6 @@
 """Capacity plan of a dataset build, projected from the rates the benchmarks measure.
 
-The model (docs/SCALING.md explains it and where it stops holding): every stage is
+The model (infra/SCALING.md explains it and where it stops holding): every stage is
 CPU-bound and parallel over shards, so a stage's wall time is its core-hours over the
 workers that have a shard to write; storage is items x measured bytes per item; shards
 follow the writer's size cap; the catalog grows by a manifest entry per file and a
@@ -175,7 +175,7 @@ def human_hours(h: float) -> str:
 
 
 def describe_scale(plan: Plan) -> list[str]:
-    """What to change before building ~10x or ~100x this much (docs/SCALING.md has the reasons)."""
+    """What to change before building ~10x or ~100x this much (infra/SCALING.md has the reasons)."""
     files = plan.shards
     out = []
     if files > 10_000:

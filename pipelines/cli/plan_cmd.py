@@ -28,7 +28,7 @@ def plan(
         python benchmarks/bench_scenes.py --quick > scenes.txt
         roomtone plan --hours 1167 --workers 256 --rates scenes.txt
 
-    The model and what changes at 10x and 100x are in docs/SCALING.md.
+    The model and what changes at 10x and 100x are in infra/SCALING.md.
     """
     from pipelines.configs import load_config
     from pipelines.plan import PlanRequest, describe_scale, human_bytes, human_hours, load_rates, make_plan

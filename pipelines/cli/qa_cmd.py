@@ -59,9 +59,11 @@ def make(
     if summary["split_dropped"]:
         console.print(f"dropped {summary['split_dropped']} test clips that share a room or recording with train")
         if "test" not in summary["splits"]:
-            console.print("no test split is left: mixtures link every held-out clip to a train clip; give the "
-                          "source its own test split (e.g. `roomtone ingest events --test-fraction 0.2`), which "
-                          "augment keeps apart", highlight=False)
+            why = next(iter(summary.get("split_dropped_examples", {}).items()), None)
+            console.print("no test split is left: every held-out clip shares a room or a recording with a train "
+                          "clip" + (f" ({why[0]}: {why[1]})" if why else "") + ". Give the sources held-out "
+                          "rooms and recordings: an RIR set and an event library with test splits of their own "
+                          "(--test-fraction), which scenes and augment keep apart", highlight=False)
     lm = summary.get("language_model")
     if lm:
         console.print(f"language model {lm['model']}: kept {lm['kept']} answers, rejected {lm['rejected']} "
