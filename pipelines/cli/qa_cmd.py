@@ -76,9 +76,10 @@ def export(
     ref: str = typer.Argument(..., help="QA dataset made by `roomtone qa make`."),
     out: Path = typer.Option(..., "--out", "-o",
                              help="Folder for ltu_<split>.json, spatialsoundqa_<split>.json and convention.json."),
-    audio_path: str = typer.Option("{audio_id}", help="LTU audio_id format from {audio_id}, {split} and {fold} "
-                                   "(the split's DCASE fold), e.g. 'foa_dev/{split}/fold{fold}_{audio_id}.wav' "
-                                   "for a DCASE export."),
+    audio_path: str = typer.Option("{audio_id}", help="LTU audio_id format from {audio_id}, {split} and {fold}: "
+                                   "the split the clip has in the source dataset and its DCASE fold, which is "
+                                   "where `export dcase` wrote its WAV (a QA test tuple may ask about a clip of "
+                                   "the source's train split), e.g. 'foa_dev/{split}/fold{fold}_{audio_id}.wav'."),
     json_out: bool = flag("--json", help="Print the result as JSON."),
 ):
     """Write the LTU JSON (instruction, input, audio_id, dataset, task, output) and a
