@@ -79,6 +79,10 @@ def _histogram(ax, bins: dict[str, int], title: str) -> None:
            ylabel="rows")
 
 
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
+
+
 def _edges(label: str) -> tuple[float, float]:
     """A stored bin's edges: '[0.25, 0.5)' -> (0.25, 0.5), '(7000, inf)' -> (7000, inf)."""
     lo, hi = (float(x) for x in label.strip("[()]").split(","))
@@ -113,8 +117,10 @@ def write_report(catalog: Catalog, ref: str, out_dir: str | Path, *, sample_rows
                                   ax.set(title="durations (sample)", xlabel="s", ylabel="rows")))
     rt60 = [v for v in sample.get("rt60", []) if v is not None]  # a mixture of two rooms has none
     if rt60 and "rt60" not in stats.get("histograms", {}):
+        roomless = len(sample["rt60"]) - len(rt60)
         panels.append(lambda ax: (ax.hist(rt60, bins=30, color="tab:red"),
-                                  ax.set(title="RT60 (sample)", xlabel="s", ylabel="rows")))
+                                  ax.set(title="RT60 (sample)" + (f"; {roomless} rows of two rooms left out"
+                                                                  if roomless else ""), xlabel="s", ylabel="rows")))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / f"{snap.name}-v{snap.version}"
@@ -124,7 +130,7 @@ def write_report(catalog: Catalog, ref: str, out_dir: str | Path, *, sample_rows
                              constrained_layout=True)
     hours = stats.get("audio_hours", 0)  # none for RIRs
     fig.suptitle(f"{snap.version_ref}: {stats.get('rows', 0)} rows, "
-                 + (f"{hours:.3f} h of audio, " if hours else "") + f"{stats.get('bytes', 0) / 1e6:.1f} MB")
+                 + (f"{hours:.3f} h of audio, " if hours else "") + _size(stats.get("bytes", 0)))
     for ax, panel in zip(axes.flat, panels):
         panel(ax)
         if ax.get_ylabel() in ("rows", "sources"):  # counts: whole-number ticks
