@@ -102,14 +102,10 @@ def _evaluate(config, catalog: Catalog, address: str | None, show_progress: bool
 def _check_reads_audio(config, made: dict, catalog: Catalog) -> None:
     """Training and evaluation read audio clips: a spec's RIR or QA stage writes none (found here,
     not after the stages before it have run)."""
-    from pipelines.stages.qa import QaConfig
-    from pipelines.stages.rirs import RirsConfig
+    from pipelines.stages import CLIP_MAKERS, check_input
 
-    maker = made.get(config.dataset)
-    what = {RirsConfig: "RIRs", QaConfig: "question-answer tuples"}.get(type(maker))
-    if what:
-        raise RoomtoneError(f"dataset {config.dataset!r} holds {what}, made by this spec, with no audio column to "
-                            "train or evaluate on", "name an events, scenes or mixtures dataset")
+    check_input("dataset", config.dataset, made, catalog, makers=CLIP_MAKERS, columns=("audio",),
+                what="a dataset of audio clips (events, scenes or mixtures)")
 
 
 def _lazy(module: str, attr: str) -> Callable[[], Any]:

@@ -111,7 +111,8 @@ def test_what_a_dry_run_can_know_is_refused_before_anything_runs(catalog, tmp_pa
     with pytest.raises(RoomtoneError, match="places sources at random"):
         check_external_inputs(plan_spec(grid), catalog)
     on_rirs = {**TINY, "stages": {**TINY["stages"], "train": {"kind": "pretrain", "dataset": "rooms", "steps": 2}}}
-    with pytest.raises(RoomtoneError, match="stage 'train' \\(pretrain\\): dataset 'rooms' holds RIRs"):
+    with pytest.raises(RoomtoneError, match="stage 'train' \\(pretrain\\): dataset 'rooms' must be a dataset of "
+                                            "audio clips"):
         check_external_inputs(plan_spec(on_rirs), catalog)  # found before the stages making it have run
     check_external_inputs(plan_spec(TINY), catalog)  # and a spec that is fine passes
     publish_dataset(catalog, "library", {"v": 1}, rows=2)
