@@ -45,7 +45,8 @@ class RirsConfig(BaseModel):
     rt60: Range = (0.2, 2.0)
     rt60_method: Literal["sabine", "eyring"] = "sabine"
     temperature: Range = (15.0, 35.0)
-    array: Literal["mic", "foa", "circular", "linear"] = "mic"
+    array: Literal["mic", "foa", "circular", "linear"] = Field(
+        "mic", description="custom geometries are for the Python API (simulation.custom)")
     array_channels: int = Field(8, ge=2, le=256, description="circular and linear arrays")
     array_radius: float = Field(0.05, gt=0, le=2.0, description="circular array radius, m")
     array_spacing: float = Field(0.04, gt=0, le=2.0, description="linear array spacing, m")
