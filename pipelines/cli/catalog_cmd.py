@@ -14,6 +14,11 @@ app = typer.Typer(help="Browse and query the dataset catalog.\n\n"
 JSON = flag("--json", help="Machine-readable output.")
 
 
+def _hours(stats: dict, digits: int) -> str:
+    """Hours of audio; '-' for a dataset without an audio column (RIRs, QA tuples), not 0.0000."""
+    return f"{stats['audio_hours']:.{digits}f}" if stats.get("audio_hours") else "-"
+
+
 def _size(n: int | None) -> str:
     if n is None:
         return ""
@@ -35,7 +40,7 @@ def ls(json_out: bool = JSON):
         return
     print_table("datasets", ["name", "version", "snapshot", "created", "rows", "hours", "size", "inputs"],
                 [[s.name, f"v{s.version}", s.snapshot_id, s.to_dict()["created"], s.stats.get("rows"),
-                  f"{s.stats.get('audio_hours', 0):.3f}", _size(s.stats.get("bytes")), ", ".join(s.inputs)]
+                  _hours(s.stats, 3), _size(s.stats.get("bytes")), ", ".join(s.inputs)]
                  for s in snaps])
 
 
@@ -56,7 +61,7 @@ def show(ref: str = typer.Argument(..., help="NAME, NAME@vN or NAME@SNAPSHOT_ID"
         console.print(f"  {key:13} {text}", highlight=False)
     stats = snap.stats
     print_table("statistics", ["rows", "hours", "size", "shards", "splits"],
-                [[stats.get("rows"), f"{stats.get('audio_hours', 0):.4f}", _size(stats.get("bytes")),
+                [[stats.get("rows"), _hours(stats, 4), _size(stats.get("bytes")),
                   stats.get("shards"), ", ".join(f"{k}={v}" for k, v in stats.get("splits", {}).items())]])
     if stats.get("class_counts"):
         print_table("classes", ["class", "count"], [[k, v] for k, v in stats["class_counts"].items()])
