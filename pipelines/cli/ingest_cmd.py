@@ -23,6 +23,11 @@ def _summary(snap, quarantine: list[dict] | None) -> None:
     if unmatched:
         console.print(f"{len(unmatched)} labels matched no class of the ontology (their ontology_id is null): "
                       f"{', '.join(unmatched)}", highlight=False)
+    nested = snap.info.get("labels_of_nested_folders")
+    if nested:
+        console.print(f"{len(nested)} labels are the names of nested folders, each file's parent folder "
+                      f"(e.g. {next(iter(nested.values()))} -> {next(iter(nested))}); use --labels-csv for "
+                      "other labels", highlight=False)
     if quarantine:
         reasons = Counter(q["reason"] for q in quarantine)
         console.print(f"quarantined {len(quarantine)} items (see {snap.name}_quarantine): "

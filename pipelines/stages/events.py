@@ -286,6 +286,7 @@ class Library:
     inputs: list[str] = field(default_factory=list)
     ontology_ids: dict[str, str] = field(default_factory=dict)  # label -> id the source rows already carry
     files: list[Path] = field(default_factory=list)  # local files the items come from: a change is a new run
+    info: dict = field(default_factory=dict)  # what the user should hear of, kept with the snapshot
 
 
 # -- planning --------------------------------------------------------------------------------
@@ -354,6 +355,9 @@ def plan_folder(cfg: EventsConfig) -> Library:
                 sources.append(item(rel, rel.split("/")[-2], None))
             else:
                 skipped.append({"source_file": rel, "reason": "no label: file is not inside a class folder"})
+        nested = {rel.split("/")[-2]: rel for rel in reversed(found) if rel.count("/") > 1}
+        if nested:  # Cymbal/close/x.flac is labelled 'close': said, in case the class was meant to be Cymbal
+            library.info["labels_of_nested_folders"] = dict(sorted(nested.items()))
         return library
     listed = set()
     where = cfg.labels_csv.name
@@ -561,9 +565,9 @@ def run_ingest_events(cfg: EventsConfig, catalog: Catalog, *, address: str | Non
                     for label, oid in match_ontology({s.label for s in sources}, cfg.ontology).items()}
     unmatched = sorted(label for label, oid in ontology_ids.items() if oid is None)
     files = library.files + [cfg.ontology] * (cfg.ontology is not None)
+    info = {**library.info, **({"labels_without_ontology_id": unmatched} if cfg.ontology and unmatched else {})}
     run = catalog.create_run(cfg.name, cfg, features(cfg), inputs=library.inputs,
-                             files=files_digest(files) if files else None,
-                             info={"labels_without_ontology_id": unmatched} if cfg.ontology and unmatched else None)
+                             files=files_digest(files) if files else None, info=info or None)
     connect(address)
     chunks = [tuple(sources[i:i + PROBE_FILES_PER_TASK]) for i in range(0, len(sources), PROBE_FILES_PER_TASK)]
     remote = ray.remote(probe).options(num_cpus=1)

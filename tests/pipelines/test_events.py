@@ -84,6 +84,7 @@ def test_folder_labels_and_errors_before_publishing(tmp_path, ray_cluster):
     assert {r["id"]: r["label"] for r in rows} == {"dog/bd_klub.flac": "dog", "glass/ambi_glass_rub.flac": "glass",
                                                    "glass/elec_triangle.flac": "glass"}
     assert all(r["ontology_id"] is None for r in rows) and sum(snap.stats["splits"].values()) == 3
+    assert "labels_of_nested_folders" not in snap.info
     assert [q["source_file"] for q in read_quarantine(catalog, "by_folder")] == ["tabla_re.flac"]
     cfg = EventsConfig(name="by_folder", folder=tmp_path / "lib", test_fraction=0.5, seed=3)
     assert run_ingest_events(cfg, catalog, show_progress=False).snapshot_id == snap.snapshot_id  # unchanged: reused
@@ -99,8 +100,11 @@ def test_folder_labels_and_errors_before_publishing(tmp_path, ray_cluster):
     assert after["glass/elec_triangle.flac"] != before["glass/elec_triangle.flac"]
     assert after["dog/bd_klub.flac"] == before["dog/bd_klub.flac"]
     (tmp_path / "lib" / "tabla_re.flac").unlink()
-    run_ingest_events(EventsConfig(name="by_folder", folder=tmp_path / "lib"), catalog, show_progress=False)
+    (tmp_path / "lib" / "glass" / "soft").mkdir()  # a nested folder names its files' class: said, not silent
+    shutil.copy(SONIC_PI / "drum_snare_soft.flac", tmp_path / "lib" / "glass" / "soft")
+    nested = run_ingest_events(EventsConfig(name="by_folder", folder=tmp_path / "lib"), catalog, show_progress=False)
     assert read_quarantine(catalog, "by_folder") == []
+    assert nested.info["labels_of_nested_folders"] == {"soft": "glass/soft/drum_snare_soft.flac"}
 
     (tmp_path / "empty").mkdir()
     with pytest.raises(RoomtoneError, match=f"folder {tmp_path / 'empty'} has no audio files"):
