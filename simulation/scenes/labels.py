@@ -96,10 +96,17 @@ def _room_words(room: Room, rt60: float | None = None) -> str:
     return f"in a {size} {reverb} room"
 
 
+# uncountable heads of class names (AudioSet's "Ambient music", "Male speech"): no article
+_MASS_NOUNS = {"music", "speech", "noise", "wind", "rain", "water", "applause", "laughter", "thunder", "traffic",
+               "static", "hum", "chatter", "babble", "hubbub", "gunfire", "silence", "rumble", "hiss", "steam"}
+
+
 def default_phrase(class_name: str) -> str:
-    """'siren' -> 'a siren is heard', 'footsteps' -> 'footsteps are heard', 'clicking' -> 'clicking is heard'."""
+    """'siren' -> 'a siren is heard', 'footsteps' -> 'footsteps are heard', 'clicking' -> 'clicking is heard',
+    'Ambient music' -> 'Ambient music is heard'."""
     name = class_name.replace("_", " ").strip()
-    if name.endswith("ing"):
+    head = name.split()[-1].lower() if name else ""
+    if name.endswith("ing") or head in _MASS_NOUNS:
         return f"{name} is heard"
     if name.endswith("s") and not name.endswith("ss"):
         return f"{name} are heard"

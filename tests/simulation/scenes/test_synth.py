@@ -68,8 +68,9 @@ def test_caption_template() -> None:
     small = Room(dims=(3.0, 3.0, 2.5), beta=(0.0,) * 6)
     assert caption(ScenePlan(0, 4.0, 3, 3, 0.1, (1.5, 1.5, 1.2), None, 0, events[:1]), small) == \
         "a dog is heard to the left, in a small anechoic space"
-    assert [default_phrase(n) for n in ("siren", "footsteps", "clicking", "alarm_clock", "glass")] == \
-        ["a siren is heard", "footsteps are heard", "clicking is heard", "an alarm clock is heard", "a glass is heard"]
+    assert [default_phrase(n) for n in ("siren", "footsteps", "clicking", "alarm_clock", "glass", "Ambient music")] == \
+        ["a siren is heard", "footsteps are heard", "clicking is heard", "an alarm clock is heard", "a glass is heard",
+         "Ambient music is heard"]  # it read "an Ambient music is heard"
     assert [direction_words(a, 0.0) for a in (0.0, 60.0, -179.0, -60.0)] == \
         ["in front", "to the left", "behind", "to the right"]
     assert direction_words(-90.0, -45.0) == "below and to the right"
