@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import typer
 from pydantic import ValidationError
@@ -50,6 +51,7 @@ def _main(
     debug: bool = flag("--debug", help="Show full tracebacks on errors."),
 ):
     state.root, state.catalog_uri, state.debug = root, catalog_uri, debug
+    state.started_ms = int(time.time() * 1000)  # what this command publishes is newer (see `published`)
 
 
 @app.command()
