@@ -32,7 +32,7 @@ def config_hash(config: dict, inputs: list[str], files: str | None = None) -> st
 def files_digest(paths: Iterable[Path]) -> str:
     """A digest of local files' names, sizes and modification times: what changes when a file is
     added, removed, replaced or edited, without reading a whole library's bytes."""
-    state = sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in paths)
+    state = sorted((str(p), st.st_size, st.st_mtime_ns) for p in paths for st in [p.stat()])
     return hashlib.sha256(json.dumps(state).encode()).hexdigest()
 
 

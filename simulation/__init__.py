@@ -5,7 +5,7 @@ float pressure per unit source strength (1 / (4 pi d) for a direct path).
 """
 
 from .acoustics import (decay_time, direct_path_labels, direct_to_reverberant_ratio, energy_decay_curve,
-                        mid_decay_time, octave_band)
+                        mid_decay_times, octave_band)
 from .api import simulate
 from .arrays import PATTERNS, MicArray, circular, custom, direction, foa, linear, tetra_mic
 from .backends import create_backend, list_backends, register_backend
@@ -33,7 +33,7 @@ __all__ = [
     "lattice_moments",
     "linear",
     "list_backends",
-    "mid_decay_time",
+    "mid_decay_times",
     "octave_band",
     "register_backend",
     "simulate",

@@ -8,12 +8,12 @@ like the leading axes.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Sequence
 
 import numpy as np
 import torch
 
-__all__ = ["direct_path_labels", "energy_decay_curve", "decay_time", "mid_decay_time", "octave_band",
+__all__ = ["direct_path_labels", "energy_decay_curve", "decay_time", "mid_decay_times", "octave_band",
            "direct_to_reverberant_ratio"]
 
 MID_BANDS = (500.0, 1000.0)  # Hz: the octave bands ISO 3382-1 averages into a room's single T30 or EDT
@@ -118,14 +118,16 @@ def octave_band(rir: np.ndarray | torch.Tensor, fs: float, center: float) -> np.
     return sosfilt(sos, _as_numpy(rir).astype(np.float64), axis=-1)
 
 
-def mid_decay_time(rir: np.ndarray | torch.Tensor, fs: float, method: Literal["edt", "t20", "t30"] = "t30",
-                   bands: tuple[float, ...] = MID_BANDS) -> np.ndarray:
-    """`decay_time` in the 500 Hz and 1 kHz octave bands, averaged: a room's single figure (ISO 3382-1).
+def mid_decay_times(rir: np.ndarray | torch.Tensor, fs: float, methods: Sequence[str] = ("t30",),
+                    bands: tuple[float, ...] = MID_BANDS) -> dict[str, np.ndarray]:
+    """`decay_time` by each of `methods` in the 500 Hz and 1 kHz octave bands, averaged: a room's
+    single figure (ISO 3382-1). The bands are filtered once for every method.
 
     A broadband fit of an image-source RIR reads the slow decay of its DC trend (with positive
     reflection coefficients every image adds a positive pulse): 1.2-1.7 x the audible decay.
     """
-    return np.mean([decay_time(octave_band(rir, fs, fc), fs, method) for fc in bands], axis=0)
+    filtered = [octave_band(rir, fs, fc) for fc in bands]
+    return {m: np.mean([decay_time(x, fs, m) for x in filtered], axis=0) for m in methods}
 
 
 def _fit(edc: np.ndarray, t: np.ndarray, method: str) -> np.ndarray:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import sys
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import typer
@@ -25,7 +24,7 @@ class _State:
     root: str | None = None
     catalog_uri: str | None = None
     debug: bool = False
-    started_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    started_ms: int = 0  # set by each command (the root callback); see `published`
 
     def catalog(self) -> Catalog:
         # imported here: Iceberg and `datasets` cost 1.3 s, which `--help` and plans need not pay

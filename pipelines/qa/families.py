@@ -776,7 +776,8 @@ def open_ended(f: Facts, ctx: Context, rng: Random) -> list[QA]:
     if f.events:  # "then" only where the onsets are far enough apart to be heard in order
         steps = [("then " if i and e.onset - f.events[i - 1].onset >= TIME_MARGIN_S else "at the same time " * bool(i))
                  + f"the {e.name} sounds from {_fmt(e.onset)} s to {_fmt(e.offset)} s" for i, e in enumerate(f.events)]
-        text = ("T" + "; ".join(steps)[1:] + f". That is {len(f.events)} event{'s' if len(f.events) > 1 else ''}" +
+        text = "; ".join(steps)
+        text = (text[0].upper() + text[1:] + f". That is {len(f.events)} event{'s' if len(f.events) > 1 else ''}" +
                 (f", with at most {f.max_polyphony} at once." if f.max_polyphony else "."))
         b.add("open-ended question", "open", Q_OPEN_SCENE, text, answer("text", text))
     placed = [e for e in f.events if e.azimuth is not None and side(e.azimuth)]

@@ -193,7 +193,7 @@ def _sources(cfg: RirsConfig, rng: np.random.Generator, dims: np.ndarray, center
 
 
 def simulate_room(cfg: RirsConfig, room_id: str, device: str = "cpu") -> list[dict]:
-    from simulation import direct_path_labels, direct_to_reverberant_ratio, mid_decay_time, simulate
+    from simulation import direct_path_labels, direct_to_reverberant_ratio, mid_decay_times, simulate
 
     room, rt60_target, center, sources = sample_room(cfg, room_id)
     array = make_array(cfg, center)
@@ -201,8 +201,7 @@ def simulate_room(cfg: RirsConfig, room_id: str, device: str = "cpu") -> list[di
     rirs = simulate(room, sources, array, fs=cfg.sample_rate, duration=seconds, mode=cfg.mode,
                     device=device)[0].cpu().numpy().astype(np.float32)  # (S, M, N)
     az, el, dist = (v[:, 0] for v in direct_path_labels(sources, center[None]))
-    t30 = np.nanmean(mid_decay_time(rirs, cfg.sample_rate, "t30"), axis=-1)
-    edt = np.nanmean(mid_decay_time(rirs, cfg.sample_rate, "edt"), axis=-1)
+    t30, edt = (np.nanmean(v, axis=-1) for v in mid_decay_times(rirs, cfg.sample_rate, ("t30", "edt")).values())
     drr = np.nanmean(direct_to_reverberant_ratio(rirs, cfg.sample_rate), axis=-1)
     capsules = np.asarray(array.positions, dtype=np.float32).tolist()
     rows = []

@@ -147,9 +147,9 @@ def describe(events: Iterable[PlannedEvent], phrases: Mapping[str, str] | None =
     (it named three beds). Clauses whose events overlap the first one's follow it after "while",
     later ones after ", then"."""
     events = list(events)
-    firsts = {e.class_name: i for i, e in reversed(list(enumerate(events)))}
+    firsts = sorted({e.class_name: i for i, e in reversed(list(enumerate(events)))}.values())
     picked: dict[int, str] = {}
-    for i in sorted(firsts.values()) + [i for i in range(len(events)) if i not in firsts.values()]:
+    for i in firsts + sorted(set(range(len(events))) - set(firsts)):
         if len(picked) == max_events:
             break
         clause = _phrase(events[i], phrases or {})
