@@ -2,10 +2,11 @@
 
 Ours = the scenes stage's worker path in its default mode for a grid RIR set
 (`rir_source: dataset`), `make_rows` + `write_shard`: plan on the stored grid, read each
-room's stored RIRs, batched convolution (static: one FFT convolution; moving: one per grid
-point visited), diffuse ambience, FLAC, Parquet. It is measured as a worker runs at scale:
-on its next shards (new scenes in the rooms it keeps from its first; the median of three),
-with each room's read added back at PSELDNets' 70 scenes per room; the first shard of a fresh worker (rooms
+room's stored RIRs, block convolution with each RIR's spectrum computed once per room (a
+moving source's segments summed as spectra per block), diffuse ambience, FLAC, Parquet. It is
+measured as a worker runs at scale: on its next shards (new scenes in the rooms it keeps from
+its first; the median of three), with each room's read and the spectra of all its RIRs added
+back at PSELDNets' 70 scenes per room; the first shard of a fresh worker (rooms
 read for a handful of scenes, FFT sizes and memory met for the first time) is printed too. The
 peer is a naive renderer of the SAME plans with the SAME RIRs: per event and per channel
 `scipy.signal.fftconvolve` for a static source, and for a moving one every 100 ms (Hann
@@ -101,11 +102,10 @@ def naive_render(plan, signals, rirs, fs: float, array, c: float, bank, peak: fl
     for event, rir in zip(plan.events, rirs):
         x = event_signal(np.asarray(signals[event.item_id], dtype=np.float64), event, fs)
         start = int(round(event.onset * fs))
+        rir = rir[0].rirs[rir[1]]  # grid_rirs' (RirBank, at): (M, L) static, (F, M, L) one per frame moving
         if not event.moving:
-            rir = rir[0] if rir.ndim == 3 else rir
             wet = np.stack([fftconvolve(x, rir[ch]) for ch in range(channels)])
         else:
-            rir = rir[0][rir[1]] if isinstance(rir, tuple) else rir  # one RIR per frame
             length = rir.shape[-1]
             frames = -(-len(x) // hop) + 1
             padded = np.zeros((frames + 1) * hop)
@@ -224,9 +224,11 @@ def main() -> None:
     steady_per_audio_s = sorted(p[0] for p in passes)[1]
     room_ids = sorted({stage.scene_room(cfg, rooms, i, "train")["room_id"] for i in ids})
     stage.load_grid.cache_clear()
-    with Clock() as reads:
+    with Clock() as reads:  # a room's read and the spectra of all its RIRs (its scenes transform those they use)
         for room_id in room_ids:
-            stage.load_grid(catalog_json, cfg.rirs, room_id, cfg.rir_seconds)
+            room_rirs = stage.load_grid(catalog_json, cfg.rirs, room_id, cfg.rir_seconds)[1]
+            for point in range(len(room_rirs)):
+                room_rirs.spectrum(point)
     read_per_scene = reads.cpu / len(room_ids) / PSELDNETS_SCENES_PER_ROOM
 
     # 2. Where the time goes: the same scenes step by step, in the order make_rows renders them.
@@ -320,11 +322,11 @@ def main() -> None:
           f"(end to end, three shards of {n_scenes} scenes: "
           + ", ".join(f"{c.cpu:.2f} s CPU ({c.wall:.2f} s wall)" for _, c, _ in passes)
           + f"; the median counts, plus {read_per_scene * n_scenes:.3f} s for its scenes' share of their rooms' "
-          f"reads at {PSELDNETS_SCENES_PER_ROOM} scenes per room)")
+          f"reads and RIR spectra at {PSELDNETS_SCENES_PER_ROOM} scenes per room)")
     print()
     print(f"{'step':44} {'ours s':>8} {'share':>6} {'x RT/core':>10} | {'naive s':>8} {'x RT/core':>10}")
     steps = [("plan on the grid (seeded draws)", parts["plan"], parts["plan"]),
-             (f"stored RIRs: read the room, 1/{PSELDNETS_SCENES_PER_ROOM} per scene", parts["read"], parts["read"]),
+             (f"stored RIRs: read + spectra, 1/{PSELDNETS_SCENES_PER_ROOM} per scene", parts["read"], parts["read"]),
              ("stored RIRs: pick the planned points", parts["rirs"], parts["rirs"]),
              ("render: convolution + ambience + mix", parts["render"], naive["render"]),
              ("  of which convolution + mix", parts["convolution"], naive["convolution"]),

@@ -237,17 +237,19 @@ def grid_source(snap: Snapshot) -> tuple[bool, str]:
     return True, ""
 
 
-ROOM_CACHE = 8  # rooms of stored RIRs a worker keeps: 8 x 14 MB for the default grid of 0.5 s RIRs
+# rooms of stored RIRs a worker keeps: for the default grid of 0.5 s FOA RIRs, 14 MB each, and up
+# to 42 MB more of their spectra as its scenes use them
+ROOM_CACHE = 8
 
 
 @lru_cache(maxsize=ROOM_CACHE)
 def load_grid(catalog_json: str, rirs_ref: str, room_id: str, rir_seconds: float):
-    """(RirGrid, rirs (G, M, L) float32) of one room, cut to rir_seconds. Reading a room decodes the
-    row groups holding it (about one room each as the RIR job writes them), and a worker keeps the
-    last ROOM_CACHE rooms for its next shards."""
+    """(RirGrid, RirBank of float32 (G, M, L) RIRs) of one room, cut to rir_seconds. Reading a room
+    decodes the row groups holding it (about one room each as the RIR job writes them), and a
+    worker keeps the last ROOM_CACHE rooms, with the spectra its scenes computed, for its next shards."""
     import pyarrow.compute as pc
 
-    from simulation.scenes import RirGrid
+    from simulation.scenes import RirBank, RirGrid
 
     catalog = Catalog(CatalogConfig.model_validate_json(catalog_json))
     step = float(catalog.show(rirs_ref).config["grid_azimuth_step"])
@@ -262,7 +264,7 @@ def load_grid(catalog_json: str, rirs_ref: str, room_id: str, rir_seconds: float
     keep = int(round(rir_seconds * table.column("sample_rate")[0].as_py()))
     grid = RirGrid(*(table.column(c).to_numpy().astype(np.float64) for c in ("azimuth", "elevation", "distance")),
                    azimuth_step=step)
-    return grid, np.ascontiguousarray(flat[:, :, :keep])
+    return grid, RirBank(np.ascontiguousarray(flat[:, :, :keep]))
 
 
 # -- one scene ---------------------------------------------------------------------------------

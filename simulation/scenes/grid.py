@@ -16,6 +16,7 @@ from functools import cached_property
 import numpy as np
 
 from .plan import PlannedEvent, ScenePlan
+from .render import RirBank
 
 __all__ = ["RirGrid", "grid_rirs"]
 
@@ -95,13 +96,15 @@ def _stamp_times(event: PlannedEvent, hop: float) -> np.ndarray:
     return event.onset + np.arange(frames + 1) * hop
 
 
-def grid_rirs(plan: ScenePlan, grid: RirGrid, rirs: np.ndarray) -> list:
-    """Each plan event's RIRs from the stored `rirs` (G, M, L), in `render_scene`'s layout.
+def grid_rirs(plan: ScenePlan, grid: RirGrid, rirs: RirBank | np.ndarray) -> list:
+    """Each plan event's RIRs from the stored `rirs` (G, M, L), in `render_scene`'s layout: a pair
+    (RirBank, at), `at` the event's grid point (static) or its point at each stamp (moving).
 
-    Static: the (M, L) RIR of its grid point. Moving: a pair (distinct RIRs (U, M, L), index (F,))
-    naming the RIR at each stamp, so frames on the same grid point share one convolution.
+    Pass a RirBank to keep its RIRs' spectra for the room's next scenes (an array makes a new one).
     ValueError when a planned position is not a grid point (the plan was not drawn on `grid`).
     """
+    if not isinstance(rirs, RirBank):
+        rirs = RirBank(rirs)
     if len(rirs) != len(grid):
         raise ValueError(f"rirs must hold one RIR per grid point ({len(grid)}); got {len(rirs)}")
     out = []
@@ -111,9 +114,5 @@ def grid_rirs(plan: ScenePlan, grid: RirGrid, rirs: np.ndarray) -> list:
         if (points < 0).any():
             raise ValueError(f"plan.events[{i}] is not on the RIR grid (azimuth {event.azimuth:.2f}, elevation "
                              f"{event.elevation:.2f}, distance {event.distance:.3f}); plan it with grid=")
-        if event.moving:
-            distinct, index = np.unique(points, return_inverse=True)
-            out.append((rirs[distinct], index))
-        else:
-            out.append(rirs[points[0]])
+        out.append((rirs, points if event.moving else int(points[0])))
     return out

@@ -1,15 +1,20 @@
 """Render a scene plan to multichannel audio from dry signals and RIRs.
 
-Static events: one FFT convolution of the dry signal with its (M, L) RIR,
-all channels at once. Moving events: time-variant convolution over RIRs
-sampled every hop (100 ms) along the arc. The dry signal is cut into segments
-by periodic Hann windows of 2 hops centred on the RIR times; at 50 % overlap
-these windows sum to exactly one, so each segment is convolved with the RIR
-of its centre and the results are overlap-added. The input cross-fades
-smoothly from one RIR to the next: no clicks, and a fixed RIR is reproduced
-exactly. A source stepping through a stored RIR grid uses few distinct RIRs:
-the windows of all frames sharing one are summed first (linearity), so it
-costs one FFT convolution per distinct RIR.
+Static events: the dry signal convolved with its (M, L) RIR, all channels at
+once. Moving events: time-variant convolution over RIRs sampled every hop
+(100 ms) along the arc. The dry signal is cut into segments by periodic Hann
+windows of 2 hops centred on the RIR times; at 50 % overlap these windows sum
+to exactly one, so each segment is convolved with the RIR of its centre and
+the results are overlap-added. The input cross-fades smoothly from one RIR to
+the next: no clicks, and a fixed RIR is reproduced exactly. A source stepping
+through a stored RIR grid uses few distinct RIRs: the windows of all frames
+sharing one are summed first (linearity), one segment per distinct RIR.
+
+Convolution is by blocks on one FFT size per RIR set (`RirBank`, 2 L): each
+RIR is transformed once for every event that uses it (a room's stored grid
+serves its ~70 scenes), a moving source's segments are summed as spectra in
+each block before one inverse transform, and the blocks of several events
+are transformed together (a single-row FFT costs about as much as four rows).
 
 Ambience model: a spatially diffuse field, the sum of `directions`
 uncorrelated noise plane waves arriving from quasi-uniform directions
@@ -43,8 +48,8 @@ from scipy.fft import irfft, next_fast_len, rfft
 from ..arrays import MicArray, fibonacci_sphere
 from .plan import PlannedEvent, ScenePlan
 
-__all__ = ["AmbienceBank", "Rendered", "ambience_bank", "convolve_moving", "convolve_static", "diffuse_noise",
-           "event_signal", "render_scene"]
+__all__ = ["AmbienceBank", "Rendered", "RirBank", "ambience_bank", "convolve_event", "diffuse_noise", "event_signal",
+           "render_scene"]
 
 
 @dataclass(frozen=True)
@@ -71,49 +76,145 @@ def event_signal(dry: np.ndarray, event: PlannedEvent, fs: float) -> np.ndarray:
     return x * (10.0 ** ((event.level_db or 0.0) / 20.0) / rms) if rms > 0 else x
 
 
-def convolve_static(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
-    """x (N,) convolved with rir (M, L): (M, N + L - 1), float32 for float32 RIRs (stored ones: twice as
-    fast, 1e-7 relative error, far below 16-bit output), float64 otherwise."""
-    dtype = np.float32 if np.asarray(rir).dtype == np.float32 else np.float64
-    n = len(x) + rir.shape[-1] - 1
-    nfft = next_fast_len(n, real=True)  # one transform of the whole event: scipy's oaconvolve chose the same,
-    # with a quarter of a scene's convolution time spent deciding
-    return irfft(rfft(np.asarray(x, dtype=dtype), nfft) * rfft(np.asarray(rir, dtype=dtype), nfft, axis=-1), nfft,
-                 axis=-1)[:, :n]
+class RirBank:
+    """RIRs (P, M, L) and their spectra at one FFT size, each RIR transformed the first time an
+    event uses it. Events are convolved block by block at that size (overlap-add), so the stored
+    RIRs of a room, which serve its ~70 scenes' events, are each transformed once, not once per
+    event. Float32 RIRs (stored ones) are convolved in float32: twice as fast, 1e-7 relative
+    error, far below 16-bit output; any other dtype in float64."""
+
+    def __init__(self, rirs: np.ndarray):
+        rirs = np.asarray(rirs)
+        if rirs.ndim != 3 or 0 in rirs.shape or not np.isfinite(rirs).all():
+            raise ValueError(f"RIRs must be finite (P, M, L) with P, M, L > 0; got shape {rirs.shape}")
+        self.rirs = rirs if rirs.dtype == np.float32 else rirs.astype(np.float64)
+        # 2 L: blocks of L + 1 new samples; as fast as 3 L and 4 L on the bench's events (0.2-5 s),
+        # with the least memory (a room's grid of 0.5 s FOA RIRs: 28 MB of spectra)
+        self.nfft = next_fast_len(max(2 * self.length, 1024), real=True)
+        self.block = self.nfft - self.length + 1
+        self._spectra: np.ndarray | None = None
+        self._ready = np.zeros(len(rirs), dtype=bool)
+
+    def __len__(self) -> int:
+        return len(self.rirs)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.rirs.dtype
+
+    @property
+    def channels(self) -> int:
+        return self.rirs.shape[1]
+
+    @property
+    def length(self) -> int:
+        return self.rirs.shape[2]
+
+    def spectrum(self, point: int) -> np.ndarray:
+        """(M, nfft // 2 + 1): the RIR at `point`, transformed on first use."""
+        if self._spectra is None:  # untouched pages of np.empty are not resident: a grid's unused points cost nothing
+            dtype = np.complex64 if self.dtype == np.float32 else np.complex128
+            self._spectra = np.empty((len(self.rirs), self.channels, self.nfft // 2 + 1), dtype=dtype)
+        if not self._ready[point]:
+            self._spectra[point] = rfft(self.rirs[point], self.nfft, axis=-1)
+            self._ready[point] = True
+        return self._spectra[point]
 
 
-def convolve_moving(x: np.ndarray, rirs: np.ndarray, hop: int, chunk: int = 32,
-                    index: np.ndarray | None = None) -> np.ndarray:
-    """Time-variant convolution of x (N,) with rirs (F, M, L) taken at samples 0, hop, 2 hop, ...
+def convolve_event(x: np.ndarray, rirs: RirBank, at, hop: int = 0) -> np.ndarray:
+    """x (N,) convolved with RIRs of `rirs`: (M, N + L - 1) in their precision.
 
-    Needs F >= ceil(N / hop) + 1 so the windows cover the whole signal. Returns
-    (M, N + L - 1) float64. `chunk` frames are transformed at a time to bound memory.
-    index (F,): instead, rirs (U, M, L) holds the distinct RIRs and index[k] the one at
-    k hop; frames sharing an RIR are convolved together.
+    at: the index of one RIR in `rirs` (a static source), or a sequence naming the RIR at
+    each stamp 0, hop, 2 hop, ... (a moving source; F >= ceil(N / hop) + 1 stamps), which
+    are cross-faded as the module docstring says. Frames sharing an RIR are one segment
+    (linearity), so a source stepping through a stored grid costs one segment per point.
     """
+    return convolve_events([(x, rirs, at, hop)])[0]
+
+
+def convolve_events(events: Sequence[tuple]) -> list[np.ndarray]:
+    """`convolve_event` for each (x, rirs, at, hop) of `events`. Their blocks are transformed
+    together: one row at a time, a transform costs about as much as four."""
+    jobs = [_segments(*event) for event in events]
+    pieces = [_pieces(segments, rirs.block) for segments, rirs, *_ in jobs]
+    spectra = iter(_transform([(rirs, piece) for (_, rirs, *_), event_pieces in zip(jobs, pieces)
+                               for piece in event_pieces]))
+    out = []
+    for (_, rirs, n, cut), event_pieces in zip(jobs, pieces):
+        blocks, mixed = _mix(event_pieces, [next(spectra) for _ in event_pieces], rirs)
+        wet = _place(blocks, irfft(mixed, rirs.nfft, axis=-1), rirs, n)
+        out.append(wet if cut is None else wet[:, cut])
+    return out
+
+
+def _segments(x: np.ndarray, rirs: RirBank, at, hop: int) -> tuple[list, RirBank, int, slice | None]:
+    """(segments (point, start, signal), rirs, samples they span, the slice of the result that is x's)."""
     n = len(x)
-    f_needed = -(-n // hop) + 1
-    stamps = len(rirs) if index is None else len(index)
-    if rirs.ndim != 3 or stamps < f_needed or (index is not None and not 0 <= np.min(index) <= np.max(index)
-                                               < len(rirs)):
-        raise ValueError(f"rirs must be (F, M, L) (or index (F,) into it) with F >= {f_needed} frames for {n} "
-                         f"samples at hop {hop}; got shape {rirs.shape}"
-                         + ("" if index is None else f" and index of length {stamps}"))
-    frames, (m, length) = f_needed, rirs.shape[1:]
-    window = _crossfade(hop)
+    if np.ndim(at) == 0:
+        if not 0 <= int(at) < len(rirs):
+            raise ValueError(f"at must name one of the {len(rirs)} RIRs; got {at}")
+        return [(int(at), 0, x)], rirs, n, None
+    index = np.asarray(at)
+    frames = -(-n // hop) + 1 if hop > 0 else 0
+    if hop <= 0 or index.ndim != 1 or len(index) < frames or not 0 <= index.min() <= index.max() < len(rirs):
+        raise ValueError(f"a moving source needs hop > 0 and one RIR (of {len(rirs)}) at each of >= {frames} "
+                         f"stamps for {n} samples; got hop {hop} and at of shape {index.shape}")
+    index, window = index[:frames], _crossfade(hop)
     padded = np.zeros((frames + 1) * hop)
     padded[hop:hop + n] = x
-    if index is not None:
-        return _convolve_stepped(padded, rirs, np.asarray(index[:frames]), window, hop)[:, hop:hop + n + length - 1]
-    nfft = next_fast_len(2 * hop + length - 1)
-    out = np.zeros((m, frames * hop + nfft))
-    for start in range(0, frames, chunk):
-        idx = np.arange(start, min(frames, start + chunk))
-        segs = padded[idx[:, None] * hop + np.arange(2 * hop)[None]] * window
-        y = irfft(rfft(segs, nfft)[:, None] * rfft(np.asarray(rirs[idx], dtype=np.float64), nfft), nfft)
-        for k, f in enumerate(idx):
-            out[:, f * hop:f * hop + nfft] += y[k]
-    return out[:, hop:hop + n + length - 1]
+    segments = []
+    for point in np.unique(index):
+        ks = np.flatnonzero(index == point)
+        lo, hi = int(ks[0]) * hop, int(ks[-1]) * hop + 2 * hop
+        weight = np.zeros(hi - lo)
+        for k in ks:
+            weight[k * hop - lo:k * hop - lo + 2 * hop] += window
+        segments.append((int(point), lo, padded[lo:hi] * weight))
+    return segments, rirs, len(padded), slice(hop, hop + n + rirs.length - 1)
+
+
+def _pieces(segments: list, block: int) -> list[tuple]:
+    """The segments cut on one grid of `block` samples: (block j, point, start, signal), by j."""
+    return sorted(((j, point, start, signal) for point, start, signal in segments
+                   for j in range(start // block, (start + len(signal) - 1) // block + 1)), key=lambda p: p[:2])
+
+
+def _transform(rows: list[tuple], batch: int = 16) -> list[np.ndarray]:
+    """The spectrum of each (rirs, piece): its part of the signal in its block, zero-padded to rirs.nfft."""
+    out: list = [None] * len(rows)
+    for nfft in {rirs.nfft for rirs, _ in rows}:
+        todo = [k for k, (rirs, _) in enumerate(rows) if rirs.nfft == nfft]
+        for lo in range(0, len(todo), batch):
+            chunk = todo[lo:lo + batch]
+            buf = np.zeros((len(chunk), nfft), dtype=rows[chunk[0]][0].dtype)  # the RIRs' precision
+            for row, k in zip(buf, chunk):
+                rirs, (j, _, start, signal) = rows[k]
+                a, b = max(start, j * rirs.block), min(start + len(signal), (j + 1) * rirs.block)
+                row[a - j * rirs.block:b - j * rirs.block] = signal[a - start:b - start]
+            for k, spectrum in zip(chunk, rfft(buf, axis=-1)):
+                out[k] = spectrum
+    return out
+
+
+def _mix(pieces: list[tuple], spectra: list[np.ndarray], rirs: RirBank) -> tuple[list[int], np.ndarray]:
+    """(blocks, their output spectra (J, M, bins)): each piece's spectrum times its point's RIR's, summed
+    per block, so a block costs one inverse transform per channel however many pieces it holds."""
+    blocks = sorted({j for j, *_ in pieces})
+    mixed = np.zeros((len(blocks), rirs.channels, rirs.nfft // 2 + 1),
+                     dtype=np.complex64 if rirs.dtype == np.float32 else np.complex128)
+    slot = {j: k for k, j in enumerate(blocks)}
+    for spectrum, (j, point, *_) in zip(spectra, pieces):
+        mixed[slot[j]] += spectrum * rirs.spectrum(point)
+    return blocks, mixed
+
+
+def _place(blocks: list[int], y: np.ndarray, rirs: RirBank, n: int) -> np.ndarray:
+    """The blocks' outputs y (J, M, nfft) overlap-added at j * block: (M, n + L - 1)."""
+    block, length = rirs.block, rirs.length
+    out = np.zeros((rirs.channels, max(n, (blocks[-1] + 1) * block if blocks else 0) + length - 1), dtype=rirs.dtype)
+    for j, part in zip(blocks, y):
+        out[:, j * block:j * block + rirs.nfft] += part
+    return out[:, :n + length - 1]
 
 
 @lru_cache(maxsize=4)
@@ -122,20 +223,6 @@ def _crossfade(hop: int) -> np.ndarray:
     window = np.sin(np.pi * np.arange(2 * hop) / (2 * hop)) ** 2
     window.flags.writeable = False
     return window
-
-
-def _convolve_stepped(padded: np.ndarray, rirs: np.ndarray, index: np.ndarray, window: np.ndarray,
-                      hop: int) -> np.ndarray:
-    """sum_k (window at k hop * padded) conv rirs[index[k]], one convolution per distinct RIR."""
-    out = np.zeros((rirs.shape[1], len(padded) + rirs.shape[2] - 1), dtype=rirs.dtype)
-    for u in np.unique(index):
-        ks = np.flatnonzero(index == u)
-        lo, hi = int(ks[0]) * hop, int(ks[-1]) * hop + 2 * hop
-        weight = np.zeros(hi - lo)
-        for k in ks:
-            weight[k * hop - lo:k * hop - lo + 2 * hop] += window
-        out[:, lo:hi + rirs.shape[2] - 1] += convolve_static(padded[lo:hi] * weight, rirs[u])
-    return out
 
 
 _BLOCK_SECONDS = 1.0  # noise is synthesised in blocks this long, overlap-added
@@ -314,6 +401,29 @@ def _bank(array: MicArray, fs: float, seconds: float, seed: int, color: str) -> 
     return AmbienceBank.of(noise.astype(np.float32, copy=False))
 
 
+_EVENTS_AT_ONCE = 8  # events convolved together: their blocks share transforms, their results are held at once
+
+
+def _event_rirs(rir, moving: bool, channels: int, i: int) -> tuple[RirBank, object]:
+    """render_scene's rirs[i] as `convolve_event`'s (RirBank, at)."""
+    try:
+        if isinstance(rir, tuple):
+            event_rirs, at = rir
+        else:
+            stack = np.asarray(rir)
+            if moving:
+                event_rirs, at = RirBank(stack), np.arange(len(stack))
+            else:
+                event_rirs, at = RirBank(stack[:1] if stack.ndim == 3 else stack[None]), 0
+    except ValueError as e:
+        raise ValueError(f"rirs[{i}]: {e}") from None
+    if event_rirs.channels != channels or moving != (np.ndim(at) == 1):
+        raise ValueError(f"rirs[{i}] must have {channels} channels and, for a "
+                         f"{'moving' if moving else 'static'} event, {'a point per stamp' if moving else 'one point'}"
+                         f"; got {event_rirs.channels} channels and at of shape {np.shape(at)}")
+    return event_rirs, at
+
+
 def render_scene(plan: ScenePlan, signals: Mapping[str, np.ndarray], rirs: Sequence, fs: float,
                  array: MicArray, *, c: float = 343.0, peak: float = 0.5,
                  noise_color: Literal["white", "pink"] = "pink", bank: AmbienceBank | None = None) -> Rendered:
@@ -321,8 +431,8 @@ def render_scene(plan: ScenePlan, signals: Mapping[str, np.ndarray], rirs: Seque
 
     signals: dry mono arrays at fs keyed by library item id. rirs: one per plan event,
     in order: (M, L) for a static event; for a moving one (F, M, L), RIRs at onset,
-    onset + hop, ... with F >= event frames + 1, or a pair (distinct RIRs (U, M, L),
-    index (F,)) as `grid_rirs` makes for a stored grid. c: speed of sound (m/s) for the
+    onset + hop, ... with F >= event frames + 1; or a pair (RirBank, at), `convolve_event`'s
+    arguments, as `grid_rirs` makes for a stored grid. c: speed of sound (m/s) for the
     ambience delays. Ambience: at plan.snr_db against the whole mix, or at the absolute
     power plan.noise_db, against which events with an snr_db are levelled; none when both
     are None. Event powers are measured after spatialisation (see the module docstring).
@@ -340,31 +450,30 @@ def render_scene(plan: ScenePlan, signals: Mapping[str, np.ndarray], rirs: Seque
     channels = len(array)
     noise_power = None if plan.noise_db is None else 10.0 ** (plan.noise_db / 10.0)
     mix = np.zeros((channels, n), dtype=np.float32)  # the output's precision; a 60 s clip is 4 passes less in float64
-    levels, powers = [], []
+    event_rirs = []
     for i, (event, rir) in enumerate(zip(plan.events, rirs)):
         dry = signals.get(event.item_id)
         if dry is None or np.ndim(dry) != 1 or not np.isfinite(dry).all():
             raise ValueError(f"signals[{event.item_id!r}] must be a finite mono array (events[{i}])")
-        stack, index = (np.asarray(rir[0]), rir[1]) if isinstance(rir, tuple) else (np.asarray(rir), None)
-        if stack.shape[-2] != channels or not np.isfinite(stack).all():
-            raise ValueError(f"rirs[{i}] must be finite with {channels} channels on axis -2; got shape {stack.shape}")
         if event.snr_db is not None and noise_power is None:
             raise ValueError(f"events[{i}].snr_db needs an ambience level to stand against: set plan.noise_db")
-        x = event_signal(np.asarray(dry, dtype=np.float64), event, fs)
-        if not event.moving:
-            wet = convolve_static(x, stack[0] if stack.ndim == 3 else stack)
-        else:
-            wet = convolve_moving(x, stack, hop, index=index)
-        power = _mean_square(wet[:, :len(x)]) if len(x) else 0.0
-        level = event.level_db or 0.0
-        if event.snr_db is not None and power > 0:
-            scale = math.sqrt(noise_power * 10.0 ** (event.snr_db / 10.0) / power)
-            wet, power, level = wet * scale, power * scale**2, 20.0 * math.log10(scale)
-        levels.append(level)
-        powers.append(power)
-        start = int(round(event.onset * fs))
-        stop = min(n, start + wet.shape[1])
-        mix[:, start:stop] += wet[:, :stop - start]
+        event_rirs.append(_event_rirs(rir, event.moving, channels, i))
+    levels, powers = [], []
+    for lo in range(0, len(plan.events), _EVENTS_AT_ONCE):
+        group = plan.events[lo:lo + _EVENTS_AT_ONCE]
+        dry = [event_signal(np.asarray(signals[event.item_id], dtype=np.float64), event, fs) for event in group]
+        jobs = [(x, *event_rirs[lo + k], hop if event.moving else 0) for k, (event, x) in enumerate(zip(group, dry))]
+        for event, x, wet in zip(group, dry, convolve_events(jobs)):
+            power = _mean_square(wet[:, :len(x)]) if len(x) else 0.0
+            level = event.level_db or 0.0
+            if event.snr_db is not None and power > 0:
+                scale = math.sqrt(noise_power * 10.0 ** (event.snr_db / 10.0) / power)
+                wet, power, level = wet * scale, power * scale**2, 20.0 * math.log10(scale)
+            levels.append(level)
+            powers.append(power)
+            start = int(round(event.onset * fs))
+            stop = min(n, start + wet.shape[1])
+            mix[:, start:stop] += wet[:, :stop - start]
     snr = plan.snr_db
     if plan.snr_db is not None or noise_power is not None:
         rng = np.random.default_rng(plan.noise_seed)

@@ -14,7 +14,7 @@ from ..trajectory import trajectory_rirs
 from .grid import RirGrid, grid_rirs
 from .labels import FrameLabel, caption, frame_labels
 from .plan import Box, LibraryItem, PlanConfig, ScenePlan, plan_scene
-from .render import render_scene
+from .render import AmbienceBank, RirBank, render_scene
 
 __all__ = ["Scene", "room_region", "scene_rirs", "synthesize_scene"]
 
@@ -70,7 +70,7 @@ def synthesize_scene(room: Room, array: MicArray, seed: int, library: Sequence[L
                      region: Box | None = None, rir_duration: float = 0.5, mode: Literal["ism", "hybrid"] = "hybrid",
                      phrases: Mapping[str, str] | None = None, peak: float = 0.5,
                      noise_color: Literal["white", "pink"] = "pink",
-                     stored: tuple[RirGrid, np.ndarray] | None = None, bank: np.ndarray | None = None,
+                     stored: tuple[RirGrid, RirBank | np.ndarray] | None = None, bank: AmbienceBank | None = None,
                      rt60: float | None = None, **simulate_options: Any) -> Scene:
     """Plan (seeded), get RIRs, render, label and caption one clip.
 
@@ -78,7 +78,7 @@ def synthesize_scene(room: Room, array: MicArray, seed: int, library: Sequence[L
     the label origin. signals: dry mono arrays at fs keyed by library item id.
     region: where sources may be (default: the room less 0.5 m on every side).
     stored: (grid, rirs (G, M, L)) of RIRs stored around this array: sources sit on the
-    grid and nothing is simulated. Otherwise RIRs are simulated for the planned positions:
+    grid and nothing is simulated (a RirBank of them keeps their spectra for the next scenes). Otherwise RIRs are simulated for the planned positions:
     rir_duration s, mode and `simulate_options` go to the engine. bank: an `ambience_bank`
     to take the ambience from (default: synthesised per clip). rt60: the room's RT60 (s) the
     caption's reverberance words use (default: the Sabine estimate; see `caption`).

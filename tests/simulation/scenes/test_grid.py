@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from simulation import Room, foa
-from simulation.scenes import (LibraryItem, PlanConfig, PlannedEvent, RirGrid, ScenePlan, convolve_moving,
+from simulation.scenes import (LibraryItem, PlanConfig, PlannedEvent, RirGrid, ScenePlan, convolve_event,
                                frame_labels, grid_rirs, plan_scene, render_scene, room_region)
 
 FS = 8000
@@ -89,14 +89,21 @@ def test_stepped_rendering_equals_the_frame_by_frame_time_variant_convolution() 
     event = PlannedEvent("b", 1, "bell", 0, 0.5, 3.0, -3.0, float(grid.azimuth[5]), float(grid.elevation[5]),
                          float(grid.distance[5]), speed=35.0, azimuth_step=30.0)
     plan = ScenePlan(0, 4.0, 1, 1, 0.1, CENTER, None, 0, (event,))
-    (distinct, index), = grid_rirs(plan, grid, stored)
-    assert len(distinct) == 4 and len(index) == 26  # 87.5 deg in 2.5 s: steps 0..round(87.5 / 30) = 3
+    (bank, index), = grid_rirs(plan, grid, stored)
+    assert len(np.unique(index)) == 4 and len(index) == 26  # 87.5 deg in 2.5 s: steps 0..round(87.5 / 30) = 3
     x = rng.standard_normal(int(2.5 * FS))
-    np.testing.assert_allclose(convolve_moving(x, distinct, FS // 10, index=index),
-                               convolve_moving(x, distinct[index], FS // 10), atol=1e-9)
+    hop = FS // 10
+    frames = stored[index]  # (F, M, L): every stamp's RIR
+    padded = np.concatenate([np.zeros(hop), x, np.zeros(hop)])
+    window = np.sin(np.pi * np.arange(2 * hop) / (2 * hop)) ** 2
+    direct = np.zeros((4, len(padded) + 200 + hop))  # every 2-hop segment, Hann-faded, convolved with its frame's RIR
+    for f in range(len(x) // hop + 1):
+        segment = padded[f * hop:f * hop + 2 * hop] * window
+        direct[:, f * hop:f * hop + 2 * hop + 199] += np.stack([np.convolve(segment, h) for h in frames[f]])
+    np.testing.assert_allclose(convolve_event(x, bank, index, hop), direct[:, hop:hop + len(x) + 199], atol=1e-9)
     signals = {"b": x}
-    stepped = render_scene(plan, signals, [(distinct, index)], FS, foa(CENTER))
-    full = render_scene(plan, signals, [distinct[index]], FS, foa(CENTER))
+    stepped = render_scene(plan, signals, [(bank, index)], FS, foa(CENTER))
+    full = render_scene(plan, signals, [frames], FS, foa(CENTER))
     np.testing.assert_allclose(stepped.audio, full.audio, atol=1e-6)
     off_grid = ScenePlan(0, 4.0, 1, 1, 0.1, CENTER, None, 0, (PlannedEvent("b", 1, "bell", 0, 0.5, 3.0, -3.0,
                                                                          12.0, 0.0, 1.0),))

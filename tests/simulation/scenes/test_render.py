@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from simulation import Room, foa, tetra_mic
-from simulation.scenes import (LibraryItem, PlanConfig, PlannedEvent, ScenePlan, convolve_moving, diffuse_noise,
+from simulation.scenes import (LibraryItem, PlanConfig, PlannedEvent, RirBank, ScenePlan, convolve_event, diffuse_noise,
                                event_signal, frame_labels, plan_scene, render_scene, room_region, scene_rirs)
 
 FS = 16000
@@ -100,10 +100,29 @@ def test_time_variant_convolution_reproduces_a_fixed_rir() -> None:
     rng = np.random.default_rng(2)
     x, rir = rng.standard_normal(5000), rng.standard_normal((3, 300))
     frames = np.repeat(rir[None], 5000 // 1600 + 2, axis=0)
-    np.testing.assert_allclose(convolve_moving(x, frames, 1600), np.stack([np.convolve(x, h) for h in rir]),
-                               atol=1e-10)
-    with pytest.raises(ValueError, match="rirs"):
-        convolve_moving(x, frames[:2], 1600)
+    np.testing.assert_allclose(convolve_event(x, RirBank(frames), np.arange(len(frames)), 1600),
+                               np.stack([np.convolve(x, h) for h in rir]), atol=1e-10)
+    with pytest.raises(ValueError, match="at each of >= 5 stamps"):
+        convolve_event(x, RirBank(frames[:2]), np.arange(2), 1600)
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-9), (np.float32, 1e-4)])
+def test_block_convolution_equals_direct_convolution(dtype, tol) -> None:
+    """Signals of one to many blocks, with spectra cached on first use: the same as np.convolve,
+    in the RIRs' precision, for every RIR of the bank and whichever event used it first."""
+    rng = np.random.default_rng(5)
+    rirs = (rng.standard_normal((3, 4, 700)) * np.exp(-np.arange(700) / 150.0)).astype(dtype)
+    bank = RirBank(rirs)
+    assert bank.block < 5000
+    for n, point in [(5000, 2), (1, 0), (bank.block, 1), (5000, 0), (37, 2)]:
+        x = rng.standard_normal(n)
+        wet = convolve_event(x, bank, point)
+        assert wet.dtype == dtype and wet.shape == (4, n + 699)
+        np.testing.assert_allclose(wet, np.stack([np.convolve(x, h) for h in rirs[point].astype(float)]), atol=tol)
+    with pytest.raises(ValueError, match="one of the 3 RIRs"):
+        convolve_event(np.ones(10), bank, 3)
+    with pytest.raises(ValueError, match=r"finite \(P, M, L\)"):
+        RirBank(np.full((1, 4, 10), np.nan))
 
 
 def _second_difference_peak(y: np.ndarray, omega: float) -> float:
@@ -120,7 +139,7 @@ def test_moving_source_has_no_clicks() -> None:
     event = PlannedEvent("b", 1, "bell", 0, 0.5, 2.5, 0.0, 0.0, 0.0, 1.5, speed=40.0)
     plan = _single(event, duration=3.0)
     rirs = scene_rirs(plan, ANECHOIC, foa(CENTER), FS, rir_duration=0.05, mode="ism")
-    smooth = convolve_moving(event_signal(tone, event, FS), rirs[0], FS // 10)
+    smooth = convolve_event(event_signal(tone, event, FS), RirBank(rirs[0]), np.arange(len(rirs[0])), FS // 10)
     assert _second_difference_peak(smooth, omega) < 1.5
     hop = FS // 10  # the detector fires on hard switching between the same RIRs
     hard = np.concatenate([np.stack([np.convolve(tone, h) for h in rirs[0][f]])[:, f * hop:(f + 1) * hop]
