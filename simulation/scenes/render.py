@@ -37,6 +37,7 @@ energies give the stretch's mean square from its two partial blocks.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -48,8 +49,8 @@ from scipy.fft import irfft, next_fast_len, rfft
 from ..arrays import MicArray, fibonacci_sphere
 from .plan import PlannedEvent, ScenePlan
 
-__all__ = ["AmbienceBank", "Rendered", "RirBank", "ambience_bank", "convolve_event", "diffuse_noise", "event_signal",
-           "render_scene"]
+__all__ = ["AmbienceBank", "Rendered", "RirBank", "ambience_bank", "convolve_event", "convolve_events", "diffuse_noise",
+           "event_signal", "render_scene"]
 
 
 @dataclass(frozen=True)
@@ -81,17 +82,20 @@ class RirBank:
     event uses it. Events are convolved block by block at that size (overlap-add), so the stored
     RIRs of a room, which serve its ~70 scenes' events, are each transformed once, not once per
     event. Float32 RIRs (stored ones) are convolved in float32: twice as fast, 1e-7 relative
-    error, far below 16-bit output; any other dtype in float64."""
+    error, far below 16-bit output; any other dtype in float64. keep=False transforms an RIR
+    each time it is asked for and keeps nothing: for a moving source's one-off RIR per 100 ms
+    stamp (a minute of them would hold 0.5 GB of spectra)."""
 
-    def __init__(self, rirs: np.ndarray):
+    def __init__(self, rirs: np.ndarray, keep: bool = True):
         rirs = np.asarray(rirs)
         if rirs.ndim != 3 or 0 in rirs.shape or not np.isfinite(rirs).all():
             raise ValueError(f"RIRs must be finite (P, M, L) with P, M, L > 0; got shape {rirs.shape}")
-        self.rirs = rirs if rirs.dtype == np.float32 else rirs.astype(np.float64)
+        self.rirs = rirs if rirs.dtype == np.float32 else np.asarray(rirs, dtype=np.float64)  # no copy of float64
         # 2 L: blocks of L + 1 new samples; as fast as 3 L and 4 L on the bench's events (0.2-5 s),
         # with the least memory (a room's grid of 0.5 s FOA RIRs: 28 MB of spectra)
         self.nfft = next_fast_len(max(2 * self.length, 1024), real=True)
         self.block = self.nfft - self.length + 1
+        self.keep = keep
         self._spectra: np.ndarray | None = None
         self._ready = np.zeros(len(rirs), dtype=bool)
 
@@ -112,6 +116,8 @@ class RirBank:
 
     def spectrum(self, point: int) -> np.ndarray:
         """(M, nfft // 2 + 1): the RIR at `point`, transformed on first use."""
+        if not self.keep:
+            return rfft(self.rirs[point], self.nfft, axis=-1)
         if self._spectra is None:  # untouched pages of np.empty are not resident: a grid's unused points cost nothing
             dtype = np.complex64 if self.dtype == np.float32 else np.complex128
             self._spectra = np.empty((len(self.rirs), self.channels, self.nfft // 2 + 1), dtype=dtype)
@@ -132,19 +138,29 @@ def convolve_event(x: np.ndarray, rirs: RirBank, at, hop: int = 0) -> np.ndarray
     return convolve_events([(x, rirs, at, hop)])[0]
 
 
-def convolve_events(events: Sequence[tuple]) -> list[np.ndarray]:
+def convolve_events(events: Sequence[tuple], window: int = 32) -> list[np.ndarray]:
     """`convolve_event` for each (x, rirs, at, hop) of `events`. Their blocks are transformed
-    together: one row at a time, a transform costs about as much as four."""
+    together, about `window` at a time (a single-row transform costs about as much as four rows,
+    and memory stays bounded for long events): each block costs one forward transform per
+    segment in it and one inverse transform per channel."""
     jobs = [_segments(*event) for event in events]
-    pieces = [_pieces(segments, rirs.block) for segments, rirs, *_ in jobs]
-    spectra = iter(_transform([(rirs, piece) for (_, rirs, *_), event_pieces in zip(jobs, pieces)
-                               for piece in event_pieces]))
-    out = []
-    for (_, rirs, n, cut), event_pieces in zip(jobs, pieces):
-        blocks, mixed = _mix(event_pieces, [next(spectra) for _ in event_pieces], rirs)
-        wet = _place(blocks, irfft(mixed, rirs.nfft, axis=-1), rirs, n)
-        out.append(wet if cut is None else wet[:, cut])
-    return out
+    outs = [np.zeros((rirs.channels, n + rirs.length - 1), dtype=rirs.dtype) for _, rirs, n, _ in jobs]
+    stream = [(e, piece) for e, (segments, rirs, *_) in enumerate(jobs) for piece in _pieces(segments, rirs.block)]
+    start = 0
+    while start < len(stream):
+        stop = min(start + window, len(stream))
+        while stop < len(stream) and stream[stop][0] == stream[stop - 1][0] and \
+                stream[stop][1][0] == stream[stop - 1][1][0]:  # a block's pieces stay together
+            stop += 1
+        chunk = stream[start:stop]
+        spectra = _transform([(jobs[e][1], piece) for e, piece in chunk])
+        for e, members in itertools.groupby(range(len(chunk)), key=lambda k: chunk[k][0]):
+            members = list(members)
+            rirs = jobs[e][1]
+            blocks, mixed = _mix([chunk[k][1] for k in members], [spectra[k] for k in members], rirs)
+            _place(outs[e], blocks, irfft(mixed, rirs.nfft, axis=-1), rirs.block)
+        start = stop
+    return [out if cut is None else out[:, cut] for out, (*_, cut) in zip(outs, jobs)]
 
 
 def _segments(x: np.ndarray, rirs: RirBank, at, hop: int) -> tuple[list, RirBank, int, slice | None]:
@@ -208,13 +224,12 @@ def _mix(pieces: list[tuple], spectra: list[np.ndarray], rirs: RirBank) -> tuple
     return blocks, mixed
 
 
-def _place(blocks: list[int], y: np.ndarray, rirs: RirBank, n: int) -> np.ndarray:
-    """The blocks' outputs y (J, M, nfft) overlap-added at j * block: (M, n + L - 1)."""
-    block, length = rirs.block, rirs.length
-    out = np.zeros((rirs.channels, max(n, (blocks[-1] + 1) * block if blocks else 0) + length - 1), dtype=rirs.dtype)
+def _place(out: np.ndarray, blocks: list[int], y: np.ndarray, block: int) -> None:
+    """Overlap-add the blocks' outputs y (J, M, nfft) into out at j * block (what falls past out's
+    end is the transform's rounding noise: the convolution is zero there)."""
     for j, part in zip(blocks, y):
-        out[:, j * block:j * block + rirs.nfft] += part
-    return out[:, :n + length - 1]
+        end = min(j * block + part.shape[-1], out.shape[-1])
+        out[:, j * block:end] += part[:, :end - j * block]
 
 
 @lru_cache(maxsize=4)
@@ -412,7 +427,7 @@ def _event_rirs(rir, moving: bool, channels: int, i: int) -> tuple[RirBank, obje
         else:
             stack = np.asarray(rir)
             if moving:
-                event_rirs, at = RirBank(stack), np.arange(len(stack))
+                event_rirs, at = RirBank(stack, keep=False), np.arange(len(stack))
             else:
                 event_rirs, at = RirBank(stack[:1] if stack.ndim == 3 else stack[None]), 0
     except ValueError as e:
@@ -474,6 +489,7 @@ def render_scene(plan: ScenePlan, signals: Mapping[str, np.ndarray], rirs: Seque
             start = int(round(event.onset * fs))
             stop = min(n, start + wet.shape[1])
             mix[:, start:stop] += wet[:, :stop - start]
+        event_rirs[lo:lo + _EVENTS_AT_ONCE] = [None] * len(group)  # frees the spectra of RIRs given as arrays
     snr = plan.snr_db
     if plan.snr_db is not None or noise_power is not None:
         rng = np.random.default_rng(plan.noise_seed)

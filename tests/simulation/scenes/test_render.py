@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from simulation import Room, foa, tetra_mic
-from simulation.scenes import (LibraryItem, PlanConfig, PlannedEvent, RirBank, ScenePlan, convolve_event, diffuse_noise,
-                               event_signal, frame_labels, plan_scene, render_scene, room_region, scene_rirs)
+from simulation.scenes import (LibraryItem, PlanConfig, PlannedEvent, RirBank, ScenePlan, convolve_event,
+                               convolve_events, diffuse_noise, event_signal, frame_labels, plan_scene, render_scene,
+                               room_region, scene_rirs)
 
 FS = 16000
 ANECHOIC = Room(dims=(8.0, 6.0, 4.0), beta=(0.0,) * 6)
@@ -119,6 +120,11 @@ def test_block_convolution_equals_direct_convolution(dtype, tol) -> None:
         wet = convolve_event(x, bank, point)
         assert wet.dtype == dtype and wet.shape == (4, n + 699)
         np.testing.assert_allclose(wet, np.stack([np.convolve(x, h) for h in rirs[point].astype(float)]), atol=tol)
+    xs = [rng.standard_normal(n) for n in (5000, 300, 2 * bank.block + 5)]
+    for window in (1, 3, 32):  # events transformed together, a few blocks at a time, with uncached spectra too
+        wets = convolve_events([(x, bank, 1, 0) for x in xs] + [(xs[0], RirBank(rirs, keep=False), 2, 0)], window)
+        for x, wet, point in zip(xs + xs[:1], wets, (1, 1, 1, 2)):
+            np.testing.assert_allclose(wet, np.stack([np.convolve(x, h) for h in rirs[point].astype(float)]), atol=tol)
     with pytest.raises(ValueError, match="one of the 3 RIRs"):
         convolve_event(np.ones(10), bank, 3)
     with pytest.raises(ValueError, match=r"finite \(P, M, L\)"):
