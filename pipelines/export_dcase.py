@@ -31,6 +31,7 @@ from catalog.progress import progress_bar
 DCASE_FOLDS = {"train": 1, "test": 4}
 MANIFEST = ".roomtone-export.json"  # the files exports wrote: the only ones an export removes
 _LAYOUT = ("foa_dev/*/*.wav", "mic_dev/*/*.wav", "metadata_dev/*/*.csv")
+_PARTIAL = "*_dev/*/.*.partial"  # a killed export's files (see _write_whole)
 
 
 def export_dcase(catalog: Catalog, ref: str, out: str | Path, *, with_distance: bool = True,
@@ -78,7 +79,7 @@ def export_dcase(catalog: Catalog, ref: str, out: str | Path, *, with_distance: 
                 counts[split] = counts.get(split, 0) + 1
                 progress.advance(bar)
     stale = [out / rel for rel in sorted(earlier - planned) if (out / rel).exists()]
-    stale += [p for partial in _LAYOUT for p in out.glob(partial.replace("/*.", "/.*.") + ".partial")]
+    stale += list(out.glob(_PARTIAL))
     for path in stale:
         path.unlink()
     _write_whole(out / "class_map.json",

@@ -36,11 +36,9 @@ def _directions(sample: dict[str, list]) -> tuple[np.ndarray, np.ndarray, np.nda
     azimuths each moving one passes through (its arc at the event's elevation)."""
     if "events" in sample:  # a mixed event library's events have no directions
         events = [e for clip in sample["events"] for e in clip or [] if e.get("azimuth") is not None]
-        arcs = [e["azimuth"] + e["speed"] * np.linspace(0.0, e["offset"] - e["onset"], 50)
-                for e in events if e.get("speed")]
-        return (*(np.array([e[k] for e in events], dtype=float) for k in ("azimuth", "elevation", "distance")),
-                [np.column_stack([a, np.full_like(a, e["elevation"])]) for a, e in
-                 zip(arcs, [e for e in events if e.get("speed")])])
+        arcs = [np.column_stack([e["azimuth"] + e["speed"] * np.linspace(0.0, e["offset"] - e["onset"], 50),
+                                 np.full(50, e["elevation"])]) for e in events if e.get("speed")]
+        return (*(np.array([e[k] for e in events], dtype=float) for k in ("azimuth", "elevation", "distance")), arcs)
     if "azimuth" in sample:
         return (*(np.array(sample[k], dtype=float) for k in ("azimuth", "elevation", "distance")), [])
     return np.array([]), np.array([]), np.array([]), []

@@ -61,7 +61,7 @@ class StageKind:
     makes_dataset: bool = True  # False for training and evaluation, whose output is a run folder
     # what the config and those of the spec's stages making its inputs can refuse, before any work:
     # check(config, {dataset name: config of the stage making it}, catalog)
-    check: Callable[[], Callable[[BaseModel, dict[str, BaseModel]], None]] | None = None
+    check: Callable[[], Callable[[BaseModel, dict[str, BaseModel], Catalog], None]] | None = None
 
 
 def _dataset_stage(module: str, function: str) -> Callable[[BaseModel, Catalog, str | None, bool], Output]:
@@ -102,10 +102,9 @@ def _evaluate(config, catalog: Catalog, address: str | None, show_progress: bool
 def _check_reads_audio(config, made: dict, catalog: Catalog) -> None:
     """Training and evaluation read audio clips: a spec's RIR or QA stage writes none (found here,
     not after the stages before it have run)."""
-    from pipelines.stages import CLIP_MAKERS, check_input
+    from pipelines.stages import check_clips
 
-    check_input("dataset", config.dataset, made, catalog, makers=CLIP_MAKERS, columns=("audio",),
-                what="a dataset of audio clips (events, scenes or mixtures)")
+    check_clips("dataset", config.dataset, made, catalog)
 
 
 def _lazy(module: str, attr: str) -> Callable[[], Any]:

@@ -26,3 +26,9 @@ def check_input(field: str, ref: str | None, made: dict[str, Any], catalog, *, m
     if missing := [c for c in columns if c not in snap.features]:
         raise RoomtoneError(f"{field} {snap.ref} is not {what}: it has no {', '.join(missing)} column",
                             f"name {what} as {field}")
+
+
+def check_clips(field: str, ref: str | None, made: dict[str, Any], catalog) -> None:
+    """`check_input` for a stage that reads audio clips: events, scenes or mixtures."""
+    check_input(field, ref, made, catalog, makers=CLIP_MAKERS, columns=("audio",),
+                what="a dataset of audio clips (events, scenes or mixtures)")

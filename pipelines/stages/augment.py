@@ -398,10 +398,9 @@ def run_augment(cfg: AugmentConfig, catalog: Catalog, *, address: str | None = N
 
 def check_in_spec(cfg: AugmentConfig, made: dict, catalog: Catalog) -> None:
     """The kinds of its inputs, before anything runs (run_augment checks the stored datasets in full)."""
-    from pipelines.stages import CLIP_MAKERS, check_input
+    from pipelines.stages import check_clips, check_input
 
-    check_input("source", cfg.source, made, catalog, makers=CLIP_MAKERS, columns=("audio",),
-                what="a dataset of audio clips (events, scenes or mixtures)")
+    check_clips("source", cfg.source, made, catalog)
     check_input("rirs", cfg.rirs, made, catalog, makers=("RirsConfig",), columns=("rir",), what="an RIR dataset")
     if "reverb" in [s["name"] for s in cfg.steps] and type(made.get(cfg.source)).__name__ == "ScenesConfig":
         raise RoomtoneError(f"source {cfg.source!r} is made by this spec's scenes stage, already reverberant: "

@@ -454,9 +454,7 @@ def plan_hf(cfg: EventsConfig) -> Library:
     ids = ([str(i) for i in table["id"].to_pylist()] if "id" in ds.column_names
            else [f"{cfg.hf_split}/{i}" for i in range(len(ds))])
     library = Library(where, "fix the rows, or set audio_column and label_column (--audio-column, --label-column)",
-                      [], [],
-                      HfReader(ds, cfg.audio_column, cfg.hf_dataset),
-                      files=[p for p in cfg.hf_dataset.rglob("*") if p.is_file()])
+                      [], [], HfReader(ds, cfg.audio_column, cfg.hf_dataset), files=[p for p in cfg.hf_dataset.rglob("*") if p.is_file()])
     return _table_library(cfg, library, pa.table(columns), ids)
 
 
@@ -486,8 +484,7 @@ def plan_catalog(cfg: EventsConfig, catalog: Catalog) -> Library:
             ids += [f"{f.split}/{seen.get(f.split, 0) + i}" for i in range(f.rows)]
             seen[f.split] = seen.get(f.split, 0) + f.rows
     library = Library(where, "fix the rows, or set audio_column and label_column (--audio-column, --label-column)",
-                      [], [],
-                      ArrowReader(dataset, cfg.audio_column), inputs=[snap.ref])
+                      [], [], ArrowReader(dataset, cfg.audio_column), inputs=[snap.ref])
     return _table_library(cfg, library, table, ids)
 
 

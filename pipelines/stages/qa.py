@@ -350,7 +350,6 @@ def export_qa(catalog: Catalog, ref: str, out: str | Path, *, audio_path: str = 
 
 def check_in_spec(cfg: QaConfig, made: dict, catalog: Catalog) -> None:
     """Its source is a dataset of audio clips, before anything runs."""
-    from pipelines.stages import CLIP_MAKERS, check_input
+    from pipelines.stages import check_clips
 
-    check_input("source", cfg.source, made, catalog, makers=CLIP_MAKERS, columns=("audio",),
-                what="a dataset of audio clips (events, scenes or mixtures)")
+    check_clips("source", cfg.source, made, catalog)

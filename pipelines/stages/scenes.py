@@ -238,7 +238,7 @@ def grid_source(snap: Snapshot) -> tuple[bool, str]:
 
 
 # rooms of stored RIRs a worker keeps: for the default grid of 0.5 s FOA RIRs, 14 MB each, and up
-# to 42 MB more of their spectra as its scenes use them
+# to 28 MB more of their spectra as its scenes use them
 ROOM_CACHE = 8
 
 

@@ -140,36 +140,32 @@ def convolve_event(x: np.ndarray, rirs: RirBank, at, hop: int = 0) -> np.ndarray
 
 def convolve_events(events: Sequence[tuple], window: int = 32) -> list[np.ndarray]:
     """`convolve_event` for each (x, rirs, at, hop) of `events`. Their blocks are transformed
-    together, about `window` at a time (a single-row transform costs about as much as four rows,
-    and memory stays bounded for long events): each block costs one forward transform per
-    segment in it and one inverse transform per channel."""
+    together, `window` at a time (a single-row transform costs about as much as four rows, and
+    memory stays bounded for long events): a block costs one forward transform per segment in it
+    and one inverse transform per channel (two where a window boundary splits its segments:
+    overlap-add is linear)."""
+    banks = [rirs for _, rirs, *_ in events]
     jobs = [_segments(*event) for event in events]
-    outs = [np.zeros((rirs.channels, n + rirs.length - 1), dtype=rirs.dtype) for _, rirs, n, _ in jobs]
-    stream = [(e, piece) for e, (segments, rirs, *_) in enumerate(jobs) for piece in _pieces(segments, rirs.block)]
-    start = 0
-    while start < len(stream):
-        stop = min(start + window, len(stream))
-        while stop < len(stream) and stream[stop][0] == stream[stop - 1][0] and \
-                stream[stop][1][0] == stream[stop - 1][1][0]:  # a block's pieces stay together
-            stop += 1
-        chunk = stream[start:stop]
-        spectra = _transform([(jobs[e][1], piece) for e, piece in chunk])
+    outs = [np.zeros((rirs.channels, n + rirs.length - 1), dtype=rirs.dtype) for rirs, (_, n, _) in zip(banks, jobs)]
+    stream = [(e, piece) for e, ((segments, *_), rirs) in enumerate(zip(jobs, banks))
+              for piece in _pieces(segments, rirs.block)]
+    for start in range(0, len(stream), window):
+        chunk = stream[start:start + window]
+        spectra = _transform([(banks[e], piece) for e, piece in chunk])
         for e, members in itertools.groupby(range(len(chunk)), key=lambda k: chunk[k][0]):
             members = list(members)
-            rirs = jobs[e][1]
-            blocks, mixed = _mix([chunk[k][1] for k in members], [spectra[k] for k in members], rirs)
-            _place(outs[e], blocks, irfft(mixed, rirs.nfft, axis=-1), rirs.block)
-        start = stop
+            blocks, mixed = _mix([chunk[k][1] for k in members], [spectra[k] for k in members], banks[e])
+            _place(outs[e], blocks, irfft(mixed, banks[e].nfft, axis=-1), banks[e].block)
     return [out if cut is None else out[:, cut] for out, (*_, cut) in zip(outs, jobs)]
 
 
-def _segments(x: np.ndarray, rirs: RirBank, at, hop: int) -> tuple[list, RirBank, int, slice | None]:
-    """(segments (point, start, signal), rirs, samples they span, the slice of the result that is x's)."""
+def _segments(x: np.ndarray, rirs: RirBank, at, hop: int) -> tuple[list, int, slice | None]:
+    """(segments (point, start, signal), samples they span, the slice of the result that is x's)."""
     n = len(x)
     if np.ndim(at) == 0:
         if not 0 <= int(at) < len(rirs):
             raise ValueError(f"at must name one of the {len(rirs)} RIRs; got {at}")
-        return [(int(at), 0, x)], rirs, n, None
+        return [(int(at), 0, x)], n, None
     index = np.asarray(at)
     frames = -(-n // hop) + 1 if hop > 0 else 0
     if hop <= 0 or index.ndim != 1 or len(index) < frames or not 0 <= index.min() <= index.max() < len(rirs):
@@ -186,7 +182,7 @@ def _segments(x: np.ndarray, rirs: RirBank, at, hop: int) -> tuple[list, RirBank
         for k in ks:
             weight[k * hop - lo:k * hop - lo + 2 * hop] += window
         segments.append((int(point), lo, padded[lo:hi] * weight))
-    return segments, rirs, len(padded), slice(hop, hop + n + rirs.length - 1)
+    return segments, len(padded), slice(hop, hop + n + rirs.length - 1)
 
 
 def _pieces(segments: list, block: int) -> list[tuple]:
@@ -216,8 +212,7 @@ def _mix(pieces: list[tuple], spectra: list[np.ndarray], rirs: RirBank) -> tuple
     """(blocks, their output spectra (J, M, bins)): each piece's spectrum times its point's RIR's, summed
     per block, so a block costs one inverse transform per channel however many pieces it holds."""
     blocks = sorted({j for j, *_ in pieces})
-    mixed = np.zeros((len(blocks), rirs.channels, rirs.nfft // 2 + 1),
-                     dtype=np.complex64 if rirs.dtype == np.float32 else np.complex128)
+    mixed = np.zeros((len(blocks), rirs.channels, rirs.nfft // 2 + 1), dtype=spectra[0].dtype)
     slot = {j: k for k, j in enumerate(blocks)}
     for spectrum, (j, point, *_) in zip(spectra, pieces):
         mixed[slot[j]] += spectrum * rirs.spectrum(point)
