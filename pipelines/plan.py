@@ -22,7 +22,7 @@ from catalog.shards import DEFAULT_SHARD_BYTES, plan_num_shards
 
 # benchmark/metric -> value, measured on the reference machine (2-core x86, one thread per worker).
 REFERENCE_RATES: dict[str, float] = {
-    "scenes/end_to_end_throughput": 441.0,  # audio hours per core-hour, 60 s FOA from a stored RIR grid
+    "scenes/end_to_end_throughput": 431.0,  # audio hours per core-hour, 60 s FOA from a stored RIR grid
     "scenes/storage_bytes_per_audio_hour": 285e6,  # 4-ch 24 kHz 16-bit FLAC in Parquet, with labels
     "qa/tuples_per_second_per_core_end_to_end": 18_100.0,
     "qa/storage_bytes_per_tuple": 127.0,
