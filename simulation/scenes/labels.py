@@ -10,6 +10,7 @@ Angles: azimuth counter-clockwise from +x in [-180, 180) deg, elevation up in
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -96,21 +97,46 @@ def _room_words(room: Room, rt60: float | None = None) -> str:
     return f"in a {size} {reverb} room"
 
 
-# uncountable heads of class names (AudioSet's "Ambient music", "Male speech"): no article
+# uncountable heads of class names (AudioSet's "Ambient music", "Male speech", "Jazz"): no article
 _MASS_NOUNS = {"music", "speech", "noise", "wind", "rain", "water", "applause", "laughter", "thunder", "traffic",
-               "static", "hum", "chatter", "babble", "hubbub", "gunfire", "silence", "rumble", "hiss", "steam"}
+               "static", "hum", "chatter", "babble", "hubbub", "gunfire", "silence", "rumble", "hiss", "steam",
+               "distortion", "feedback", "tinnitus", "cattle", "livestock", "cutlery",
+               # AudioSet's genres named without "music"
+               "afrobeat", "bluegrass", "blues", "cumbia", "disco", "dub", "dubstep", "electro", "electronica",
+               "flamenco", "funk", "garage", "grunge", "jazz", "jungle", "kuduro", "kwaito", "reggae", "rock", "ska",
+               "techno"}
+
+# first words of AudioSet names that keep their capital inside a sentence: proper nouns and brands
+_PROPER = {"Afrobeat", "Carnatic", "Christian", "Christmas", "French", "Hammond", "Mellotron", "Middle", "Rhodes",
+           "Velcro"}
+
+
+def _prose_name(class_name: str) -> str:
+    """A class name as prose writes it: the first of AudioSet's synonyms ('Gunshot, gunfire' ->
+    'gunshot', 'Keyboard (musical)' -> 'keyboard'), its sentence-case capital dropped ('Bass drum'
+    -> 'bass drum'), while proper nouns ('French horn') and acronyms ('UK garage') keep theirs."""
+    name = class_name.replace("_", " ").strip()
+    name = re.split(r"\s*[,(]", name, maxsplit=1)[0] or name
+    first = name.split(" ", 1)[0]
+    if first in _PROPER or not first[1:].islower():
+        return name
+    return name[0].lower() + name[1:]
 
 
 def default_phrase(class_name: str) -> str:
     """'siren' -> 'a siren is heard', 'footsteps' -> 'footsteps are heard', 'clicking' -> 'clicking is heard',
-    'Ambient music' -> 'Ambient music is heard'."""
-    name = class_name.replace("_", " ").strip()
-    head = name.split()[-1].lower() if name else ""
-    if name.endswith("ing") or head in _MASS_NOUNS:
+    'Ambient music' -> 'ambient music is heard', 'Bass drum' -> 'a bass drum is heard', 'Music of Africa'
+    -> 'music of Africa is heard', 'Drum and bass' -> 'drum and bass is heard' (AudioSet's "X and Y"
+    names are genres)."""
+    name = _prose_name(class_name)
+    core = re.split(r" (?:of|for) ", name, maxsplit=1)[0]
+    head = core.split()[-1].lower() if core else ""
+    if " and " in name or name.endswith("ing") or head in _MASS_NOUNS:
         return f"{name} is heard"
     if name.endswith("s") and not name.endswith("ss"):
         return f"{name} are heard"
-    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name} is heard"
+    vowel = name[:1].lower() in "aeiou" and not name.lower().startswith(("uk", "uni", "use", "usu", "eu", "one"))
+    return f"{'an' if vowel else 'a'} {name} is heard"
 
 
 def _phrase(event: PlannedEvent, phrases: Mapping[str, str]) -> str:

@@ -70,7 +70,16 @@ def test_caption_template() -> None:
         "a dog is heard to the left, in a small anechoic space"
     assert [default_phrase(n) for n in ("siren", "footsteps", "clicking", "alarm_clock", "glass", "Ambient music")] == \
         ["a siren is heard", "footsteps are heard", "clicking is heard", "an alarm clock is heard", "a glass is heard",
-         "Ambient music is heard"]  # it read "an Ambient music is heard"
+         "ambient music is heard"]  # it read "an Ambient music is heard"
+
+
+def test_captions_write_audioset_names_as_prose_keeping_proper_nouns_and_acronyms():
+    """AudioSet names are sentence case ('Bass drum'); a caption writes them mid-sentence in lower
+    case (AudioCaps: 'a bass drum'), except proper nouns, brands and acronyms."""
+    assert [default_phrase(n) for n in ("Bass drum", "Electronic music", "French horn", "Hammond organ",
+                                        "UK garage", "Christmas music", "Bow-wow", "Middle Eastern music")] == \
+        ["a bass drum is heard", "electronic music is heard", "a French horn is heard", "a Hammond organ is heard",
+         "UK garage is heard", "Christmas music is heard", "a bow-wow is heard", "Middle Eastern music is heard"]
     assert [direction_words(a, 0.0) for a in (0.0, 60.0, -179.0, -60.0)] == \
         ["in front", "to the left", "behind", "to the right"]
     assert direction_words(-90.0, -45.0) == "below and to the right"
