@@ -28,6 +28,12 @@ def _summary(snap, quarantine: list[dict] | None) -> None:
         console.print(f"{len(nested)} labels are the names of nested folders, each file's parent folder "
                       f"(e.g. {next(iter(nested.values()))} -> {next(iter(nested))}); use --labels-csv for "
                       "other labels", highlight=False)
+    quiet = snap.info.get("below_loudness_target")
+    if quiet:
+        console.print(f"{quiet['events']} of {quiet['of']} events stay 1 dB or more under --loudness-db "
+                      f"{quiet['target_db']:g}, down to about {quiet['quietest_db']:g} dBFS ({quiet['quietest']}): "
+                      "their peaks cap the gain at -0.1 dBFS; --loudness-db "
+                      f"{quiet['levelling_db']} or lower gives every event the same level", highlight=False)
     if quarantine:
         reasons = Counter(q["reason"] for q in quarantine)
         console.print(f"quarantined {len(quarantine)} items (see {snap.name}_quarantine): "
@@ -59,7 +65,9 @@ def events(
     name: str = typer.Option(None, help="Dataset name (default events); skipped items go to NAME_quarantine."),
     sample_rate: int = typer.Option(None, help="Target sample rate in Hz (default 24000)."),
     trim_db: float = typer.Option(None, help="Trim edges quieter than this many dB below the peak (default -50)."),
-    loudness_db: float = typer.Option(None, help="RMS of each trimmed event in dBFS (default -30)."),
+    loudness_db: float = typer.Option(None, help="RMS of each trimmed event in dBFS (default -30); an event "
+                                                  "whose peak would pass -0.1 dBFS stays quieter, and the summary "
+                                                  "says how many did."),
     test_fraction: float = typer.Option(None, help="Fraction of each label's items held out as a test split "
                                                    "(default 0)."),
     seed: int = typer.Option(None, help="Seed of the train/test draw per item."),

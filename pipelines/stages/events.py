@@ -12,7 +12,8 @@ rate with ``resample_poly`` (a rational approximation of the rate ratio), trimme
 leading/trailing samples quieter than ``trim_db`` below the peak, and scaled to an RMS of
 ``loudness_db`` dBFS (plain RMS over the trimmed event, no K-weighting; full scale = 0 dBFS,
 so a full-scale sine is -3 dBFS). The gain is capped so the peak stays under -0.1 dBFS,
-so an event whose crest factor exceeds -0.1 - loudness_db dB ends up quieter than the target.
+so an event whose crest factor exceeds -0.1 - loudness_db dB ends up quieter than the target;
+the snapshot's info (and the CLI) say how many did, and which target would level them all.
 
 Items that are unreadable, empty, silent, contain NaN/inf, lack a label or are missing are
 skipped, not fatal: a Ray pass probes every item first, and the skipped ones are published as
@@ -28,6 +29,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -210,6 +212,11 @@ def normalise(x: np.ndarray, loudness_db: float) -> np.ndarray:
     """Scale to an RMS of ``loudness_db`` dBFS, never pushing the peak over -0.1 dBFS."""
     gain = 10 ** (loudness_db / 20) / np.sqrt(np.mean(x ** 2))
     return (x * min(gain, PEAK_CEILING / np.abs(x).max())).astype(np.float32)
+
+
+def reachable_db(x: np.ndarray) -> float:
+    """The loudest RMS (dBFS) `normalise` can give ``x``: its peak at -0.1 dBFS."""
+    return float(20 * np.log10(PEAK_CEILING * np.sqrt(np.mean(x ** 2)) / np.abs(x).max()))
 
 
 def condition(cfg: EventsConfig, data: Path | bytes) -> tuple[np.ndarray, int, int]:
@@ -502,16 +509,29 @@ def _data(loaded):
     return loaded
 
 
-def probe(cfg: EventsConfig, reader, sources: tuple[EventSource, ...]) -> list[str | None]:
-    """The reason each item would be skipped, or None when it decodes to usable audio."""
-    reasons = []
+def probe(cfg: EventsConfig, reader, sources: tuple[EventSource, ...]) -> list[tuple[str | None, float | None]]:
+    """Per item, the reason it would be skipped, or None and the loudest level it can be given
+    (`reachable_db` of the trimmed source, before resampling: an estimate within about a dB)."""
+    found = []
     for loaded in reader.load(sources):
         try:
-            read_mono(_data(loaded), cfg.silence_db)
-            reasons.append(None)
+            mono, _, _ = read_mono(_data(loaded), cfg.silence_db)
+            found.append((None, reachable_db(trim(mono, cfg.trim_db))))
         except Quarantined as exc:
-            reasons.append(str(exc))
-    return reasons
+            found.append((str(exc), None))
+    return found
+
+
+def below_target(cfg: EventsConfig, ids: list[str], reachable: list[float]) -> dict | None:
+    """What the ingest summary says of events whose peaks keep them 1 dB or more under
+    ``loudness_db`` (None when there are none): how many, the quietest, and the target that
+    would level them all."""
+    short = [(db, i) for i, db in zip(ids, reachable) if db <= cfg.loudness_db - 1.0]
+    if not short:
+        return None
+    quietest_db, quietest = min(short)
+    return {"events": len(short), "of": len(ids), "target_db": cfg.loudness_db, "quietest_db": round(quietest_db, 1),
+            "quietest": quietest, "levelling_db": math.floor(quietest_db)}
 
 
 def split_by_item(ids: list, seed: int, test_fraction: float, key=str, label=None) -> dict[str, list]:
@@ -569,9 +589,12 @@ def run_ingest_events(cfg: EventsConfig, catalog: Catalog, *, address: str | Non
     chunks = [tuple(sources[i:i + PROBE_FILES_PER_TASK]) for i in range(0, len(sources), PROBE_FILES_PER_TASK)]
     remote = ray.remote(probe).options(num_cpus=1)
     reader_ref = ray.put(reader)
-    reasons = [r for chunk in ray.get([remote.remote(cfg, reader_ref, c) for c in chunks]) for r in chunk]
-    skipped += [{"source_file": s.id, "reason": r} for s, r in zip(sources, reasons) if r]
-    usable = [s for s, r in zip(sources, reasons) if r is None]
+    found = [r for chunk in ray.get([remote.remote(cfg, reader_ref, c) for c in chunks]) for r in chunk]
+    skipped += [{"source_file": s.id, "reason": r} for s, (r, _) in zip(sources, found) if r]
+    usable = [s for s, (r, _) in zip(sources, found) if r is None]
+    quiet = below_target(cfg, [s.id for s in usable], [db for r, db in found if r is None])
+    if quiet:
+        run.info["below_loudness_target"] = quiet
     if not usable:
         why = "; ".join(f"{q['source_file']}: {q['reason']}" for q in skipped[:5])
         raise RoomtoneError(f"{library.where} has no readable, labelled audio ({len(skipped)} skipped: "

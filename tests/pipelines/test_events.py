@@ -69,6 +69,34 @@ def test_ingest_conditions_events_and_quarantines_broken_files(tmp_path, ray_clu
         assert row["original_sample_rate"] == 44_100 and row["original_channels"] == int(listing["channels"])
         assert row["license"] == "CC0-1.0" and row["synthetic"] is False
     assert snap.stats["class_counts"]["Bass guitar"] == 2
+    assert "below_loudness_target" not in snap.info  # every event reaches -30 dBFS
+
+
+def test_events_whose_peaks_keep_them_under_the_target_are_counted_and_said(tmp_path, ray_cluster, capsys):
+    """At -12 dBFS some of the CC0 events would clip: the peak ceiling leaves them quieter. The
+    probe's estimate (before resampling) is checked against the levels the ingest wrote."""
+    from pipelines.cli.ingest_cmd import _summary
+
+    make_library(tmp_path / "lib")
+    catalog = Catalog(CatalogConfig(root=str(tmp_path / "home")))
+    cfg = EventsConfig(name="loud", folder=tmp_path / "lib", labels_csv=tmp_path / "lib" / "labels.csv",
+                       sample_rate=16_000, loudness_db=-12.0)
+    snap = run_ingest_events(cfg, catalog, show_progress=False)
+    levels = {}
+    for row in catalog.arrow_dataset(snap.ref).to_table(columns=["id", "audio"]).to_pylist():
+        audio, _ = decode_audio(row["audio"]["bytes"], "float64")
+        levels[row["id"]] = 20 * np.log10(np.sqrt(np.mean(audio ** 2)))
+    quiet = snap.info["below_loudness_target"]
+    surely = sum(db <= -13.5 for db in levels.values())
+    maybe = sum(db <= -12.5 for db in levels.values())
+    assert 0 < surely <= quiet["events"] <= maybe < len(levels) and quiet["of"] == len(levels)
+    assert quiet["quietest"] == min(levels, key=levels.get)
+    assert quiet["quietest_db"] == pytest.approx(min(levels.values()), abs=0.5)
+    assert quiet["levelling_db"] <= min(levels.values())
+    _summary(snap, None)
+    said = capsys.readouterr().out
+    assert f"{quiet['events']} of {len(levels)} events stay 1 dB or more under --loudness-db -12" in said
+    assert f"--loudness-db {quiet['levelling_db']} or lower" in said
 
 
 def test_folder_labels_and_errors_before_publishing(tmp_path, ray_cluster):
