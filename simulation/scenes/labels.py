@@ -192,4 +192,8 @@ def describe(events: Iterable[PlannedEvent], phrases: Mapping[str, str] | None =
 
 
 def _and(clauses: list[str]) -> str:
-    return clauses[0] if len(clauses) == 1 else ", ".join(clauses[:-1]) + f" and {clauses[-1]}"
+    """'a, b and c'; with a serial comma where a clause holds one ('heard to the left, moving, and
+    clicking ...'), which would otherwise read as moving and clicking."""
+    if len(clauses) == 1:
+        return clauses[0]
+    return ", ".join(clauses[:-1]) + ("," if any("," in c for c in clauses[:-1]) else "") + f" and {clauses[-1]}"

@@ -63,6 +63,12 @@ def test_caption_template() -> None:
     bell = PlannedEvent("bell1", 1, "bell", 0, 1.5, 2.0, 0.0, 180.0, 0.0, 2.0)
     assert caption(ScenePlan(0, 4.0, 3, 3, 0.1, (5.0, 5.0, 1.5), None, 0, (*barks, bell)), big, PHRASES) == \
         "a dog barks in front while a dog barks to the left, then a bell rings behind, in a large very reverberant room"
+    # a clause with a comma before "and" gets a serial comma: not "a car horn is heard ..., moving and a bell rings"
+    horn_then_bell = (events[0], PlannedEvent("x", 2, "car_horn", 2, 1.5, 2.5, 0.0, 60.0, 0.0, 2.0, speed=30.0),
+                      PlannedEvent("bell1", 1, "bell", 1, 1.6, 2.0, 0.0, 180.0, 0.0, 2.0))
+    assert caption(ScenePlan(0, 4.0, 3, 3, 0.1, (5.0, 5.0, 1.5), None, 0, horn_then_bell), big, PHRASES) == \
+        "a dog barks to the left, then a car horn is heard to the left, moving, and a bell rings behind, in a large " \
+        "very reverberant room"
     # the RT60 the row records (measured on the room's RIRs) decides the words, not the Sabine estimate
     assert caption(plan, big, PHRASES, rt60=0.5).endswith("in a large moderately reverberant room")
     small = Room(dims=(3.0, 3.0, 2.5), beta=(0.0,) * 6)
