@@ -147,6 +147,37 @@ def test_seld_intensity_vectors_point_at_the_source():
     assert abs(elevation - float(np.ravel(el)[0])) < 10
 
 
+def test_seld_features_match_a_numpy_stft_reference():
+    """The whole PSELDNets input against numpy: reflect-padded centred frames, periodic Hann,
+    rfft, per-channel dB log-mels and unit intensity vectors on librosa's HTK/Slaney banks."""
+    librosa = pytest.importorskip("librosa")
+    rate, n_fft, hop = 24000, 1024, 240
+    wave = np.random.default_rng(3).standard_normal((2, 4, rate // 2)) * np.array([0.3, 0.1, 0.05, 0.2])[:, None]
+    padded = np.pad(wave, ((0, 0), (0, 0), (n_fft // 2, n_fft // 2)), mode="reflect")
+    starts = np.arange(0, padded.shape[-1] - n_fft + 1, hop)
+    frames = padded[..., starts[:, None] + np.arange(n_fft)] * np.hanning(n_fft + 1)[:-1]  # periodic Hann
+    spec = np.fft.rfft(frames)  # (B, 4, frames, bins)
+    banks = librosa.filters.mel(sr=rate, n_fft=n_fft, n_mels=64, fmin=20, fmax=rate / 2, htk=True, norm="slaney")
+    logmel = 10 * np.log10(np.maximum(np.abs(spec) ** 2 @ banks.T, 1e-10))
+    intensity = np.real(np.conj(spec[:, :1]) * spec[:, 1:])
+    unit = intensity / (np.linalg.norm(intensity, axis=1, keepdims=True) + np.finfo(np.float32).eps)
+    ref = np.concatenate([logmel, unit @ banks.T], 1)
+    ours = seld_features(torch.from_numpy(wave), rate).numpy()
+    assert ours.shape == ref.shape
+    np.testing.assert_allclose(ours[:, :4], ref[:, :4], atol=1e-4)  # dB
+    np.testing.assert_allclose(ours[:, 4:], ref[:, 4:], atol=1e-6)  # unit vectors on banks of ~0.01
+
+
+def test_features_come_out_the_same_to_the_bit_whatever_the_batch():
+    """On a CPU the features run a few clips at a time (to stay in cache); a clip's features must
+    not depend on the batch it lands in, which the loader's seeded determinism relies on."""
+    g = torch.Generator().manual_seed(0)
+    clips = torch.randn(3, 163840, generator=g) * 0.1  # 3 x 1022 frames: chunks of 2 and 1
+    assert torch.equal(fbank(clips, 16000), torch.cat([fbank(c[None], 16000) for c in clips]))
+    foa_clips = torch.randn(3, 4, 24000 * 3, generator=g) * 0.1
+    assert torch.equal(seld_features(foa_clips, 24000), torch.cat([seld_features(c[None], 24000) for c in foa_clips]))
+
+
 def test_seld_mel_banks_are_htk_scale_with_slaney_norm():
     """PSELDNets' torchaudio MelScale(norm="slaney") uses the HTK scale; librosa's htk=True is the same bank."""
     librosa = pytest.importorskip("librosa")
