@@ -7,6 +7,10 @@ the same run and process on one thread: a naive per-file loop (pyarrow row itera
 soundfile decode, crop, `fbank` of one clip at a time). The inputs are 10 s 16 kHz mono
 FLAC clips (band-limited noise bursts, seeded) in one catalog dataset.
 
+SELD features: PSELDNets' 7-channel input of 5 s FOA clips (log-mel of W, Y, Z, X and the
+intensity vectors on the same banks) in batches of 16 on one thread, against the same features
+computed per clip with librosa's STFT and mel banks.
+
 Training: SSAST tiny and base forward + backward + AdamW step on ten-second inputs, in this
 process (no Ray), on CUDA in bf16 when a GPU is present, else on the CPU; samples per second.
 On a GPU also model FLOPs utilisation against the device's bf16 peak (H100/H200 SXM: 989
@@ -105,6 +109,37 @@ def loader_naive(catalog) -> float:
     return rows / (time.perf_counter() - start)
 
 
+def seld_rates(clips: int) -> tuple[float, float]:
+    """5 s FOA clips per second on one thread, PSELDNets' 7-channel input (log-mels and intensity
+    vectors on the same mel banks): ours in batches of 16, and a per-clip librosa peer."""
+    import librosa
+
+    from pretrain.features import normalize_seld, seld_features
+
+    rate, n_fft, hop = 24_000, 1024, 240
+    waves = np.random.default_rng(0).standard_normal((clips, 4, 5 * rate)).astype(np.float32) * 0.1
+    batches = torch.from_numpy(waves).split(16)
+    normalize_seld(seld_features(batches[0], rate))  # warm-up
+    start = time.perf_counter()
+    for b in batches:
+        normalize_seld(seld_features(b, rate))
+    ours = clips / (time.perf_counter() - start)
+    banks = librosa.filters.mel(sr=rate, n_fft=n_fft, n_mels=64, fmin=20, fmax=rate / 2, htk=True, norm="slaney")
+
+    def peer(wave: np.ndarray) -> np.ndarray:
+        spec = librosa.stft(wave, n_fft=n_fft, hop_length=hop, center=True, pad_mode="reflect")  # (4, bins, frames)
+        logmel = 10 * np.log10(np.maximum(banks @ np.abs(spec) ** 2, 1e-10))
+        intensity = np.real(np.conj(spec[:1]) * spec[1:])
+        unit = intensity / (np.linalg.norm(intensity, axis=0, keepdims=True) + np.finfo(np.float32).eps)
+        return np.concatenate([logmel, banks @ unit])
+
+    peer(waves[0])  # warm-up: librosa's first call compiles and caches
+    start = time.perf_counter()
+    for wave in waves:
+        peer(wave)
+    return ours, clips / (time.perf_counter() - start)
+
+
 def encoder_flops(model, frames: int) -> float:
     """Training FLOPs of one sample: 3 x (2 x params x tokens + attention) per encoder pass, two passes."""
     enc = model.config.encoder
@@ -178,6 +213,11 @@ def main() -> None:
                   f"{'MET' if ours >= TARGET else 'NOT met'}")
             records.append(rec("loader_clips_per_s_per_core", ours, "10 s clips/s per core", "naive per-file loop",
                                naive))
+        ours, peer = seld_rates(16 if args.quick else 96)
+        print(f"SELD input (7 x frames x 64) of 5 s FOA clips at 24 kHz: ours {ours:.1f} clips/s on one core, "
+              f"librosa per clip {peer:.1f} clips/s")
+        records.append(rec("seld_features_clips_per_s_per_core", ours, "5 s FOA clips/s per core", "librosa per clip",
+                           peer))
     # --quick on a CPU: one untimed base step would double the run (about 20 s a sample on a slow core), so
     # base is timed on its first step, allocations included (a few % slower than a steady step)
     plan = {"ssast-tiny": (4, 2, 1), "ssast-base": (1, 1, 0)} if args.quick else {"ssast-tiny": (16, 10, 1),
