@@ -135,11 +135,10 @@ def kaldi_fbank(
         raise ValueError(f"kaldi_fbank needs at least {size} samples ({frame_length_ms} ms), got {wave.shape[-1]}")
     lead = wave.shape[:-1]
     x = wave.reshape(-1, wave.shape[-1])
-    frames = 1 + (x.shape[-1] - size) // shift
+    frames, n_fft = 1 + (x.shape[-1] - size) // shift, 1 << (size - 1).bit_length()
     rows = _rows_at_once(x, frames)
-    banks = _mel_blocks(num_mel_bins, 1 << (size - 1).bit_length(), float(sample_rate), float(low_freq),
-                        float(high_freq))
-    taper = _window(window, size) * scale
+    banks = _mel_blocks(num_mel_bins, n_fft, float(sample_rate), float(low_freq), float(high_freq))
+    taper = F.pad(_window(window, size) * scale, (0, n_fft - size)).to(x)
     out = x.new_empty(x.shape[0], frames, num_mel_bins)
     for i in range(0, x.shape[0], rows):
         _fbank_rows(x[i:i + rows], size, shift, preemphasis, taper, banks, out[i:i + rows])
@@ -148,15 +147,16 @@ def kaldi_fbank(
 
 def _fbank_rows(x: Tensor, size: int, shift: int, preemphasis: float, taper: Tensor, banks: tuple,
                 out: Tensor) -> None:
-    """`kaldi_fbank` of (rows, T) audio into ``out`` (rows, frames, num_mel_bins)."""
+    """`kaldi_fbank` of (rows, T) audio into ``out`` (rows, frames, num_mel_bins); ``taper`` is
+    the window times the scale, zero-padded to the FFT size."""
     mean = x.unfold(-1, size, shift).mean(-1)  # snip_edges: whole frames only
-    n_fft, used = 1 << (size - 1).bit_length(), (mean.shape[-1] - 1) * shift + size
+    n_fft, used = taper.shape[0], (mean.shape[-1] - 1) * shift + size
     emphasised = x.new_empty(x.shape[0], used + n_fft - size)
     emphasised[:, used:] = 0.0  # the frames' tails, which the window zeroes anyway
     emphasised[:, 0] = x[:, 0]
     torch.sub(x[:, 1:used], x[:, :used - 1], alpha=preemphasis, out=emphasised[:, 1:used])
     frames = emphasised.unfold(-1, n_fft, shift) - (mean * (1 - preemphasis))[..., None]
-    frames *= F.pad(taper, (0, n_fft - size)).to(frames)
+    frames *= taper
     power = torch.view_as_real(torch.fft.rfft(frames)).square_()
     power = power[..., 0] + power[..., 1]
     for first, lo, hi, block in banks:
