@@ -210,12 +210,15 @@ def _transform(rows: list[tuple], batch: int = 16) -> list[np.ndarray]:
 
 def _mix(pieces: list[tuple], spectra: list[np.ndarray], rirs: RirBank) -> tuple[list[int], np.ndarray]:
     """(blocks, their output spectra (J, M, bins)): each piece's spectrum times its point's RIR's, summed
-    per block, so a block costs one inverse transform per channel however many pieces it holds."""
+    per block, so a block costs one inverse transform per channel however many pieces it holds. A
+    point's RIR is asked for once here, though its segment may span two blocks (an unkept bank
+    transforms it on each ask)."""
     blocks = sorted({j for j, *_ in pieces})
     mixed = np.zeros((len(blocks), rirs.channels, rirs.nfft // 2 + 1), dtype=spectra[0].dtype)
     slot = {j: k for k, j in enumerate(blocks)}
+    responses = {point: rirs.spectrum(point) for point in {point for _, point, *_ in pieces}}
     for spectrum, (j, point, *_) in zip(spectra, pieces):
-        mixed[slot[j]] += spectrum * rirs.spectrum(point)
+        mixed[slot[j]] += spectrum * responses[point]
     return blocks, mixed
 
 

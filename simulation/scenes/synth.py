@@ -78,10 +78,11 @@ def synthesize_scene(room: Room, array: MicArray, seed: int, library: Sequence[L
     the label origin. signals: dry mono arrays at fs keyed by library item id.
     region: where sources may be (default: the room less 0.5 m on every side).
     stored: (grid, rirs (G, M, L)) of RIRs stored around this array: sources sit on the
-    grid and nothing is simulated (a RirBank of them keeps their spectra for the next scenes). Otherwise RIRs are simulated for the planned positions:
-    rir_duration s, mode and `simulate_options` go to the engine. bank: an `ambience_bank`
-    to take the ambience from (default: synthesised per clip). rt60: the room's RT60 (s) the
-    caption's reverberance words use (default: the Sabine estimate; see `caption`).
+    grid and nothing is simulated (a RirBank of them keeps their spectra for the next scenes).
+    Otherwise RIRs are simulated for the planned positions: rir_duration s, mode and
+    `simulate_options` go to the engine. bank: an `ambience_bank` to take the ambience from
+    (default: synthesised per clip). rt60: the room's RT60 (s) the caption's reverberance
+    words use (default: the Sabine estimate; see `caption`).
     """
     missing = sorted({item.id for item in library} - set(signals))
     if missing:
