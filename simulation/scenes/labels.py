@@ -100,11 +100,27 @@ def _room_words(room: Room, rt60: float | None = None) -> str:
 # uncountable heads of class names (AudioSet's "Ambient music", "Male speech", "Jazz"): no article
 _MASS_NOUNS = {"music", "speech", "noise", "wind", "rain", "water", "applause", "laughter", "thunder", "traffic",
                "static", "hum", "chatter", "babble", "hubbub", "gunfire", "silence", "rumble", "hiss", "steam",
-               "distortion", "feedback", "tinnitus", "cattle", "livestock", "cutlery",
+               "distortion", "feedback", "tinnitus", "livestock", "cutlery", "percussion", "locomotion", "equipment",
+               "fire", "tape", "velcro", "liquid", "ambience",
+               # genres: "Heavy metal", "Country", "Funk carioca"
+               "metal", "country", "carioca",
                # AudioSet's genres named without "music"
                "afrobeat", "bluegrass", "blues", "cumbia", "disco", "dub", "dubstep", "electro", "electronica",
                "flamenco", "funk", "garage", "grunge", "jazz", "jungle", "kuduro", "kwaito", "reggae", "rock", "ska",
                "techno"}
+
+# plural heads that do not end in "s"
+_PLURAL_NOUNS = {"cattle", "timpani", "people"}
+
+# AudioSet names whose first synonym misreads in a caption ("a walk is heard", "an inside is heard"):
+# the words a caption uses instead
+_PROSE_NAMES = {"Walk, footsteps": "footsteps", "Canidae, dogs, wolves": "dogs",
+                "Bird flight, flapping wings": "flapping wings", "Fill (with liquid)": "filling",
+                "A capella": "a cappella singing",
+                "Inside, small room": "small-room ambience", "Inside, large room or hall": "large-hall ambience",
+                "Inside, public space": "indoor public-space ambience",
+                "Outside, urban or manmade": "urban outdoor ambience",
+                "Outside, rural or natural": "rural outdoor ambience"}
 
 # first words of AudioSet names that keep their capital inside a sentence: proper nouns and brands
 _PROPER = {"Afrobeat", "Carnatic", "Christian", "Christmas", "French", "Hammond", "Mellotron", "Middle", "Rhodes",
@@ -113,8 +129,11 @@ _PROPER = {"Afrobeat", "Carnatic", "Christian", "Christmas", "French", "Hammond"
 
 def _prose_name(class_name: str) -> str:
     """A class name as prose writes it: the first of AudioSet's synonyms ('Gunshot, gunfire' ->
-    'gunshot', 'Keyboard (musical)' -> 'keyboard'), its sentence-case capital dropped ('Bass drum'
-    -> 'bass drum'), while proper nouns ('French horn') and acronyms ('UK garage') keep theirs."""
+    'gunshot', 'Keyboard (musical)' -> 'keyboard'; `_PROSE_NAMES` where that misreads), its
+    sentence-case capital dropped ('Bass drum' -> 'bass drum'), while proper nouns ('French horn')
+    and acronyms ('UK garage') keep theirs."""
+    if class_name in _PROSE_NAMES:
+        return _PROSE_NAMES[class_name]
     name = class_name.replace("_", " ").strip()
     name = re.split(r"\s*[,(]", name, maxsplit=1)[0] or name
     first = name.split(" ", 1)[0]
@@ -129,13 +148,17 @@ def default_phrase(class_name: str) -> str:
     -> 'music of Africa is heard', 'Drum and bass' -> 'drum and bass is heard' (AudioSet's "X and Y"
     names are genres)."""
     name = _prose_name(class_name)
-    core = re.split(r" (?:of|for) ", name, maxsplit=1)[0]
+    core = re.split(r" (?:of|for|on) ", name, maxsplit=1)[0]
     head = core.split()[-1].lower() if core else ""
     if " and " in name or name.endswith("ing") or head in _MASS_NOUNS:
         return f"{name} is heard"
-    if name.endswith("s") and not name.endswith("ss"):
+    if head in _PLURAL_NOUNS or name.endswith("s") and not name.endswith(("ss", "us")):
         return f"{name} are heard"
-    vowel = name[:1].lower() in "aeiou" and not name.lower().startswith(("uk", "uni", "use", "usu", "eu", "one"))
+    first = name.split(" ", 1)[0]
+    if len(first) > 1 and first.isupper():  # an acronym, said letter by letter: "an MP3"
+        vowel = first[0] in "AEFHILMNORSX"
+    else:
+        vowel = name[:1].lower() in "aeiou" and not name.lower().startswith(("uk", "uni", "use", "usu", "eu", "one"))
     return f"{'an' if vowel else 'a'} {name} is heard"
 
 

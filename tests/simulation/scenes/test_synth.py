@@ -86,6 +86,12 @@ def test_captions_write_audioset_names_as_prose_keeping_proper_nouns_and_acronym
                                         "UK garage", "Christmas music", "Bow-wow", "Middle Eastern music")] == \
         ["a bass drum is heard", "electronic music is heard", "a French horn is heard", "a Hammond organ is heard",
          "UK garage is heard", "Christmas music is heard", "a bow-wow is heard", "Middle Eastern music is heard"]
+    # where AudioSet's first synonym misreads, its heads are plural or uncountable, or it is an acronym
+    assert [default_phrase(n) for n in ("Walk, footsteps", "Canidae, dogs, wolves", "Inside, small room", "Bus",
+                                        "Cattle, bovinae", "Heavy metal", "Rain on surface", "MP3", "A capella")] == \
+        ["footsteps are heard", "dogs are heard", "small-room ambience is heard", "a bus is heard",
+         "cattle are heard", "heavy metal is heard", "rain on surface is heard", "an MP3 is heard",
+         "a cappella singing is heard"]  # "a walk", "a canidae", "an inside", "bus are", "a heavy metal", "a MP3"
     assert [direction_words(a, 0.0) for a in (0.0, 60.0, -179.0, -60.0)] == \
         ["in front", "to the left", "behind", "to the right"]
     assert direction_words(-90.0, -45.0) == "below and to the right"
