@@ -97,7 +97,7 @@ class EventFact:
     level_db: float | None = None
     snr_db: float | None = None
     power_db: float | None = None   # None: unknown (cut at the clip's end, or reverberated)
-    ref: str = ""   # how questions name it: "Dog", or "second Dog" when the class recurs
+    ref: str = ""   # how questions name it: "Dog", or "second Dog" when the class recurs ("chirp tone": no "_")
     ordinal: int = 0   # 0: its class is heard once; k: the k-th of its class by onset (the ordinal in ref)
     nameable: bool = True   # False: another of its class starts within TIME_MARGIN_S; no ordinal tells them apart
     azimuth_step: float = 0.0   # deg: > 0 steps along a stored RIR grid's ring (simulation.scenes.PlannedEvent)
@@ -105,7 +105,7 @@ class EventFact:
 
     @property
     def name(self) -> str:
-        return self.ref or self.class_name
+        return self.ref or spoken(self.class_name)
 
     @property
     def moving(self) -> bool:
@@ -155,6 +155,12 @@ class Facts:
 ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
 
 
+def spoken(class_name: str) -> str:
+    """A class name as a sentence says it: "chirp_tone" (a label in snake case, as ESC-50's
+    "door_wood_knock") -> "chirp tone". Label answers keep the class name itself."""
+    return class_name.replace("_", " ")
+
+
 def _named(events: list[EventFact]) -> tuple[EventFact, ...]:
     """Events (by onset) with names: the class, with an ordinal when it recurs; two of a class that
     start less than TIME_MARGIN_S apart cannot be told apart by an ordinal and are not nameable."""
@@ -166,7 +172,8 @@ def _named(events: list[EventFact]) -> tuple[EventFact, ...]:
         tied = {k for i, j in zip(idx, idx[1:]) if events[j].onset - events[i].onset < TIME_MARGIN_S for k in (i, j)}
         for k, i in enumerate(idx):
             word = ORDINALS[k] if k < len(ORDINALS) else f"{k + 1}th"
-            out[i] = replace(events[i], ref=name if len(idx) == 1 else f"{word} {name}", nameable=i not in tied,
+            said = spoken(name)
+            out[i] = replace(events[i], ref=said if len(idx) == 1 else f"{word} {said}", nameable=i not in tied,
                              ordinal=0 if len(idx) == 1 else k + 1)
     return tuple(out)
 

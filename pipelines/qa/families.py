@@ -23,7 +23,7 @@ from typing import Callable
 
 from pipelines.qa.facts import (DISTANCE_MARGIN_M, LEVEL_MARGIN_DB, REVERB_WORDS, ROOM_SIZES, SIDE_CENTRES, SIDES,
                                 TIME_MARGIN_S, EventFact, Facts, distance_bin, octant, reverb_word, room_size,
-                                side, vertical, wrap)
+                                side, spoken, vertical, wrap)
 from pipelines.qa.ontology import Ontology
 from simulation.seeding import item_seed
 
@@ -323,7 +323,7 @@ def classification(f: Facts, ctx: Context, rng: Random) -> list[QA]:
         x = _draw(rng, names, dict(ctx.present_weights))
         absent = dict(ctx.absent_weights)
         b.choice("cla_choice", Q_WHICH_PRESENT, x, _draw_absent(rng, hard, rest, absent, 3))
-        b.yes_no("cla_yesno", Q_PRESENT, {"x": x}, {"x": _draw_absent(rng, hard, rest, absent, 1)[0]})
+        b.yes_no("cla_yesno", Q_PRESENT, {"x": spoken(x)}, {"x": spoken(_draw_absent(rng, hard, rest, absent, 1)[0])})
     return b.out
 
 
@@ -390,7 +390,7 @@ def temporal(f: Facts, ctx: Context, rng: Random) -> list[QA]:
                  values=[v for e in f.events for v in (e.onset, e.offset)], unit="s"))
     heard = sorted({e.class_name for e in f.events})
     for i in _order(rng, len(heard))[:ctx.max_subjects]:
-        events, x = f.by_class(heard[i]), _the(heard[i])
+        events, x = f.by_class(heard[i]), _the(spoken(heard[i]))
         onset, offset = min(e.onset for e in events), max(e.offset for e in events)
         b.add("temporal_onset", "exact", Q_ONSET, f"{_fmt(onset, 2)} s",
               answer("number", f"{_fmt(onset, 2)} s", values=[onset], unit="s"), x=x)
@@ -423,7 +423,7 @@ def temporal(f: Facts, ctx: Context, rng: Random) -> list[QA]:
     # would give the answer away; the class's start is its earliest onset, ties within a class included)
     firsts = {}
     for e in f.events:
-        firsts.setdefault(e.class_name, replace(e, ref=e.class_name, nameable=True))
+        firsts.setdefault(e.class_name, replace(e, ref=spoken(e.class_name), nameable=True))
     _least_choice(b, "temporal_first_choice", Q_FIRST_CHOICE, list(firsts.values()), lambda e: e.onset, TIME_MARGIN_S)
     return b.out
 

@@ -299,6 +299,24 @@ def test_every_fact_family_offers_every_form(ontology):
     assert forms["description"] == forms["caption"] == {"exact"}
 
 
+def test_snake_case_labels_are_spoken_with_spaces_and_answered_as_labels():
+    """ESC-50's and the synthetic library's labels ("door_wood_knock", "chirp_tone") read as words in
+    questions and event answers ("the second chirp tone"); label lists and typed labels keep the
+    class names, which is what a label answer is scored against."""
+    names = ["chirp_tone", "door_wood_knock", "noise_burst"]
+    ctx = Context(seed=1, class_map=(*names, "siren"), event_count_clips=tuple((n, 1) for n in range(25)))
+    spoken, typed = 0, set()
+    for s in range(8):
+        for qa in generate(extract_facts(scene_row(s, 10.0, 0.5, names)), ctx):
+            typed |= set(qa.answer["labels"])
+            stem, _, options = qa.question.partition(" Options: ")
+            assert "_" not in stem and all("_" not in x for x in qa.subjects), (qa.task, qa.question)
+            if qa.answer["kind"] not in ("labels", "intervals") and qa.task != "cla_choice":   # not a label list
+                assert "_" not in options and "_" not in qa.output, (qa.task, qa.question, qa.output)
+            spoken += any(n.replace("_", " ") in stem for n in names)
+    assert spoken > 50 and typed >= set(names) and not typed & {n.replace("_", " ") for n in names}
+
+
 def test_same_seed_same_tuples_and_the_seed_matters():
     row = scene_row(7, 10.0, 0.5, ["Dog", "Bell", "Speech"])
     a, b = (generate(extract_facts(row), Context(seed=3)) for _ in range(2))
