@@ -1,8 +1,15 @@
-"""Shard writer throughput next to its parts: FLAC encoding (soundfile) + Parquet writing (pyarrow).
+"""Shard writer throughput next to its parts: FLAC encoding (soundfile) + Parquet writing (pyarrow);
+and the time to publish a run of many shards on S3.
 
 Our writer = encode every clip + write Hugging Face-compatible shards (schema metadata,
 row groups, footer stats, atomic rename). The peer is the bare cost of the same two steps
 done directly, so the ratio is the overhead of our layer (aim: <= 1.2x).
+
+Publish: `Catalog.publish` of a run's shards on S3 (moto on 127.0.0.1 behind a proxy that
+holds every request 20 ms, as an S3 round trip) reads each footer twice (our stats, then
+pyiceberg's data-file metrics) and commits once. The peer registers the same files with
+pyiceberg's own `Table.add_files` (footers read on its thread pool; no stats, no card). The
+same publish with one footer read at a time is what it was before.
 
     python benchmarks/bench_shards.py [--quick]
 """
@@ -12,6 +19,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -50,24 +58,88 @@ def best_of(repeats: int, fn) -> float:
 
 
 def catalog_growth(root: Path, files: int) -> tuple[float, float]:
-    """Catalog bytes (database + Iceberg metadata) per data file and per snapshot, from three
-    publishes of 1, ``files`` and ``2 * files`` shards: what `roomtone plan` sizes the catalog by."""
+    """Catalog bytes (database + Iceberg metadata) per data file and per snapshot, from two new
+    datasets of ``files`` and ``2 * files`` shards, as a build makes each stage's table: what
+    `roomtone plan` sizes the catalog by. (Republishing one dataset, as before, also counted the
+    previous version's files as deleted manifest entries, and at 100 files gave a negative
+    figure per snapshot.)"""
     catalog = Catalog(CatalogConfig(root=str(root)))
     features = datasets.Features({"id": datasets.Value("string"), "x": datasets.Value("float32")})
 
     def size() -> int:
         return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and "datasets" not in p.parts)
 
-    sizes = [size()]
-    for n in (1, files, 2 * files):
-        run = catalog.create_run("growth", {"shards": n}, features)
+    def publish(name: str, n: int) -> int:
+        """Bytes the catalog grows by publishing a new dataset of n shards."""
+        before = size()
+        run = catalog.create_run(name, {"shards": n}, features)
         for i in range(n):
             write_shard(run.shard("train", i, n), features, [{"id": f"{n}-{i}", "x": float(i)}])
         catalog.publish(run, expected_shards={"train": n})
-        sizes.append(size())
-    second, third = sizes[2] - sizes[1], sizes[3] - sizes[2]
-    per_file = (third - second) / files
-    return per_file, second - files * per_file
+        return size() - before
+
+    publish("warmup", 1)  # the database, its tables and the namespace: made once per catalog
+    one, two = publish("growth_a", files), publish("growth_b", 2 * files)
+    per_file = (two - one) / files
+    return per_file, one - files * per_file
+
+
+def publish_times(shards: int, latency: float) -> tuple[float, float, float]:
+    """Seconds to publish `shards` one-row shards on S3 at `latency` s a request: ours, the same
+    one footer at a time, and pyiceberg's `add_files` of the same files into a fresh table."""
+    import logging
+    import os
+    import socket
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    import catalog.storage
+    from catalog.shards import arrow_schema
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the reliability tests' S3 proxy
+    from tests.reliability.s3_proxy import S3FaultProxy
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's access log: a line per request
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    proxy = S3FaultProxy(f"http://127.0.0.1:{port}").start()
+    saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    os.environ.update(AWS_ENDPOINT_URL=proxy.url, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench")
+    try:
+        boto3.client("s3", endpoint_url=proxy.url, region_name="us-east-1").create_bucket(Bucket="bench-publish")
+        tmp = Path(tempfile.mkdtemp(prefix="bench-publish-"))
+        cat = Catalog(CatalogConfig(root="s3://bench-publish/root", uri=f"sqlite:///{tmp}/catalog.db",
+                                    warehouse=str(tmp / "iceberg")))
+        features = datasets.Features({"id": datasets.Value("string"), "x": datasets.Value("float32")})
+        times = []
+        for name, at_once in (("ours", catalog.storage.FILES_AT_ONCE), ("serial", 1), ("peer", None)):
+            run = cat.create_run(f"publish_{name}", {"shards": shards}, features)
+            proxy.latency = 0.0
+            for i in range(shards):
+                write_shard(run.shard("train", i, shards), features, [{"id": str(i), "x": float(i)}])
+            proxy.latency = latency
+            start = time.perf_counter()
+            if at_once is None:
+                table = cat.iceberg.create_table(("roomtone", "publish_peer"), schema=arrow_schema(features))
+                table.add_files([loc.uri for loc in run.finished_shards().values()])
+            else:
+                default, catalog.storage.FILES_AT_ONCE = catalog.storage.FILES_AT_ONCE, at_once
+                try:
+                    cat.publish(run, expected_shards={"train": shards})
+                finally:
+                    catalog.storage.FILES_AT_ONCE = default
+            times.append(time.perf_counter() - start)
+        return tuple(times)
+    finally:
+        proxy.stop()
+        server.stop()
+        os.environ.update({k: v for k, v in saved.items() if v is not None})
+        for k in (k for k, v in saved.items() if v is None):
+            os.environ.pop(k, None)
 
 
 def main() -> None:
@@ -114,7 +186,14 @@ def main() -> None:
     per_file, per_snapshot = catalog_growth(tmp / "catalog", 20 if args.quick else 100)
     print(f"catalog growth (SQLite + Iceberg metadata): {per_file:,.0f} bytes per data file, "
           f"{per_snapshot:,.0f} bytes per snapshot")
+    shards, latency = (60 if args.quick else 300), 0.02
+    publish, serial, add_files = publish_times(shards, latency)
+    print(f"publish of {shards} shards on S3 at {1000 * latency:.0f} ms a request: ours {publish:.1f} s "
+          f"({serial:.1f} s reading one footer at a time), pyiceberg add_files {add_files:.1f} s")
     print(json.dumps([
+        {"benchmark": "publish", "metric": f"publish_{shards}_shards_s3", "value": round(publish, 2), "unit": "s",
+         "peer": "pyiceberg Table.add_files", "peer_value": round(add_files, 2),
+         "ratio": round(publish / add_files, 3)},
         {"benchmark": "shard_writer", "metric": "throughput", "value": round(flac_mb / t_ours, 2), "unit": "MB/s",
          "peer": "soundfile encode + pyarrow write", "peer_value": round(flac_mb / peer, 2),
          "ratio": round(t_ours / peer, 3)},

@@ -12,7 +12,7 @@ import json
 import random
 import time
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -31,7 +31,7 @@ from catalog.names import DatasetRef, validate_name
 from catalog.redact import redact
 from catalog.runs import DatasetRun, config_hash
 from catalog.shards import SHARD_NAME, ShardStats, arrow_schema, check_same_schema, media_leaves
-from catalog.storage import Location, S3RetryStrategy, s3_endpoint, s3_region
+from catalog.storage import Location, S3RetryStrategy, map_files, s3_endpoint, s3_region
 from catalog.version import code_version
 
 if TYPE_CHECKING:
@@ -346,14 +346,15 @@ class Catalog:
                                              tx.table_metadata.schema().name_mapping.model_dump_json()})
                     if missing := {k: v for k, v in _metrics_modes(run).items() if k not in table.properties}:
                         tx.set_properties(**missing)  # tables published before this property existed
-                    new = [p for p in paths if p not in existing]
+                    new = map_files(partial(parquet_file_to_data_file, table.io, tx.table_metadata),
+                                    [p for p in paths if p not in existing])
                     with tx.update_snapshot(snapshot_properties=props).overwrite() as producer:
                         if run.mode == "overwrite":
                             for path, data_file in existing.items():
                                 if path not in paths:
                                     producer.delete_data_file(data_file)
-                        for path in new:
-                            producer.append_data_file(parquet_file_to_data_file(table.io, tx.table_metadata, path))
+                        for data_file in new:
+                            producer.append_data_file(data_file)
                 return _current(run.name, self.iceberg.load_table(ident))
             except (CommitFailedException, TableAlreadyExistsError, ValidationException) as exc:
                 last = exc  # another writer committed first: reload and redo on top of it

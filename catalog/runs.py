@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from catalog.shards import SHARD_NAME, ShardStats, shard_relpath, read_shard_stats
-from catalog.storage import Location
+from catalog.storage import Location, map_files
 
 if TYPE_CHECKING:
     import datasets
@@ -71,5 +71,7 @@ class DatasetRun:
             for path in Path(self.location.join("data").uri).rglob(".*.tmp-*"):
                 path.unlink(missing_ok=True)
 
-    def shard_stats(self) -> dict[str, tuple[ShardStats, Any]]:
-        return {rel: read_shard_stats(loc) for rel, loc in self.finished_shards().items()}
+    def shard_stats(self, shards: dict[str, Location] | None = None) -> dict[str, tuple[ShardStats, Any]]:
+        """Statistics and schema of these finished shards (default: all), from their footers."""
+        shards = self.finished_shards() if shards is None else shards
+        return dict(zip(shards, map_files(read_shard_stats, list(shards.values()))))

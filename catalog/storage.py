@@ -20,14 +20,17 @@ import os
 import posixpath
 import shutil
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, Sequence, TypeVar
 
 import pyarrow.fs as pafs
 
 from catalog.errors import NotFoundError, StorageError
+
+T, R = TypeVar("T"), TypeVar("R")
 
 # Environment variables that describe *where* S3 is, never *who* you are. These are
 # the only ones roomtone forwards to Ray workers.
@@ -98,6 +101,20 @@ def absolute_path(value: "str | os.PathLike") -> Path:
     except RuntimeError:
         raise ValueError(f"{os.fspath(value)!r} starts with the home of an unknown user; write the path "
                          "out in full") from None
+
+
+# files whose small reads run at once: each is a round trip to S3 (tens of ms), so a publish of
+# thousands of shards that read their footers one by one spent minutes on the driver
+FILES_AT_ONCE = 32
+
+
+def map_files(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """``[fn(item) for item in items]`` with up to FILES_AT_ONCE calls in flight, for small reads
+    whose time is the storage round trip (Parquet footers); the first exception is raised."""
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(min(FILES_AT_ONCE, len(items))) as pool:
+        return list(pool.map(fn, items))
 
 
 def _botocore_retries() -> dict:

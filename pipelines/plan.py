@@ -29,8 +29,9 @@ REFERENCE_RATES: dict[str, float] = {
     "rir/hybrid_throughput_rt1": 49.4,  # 4-capsule SRIRs per second per core, RT60 1.0 s
     # per GPU: one H200, 16 rooms x 72 sources a call (a grid RIR job's rooms), 1.5 s RIRs
     "rir/hybrid_batched_throughput_rt1_cuda": 694.0,
-    "shard_writer/catalog_bytes_per_file": 442.0,
-    "shard_writer/catalog_bytes_per_snapshot": 13_136.0,
+    # a new dataset's table: bytes per data file and per snapshot (its table's creation included)
+    "shard_writer/catalog_bytes_per_file": 171.0,
+    "shard_writer/catalog_bytes_per_snapshot": 21_606.0,
 }
 RIR_GPU_RATE = "rir/hybrid_batched_throughput_rt1_cuda"  # written by `bench_rir.py --device cuda`
 

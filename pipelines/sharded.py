@@ -19,7 +19,7 @@ from catalog import Catalog, DatasetRun, Snapshot, plan_num_shards, write_shard
 from catalog.cluster import SCALE_UP_DEFAULT_S, SCALE_UP_ENV, connect, scale_to
 from catalog.errors import RoomtoneError
 from catalog.progress import progress_bar
-from catalog.shards import read_shard_stats, shard_relpath
+from catalog.shards import shard_relpath
 from pipelines import metrics
 
 
@@ -175,7 +175,8 @@ def run_sharded(catalog: Catalog, run: DatasetRun, tasks: list[ShardTask],
     with progress_bar("shards", show=show_progress and bool(todo)) as progress:  # no bar when nothing is left
         bar = progress.add_task(description or f"writing {run.name}", total=len(tasks),
                                 completed=len(tasks) - len(todo), note=" · 0 rows")
-        rows = sum(read_shard_stats(done[t.relpath])[0].rows for t in tasks if t.relpath in done) if todo else 0
+        kept = {t.relpath: done[t.relpath] for t in tasks if t.relpath in done}
+        rows = sum(s.rows for s, _ in run.shard_stats(kept).values()) if todo else 0
         progress.update(bar, note=f" · {rows} rows")  # a resumed run counts the rows it keeps
         for _, n in _results(refs, ray):
             rows += n

@@ -1,6 +1,29 @@
+import threading
+
 import pytest
 
 from catalog import Location, NotFoundError, StorageError
+from catalog.storage import map_files
+
+
+def test_map_files_runs_reads_at_once_keeps_order_and_raises_the_first_error():
+    """Footer reads are storage round trips: publishing thousands of shards read them one by one.
+    Four calls that each wait for the other three at a barrier finish only if they run at once."""
+    meet = threading.Barrier(4, timeout=30)
+
+    def read(i: int) -> int:
+        meet.wait()
+        return i * i
+
+    assert map_files(read, [3, 1, 2, 0]) == [9, 1, 4, 0]
+
+    def fail(i: int) -> int:
+        if i == 2:
+            raise StorageError("shard 2 is gone", "re-run the job")
+        return i
+
+    with pytest.raises(StorageError, match="shard 2"):
+        map_files(fail, list(range(40)))
 
 
 def test_parse_local_and_s3(tmp_path):

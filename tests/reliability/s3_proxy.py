@@ -73,7 +73,10 @@ class Fault:
 class S3FaultProxy:
     """Start with :meth:`start`; point ``AWS_ENDPOINT_URL`` at :attr:`url`; schedule with :meth:`set_faults`."""
 
-    def __init__(self, upstream: str):
+    def __init__(self, upstream: str, latency: float = 0.0):
+        """latency: seconds each request waits before it is forwarded, as S3's round trip (moto
+        on 127.0.0.1 answers in about a millisecond, where S3 takes tens)."""
+        self.latency = latency
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname, parts.port)
         self._lock = threading.Lock()
@@ -157,6 +160,7 @@ def _handler(proxy: S3FaultProxy):
 
         def _handle(self):
             body = self._body()
+            time.sleep(proxy.latency)
             kind = proxy._decide(self.command, self.path)
             if kind in _ERRORS:
                 return self._error(*_ERRORS[kind])
