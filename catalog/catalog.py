@@ -28,6 +28,7 @@ from catalog.card import per_split, render_card
 from catalog.config import CatalogConfig
 from catalog.errors import NotFoundError, RoomtoneError, SchemaMismatchError
 from catalog.names import DatasetRef, validate_name
+from catalog.progress import progress_bar
 from catalog.redact import redact
 from catalog.runs import DatasetRun, config_hash
 from catalog.shards import SHARD_NAME, ShardStats, arrow_schema, check_same_schema, media_leaves
@@ -114,6 +115,9 @@ class DataFileInfo:
     split: str
     rows: int
     bytes: int
+
+
+WHOLE_FILES_AT_ONCE = 8  # a shard is read a row group (about 100 MB) at a time: 8 hold under 1 GB
 
 
 class Catalog:
@@ -204,23 +208,30 @@ class Catalog:
     def files(self, ref: "str | DatasetRef") -> list[DataFileInfo]:
         return _files(*self._resolve(ref))
 
-    def verify(self, ref: "str | DatasetRef") -> list[tuple[DataFileInfo, str | None]]:
+    def verify(self, ref: "str | DatasetRef", *, show_progress: bool = False) -> list[tuple[DataFileInfo, str | None]]:
         """Read every file of a version back, checking each page's CRC (written with every shard) and the
-        row count the catalog recorded: (file, None) when it is intact, else (file, what is wrong)."""
+        row count the catalog recorded: (file, None) when it is intact, else (file, what is wrong).
+        Files are read WHOLE_FILES_AT_ONCE at a time: one at a time, a dataset of hundreds of
+        500 MB shards on S3 took as long as one stream's bandwidth allows."""
         import pyarrow.parquet as pq
 
-        out = []
-        for info in self.files(ref):
-            loc = Location.parse(info.uri)
-            try:
-                with loc.filesystem.open_input_file(loc.path) as f:
-                    rows = sum(batch.num_rows for batch in
-                               pq.ParquetFile(f, page_checksum_verification=True).iter_batches())
-                problem = None if rows == info.rows else f"{rows} rows, the catalog recorded {info.rows}"
-            except (OSError, ValueError) as exc:  # a failed CRC, a truncated or missing file
-                problem = f"{type(exc).__name__}: {exc}"
-            out.append((info, problem))
-        return out
+        files = self.files(ref)
+        with progress_bar("files", show=show_progress) as progress:
+            bar = progress.add_task(f"verifying {ref}", total=len(files), note="")
+
+            def check(info: DataFileInfo) -> tuple[DataFileInfo, str | None]:
+                loc = Location.parse(info.uri)
+                try:
+                    with loc.filesystem.open_input_file(loc.path) as f:
+                        rows = sum(batch.num_rows for batch in
+                                   pq.ParquetFile(f, page_checksum_verification=True).iter_batches())
+                    problem = None if rows == info.rows else f"{rows} rows, the catalog recorded {info.rows}"
+                except (OSError, ValueError) as exc:  # a failed CRC, a truncated or missing file
+                    problem = f"{type(exc).__name__}: {exc}"
+                progress.update(bar, advance=1)
+                return info, problem
+
+            return map_files(check, files, WHOLE_FILES_AT_ONCE)
 
     def lineage(self, ref: "str | DatasetRef") -> dict:
         """The snapshot and, recursively, the snapshots it was made from, back to the roots."""

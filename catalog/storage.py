@@ -108,12 +108,14 @@ def absolute_path(value: "str | os.PathLike") -> Path:
 FILES_AT_ONCE = 32
 
 
-def map_files(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
-    """``[fn(item) for item in items]`` with up to FILES_AT_ONCE calls in flight, for small reads
-    whose time is the storage round trip (Parquet footers); the first exception is raised."""
-    if len(items) <= 1:
+def map_files(fn: Callable[[T], R], items: Sequence[T], at_once: int | None = None) -> list[R]:
+    """``[fn(item) for item in items]`` with up to ``at_once`` (default FILES_AT_ONCE) calls in
+    flight, for reads whose time is the storage's (round trips for Parquet footers, transfer for
+    whole files); the first exception is raised."""
+    at_once = min(at_once or FILES_AT_ONCE, FILES_AT_ONCE, len(items))
+    if at_once <= 1:
         return [fn(item) for item in items]
-    with ThreadPoolExecutor(min(FILES_AT_ONCE, len(items))) as pool:
+    with ThreadPoolExecutor(at_once) as pool:
         return list(pool.map(fn, items))
 
 

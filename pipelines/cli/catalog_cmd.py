@@ -117,7 +117,7 @@ def verify(ref: str = typer.Argument(..., help="NAME, NAME@vN or NAME@SNAPSHOT_I
 
     Exits 1 when a file is damaged, truncated or missing; the table says which and how.
     """
-    checked = state.catalog().verify(ref)
+    checked = state.catalog().verify(ref, show_progress=not json_out)
     if json_out:
         print_json([{**info.__dict__, "problem": problem} for info, problem in checked])
     else:
