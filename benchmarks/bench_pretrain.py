@@ -11,6 +11,9 @@ SELD features: PSELDNets' 7-channel input of 5 s FOA clips (log-mel of W, Y, Z, 
 intensity vectors on the same banks) in batches of 16 on one thread, against the same features
 computed per clip with librosa's STFT and mel banks.
 
+Masks: the host time of one SSAST pass's clustered masks for a batch of 64 (a GPU step draws
+two while its kernels run).
+
 Training: SSAST tiny and base forward + backward + AdamW step on ten-second inputs, in this
 process (no Ray), on CUDA in bf16 when a GPU is present, else on the CPU; samples per second.
 On a GPU also model FLOPs utilisation against the device's bf16 peak (H100/H200 SXM: 989
@@ -149,6 +152,19 @@ def encoder_flops(model, frames: int) -> float:
     return 2 * 3 * (2 * params * tokens + attention)
 
 
+def mask_ms(batch: int = 64, repeats: int = 20) -> float:
+    """Host milliseconds of one SSAST pass's clustered masks for `batch` 10 s inputs (8 x 64
+    patches, 400 masked): drawn on the CPU while a GPU has the step's kernels queued."""
+    from pretrain.models.masking import cluster_mask
+
+    gen = torch.Generator().manual_seed(0)
+    cluster_mask(batch, (8, 64), 400, gen)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        cluster_mask(batch, (8, 64), 400, gen)
+    return 1000 * (time.perf_counter() - start) / repeats
+
+
 def train_rate(name: str, batch: int, steps: int, device: str, compile: bool = False,
                warmup: int = 1) -> tuple[float, float]:
     """Samples per second of full SSAST steps after `warmup` untimed ones (at least one to compile),
@@ -218,6 +234,9 @@ def main() -> None:
               f"librosa per clip {peer:.1f} clips/s")
         records.append(rec("seld_features_clips_per_s_per_core", ours, "5 s FOA clips/s per core", "librosa per clip",
                            peer))
+    ms = mask_ms()
+    print(f"SSAST clustered masks for a batch of 64 ten-second inputs: {ms:.1f} ms of host time a pass")
+    records.append(rec("ssast_mask_ms_batch64", ms, "ms per pass", None, None))
     # --quick on a CPU: one untimed base step would double the run (about 20 s a sample on a slow core), so
     # base is timed on its first step, allocations included (a few % slower than a steady step)
     plan = {"ssast-tiny": (4, 2, 1), "ssast-base": (1, 1, 0)} if args.quick else {"ssast-tiny": (16, 10, 1),

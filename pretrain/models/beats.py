@@ -321,7 +321,8 @@ class BeatsPretrain(nn.Module):
         b, n, d = tokens.shape
         target = self.labels(fbank)
         m = mask_count(n, self.config.mask_ratio)
-        order = random_mask(b, n, n, generator or self.generator).to(tokens.device)  # a random permutation
+        # a random permutation, drawn on the host; copied without waiting for the GPU's queue
+        order = random_mask(b, n, n, generator or self.generator).to(tokens.device, non_blocking=True)
         masked, kept = order[:, :m], order[:, m:].sort(1).values
         visible = self.encoder.encoder(tokens.gather(1, kept[..., None].expand(-1, -1, d)), kept)
         full = self.mask_token.to(visible.dtype).expand(b, n, d).scatter(1, kept[..., None].expand(-1, -1, d),

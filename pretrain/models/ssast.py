@@ -75,7 +75,7 @@ class SSAST(nn.Module):
     def _masked_pass(self, tokens: Tensor, grid: tuple[int, int], generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """Encoder outputs at the masked positions (B, M, dim) and those positions (B, M)."""
         b, _, d = tokens.shape
-        idx = self._mask(b, grid, generator).to(tokens.device)
+        idx = self._mask(b, grid, generator).to(tokens.device, non_blocking=True)  # no wait for the GPU's queue
         where = idx[..., None].expand(-1, -1, d)
         x = tokens.scatter(1, where, self.mask_embed.to(tokens.dtype).expand(b, idx.shape[1], d))
         return self.encoder.transform(x, grid).gather(1, where), idx

@@ -121,6 +121,34 @@ def test_ssast_cluster_masking_counts_and_clusters():
     assert not torch.equal(idx, cluster_mask(4, (8, 64), 400, torch.Generator().manual_seed(1)))
 
 
+def _round_by_round(batch, grid, count, generator, sizes=(3, 4, 5)):
+    """The clustered-masking rule one round at a time, as it was first written: the oracle."""
+    fp, tp = grid
+    first = torch.full((batch, fp, tp), float("inf"))
+    f_idx, t_idx = torch.arange(fp)[None, :, None], torch.arange(tp)[None, None, :]
+    side = torch.tensor(sizes)[torch.randint(len(sizes), (batch,), generator=generator)][:, None, None]
+    tie = torch.rand(batch, fp, tp, generator=generator)
+    rounds = 0
+    while (first.isfinite().flatten(1).sum(1) < count).any():
+        corner = torch.randint(fp * tp, (batch,), generator=generator)
+        f0, t0 = (corner // tp)[:, None, None], (corner % tp)[:, None, None]
+        block = (f_idx >= f0) & (f_idx < f0 + side) & (t_idx >= t0) & (t_idx < t0 + side)
+        first = torch.where(block & first.isinf(), rounds + tie, first)
+        rounds += 1
+    return first.flatten(1).argsort(1)[:, :count]
+
+
+@pytest.mark.parametrize("batch,grid,count", [(64, (8, 64), 400), (3, (8, 8), 50), (2, (8, 8), 63), (5, (1, 8), 3),
+                                              (1, (2, 2), 1)])
+def test_cluster_masks_are_those_of_the_round_by_round_rule_and_leave_the_generator_as_it_did(batch, grid, count):
+    """Rounds are applied many at once and the generator set back to the rounds needed: the same
+    masks and the same later draws (the second SSAST pass, the next step) as one round at a time."""
+    for seed in range(5):
+        ours, rule = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+        assert torch.equal(cluster_mask(batch, grid, count, ours), _round_by_round(batch, grid, count, rule))
+        assert torch.equal(torch.rand(4, generator=ours), torch.rand(4, generator=rule))
+
+
 def test_patch_orders():
     """SSAST tokens run f * time_patches + t, BEATs tokens t * 8 + f (reference, section 'Patch order')."""
     t = torch.arange(64)[:, None].expand(64, 128) // 16
