@@ -89,7 +89,6 @@ def publish_times(shards: int, latency: float) -> tuple[float, float, float]:
     one footer at a time, and pyiceberg's `add_files` of the same files into a fresh table."""
     import logging
     import os
-    import socket
 
     import boto3
     from moto.server import ThreadedMotoServer
@@ -97,12 +96,11 @@ def publish_times(shards: int, latency: float) -> tuple[float, float, float]:
     import catalog.storage
     from catalog.shards import arrow_schema
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the reliability tests' S3 proxy
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' S3 proxy and port picker
+    from tests.conftest import free_port
     from tests.reliability.s3_proxy import S3FaultProxy
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's access log: a line per request
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -137,9 +135,11 @@ def publish_times(shards: int, latency: float) -> tuple[float, float, float]:
     finally:
         proxy.stop()
         server.stop()
-        os.environ.update({k: v for k, v in saved.items() if v is not None})
-        for k in (k for k, v in saved.items() if v is None):
-            os.environ.pop(k, None)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def main() -> None:

@@ -223,12 +223,16 @@ def seld_features(wave: Tensor, sample_rate: int, *, n_fft: int = 1024, hop: int
     b, _, t = wave.shape
     window = torch.hann_window(n_fft, device=wave.device, dtype=wave.dtype)
     banks = _slaney_norm_mel_banks(n_mels, n_fft, sample_rate, f_min).to(wave.dtype).to(wave.device)
-    rows = _rows_at_once(wave, 4 * (t // hop + 1))
-    parts = [_seld_rows(wave[i:i + rows], n_fft, hop, window, banks) for i in range(0, b, rows)]
-    return parts[0] if len(parts) == 1 else torch.cat(parts)
+    frames = t // hop + 1  # centred frames
+    rows = _rows_at_once(wave, 4 * frames)
+    out = wave.new_empty(b, 7, frames, n_mels)
+    for i in range(0, b, rows):
+        _seld_rows(wave[i:i + rows], n_fft, hop, window, banks, out[i:i + rows])
+    return out
 
 
-def _seld_rows(wave: Tensor, n_fft: int, hop: int, window: Tensor, banks: Tensor) -> Tensor:
+def _seld_rows(wave: Tensor, n_fft: int, hop: int, window: Tensor, banks: Tensor, out: Tensor) -> None:
+    """`seld_features` of (rows, 4, T) FOA audio into ``out`` (rows, 7, frames, n_mels)."""
     b, _, t = wave.shape
     spec = torch.stft(wave.reshape(b * 4, t), n_fft, hop, window=window, center=True, pad_mode="reflect",
                       return_complex=True).reshape(b, 4, n_fft // 2 + 1, -1).transpose(2, 3)  # (B, 4, frames, bins)
@@ -238,7 +242,7 @@ def _seld_rows(wave: Tensor, n_fft: int, hop: int, window: Tensor, banks: Tensor
     logmel = 10 * torch.log10(torch.clamp((re.square() + im.square()) @ banks.T, min=1e-10))
     intensity = re[:, :1] * re[:, 1:] + im[:, :1] * im[:, 1:]  # Re(conj(W) * (Y, Z, X))
     unit = intensity / (intensity.square().sum(1, keepdim=True).sqrt_() + torch.finfo(torch.float32).eps)
-    return torch.cat([logmel, unit @ banks.T], 1)
+    torch.cat([logmel, unit @ banks.T], 1, out=out)
 
 
 # `seld_features` on unit scale, as SSAST's fbank constants do for its input: dB log-mels sit
