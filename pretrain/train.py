@@ -165,15 +165,21 @@ def _schedule(cfg: TrainConfig) -> Callable[[int], float]:
     return factor
 
 
-def _mean_over_ranks(values: dict[str, float], world: int, device) -> dict[str, float]:
-    if world == 1:
-        return values
-    import torch.distributed as dist
+def _read_step(losses: list[torch.Tensor], sums: dict[str, torch.Tensor], world: int) -> tuple[bool, dict[str, float]]:
+    """The step's one read of the device: whether any rank's loss was NaN/inf, and its scalar outputs
+    averaged over the ranks, in one tensor (one all-reduce, one copy to the host).
 
-    keys = sorted(values)
-    t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    return {k: float(v) / world for k, v in zip(keys, t.tolist())}
+    Reading each micro-batch's values as it ended held the host until the device caught up, so the
+    next batch's fetch and masks waited on the device and the device then waited on them."""
+    keys = sorted(sums)
+    bad = (~torch.isfinite(torch.stack(losses))).any().double()
+    t = torch.stack([bad] + [sums[k].reshape(()).double() for k in keys])
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.all_reduce(t)
+    flag, *values = t.tolist()
+    return flag > 0, {k: v / world for k, v in zip(keys, values)}
 
 
 def _quiet_reports() -> None:
@@ -230,8 +236,8 @@ def train_loop(config: dict) -> None:
     for step in range(start, cfg.steps):
         torch.manual_seed(item_seed(cfg.seed, "step", step, rank))  # dropout and any other torch draw
         opt.zero_grad(set_to_none=True)
-        sums: dict[str, float] = {}
-        bad = None
+        sums: dict[str, torch.Tensor] = {}
+        losses, items = [], []
         for m in range(accum):
             batch = next(batches)
             if cfg.features_on == "device":
@@ -239,7 +245,7 @@ def train_loop(config: dict) -> None:
                                               device)
             if hook is not None:
                 batch = hook(step, m, rank, batch)
-            ids = batch.pop("id")
+            items.append(batch.pop("id"))
             if cfg.mixup_alpha:  # pairs within this rank's micro-batch: keyed by (seed, step, micro-batch, rank)
                 batch["fbank"], batch["target"] = mixup(batch["fbank"], batch["target"], torch.Generator().manual_seed(
                     item_seed(cfg.seed, "mixup", step, m, rank)), alpha=cfg.mixup_alpha)
@@ -250,26 +256,27 @@ def train_loop(config: dict) -> None:
                 with autocast:
                     out = ddp(batch, generator=gen)
                 loss = out["loss"].float()
-                if bad is None and not torch.isfinite(loss):
-                    bad = {"step": step + 1, "micro_batch": m, "rank": rank, "ids": [str(i) for i in ids]}
                 (loss / accum).backward()
+            losses.append(loss.detach())
             for k, v in out.items():
                 if v.numel() == 1:
-                    sums[k] = sums.get(k, 0.0) + float(v.detach()) / accum
-        flag = torch.tensor([0.0 if bad is None else 1.0], device=device)
-        if world > 1:
-            dist.all_reduce(flag)
-        if flag.item() > 0:  # every rank stops here together: no optimizer step on a NaN
-            if bad is not None:
+                    sums[k] = sums.get(k, 0.0) + v.detach().double() / accum
+        if cfg.grad_clip:  # before the NaN check, so that its norm travels in the same read
+            sums["grad_norm"] = torch.nn.utils.clip_grad_norm_(ddp.parameters(), cfg.grad_clip)
+        any_bad, metrics = _read_step(losses, sums, world)
+        if any_bad:  # every rank stops here together: no optimizer step on a NaN
+            finite = torch.isfinite(torch.stack(losses)).tolist()
+            if not all(finite):
+                m = finite.index(False)
+                bad = {"step": step + 1, "micro_batch": m, "rank": rank, "ids": [str(i) for i in items[m]]}
                 run_dir.join(f"nan-rank{rank}.json").write_bytes(json.dumps(bad).encode())
+            if logger is not None:
+                logger.flush()
             ray.train.report({"step": step + 1, "nan": 1.0})
             return
-        if cfg.grad_clip:
-            sums["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(ddp.parameters(), cfg.grad_clip))
         opt.step()
-        sums["lr"] = sched.get_last_lr()[0]
+        metrics["lr"] = sched.get_last_lr()[0]
         sched.step()
-        metrics = _mean_over_ranks(sums, world, device)
         done = step + 1
         at_checkpoint = done % cfg.checkpoint_every == 0 or done == cfg.steps
         if at_checkpoint:
@@ -283,6 +290,8 @@ def train_loop(config: dict) -> None:
             if board is not None:
                 board.post.remote(done, metrics.get("loss"))  # fire and forget: never waits on the driver
         if at_checkpoint:
+            if logger is not None:
+                logger.flush()  # every step up to the checkpoint is in MLflow before it counts as reached
             # Only here: a report is a barrier the Ray Train controller settles on its 2 s poll, so
             # reporting every step held training to 0.5 steps/s. MLflow gets every step's metrics.
             ray.train.report({**metrics, "step": done})

@@ -84,13 +84,13 @@ def test_resume_and_a_killed_worker_reproduce_the_uninterrupted_curve(events, tm
 
 def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(events):
     def poison_step_2(step, micro, rank, batch):
-        if step == 1:
+        if step == 1 and micro == 1:  # the step's second micro-batch: the step is read once, after both
             batch["fbank"] = batch["fbank"] * float("nan")
         return batch
 
     cfg = TrainConfig(**TINY, method="ssast", model="ssast-tiny", dataset="events", steps=4, checkpoint_every=1,
-                      run_name="nan")
-    with pytest.raises(RoomtoneError, match=r"NaN/inf at step 2 \(rank 0, micro-batch 0, items .*\.flac.*"
+                      grad_accum=2, run_name="nan")
+    with pytest.raises(RoomtoneError, match=r"NaN/inf at step 2 \(rank 0, micro-batch 1, items .*\.flac.*"
                                             r"last good checkpoint is .*step-00000001\.pt") as err:
         run_training(cfg, events, hook=poison_step_2)
     run_dir = Path(events.config.root) / "runs" / "nan" / "checkpoints"
