@@ -43,6 +43,10 @@ class _Codebook(nn.Module):
         self.register_buffer("initted", torch.zeros(1))
 
 
+def _reread_initted(quantizer: NormEMAVectorQuantizer, incompatible_keys) -> None:
+    quantizer._initted = None
+
+
 class NormEMAVectorQuantizer(nn.Module):
     """Cosine vector quantizer (BEiT v2 / BEATs): L2-normalised inputs and codes, cosine k-means
     initialisation on the first training batch, then each used code moves by EMA towards the
@@ -54,6 +58,10 @@ class NormEMAVectorQuantizer(nn.Module):
         self.beta, self.decay, self.kmeans_iters, self.seed = beta, decay, kmeans_iters, seed
         self.embedding = _Codebook(n_embed, dim)
         self.register_buffer("cluster_size", torch.zeros(n_embed))
+        # `initted` as the host knows it, so a training step does not read the device to ask; a
+        # loaded state may hold either, so it is read again on the first step after a load
+        self._initted: bool | None = None
+        self.register_load_state_dict_post_hook(_reread_initted)
 
     @torch.no_grad()
     def _kmeans_init(self, z: Tensor) -> None:
@@ -80,8 +88,10 @@ class NormEMAVectorQuantizer(nn.Module):
         """(quantized with straight-through gradients, commitment loss, code indices)."""
         z = F.normalize(z.float(), dim=-1)
         flat = z.reshape(-1, z.shape[-1])
-        if self.training and not bool(self.embedding.initted.item()):
-            self._kmeans_init(flat.detach())
+        if self.training and not self._initted:
+            if not self.embedding.initted.item():
+                self._kmeans_init(flat.detach())
+            self._initted = True
         idx = self.codes(flat)
         q = self.embedding.weight[idx]
         if self.training:
@@ -168,5 +178,6 @@ class BeatsTokenizerTraining(nn.Module):
             raise RoomtoneError(f"teacher gives {tuple(target.shape)} features, the tokenizer {tuple(pred.shape)}",
                                 "use a teacher with the same patch size and order (a BEATs encoder)")
         cosine = (1 - F.cosine_similarity(pred, target, dim=-1)).mean()
-        used = torch.tensor(float(idx.unique().numel()), device=pred.device)
+        # codes used in this batch, counted on the device (`unique` would wait for it to size its output)
+        used = torch.zeros(self.config.codebook_size, device=idx.device).index_fill_(0, idx.flatten(), 1.0).sum()
         return {"loss": cosine + vq, "cosine": cosine.detach(), "vq": vq.detach(), "codes_used": used}

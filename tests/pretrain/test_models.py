@@ -224,6 +224,19 @@ def test_norm_ema_quantizer_initialises_and_updates():
     assert z.grad is not None and z.grad.abs().sum() > 0
     q.eval()
     assert torch.equal(q.codes(z), idx)
+    # a training step no longer asks the device whether k-means ran; a loaded state is asked again
+    trained = q.state_dict()
+    reset = NormEMAVectorQuantizer(16, 8, seed=1)
+    reset.train()(z.detach())  # initialised on its first step
+    reset.load_state_dict({**trained, "embedding.initted": torch.zeros(1)})
+    reset(z.detach())  # not initialised: k-means on this batch, as a new quantizer's first step
+    new = NormEMAVectorQuantizer(16, 8, seed=1)
+    new.train()(z.detach())
+    assert torch.equal(reset.embedding.weight, new.embedding.weight)
+    loaded = NormEMAVectorQuantizer(16, 8, seed=1)
+    loaded.load_state_dict(trained)
+    _, _, again = loaded.train()(z.detach())  # initialised: no k-means; codes from the loaded codebook
+    assert torch.equal(again, idx)
 
 
 def test_beats_iteration_two_uses_the_distilled_tokenizer():
@@ -237,6 +250,10 @@ def test_beats_iteration_two_uses_the_distilled_tokenizer():
         training(batch)["loss"].backward()
         opt.step()
     assert all(torch.equal(v, teacher.encoder.state_dict()[k]) for k, v in before.items())  # teacher frozen
+    with torch.no_grad():
+        out = training(batch)
+        codes = training.tokenizer.labels(batch["fbank"])
+    assert out["codes_used"] == codes.unique().numel()  # counted on the device, same count
     second = create_model("beats-tiny", tokenizer=training.tokenizer)
     assert second.config.tokenizer == "distilled"
     labels = second.labels(batch["fbank"])
