@@ -30,6 +30,7 @@ from catalog.errors import NotFoundError, RoomtoneError, SchemaMismatchError
 from catalog.names import DatasetRef, validate_name
 from catalog.progress import progress_bar
 from catalog.redact import redact
+from catalog.retention import ExpirePlan, expire, plan_expiry
 from catalog.runs import DatasetRun, config_hash
 from catalog.shards import SHARD_NAME, ShardStats, arrow_schema, check_same_schema, media_leaves
 from catalog.storage import Location, S3RetryStrategy, map_files, s3_endpoint, s3_region
@@ -259,6 +260,19 @@ class Catalog:
 
     # -- writing --------------------------------------------------------------------------
 
+    def expire(self, name: str, *, keep_last: int | None = None, older_than_days: float | None = None,
+               keep: "list[str]" = (), dry_run: bool = False) -> ExpirePlan:
+        """Remove old versions of `name` and the files only they used (`catalog.retention` has the
+        rules: the current version, the newest `keep_last`, those younger than `older_than_days`,
+        the `keep` refs and every version another kept dataset was made from all stay)."""
+        if keep_last is not None and keep_last < 1:
+            raise RoomtoneError(f"keep_last={keep_last} must be at least 1", "the current version always stays")
+        if older_than_days is not None and older_than_days < 0:
+            raise RoomtoneError(f"older_than_days={older_than_days} must be >= 0", "give an age in days")
+        return expire(self, plan_expiry(self, validate_name(name), keep_last, older_than_days, list(keep)),
+                      dry_run=dry_run)
+
+
     def create_run(self, name: str, config: Any, features: datasets.Features, *, inputs: list[str] = (),
                    mode: str = "overwrite", info: dict | None = None, ray_job_id: str | None = None,
                    mlflow_run_id: str | None = None, files: str | None = None) -> DatasetRun:
@@ -455,9 +469,12 @@ class Catalog:
 
 
 def _history(name: str, table: Table) -> list[Snapshot]:
+    """Versions oldest first. vN is the snapshot's sequence number (each publish commits one
+    snapshot, numbered 1, 2, ...), not its place in the list: expiring old versions leaves the
+    others' numbers, and so every `name@vN` written down, as they were."""
     snaps = sorted(table.snapshots(), key=lambda s: s.sequence_number)
-    return [Snapshot(name, s.snapshot_id, i + 1, s.timestamp_ms, s.summary.operation.value,
-                     dict(s.summary.additional_properties)) for i, s in enumerate(snaps)]
+    return [Snapshot(name, s.snapshot_id, s.sequence_number, s.timestamp_ms, s.summary.operation.value,
+                     dict(s.summary.additional_properties)) for s in snaps]
 
 
 def _metrics_modes(run: DatasetRun) -> dict[str, str]:

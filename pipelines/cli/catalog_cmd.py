@@ -131,6 +131,50 @@ def verify(ref: str = typer.Argument(..., help="NAME, NAME@vN or NAME@SNAPSHOT_I
         raise typer.Exit(1)
 
 
+@app.command("expire")
+def expire(name: str = typer.Argument(..., help="Dataset name"),
+           keep_last: int = typer.Option(None, "--keep-last", min=1, help="Keep the newest N versions."),
+           older_than: float = typer.Option(None, "--older-than", min=0, metavar="DAYS",
+                                            help="Expire only versions older than DAYS."),
+           keep: list[str] = typer.Option([], "--keep", metavar="REF",
+                                          help="A version to keep whatever the rules say (repeat for more), e.g. "
+                                               "one an MLflow run trained on: NAME@vN or NAME@SNAPSHOT_ID."),
+           dry_run: bool = flag("--dry-run", help="Show what would go; change nothing."),
+           yes: bool = flag("--yes", "-y", help="Do not ask before deleting (a terminal asks; a script does not)."),
+           json_out: bool = JSON):
+    """Remove old versions of a dataset and the files only they used.
+
+    The current version always stays, and so does every version another dataset's kept version
+    was made from, so lineage keeps resolving. Version numbers do not change: NAME@v7 stays v7.
+    Both rules together expire what is beyond the newest N and older than DAYS.
+
+    Examples:
+
+      roomtone catalog expire scenes --keep-last 7 --dry-run
+
+      roomtone catalog expire scenes --keep-last 7 --older-than 30 --keep scenes@v12 --yes
+    """
+    cat = state.catalog()
+    plan = cat.expire(name, keep_last=keep_last, older_than_days=older_than, keep=keep, dry_run=True)
+    if not json_out:
+        print_table(f"versions of {name}", ["version", "created", "rows", "size", ""],
+                    [[s.version_ref, s.to_dict()["created"], s.stats.get("rows"), _size(s.stats.get("bytes")),
+                      "[red]expire[/]" if s in plan.expired else f"keep: {plan.kept[s.version_ref]}"]
+                     for s in cat.history(name)])
+        console.print(f"{len(plan.expired)} version(s) to expire, {len(plan.files)} file(s) to delete "
+                      f"({_size(plan.bytes)})", highlight=False)
+    if not dry_run and (plan.expired or plan.files) and not yes and console.is_terminal \
+            and not typer.confirm(f"Expire {len(plan.expired)} version(s) of {name} and delete their files?"):
+        raise typer.Exit(1)
+    if not dry_run:
+        plan = cat.expire(name, keep_last=keep_last, older_than_days=older_than, keep=keep)
+        if not json_out:
+            console.print(f"expired {len(plan.expired)} version(s); deleted {len(plan.files)} file(s), "
+                          f"{_size(plan.bytes)}", highlight=False)
+    if json_out:
+        print_json(plan.to_dict())
+
+
 @app.command("query")
 def query(sql: str = typer.Argument(..., help='SQL; datasets are views by name, e.g. "SELECT label, '
                                               'count(*) FROM events GROUP BY label"'),

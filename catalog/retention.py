@@ -1,0 +1,159 @@
+"""Expiring old dataset versions: a nightly pipeline adds a version a night, and each keeps its shards.
+
+A version goes when it is neither the current one, nor among the newest ``keep_last``, nor
+younger than ``older_than_days``, nor pinned by ``keep``, nor an input of a version the
+catalog keeps (so every kept version's lineage still resolves). Its files go when no
+remaining version references them.
+
+Order, so that a killed expire shows no version without its files and loses nothing: one
+metadata commit removes the snapshots and records their run folders as pending; the
+unreferenced files in those folders are deleted; a second commit clears the record. A
+re-run finishes what a killed one left pending.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.table.update.snapshot import ExpireSnapshots
+
+from catalog.errors import RoomtoneError
+from catalog.storage import Location, map_files
+
+if TYPE_CHECKING:
+    from pyiceberg.table import Table
+
+    from catalog.catalog import Catalog, Snapshot
+
+PENDING = "roomtone.expiring"  # table property: run folders whose unreferenced files are still to delete
+
+
+@dataclass
+class ExpirePlan:
+    """What an expire removes (or, dry, would remove) and why the rest stays."""
+
+    name: str
+    expired: list[Snapshot]
+    kept: dict[str, str]  # version ref -> why it stays
+    files: list[str] = field(default_factory=list)  # data and card files deleted (or to delete)
+    bytes: int = 0
+    done: bool = False
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "expired": [s.version_ref for s in self.expired], "kept": self.kept,
+                "files": len(self.files), "bytes": self.bytes, "done": self.done}
+
+
+def plan_expiry(catalog: Catalog, name: str, keep_last: int | None, older_than_days: float | None,
+                keep: list[str]) -> ExpirePlan:
+    """The versions of `name` that the rules let go, and the reason each other version stays."""
+    if keep_last is None and older_than_days is None:
+        raise RoomtoneError("expire needs a rule for what to keep",
+                            "give --keep-last N (the newest N versions stay) and/or --older-than DAYS")
+    history = catalog.history(name)
+    pinned = {catalog.show(ref).snapshot_id: ref for ref in keep}
+    for sid, ref in pinned.items():
+        if catalog.show(ref).name != name:
+            raise RoomtoneError(f"--keep {ref} is a version of another dataset", f"give versions of {name}")
+    used_by = {}  # snapshot id of this dataset -> a version elsewhere that was made from it
+    for other in catalog.names():
+        for snap in catalog.history(other) if other != name else ():
+            for ref in snap.inputs:
+                ref_name, _, sid = ref.partition("@")
+                if ref_name == name and sid.isdigit():
+                    used_by.setdefault(int(sid), snap.version_ref)
+    cutoff = None if older_than_days is None else (time.time() - older_than_days * 86400) * 1000
+    newest = {s.snapshot_id for s in history[-keep_last:]} if keep_last else set()
+    expired, kept = [], {}
+    for i, snap in enumerate(history):
+        why = ("current" if i == len(history) - 1
+               else f"among the newest {keep_last}" if snap.snapshot_id in newest
+               else f"younger than {older_than_days:g} day{'s' * (older_than_days != 1)}" if cutoff is not None and snap.timestamp_ms > cutoff
+               else f"kept by --keep {pinned[snap.snapshot_id]}" if snap.snapshot_id in pinned
+               else f"input of {used_by[snap.snapshot_id]}" if snap.snapshot_id in used_by
+               else None)
+        if why is None:
+            expired.append(snap)
+        else:
+            kept[snap.version_ref] = why
+    return ExpirePlan(name, expired, kept)
+
+
+def expire(catalog: Catalog, plan: ExpirePlan, *, dry_run: bool = False) -> ExpirePlan:
+    """Carry out `plan`, after finishing any expire a kill left pending; with dry_run, only list
+    the files it would delete."""
+    table = catalog._table(plan.name)
+    gone = {s.snapshot_id for s in plan.expired}
+    folders = sorted({s.location for s in plan.expired if s.location})
+    if dry_run:
+        doomed = _unreferenced(table, [s for s in catalog.history(plan.name) if s.snapshot_id not in gone], folders)
+        plan.files, plan.bytes = [f.uri for f in doomed], sum(map(_size, doomed))
+        return plan
+    if gone:
+        try:
+            with table.transaction() as tx:
+                pending = sorted(set(json.loads(table.properties.get(PENDING, "[]"))) | set(folders))
+                tx.set_properties(**{PENDING: json.dumps(pending)})
+                ExpireSnapshots(tx).by_ids(sorted(gone)).commit()
+        except CommitFailedException:
+            raise RoomtoneError(f"{plan.name!r} changed while expiring (another publish or expire committed)",
+                                "run the expire again: it plans from the new state") from None
+    deleted = finish_pending(catalog, plan.name)
+    plan.files, plan.bytes, plan.done = [f for f, _ in deleted], sum(n for _, n in deleted), True
+    return plan
+
+
+def finish_pending(catalog: Catalog, name: str) -> list[tuple[str, int]]:
+    """Delete the unreferenced files of the run folders an expire recorded, then clear the record:
+    (uri, bytes) of each file deleted."""
+    table = catalog._table(name)
+    folders = json.loads(table.properties.get(PENDING, "[]"))
+    if not folders:
+        return []
+
+    def delete(loc: Location) -> tuple[str, int]:
+        size = _size(loc)
+        loc.filesystem.delete_file(loc.path)
+        return loc.uri, size
+
+    deleted = map_files(delete, _unreferenced(table, catalog.history(name), folders))
+    for folder in folders:
+        _remove_empty_tree(Location.parse(folder))
+    with table.transaction() as tx:
+        tx.remove_properties(PENDING)
+    return deleted
+
+
+def _unreferenced(table: Table, remaining: list[Snapshot], folders: list[str]) -> list[Location]:
+    """Files in `folders` that no remaining version references. A folder that still holds a
+    referenced shard (append mode adds versions to one run folder) also keeps its card."""
+    from catalog.catalog import _files
+
+    referenced = {f.uri for snap in remaining for f in _files(table, snap)}
+    out = []
+    for folder in folders:
+        found = list(Location.parse(folder).list_files())
+        shared = any(f.uri in referenced for f in found)
+        out += [f for f in found if f.uri not in referenced and not (shared and not f.name.endswith(".parquet"))]
+    return out
+
+
+def _size(loc: Location) -> int:
+    try:
+        return loc.size()
+    except RoomtoneError:  # gone already (a re-run after a kill mid-delete)
+        return 0
+
+
+def _remove_empty_tree(folder: Location) -> None:
+    """Local folders left empty, deepest first (S3 has no folders to remove)."""
+    if folder.is_s3 or not folder.exists():
+        return
+    for sub in sorted((p for p in Path(folder.uri).rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        Location.parse(sub).remove_empty()
+    folder.remove_empty()
