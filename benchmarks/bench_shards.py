@@ -11,6 +11,10 @@ pyiceberg's data-file metrics) and commits once. The peer registers the same fil
 pyiceberg's own `Table.add_files` (footers read on its thread pool; no stats, no card). The
 same publish with one footer read at a time is what it was before.
 
+Expire: `Catalog.expire` of that version (lineage of every dataset checked, two commits, its
+folder deleted). The peer expires the snapshot with pyiceberg's `expire_snapshots` (which
+deletes no files) and deletes the version's folder with pyarrow's `delete_dir`.
+
     python benchmarks/bench_shards.py [--quick]
 """
 
@@ -84,9 +88,11 @@ def catalog_growth(root: Path, files: int) -> tuple[float, float]:
     return per_file, one - files * per_file
 
 
-def publish_times(shards: int, latency: float) -> tuple[float, float, float]:
-    """Seconds to publish `shards` one-row shards on S3 at `latency` s a request: ours, the same
-    one footer at a time, and pyiceberg's `add_files` of the same files into a fresh table."""
+def s3_times(shards: int, latency: float) -> tuple[float, float, float, float, float]:
+    """Seconds on S3 at `latency` s a request: to publish `shards` one-row shards (ours, the same
+    one footer at a time, pyiceberg's `add_files` of the same files into a fresh table); then to
+    expire that version and delete its files (ours; pyiceberg's `expire_snapshots` and pyarrow's
+    `delete_dir` of its folder)."""
     import logging
     import os
 
@@ -130,6 +136,21 @@ def publish_times(shards: int, latency: float) -> tuple[float, float, float]:
                     cat.publish(run, expected_shards={"train": shards})
                 finally:
                     catalog.storage.FILES_AT_ONCE = default
+            times.append(time.perf_counter() - start)
+        for name in ("ours", "serial"):  # a second version of each, so that the first can expire
+            proxy.latency = 0.0
+            run = cat.create_run(f"publish_{name}", {"shards": 1}, features)
+            write_shard(run.shard("train", 0, 1), features, [{"id": "0", "x": 0.0}])
+            first = cat.history(f"publish_{name}")[0]
+            cat.publish(run)
+            proxy.latency = latency
+            start = time.perf_counter()
+            if name == "ours":
+                assert len(cat.expire("publish_ours", keep_last=1).files) == shards + 1  # shards and card
+            else:
+                cat._table("publish_serial").maintenance.expire_snapshots().by_id(first.snapshot_id).commit()
+                folder = Location.parse(first.location)
+                folder.filesystem.delete_dir(folder.path)
             times.append(time.perf_counter() - start)
         return tuple(times)
     finally:
@@ -187,13 +208,18 @@ def main() -> None:
     print(f"catalog growth (SQLite + Iceberg metadata): {per_file:,.0f} bytes per data file, "
           f"{per_snapshot:,.0f} bytes per snapshot")
     shards, latency = (60 if args.quick else 300), 0.02
-    publish, serial, add_files = publish_times(shards, latency)
+    publish, serial, add_files, expire, by_hand = s3_times(shards, latency)
     print(f"publish of {shards} shards on S3 at {1000 * latency:.0f} ms a request: ours {publish:.1f} s "
           f"({serial:.1f} s reading one footer at a time), pyiceberg add_files {add_files:.1f} s")
+    print(f"expire of that version and its {shards} shards: ours {expire:.2f} s (lineage checked, a re-run "
+          f"finishes a killed one), pyiceberg expire_snapshots + pyarrow delete_dir {by_hand:.2f} s")
     print(json.dumps([
         {"benchmark": "publish", "metric": f"publish_{shards}_shards_s3", "value": round(publish, 2), "unit": "s",
          "peer": "pyiceberg Table.add_files", "peer_value": round(add_files, 2),
          "ratio": round(publish / add_files, 3)},
+        {"benchmark": "expire", "metric": f"expire_{shards}_shards_s3", "value": round(expire, 2), "unit": "s",
+         "peer": "pyiceberg expire_snapshots + pyarrow delete_dir", "peer_value": round(by_hand, 2),
+         "ratio": round(expire / by_hand, 3)},
         {"benchmark": "shard_writer", "metric": "throughput", "value": round(flac_mb / t_ours, 2), "unit": "MB/s",
          "peer": "soundfile encode + pyarrow write", "peer_value": round(flac_mb / peer, 2),
          "ratio": round(t_ours / peer, 3)},

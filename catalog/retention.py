@@ -56,10 +56,12 @@ def plan_expiry(catalog: Catalog, name: str, keep_last: int | None, older_than_d
         raise RoomtoneError("expire needs a rule for what to keep",
                             "give --keep-last N (the newest N versions stay) and/or --older-than DAYS")
     history = catalog.history(name)
-    pinned = {catalog.show(ref).snapshot_id: ref for ref in keep}
-    for sid, ref in pinned.items():
-        if catalog.show(ref).name != name:
+    pinned = {}
+    for ref in keep:
+        snap = catalog.show(ref)
+        if snap.name != name:
             raise RoomtoneError(f"--keep {ref} is a version of another dataset", f"give versions of {name}")
+        pinned[snap.snapshot_id] = ref
     used_by = {}  # snapshot id of this dataset -> a version elsewhere that was made from it
     for other in catalog.names():
         for snap in catalog.history(other) if other != name else ():
@@ -67,13 +69,15 @@ def plan_expiry(catalog: Catalog, name: str, keep_last: int | None, older_than_d
                 ref_name, _, sid = ref.partition("@")
                 if ref_name == name and sid.isdigit():
                     used_by.setdefault(int(sid), snap.version_ref)
+    current = catalog.show(name).snapshot_id
     cutoff = None if older_than_days is None else (time.time() - older_than_days * 86400) * 1000
+    young = None if older_than_days is None else f"younger than {older_than_days:g} day{'s' * (older_than_days != 1)}"
     newest = {s.snapshot_id for s in history[-keep_last:]} if keep_last else set()
     expired, kept = [], {}
-    for i, snap in enumerate(history):
-        why = ("current" if i == len(history) - 1
+    for snap in history:
+        why = ("current" if snap.snapshot_id == current
                else f"among the newest {keep_last}" if snap.snapshot_id in newest
-               else f"younger than {older_than_days:g} day{'s' * (older_than_days != 1)}" if cutoff is not None and snap.timestamp_ms > cutoff
+               else young if cutoff is not None and snap.timestamp_ms > cutoff
                else f"kept by --keep {pinned[snap.snapshot_id]}" if snap.snapshot_id in pinned
                else f"input of {used_by[snap.snapshot_id]}" if snap.snapshot_id in used_by
                else None)
@@ -91,8 +95,9 @@ def expire(catalog: Catalog, plan: ExpirePlan, *, dry_run: bool = False) -> Expi
     gone = {s.snapshot_id for s in plan.expired}
     folders = sorted({s.location for s in plan.expired if s.location})
     if dry_run:
-        doomed = _unreferenced(table, [s for s in catalog.history(plan.name) if s.snapshot_id not in gone], folders)
-        plan.files, plan.bytes = [f.uri for f in doomed], sum(map(_size, doomed))
+        found = _unreferenced(table, [s for s in catalog.history(plan.name) if s.snapshot_id not in gone], folders)
+        doomed = [f for _, files in found.values() for f in files]
+        plan.files, plan.bytes = [loc.uri for loc, _ in doomed], sum(n for _, n in doomed)
         return plan
     if gone:
         try:
@@ -110,44 +115,39 @@ def expire(catalog: Catalog, plan: ExpirePlan, *, dry_run: bool = False) -> Expi
 
 def finish_pending(catalog: Catalog, name: str) -> list[tuple[str, int]]:
     """Delete the unreferenced files of the run folders an expire recorded, then clear the record:
-    (uri, bytes) of each file deleted."""
+    (uri, bytes) of each file deleted. A folder no remaining version reads goes whole (on S3, a
+    listing and one batch delete per 1,000 keys, not a request per file)."""
     table = catalog._table(name)
     folders = json.loads(table.properties.get(PENDING, "[]"))
     if not folders:
         return []
-
-    def delete(loc: Location) -> tuple[str, int]:
-        size = _size(loc)
-        loc.filesystem.delete_file(loc.path)
-        return loc.uri, size
-
-    deleted = map_files(delete, _unreferenced(table, catalog.history(name), folders))
+    found = _unreferenced(table, catalog.history(name), folders)
+    whole = [Location.parse(folder) for folder, (all_of_it, files) in found.items() if all_of_it and files]
+    single = [loc for all_of_it, files in found.values() if not all_of_it for loc, _ in files]
+    map_files(lambda loc: loc.filesystem.delete_dir(loc.path), whole)
+    map_files(lambda loc: loc.filesystem.delete_file(loc.path), single)
     for folder in folders:
         _remove_empty_tree(Location.parse(folder))
     with table.transaction() as tx:
         tx.remove_properties(PENDING)
-    return deleted
+    return [(loc.uri, n) for _, files in found.values() for loc, n in files]
 
 
-def _unreferenced(table: Table, remaining: list[Snapshot], folders: list[str]) -> list[Location]:
-    """Files in `folders` that no remaining version references. A folder that still holds a
-    referenced shard (append mode adds versions to one run folder) also keeps its card."""
+def _unreferenced(table: Table, remaining: list[Snapshot],
+                  folders: list[str]) -> dict[str, tuple[bool, list[tuple[Location, int]]]]:
+    """Folder -> (whether all of it goes, its files that no remaining version references, with sizes).
+    A folder that still holds a referenced shard (append mode adds versions to one run folder)
+    also keeps its card."""
     from catalog.catalog import _files
 
     referenced = {f.uri for snap in remaining for f in _files(table, snap)}
-    out = []
+    out = {}
     for folder in folders:
-        found = list(Location.parse(folder).list_files())
-        shared = any(f.uri in referenced for f in found)
-        out += [f for f in found if f.uri not in referenced and not (shared and not f.name.endswith(".parquet"))]
+        found = list(Location.parse(folder).list_sizes())
+        shared = any(f.uri in referenced for f, _ in found)
+        out[folder] = (not shared, [(f, n) for f, n in found
+                                    if f.uri not in referenced and not (shared and not f.name.endswith(".parquet"))])
     return out
-
-
-def _size(loc: Location) -> int:
-    try:
-        return loc.size()
-    except RoomtoneError:  # gone already (a re-run after a kill mid-delete)
-        return 0
 
 
 def _remove_empty_tree(folder: Location) -> None:

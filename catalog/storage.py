@@ -211,6 +211,10 @@ class Location:
 
     def list_files(self, suffix: str = "") -> Iterator["Location"]:
         """Every file below this directory (recursively), skipping hidden temp files."""
+        return (loc for loc, _ in self.list_sizes(suffix))
+
+    def list_sizes(self, suffix: str = "") -> Iterator[tuple["Location", int]]:
+        """`list_files` with each file's size, from the same listing (no request per file)."""
         if not self.exists():
             return
         with self._errors("list"):
@@ -219,7 +223,7 @@ class Location:
         for info in sorted(infos, key=lambda i: i.path):
             if info.type == pafs.FileType.File and info.path.endswith(suffix) \
                     and not info.base_name.startswith((".", "_")):
-                yield Location(prefix + info.path)
+                yield Location(prefix + info.path), info.size
 
     def read_bytes(self) -> bytes:
         with self._errors("read"), self.filesystem.open_input_stream(self.path) as f:
