@@ -261,7 +261,7 @@ def model_inputs(wave: torch.Tensor, ids: Sequence[str], epochs: Sequence[int], 
     lands in (up to float rounding across devices)."""
     from pretrain.features import fbank, normalize_seld, seld_features, spec_augment
 
-    wave = wave.to(device) if device is not None else wave
+    wave = wave.to(device, non_blocking=True) if device is not None else wave  # pinned by the collate on a GPU
     with torch.no_grad():
         if spec.augment:
             x = wave if wave.ndim == 3 else wave[:, None]
@@ -329,11 +329,21 @@ def _collate_class():
     from ray.data.collate_fn import NumpyBatchCollateFn
 
     class Collate(NumpyBatchCollateFn):
-        """numpy columns -> tensors; the ids stay a list (for messages such as a NaN batch)."""
+        """numpy columns -> tensors; the ids stay a list (for messages such as a NaN batch).
+
+        On a GPU worker the tensors are pinned here, in Ray's prefetch, so that the training
+        loop's copy to the device runs beside the device's work; from pageable memory the
+        copy waited for the previous step's kernels to drain. (Ray's own ``pin_memory`` takes
+        only batches of tensors, and ours carries the ids.)"""
+
+        pin = torch.cuda.is_available()
 
         def __call__(self, batch: dict) -> dict:
-            return {k: list(v) if k == "id" else torch.from_numpy(np.require(v, requirements=["C", "W"]))
-                    for k, v in batch.items()}
+            out = {}
+            for k, v in batch.items():
+                t = list(v) if k == "id" else torch.from_numpy(np.require(v, requirements=["C", "W"]))
+                out[k] = t.pin_memory() if self.pin and k != "id" else t
+            return out
 
     return Collate
 

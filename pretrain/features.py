@@ -111,6 +111,18 @@ def _mel_blocks(num_bins: int, n_fft: int, sample_rate: float, low: float, high:
     return tuple(blocks)
 
 
+@functools.lru_cache(maxsize=16)
+def _fbank_constants(num_bins: int, n_fft: int, size: int, sample_rate: float, low: float, high: float,
+                     window: str, scale: float, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, tuple]:
+    """The window (times `scale`, zero-padded to the FFT size) and the mel blocks, on `device` in
+    `dtype`, made once: copied to a GPU on every call, each of the nine copies made the host
+    wait for the device."""
+    taper = F.pad(_window(window, size) * scale, (0, n_fft - size)).to(device, dtype)
+    blocks = tuple((first, lo, hi, block.to(device, dtype))
+                   for first, lo, hi, block in _mel_blocks(num_bins, n_fft, sample_rate, low, high))
+    return taper, blocks
+
+
 def kaldi_fbank(
     wave: Tensor, sample_rate: int, *, num_mel_bins: int = 128, window: str = "povey",
     frame_length_ms: float = 25.0, frame_shift_ms: float = 10.0, preemphasis: float = 0.97,
@@ -137,8 +149,8 @@ def kaldi_fbank(
     x = wave.reshape(-1, wave.shape[-1])
     frames, n_fft = 1 + (x.shape[-1] - size) // shift, 1 << (size - 1).bit_length()
     rows = _rows_at_once(x, frames)
-    banks = _mel_blocks(num_mel_bins, n_fft, float(sample_rate), float(low_freq), float(high_freq))
-    taper = F.pad(_window(window, size) * scale, (0, n_fft - size)).to(x)
+    taper, banks = _fbank_constants(num_mel_bins, n_fft, size, float(sample_rate), float(low_freq),
+                                    float(high_freq), window, float(scale), x.device, x.dtype)
     out = x.new_empty(x.shape[0], frames, num_mel_bins)
     for i in range(0, x.shape[0], rows):
         _fbank_rows(x[i:i + rows], size, shift, preemphasis, taper, banks, out[i:i + rows])
@@ -160,7 +172,7 @@ def _fbank_rows(x: Tensor, size: int, shift: int, preemphasis: float, taper: Ten
     power = torch.view_as_real(torch.fft.rfft(frames)).square_()
     power = power[..., 0] + power[..., 1]
     for first, lo, hi, block in banks:
-        out[..., first:first + block.shape[1]] = power[..., lo:hi] @ block.to(power)
+        out[..., first:first + block.shape[1]] = power[..., lo:hi] @ block
     out.clamp_(min=_EPS).log_()
 
 
@@ -270,15 +282,16 @@ def spec_augment(x: Tensor, generator: torch.Generator, *, time_masks: int = 2, 
     *lead, frames, mels = x.shape
     b = lead[0]
     gdev = generator.device
-    keep = torch.ones(b, frames, mels, dtype=torch.bool, device=gdev)
+    keep = torch.ones(b, frames, mels, dtype=torch.bool, device=x.device)
     for n, width, size, axis in ((time_masks, time_width, frames, 1), (freq_masks, freq_width, mels, 2)):
         for _ in range(n):
             w = torch.randint(0, width + 1, (b,), generator=generator, device=gdev)
             start = (torch.rand(b, generator=generator, device=gdev) * (size - w + 1).clamp(min=1)).long()
-            pos = torch.arange(size, device=gdev)[None]
-            hit = (pos >= start[:, None]) & (pos < (start + w)[:, None])
+            # the stripe bounds (2 x b numbers) travel, not the mask: no host wait on a GPU
+            start, stop = start.to(x.device, non_blocking=True), (start + w).to(x.device, non_blocking=True)
+            pos = torch.arange(size, device=x.device)[None]
+            hit = (pos >= start[:, None]) & (pos < stop[:, None])
             keep &= ~(hit[:, :, None] if axis == 1 else hit[:, None, :])
-    keep = keep.to(x.device)
     return x * (keep if x.ndim == 3 else keep[:, None]).to(x.dtype)
 
 
@@ -294,7 +307,7 @@ def mixup(x: Tensor, y: Tensor, generator: torch.Generator, *, alpha: float = 1.
 
     def mix(t: Tensor) -> Tensor:
         t = t if t.is_floating_point() else t.float()
-        w = lam.to(t.device, t.dtype).reshape(b, *[1] * (t.ndim - 1))
-        return w * t + (1 - w) * t[perm.to(t.device)]
+        w = lam.to(t.device, t.dtype, non_blocking=True).reshape(b, *[1] * (t.ndim - 1))
+        return w * t + (1 - w) * t[perm.to(t.device, non_blocking=True)]
 
     return mix(x), mix(y)
