@@ -108,9 +108,9 @@ class StepLogger:
     (throughput, CPU use, peak memory; psutil-free so every worker image has them).
 
     Steps are sent in order from one background thread: a `log_batch` is a store write or a
-    server round trip (5.5 ms on the SQLite store), which the training step no longer waits on.
-    `flush` waits for them and raises the first failure, so a checkpoint is only reached once
-    its steps are stored."""
+    server round trip (5.3 ms on the SQLite store, 10.7 ms on a local server), which the
+    training step no longer waits on. `flush` waits for them and raises the first failure, so
+    a checkpoint is only reached once its steps are stored."""
 
     def __init__(self, uri: str, run_id: str):
         import mlflow
