@@ -86,3 +86,13 @@ def test_features_on_cuda_match_the_cpu(family):
 def test_features_on_is_checked_at_the_door():
     with pytest.raises(ValidationError, match=r"features_on\n.*'loader' or 'device'"):
         TrainConfig(features_on="gpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_loader_batches_are_pinned_on_a_gpu_worker():
+    """From pinned memory the loop's non_blocking copy overlaps the device's work; from pageable
+    memory it waited for the previous step's kernels."""
+    from pretrain.data import _collate_class
+
+    batch = _collate_class()()({"id": np.array(["a", "b"]), "fbank": np.zeros((2, 4, 8), np.float32)})
+    assert batch["id"] == ["a", "b"] and batch["fbank"].is_pinned()
