@@ -21,7 +21,8 @@ def validate_name(name: str) -> str:
 
 @dataclass(frozen=True)
 class DatasetRef:
-    """``name`` (the current snapshot), ``name@<snapshot id>`` or ``name@v<N>`` (the N-th version)."""
+    """``name`` (the current snapshot), ``name@<snapshot id>`` or ``name@v<N>`` (version N: the
+    snapshot's sequence number)."""
 
     name: str
     snapshot: str | None = None

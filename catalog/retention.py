@@ -16,13 +16,13 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.table.update.snapshot import ExpireSnapshots
 
 from catalog.errors import RoomtoneError
+from catalog.names import DatasetRef
 from catalog.storage import Location, map_files
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ class ExpirePlan:
     """What an expire removes (or, dry, would remove) and why the rest stays."""
 
     name: str
+    table: Table = field(repr=False, compare=False)  # loaded once; commits update it in place
     expired: list[Snapshot]
     kept: dict[str, str]  # version ref -> why it stays
     files: list[str] = field(default_factory=list)  # data and card files deleted (or to delete)
@@ -55,7 +56,10 @@ def plan_expiry(catalog: Catalog, name: str, keep_last: int | None, older_than_d
     if keep_last is None and older_than_days is None:
         raise RoomtoneError("expire needs a rule for what to keep",
                             "give --keep-last N (the newest N versions stay) and/or --older-than DAYS")
-    history = catalog.history(name)
+    from catalog.catalog import _history
+
+    table, current = catalog._resolve(name)
+    history = _history(name, table)
     pinned = {}
     for ref in keep:
         snap = catalog.show(ref)
@@ -65,17 +69,15 @@ def plan_expiry(catalog: Catalog, name: str, keep_last: int | None, older_than_d
     used_by = {}  # snapshot id of this dataset -> a version elsewhere that was made from it
     for other in catalog.names():
         for snap in catalog.history(other) if other != name else ():
-            for ref in snap.inputs:
-                ref_name, _, sid = ref.partition("@")
-                if ref_name == name and sid.isdigit():
-                    used_by.setdefault(int(sid), snap.version_ref)
-    current = catalog.show(name).snapshot_id
+            for parent in map(DatasetRef.parse, snap.inputs):  # pinned as name@<snapshot id>
+                if parent.name == name:
+                    used_by.setdefault(int(parent.snapshot), snap.version_ref)
     cutoff = None if older_than_days is None else (time.time() - older_than_days * 86400) * 1000
     young = None if older_than_days is None else f"younger than {older_than_days:g} day{'s' * (older_than_days != 1)}"
     newest = {s.snapshot_id for s in history[-keep_last:]} if keep_last else set()
     expired, kept = [], {}
     for snap in history:
-        why = ("current" if snap.snapshot_id == current
+        why = ("current" if snap.snapshot_id == current.snapshot_id
                else f"among the newest {keep_last}" if snap.snapshot_id in newest
                else young if cutoff is not None and snap.timestamp_ms > cutoff
                else f"kept by --keep {pinned[snap.snapshot_id]}" if snap.snapshot_id in pinned
@@ -85,17 +87,19 @@ def plan_expiry(catalog: Catalog, name: str, keep_last: int | None, older_than_d
             expired.append(snap)
         else:
             kept[snap.version_ref] = why
-    return ExpirePlan(name, expired, kept)
+    return ExpirePlan(name, table, expired, kept)
 
 
 def expire(catalog: Catalog, plan: ExpirePlan, *, dry_run: bool = False) -> ExpirePlan:
     """Carry out `plan`, after finishing any expire a kill left pending; with dry_run, only list
     the files it would delete."""
-    table = catalog._table(plan.name)
+    from catalog.catalog import _history
+
+    table = plan.table
     gone = {s.snapshot_id for s in plan.expired}
     folders = sorted({s.location for s in plan.expired if s.location})
     if dry_run:
-        found = _unreferenced(table, [s for s in catalog.history(plan.name) if s.snapshot_id not in gone], folders)
+        found = _unreferenced(table, [s for s in _history(plan.name, table) if s.snapshot_id not in gone], folders)
         doomed = [f for _, files in found.values() for f in files]
         plan.files, plan.bytes = [loc.uri for loc, _ in doomed], sum(n for _, n in doomed)
         return plan
@@ -108,26 +112,25 @@ def expire(catalog: Catalog, plan: ExpirePlan, *, dry_run: bool = False) -> Expi
         except CommitFailedException:
             raise RoomtoneError(f"{plan.name!r} changed while expiring (another publish or expire committed)",
                                 "run the expire again: it plans from the new state") from None
-    deleted = finish_pending(catalog, plan.name)
+    deleted = finish_pending(table, plan.name)
     plan.files, plan.bytes, plan.done = [f for f, _ in deleted], sum(n for _, n in deleted), True
     return plan
 
 
-def finish_pending(catalog: Catalog, name: str) -> list[tuple[str, int]]:
+def finish_pending(table: Table, name: str) -> list[tuple[str, int]]:
     """Delete the unreferenced files of the run folders an expire recorded, then clear the record:
     (uri, bytes) of each file deleted. A folder no remaining version reads goes whole (on S3, a
     listing and one batch delete per 1,000 keys, not a request per file)."""
-    table = catalog._table(name)
+    from catalog.catalog import _history
+
     folders = json.loads(table.properties.get(PENDING, "[]"))
     if not folders:
         return []
-    found = _unreferenced(table, catalog.history(name), folders)
+    found = _unreferenced(table, _history(name, table), folders)
     whole = [Location.parse(folder) for folder, (all_of_it, files) in found.items() if all_of_it and files]
     single = [loc for all_of_it, files in found.values() if not all_of_it for loc, _ in files]
     map_files(lambda loc: loc.filesystem.delete_dir(loc.path), whole)
     map_files(lambda loc: loc.filesystem.delete_file(loc.path), single)
-    for folder in folders:
-        _remove_empty_tree(Location.parse(folder))
     with table.transaction() as tx:
         tx.remove_properties(PENDING)
     return [(loc.uri, n) for _, files in found.values() for loc, n in files]
@@ -148,12 +151,3 @@ def _unreferenced(table: Table, remaining: list[Snapshot],
         out[folder] = (not shared, [(f, n) for f, n in found
                                     if f.uri not in referenced and not (shared and not f.name.endswith(".parquet"))])
     return out
-
-
-def _remove_empty_tree(folder: Location) -> None:
-    """Local folders left empty, deepest first (S3 has no folders to remove)."""
-    if folder.is_s3 or not folder.exists():
-        return
-    for sub in sorted((p for p in Path(folder.uri).rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-        Location.parse(sub).remove_empty()
-    folder.remove_empty()

@@ -96,7 +96,6 @@ def _window(kind: str, length: int) -> Tensor:
     return hann.pow(0.85) if kind == "povey" else hann
 
 
-@functools.lru_cache(maxsize=8)
 def _mel_blocks(num_bins: int, n_fft: int, sample_rate: float, low: float, high: float) -> tuple:
     """The mel matrix as blocks of 16 filters, each with the span of FFT bins it touches:
     ((first_filter, lo, hi, (hi - lo, filters) weights), ...). The triangles are narrow, so

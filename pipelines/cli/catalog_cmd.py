@@ -8,7 +8,7 @@ from rich.tree import Tree
 from pipelines.cli.common import console, flag, print_json, print_table, state
 
 app = typer.Typer(help="Browse and query the dataset catalog.\n\n"
-                       "A dataset reference is NAME (current version), NAME@vN (N-th version) "
+                       "A dataset reference is NAME (current version), NAME@vN (version N) "
                        "or NAME@SNAPSHOT_ID.", no_args_is_help=True)
 
 JSON = flag("--json", help="Machine-readable output.")
