@@ -215,10 +215,8 @@ class Location:
 
     def list_sizes(self, suffix: str = "") -> Iterator[tuple["Location", int]]:
         """`list_files` with each file's size, from the same listing (no request per file)."""
-        if not self.exists():
-            return
-        with self._errors("list"):
-            infos = self.filesystem.get_file_info(pafs.FileSelector(self.path, recursive=True))
+        with self._errors("list"):  # a missing directory lists as empty, without a separate check
+            infos = self.filesystem.get_file_info(pafs.FileSelector(self.path, allow_not_found=True, recursive=True))
         prefix = "s3://" if self.is_s3 else ""
         for info in sorted(infos, key=lambda i: i.path):
             if info.type == pafs.FileType.File and info.path.endswith(suffix) \
