@@ -13,6 +13,7 @@ _EXPORTS = {
     "catalog.audio": ("audio_cell", "decode_audio", "encode_flac"),
     "catalog.catalog": ("Catalog", "DataFileInfo", "Snapshot"),
     "catalog.config": ("CatalogConfig",),
+    "catalog.diff": ("VersionDiff",),
     "catalog.errors": ("NotFoundError", "RoomtoneError", "SchemaMismatchError", "StorageError"),
     "catalog.names": ("DatasetRef", "validate_name"),
     "catalog.runs": ("DatasetRun",),

@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from catalog.card import per_split, render_card
 from catalog.config import CatalogConfig
+from catalog.diff import VersionDiff, diff_versions
 from catalog.errors import NotFoundError, RoomtoneError, SchemaMismatchError
 from catalog.names import DatasetRef, validate_name
 from catalog.progress import progress_bar
@@ -258,6 +259,21 @@ class Catalog:
                            stats=snap.stats, lineage={"inputs": snap.inputs, "config_hash": snap.config_hash,
                                                       "run_id": snap.run_id}, data_files=data_files)
 
+    def diff(self, old: "str | DatasetRef", new: "str | DatasetRef | None" = None) -> VersionDiff:
+        """What changed from `old` to `new` (`catalog.diff`); with `old` alone, from the version
+        before it (the one before that still exists, after an expire) to it."""
+        table, snap = self._resolve(new if new is not None else old)
+        if new is not None:
+            before_table, before = self._resolve(old)
+        else:
+            history = _history(snap.name, table)
+            at = [s.snapshot_id for s in history].index(snap.snapshot_id)
+            if at == 0:
+                raise RoomtoneError(f"{snap.version_ref} is the first version of {snap.name}: nothing came before it",
+                                    f"name two versions to compare, e.g. {snap.name}@v1 {snap.name}@v2")
+            before_table, before = table, history[at - 1]
+        return diff_versions(before, snap, _files(before_table, before), _files(table, snap))
+
     # -- writing --------------------------------------------------------------------------
 
     def expire(self, name: str, *, keep_last: int | None = None, older_than_days: float | None = None,
@@ -329,7 +345,7 @@ class Catalog:
             lineage={"inputs": run.inputs, "config_hash": run.config_hash, "run_id": run.run_id}).encode())
         props = {P + "run-id": run.run_id, P + "config": json.dumps(run.config, sort_keys=True),
                  P + "config-hash": run.config_hash, P + "code-version": code_version(),
-                 P + "inputs": json.dumps(run.inputs), P + "stats": json.dumps(stats, sort_keys=True),
+                 P + "inputs": json.dumps(run.inputs),
                  P + "features": json.dumps(run.features.to_dict(), sort_keys=True),
                  P + "location": run.location.uri, P + "info": json.dumps(run.info, sort_keys=True)}
         if run.ray_job_id:
@@ -337,7 +353,7 @@ class Catalog:
         if run.mlflow_run_id:
             props[P + "mlflow-run-id"] = run.mlflow_run_id
         paths = [loc.uri for loc in (run.location.join(rel) for rel in sorted(shards))]
-        return self._commit(run, paths, props)
+        return self._commit(run, paths, props, stats)
 
     @staticmethod
     def _check_complete(run: DatasetRun, shards: dict, expected: dict[str, int] | None) -> None:
@@ -355,16 +371,20 @@ class Catalog:
                                     f"{want} shards under {run.location.uri}",
                                     "re-run the job with the same config to finish the missing shards")
 
-    def _commit(self, run: DatasetRun, paths: list[str], props: dict[str, str]) -> Snapshot:
+    def _commit(self, run: DatasetRun, paths: list[str], props: dict[str, str], stats: dict) -> Snapshot:
+        """One snapshot holding `paths`; `stats` are the run's, and an appended version's add the
+        version before it (read at each attempt, so a concurrent publish is counted)."""
         ident = self._identifier(run.name)
         for attempt in range(30):
             try:
                 table = self._load_or_create(run)
                 current = table.current_snapshot()
                 existing = {t.file.file_path: t.file for t in table.scan().plan_files()} if current else {}
-                if set(paths) == set(existing) and current.summary.additional_properties.get(
-                        P + "config-hash") == run.config_hash:
+                if set(paths) <= set(existing) and (run.mode == "append" or (set(paths) == set(existing) and (
+                        current.summary.additional_properties.get(P + "config-hash") == run.config_hash))):
                     return _current(run.name, table)  # already published: once only
+                version_stats = stats if run.mode == "overwrite" or not current else _appended(
+                    json.loads(current.summary.additional_properties.get(P + "stats", "{}")), stats)
                 with table.transaction() as tx:
                     if tx.table_metadata.name_mapping() is None:
                         tx.set_properties(**{TableProperties.DEFAULT_NAME_MAPPING:
@@ -373,7 +393,8 @@ class Catalog:
                         tx.set_properties(**missing)  # tables published before this property existed
                     new = map_files(partial(parquet_file_to_data_file, table.io, tx.table_metadata),
                                     [p for p in paths if p not in existing])
-                    with tx.update_snapshot(snapshot_properties=props).overwrite() as producer:
+                    with tx.update_snapshot(snapshot_properties={
+                            **props, P + "stats": json.dumps(version_stats, sort_keys=True)}).overwrite() as producer:
                         if run.mode == "overwrite":
                             for path, data_file in existing.items():
                                 if path not in paths:
@@ -475,6 +496,15 @@ def _history(name: str, table: Table) -> list[Snapshot]:
     snaps = sorted(table.snapshots(), key=lambda s: s.sequence_number)
     return [Snapshot(name, s.snapshot_id, s.sequence_number, s.timestamp_ms, s.summary.operation.value,
                      dict(s.summary.additional_properties)) for s in snaps]
+
+
+def _appended(previous: dict, added: dict) -> dict:
+    """Statistics of an appended version: those of the version before it plus the run's shards."""
+    total = ShardStats.from_dict(previous).add(ShardStats.from_dict(added)).to_dict()
+    splits = dict(previous.get("splits", {}))
+    for split, rows in added.get("splits", {}).items():
+        splits[split] = splits.get(split, 0) + rows
+    return {**total, "splits": splits, "shards": previous.get("shards", 0) + added.get("shards", 0)}
 
 
 def _metrics_modes(run: DatasetRun) -> dict[str, str]:

@@ -19,7 +19,7 @@ def roomtone(*args, root, check=True):
     return proc
 
 
-@pytest.mark.parametrize("args", [[], ["catalog"], ["ingest", "synthetic"], ["simulate", "scenes"],
+@pytest.mark.parametrize("args", [[], ["catalog"], ["catalog", "diff"], ["ingest", "synthetic"], ["simulate", "scenes"],
                                   ["catalog", "query"], ["export", "dcase"], ["plan"]])
 def test_help_teaches(tmp_path, args):
     out = roomtone(*args, "--help", root=tmp_path).stdout

@@ -101,6 +101,51 @@ def lineage(ref: str = typer.Argument(..., help="NAME, NAME@vN or NAME@SNAPSHOT_
     console.print(tree)
 
 
+def _cell(key: str, value, signed: bool = False) -> str:
+    """A diff value as people read it: sizes in units, hashes cut as `history` prints them."""
+    if value is None:
+        return "-"
+    if key == "bytes":
+        return ("+" if value >= 0 else "-") + _size(abs(value)) if signed else _size(value)
+    if key == "config_hash":
+        return value[:12]
+    if isinstance(value, float):
+        return f"{value:{'+' if signed else ''}.6g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:+d}" if signed else str(value)
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+@app.command("diff")
+def diff(old: str = typer.Argument(..., help="NAME, NAME@vN or NAME@SNAPSHOT_ID; alone, it is compared with the "
+                                             "version before it"),
+         new: str = typer.Argument(None, help="The version to compare OLD with."), json_out: bool = JSON):
+    """What changed between two versions: code, inputs, config, statistics, class counts and files.
+
+    Nested config fields show as dotted names (augment.gain_db); a number's change is new - old.
+
+    Examples:
+
+      roomtone catalog diff scenes     (the current version against the one before)
+
+      roomtone catalog diff scenes@v3 scenes@v7
+    """
+    d = state.catalog().diff(old, new)
+    if json_out:
+        return print_json(d.to_dict())
+    console.print(f"[bold]{d.old.version_ref} -> {d.new.version_ref}[/]  snapshots {d.old.snapshot_id} -> "
+                  f"{d.new.snapshot_id}, created {d.old.to_dict()['created']} -> {d.new.to_dict()['created']}",
+                  highlight=False)
+    if d.changes:
+        print_table("changes", ["section", "field", "old", "new", "change"],
+                    [[c.section, c.key, _cell(c.key, c.old), _cell(c.key, c.new),
+                      "" if c.delta is None else _cell(c.key, c.delta, signed=True)] for c in d.changes])
+    else:
+        console.print("no change in code, inputs, config, statistics or class counts")
+    console.print(f"files: {len(d.files_added)} added, {len(d.files_removed)} removed, {d.files_shared} shared",
+                  highlight=False)
+
+
 @app.command("files")
 def files(ref: str = typer.Argument(..., help="NAME, NAME@vN or NAME@SNAPSHOT_ID"), json_out: bool = JSON):
     """The Parquet files of a version."""
