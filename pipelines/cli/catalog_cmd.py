@@ -126,7 +126,7 @@ def diff(old: str = typer.Argument(..., help="NAME, NAME@vN or NAME@SNAPSHOT_ID;
 
     Examples:
 
-      roomtone catalog diff scenes     (the current version against the one before)
+      roomtone catalog diff scenes   (against the version before it)
 
       roomtone catalog diff scenes@v3 scenes@v7
     """
