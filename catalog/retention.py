@@ -2,7 +2,8 @@
 
 A version goes when it is neither the current one, nor among the newest ``keep_last``, nor
 younger than ``older_than_days``, nor pinned by ``keep``, nor an input of a version the
-catalog keeps (so every kept version's lineage still resolves). Its files go when no
+catalog keeps: any other dataset's, or a kept version of its own (so every kept version's
+lineage still resolves). Its files go when no
 remaining version references them.
 
 Order, so that a killed expire shows no version without its files and loses nothing: one
@@ -66,7 +67,7 @@ def plan_expiry(catalog: Catalog, name: str, keep_last: int | None, older_than_d
         if snap.name != name:
             raise RoomtoneError(f"--keep {ref} is a version of another dataset", f"give versions of {name}")
         pinned[snap.snapshot_id] = ref
-    used_by = {}  # snapshot id of this dataset -> a version elsewhere that was made from it
+    used_by = {}  # snapshot id of this dataset -> a kept version made from it (elsewhere, or below, here)
     for other in catalog.names():
         for snap in catalog.history(other) if other != name else ():
             for parent in map(DatasetRef.parse, snap.inputs):  # pinned as name@<snapshot id>
@@ -75,19 +76,21 @@ def plan_expiry(catalog: Catalog, name: str, keep_last: int | None, older_than_d
     cutoff = None if older_than_days is None else (time.time() - older_than_days * 86400) * 1000
     young = None if older_than_days is None else f"younger than {older_than_days:g} day{'s' * (older_than_days != 1)}"
     newest = {s.snapshot_id for s in history[-keep_last:]} if keep_last else set()
-    expired, kept = [], {}
-    for snap in history:
-        why = ("current" if snap.snapshot_id == current.snapshot_id
-               else f"among the newest {keep_last}" if snap.snapshot_id in newest
-               else young if cutoff is not None and snap.timestamp_ms > cutoff
-               else f"kept by --keep {pinned[snap.snapshot_id]}" if snap.snapshot_id in pinned
-               else f"input of {used_by[snap.snapshot_id]}" if snap.snapshot_id in used_by
-               else None)
-        if why is None:
-            expired.append(snap)
-        else:
-            kept[snap.version_ref] = why
-    return ExpirePlan(name, table, expired, kept)
+    why = {}
+    for snap in reversed(history):  # newest first: a kept version made from an older one of its own keeps it too
+        why[snap.snapshot_id] = (
+            "current" if snap.snapshot_id == current.snapshot_id
+            else f"among the newest {keep_last}" if snap.snapshot_id in newest
+            else young if cutoff is not None and snap.timestamp_ms > cutoff
+            else f"kept by --keep {pinned[snap.snapshot_id]}" if snap.snapshot_id in pinned
+            else f"input of {used_by[snap.snapshot_id]}" if snap.snapshot_id in used_by
+            else None)
+        if why[snap.snapshot_id] is not None:
+            for parent in map(DatasetRef.parse, snap.inputs):
+                if parent.name == name:
+                    used_by.setdefault(int(parent.snapshot), snap.version_ref)
+    return ExpirePlan(name, table, [s for s in history if why[s.snapshot_id] is None],
+                      {s.version_ref: why[s.snapshot_id] for s in history if why[s.snapshot_id] is not None})
 
 
 def expire(catalog: Catalog, plan: ExpirePlan, *, dry_run: bool = False) -> ExpirePlan:

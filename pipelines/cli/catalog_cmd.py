@@ -189,8 +189,9 @@ def expire(name: str = typer.Argument(..., help="Dataset name"),
            json_out: bool = JSON):
     """Remove old versions of a dataset and the files only they used.
 
-    The current version always stays, and so does every version another dataset's kept version
-    was made from, so lineage keeps resolving. Version numbers do not change: NAME@v7 stays v7.
+    The current version always stays, and so does every version a kept version was made from
+    (another dataset's, or a later one of its own), so lineage keeps resolving. Version numbers
+    do not change: NAME@v7 stays v7.
     Both rules together expire what is beyond the newest N and older than DAYS.
 
     Examples:

@@ -40,6 +40,17 @@ def test_expire_keeps_current_newest_pinned_and_inputs_and_deletes_the_rest(cata
     assert not catalog.expire("clips", keep_last=2, keep=["clips@v1"]).expired  # nothing left to expire
 
 
+def test_a_kept_version_made_from_older_ones_of_its_own_dataset_keeps_them(catalog):
+    publish_dataset(catalog, "clips", {"v": 0})
+    publish_dataset(catalog, "clips", {"v": 1})  # unrelated: goes
+    publish_dataset(catalog, "clips", {"v": 2}, inputs=["clips@v1"])
+    publish_dataset(catalog, "clips", {"v": 3}, inputs=["clips@v3"])  # a chain: v4 <- v3 <- v1
+    plan = catalog.expire("clips", keep_last=1)
+    assert [s.version for s in plan.expired] == [2]
+    assert plan.kept == {"clips@v1": "input of clips@v3", "clips@v3": "input of clips@v4", "clips@v4": "current"}
+    assert catalog.lineage("clips")["inputs"][0]["inputs"][0]["version"] == 1
+
+
 def test_older_than_and_keep_last_together_and_bad_rules(catalog):
     publish_dataset(catalog, "clips", {"v": 0})
     publish_dataset(catalog, "clips", {"v": 1})
