@@ -223,11 +223,24 @@ def _read_segments(batch: dict, spec: InputSpec, batch_size: int):
     for uri, epoch, start, stop in zip(batch["uri"], batch["epoch"], batch["start"], batch["stop"]):
         loc = Location.parse(str(uri))
         with loc.filesystem.open_input_file(loc.path) as f:
-            table = pq.ParquetFile(f).read(columns=columns).slice(int(start), int(stop) - int(start))
-        for chunk in table.to_batches(max_chunksize=batch_size):
-            rows = [crop_row(r, spec, int(epoch)) for r in chunk.to_pylist()]
-            yield _featurise({k: [r[k] for r in rows] if k in ("id", "labels") else np.stack([r[k] for r in rows])
-                              for k in rows[0]}, spec, int(epoch))
+            for part in row_groups(pq.ParquetFile(f), int(start), int(stop), columns):
+                for chunk in part.to_batches(max_chunksize=batch_size):
+                    rows = [crop_row(r, spec, int(epoch)) for r in chunk.to_pylist()]
+                    yield _featurise({k: [r[k] for r in rows] if k in ("id", "labels") else
+                                      np.stack([r[k] for r in rows]) for k in rows[0]}, spec, int(epoch))
+
+
+def row_groups(parquet, start: int, stop: int, columns: list[str]):
+    """Rows [start, stop) of an open ``pyarrow.parquet.ParquetFile``, one row group (about 100 MB)
+    at a time: a shard can be gigabytes, and read whole it sat in the task's memory, and held
+    back the stream's first batch, for as long as the task read it."""
+    first = 0
+    for i in range(parquet.num_row_groups):
+        n = parquet.metadata.row_group(i).num_rows
+        a, b = max(start, first), min(stop, first + n)
+        if a < b:
+            yield parquet.read_row_group(i, columns=columns).slice(a - first, b - a)
+        first += n
 
 
 def _featurise(batch: dict, spec: InputSpec, epoch: int) -> dict:

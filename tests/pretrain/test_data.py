@@ -7,7 +7,7 @@ import pytest
 
 from catalog import Catalog, CatalogConfig, NotFoundError, RoomtoneError
 from pretrain.data import InputSpec, Source, crop_row, iter_batches, lanes_for_rank, open_source, plan_segments, \
-    started
+    row_groups, started
 from tests.helpers import SONIC_PI, copy_sonic_pi, sonic_pi_rows
 
 
@@ -66,6 +66,19 @@ def test_a_plan_resumed_at_any_row_continues_the_same_stream():
         assert rows(plan_segments(lanes, 7, 0, 0, cut)) + rows(plan_segments(lanes, 7, 0, cut, 40 - cut)) == whole
     epochs = [[r[0] for r in whole if r[1] == e] for e in range(3)]
     assert epochs[0] != epochs[1] or epochs[1] != epochs[2]  # lane order is reshuffled per epoch
+
+
+@pytest.mark.parametrize("start, stop", [(0, 23), (0, 5), (3, 17), (10, 20), (12, 13), (22, 23), (7, 7)])
+def test_row_groups_give_exactly_the_segment_and_read_only_the_groups_it_touches(tmp_path, start, stop):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"id": [f"r{i}" for i in range(23)], "x": list(range(23))}), tmp_path / "s.parquet",
+                   row_group_size=5)  # groups [0, 5), [5, 10), ..., [20, 23)
+    parts = list(row_groups(pq.ParquetFile(tmp_path / "s.parquet"), start, stop, ["id"]))
+    assert [r["id"] for p in parts for r in p.to_pylist()] == [f"r{i}" for i in range(start, stop)]
+    assert len(parts) == len({i // 5 for i in range(start, stop)})  # one read per group the rows lie in
+    assert all(p.column_names == ["id"] for p in parts)
 
 
 def test_stream_yields_batches_in_plan_order_with_seeded_crops(events):
