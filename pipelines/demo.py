@@ -15,7 +15,7 @@ from catalog.cluster import dashboard_url
 from pipelines.cli.common import console, print_table
 from pipelines.export_dcase import export_dcase
 from pipelines.qa.records import DCASE_AUDIO_PATH
-from pipelines.plots import plot_rir
+from pipelines.plots import plot_rir, plot_scene
 from pipelines.report import write_report
 from pipelines.spec import plan_spec, read_spec, run_plan
 from pipelines.stages.qa import export_qa
@@ -42,7 +42,9 @@ def run_demo(catalog: Catalog, *, quick: bool = False) -> None:
     results = {r.stage: r.output for r in run_plan(plan, catalog, on_stage=announce)}
     rirs, scenes, mixes, qa = (results[k].snapshot for k in ("rirs", "scenes", "mixes", "qa"))
     root = Path(catalog.config.root) if not catalog.config.root_location.is_s3 else Path("roomtone-demo")
-    plots = [plot_rir(catalog.arrow_dataset(rirs.ref).head(1).to_pylist()[0], root / "plots" / "rir.png")]
+    plots = [plot_rir(catalog.arrow_dataset(rirs.ref).head(1).to_pylist()[0], root / "plots" / "rir.png"),
+             plot_scene(catalog.arrow_dataset(scenes.ref).head(1).to_pylist()[0], scenes.info["classes"],
+                        root / "plots" / "scene.png", scenes.info["label_hop_s"])]
     plots += [write_report(catalog, snap.ref, root / "reports")["png"] for snap in (rirs, scenes, qa)]
     exported = [export_dcase(catalog, snap.ref, root / f"dcase_{snap.name}")["out"] for snap in (scenes, mixes)]
     export_qa(catalog, qa.ref, root / "qa", audio_path=f"../dcase_{mixes.name}/{DCASE_AUDIO_PATH}")

@@ -1,7 +1,10 @@
-"""Pictures people would rather look at than read: one RIR with its decay and its room."""
+"""Pictures people would rather look at than read: one RIR with its decay and its room; one
+SELD scene with its spectrogram and the labels a model is trained on."""
 
 from __future__ import annotations
 
+import json
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -83,3 +86,73 @@ def _plot_room(ax, side, row: dict) -> None:
     side.plot(src[0], src[2], "*", color="tab:red", ms=12)
     side.plot([center[0], src[0]], [center[2], src[2]], ":", color="gray")
     side.set(title="room from the side (x-z, m)", xlim=(-0.5, lx + 0.5), ylim=(-0.5, lz + 0.5), aspect="equal")
+
+
+def plot_scene(row: dict, classes: list[str], out: str | Path, hop_s: float = 0.1) -> Path:
+    """A scene's first channel as a spectrogram, with the frame labels under it on the same time
+    axis: which class sounds on which track, and its azimuth, elevation and distance (moving
+    sources draw slopes), for one row of a scenes (or augmented scenes) dataset."""
+    fig = scene_figure(row, classes, hop_s)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def scene_figure(row: dict, classes: list[str], hop_s: float):
+    """`plot_scene`'s figure, left open (tests read its artists)."""
+    from scipy.signal import stft
+
+    from catalog import decode_audio
+
+    audio, fs = decode_audio(row["audio"]["bytes"])
+    freqs, times, spec = stft(audio[:, 0], fs, nperseg=1024, noverlap=1024 - 256)
+    power = 10 * np.log10(np.abs(spec) ** 2 + 1e-12)
+    fig, axes = plt.subplots(5, 1, figsize=(14, 12), sharex=True, constrained_layout=True,
+                             gridspec_kw={"height_ratios": [3, 2, 1.5, 1.5, 1.2]})
+    channel = "W (omni)" if row["format"] == "foa" else "mic 1"
+    facts = [row["format"].upper()]
+    if row.get("room_dims"):
+        facts.append(f"room {' x '.join(f'{d:.1f}' for d in row['room_dims'])} m")
+    if row.get("rt60") is not None:
+        facts.append(f"RT60 {row['rt60']:.2f} s")
+    if row.get("noise_snr_db") is not None:
+        facts.append(f"ambience SNR {row['noise_snr_db']:.0f} dB")
+    if row.get("recipe"):  # an augmented row: the steps it went through
+        facts.append("recipe " + " + ".join(step["name"] for step in json.loads(row["recipe"])["steps"]))
+    caption = textwrap.fill(row.get("caption") or "", 200)
+    fig.suptitle(f"{row['id']}: {', '.join(facts)}\n{caption}", fontsize=10)
+    ax = axes[0]
+    top = power.max()
+    mesh = ax.pcolormesh(times, freqs, power, vmin=top - 80, vmax=top, shading="auto", cmap="magma")
+    ax.set(yscale="symlog", ylim=(50, fs / 2), ylabel="Hz", title=f"spectrogram of channel {channel}")
+    fig.colorbar(mesh, ax=ax, label="dB", pad=0.01)
+    colors = {c: plt.cm.tab10(i % 10) for i, c in enumerate(classes)}
+    labels = row["labels"] or []
+    t = np.array([lab["frame"] * hop_s for lab in labels])
+    cls = [classes[lab["class_index"]] for lab in labels]
+    ax = axes[1]
+    frames: dict[tuple[str, int], list[float]] = {}  # (class, track) -> label frame starts
+    for lab, name, start in zip(labels, cls, t):
+        frames.setdefault((name, lab["track"]), []).append(start)
+    for (name, track), starts in frames.items():
+        ax.broken_barh([(f, hop_s) for f in starts], (classes.index(name) + 0.25 * track - 0.1, 0.2),
+                       color=colors[name])
+    top_track = max((lab["track"] for lab in labels), default=0)
+    ax.set(yticks=range(len(classes)), yticklabels=classes, ylim=(-0.6, len(classes) - 0.6 + 0.25 * top_track),
+           title=f"active classes per {hop_s * 1000:.0f} ms label frame (a second track of a class sits higher); "
+                 f"the panels below use the same colours")
+    for tick, name in zip(ax.get_yticklabels(), classes):
+        tick.set_color(colors[name])
+    for ax, key, unit, lim in ((axes[2], "azimuth", "deg", (-180, 180)), (axes[3], "elevation", "deg", (-90, 90)),
+                               (axes[4], "distance", "m", None)):
+        values = np.array([lab[key] for lab in labels])
+        for name in classes:
+            pick = np.array([c == name for c in cls], dtype=bool)
+            if pick.any():
+                ax.scatter(t[pick] + hop_s / 2, values[pick], s=6, color=colors[name])
+        ax.set(ylabel=unit, title=key, **({"ylim": lim} if lim else {}))
+        ax.grid(alpha=0.3)
+    axes[4].set(xlabel="time (s)", xlim=(0, row["duration"]))
+    return fig

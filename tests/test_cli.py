@@ -20,7 +20,7 @@ def roomtone(*args, root, check=True):
 
 
 @pytest.mark.parametrize("args", [[], ["catalog"], ["catalog", "diff"], ["ingest", "synthetic"], ["simulate", "scenes"],
-                                  ["catalog", "query"], ["export", "dcase"], ["plan"]])
+                                  ["catalog", "query"], ["export", "dcase"], ["plan"], ["plot", "scene"]])
 def test_help_teaches(tmp_path, args):
     out = roomtone(*args, "--help", root=tmp_path).stdout
     assert "Usage" in out and len(out) > 200
@@ -127,6 +127,17 @@ def test_bad_config_file(tmp_path):
     bad.write_text("num_roomz: 3\n")
     proc = roomtone("simulate", "rirs", "--config", str(bad), root=tmp_path, check=False)
     assert proc.returncode == 1 and "num_roomz" in proc.stderr and "did you mean 'num_rooms'?" in proc.stderr
+
+
+def test_plot_scene_draws_a_chosen_scene_and_names_what_is_wrong(demo_run, tmp_path):
+    out = tmp_path / "scene.png"
+    home = demo_run.home
+    roomtone("plot", "scene", "scenes", "--id", "scene-0000001", "--out", str(out), root=home)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 50_000
+    roomtone("plot", "scene", "mixes", "--out", str(out), root=home)  # augmented scenes: their recipe in the title
+    proc = roomtone("plot", "scene", "rirs", "--out", str(out), root=home, check=False)
+    assert proc.returncode == 1 and "rirs has no 'labels' column" in proc.stderr and "roomtone simulate scenes" in \
+        proc.stderr
 
 
 def test_simulate_rirs_then_plot(tmp_path):

@@ -20,7 +20,7 @@ def test_demo_command_smallest_setting(demo_run):
     assert "SQL: scenes" in proc.stdout and "SQL: QA tuples per family" in proc.stdout
     assert '"instruction"' in proc.stdout and "MLflow: mlflow ui --backend-store-uri sqlite:///" in proc.stdout
     assert (home / "catalog.db").exists() and (home / "mlflow.db").exists()
-    assert (home / "plots" / "rir.png").stat().st_size > 20_000
+    assert (home / "plots" / "rir.png").stat().st_size > 20_000 and (home / "plots" / "scene.png").stat().st_size > 50_000
     assert {p.name for p in (home / "reports").glob("*.png")} == {"rirs-v1.png", "scenes-v1.png", "qa-v1.png"}
     assert len(list((home / "dcase_scenes" / "metadata_dev").glob("*/*.csv"))) == 2
     ltu = json.loads((home / "qa" / "ltu_train.json").read_text())

@@ -13,26 +13,53 @@ from pipelines.cli.common import console, state
 app = typer.Typer(help="Draw dataset rows to PNG.", no_args_is_help=True)
 
 
+def _row(ref: str, row_id: str | None, column: str, made_by: str, out: Path) -> tuple[dict, object]:
+    """One row of `ref` (the first, or the one with id `row_id`) and its snapshot, after checking
+    that `out` names a PNG and that the dataset has `column`."""
+    if out.suffix.lower() != ".png" or out.is_dir():
+        raise RoomtoneError(f"--out {out} is not a .png file name", f"give a file name ending in .png, e.g. {column}.png")
+    catalog = state.catalog()
+    dataset = catalog.arrow_dataset(ref)
+    if column not in dataset.schema.names:
+        raise NotFoundError(f"{ref} has no {column!r} column", f"give a dataset made by `{made_by}`")
+    table = dataset.head(1) if row_id is None else dataset.to_table(filter=pc.field("id") == row_id)
+    if table.num_rows == 0:
+        raise NotFoundError(f"row {row_id!r} is not in {ref}", f"list ids with: roomtone catalog query "
+                                                               f"\"SELECT id FROM {ref.split('@')[0]} LIMIT 10\"")
+    return table.to_pylist()[0], catalog.show(ref)
+
+
+ROW_ID = typer.Option(None, "--id", help="Row id (default: the first row).")
+
+
 @app.command("rir")
 def rir(
     ref: str = typer.Argument(..., help="RIR dataset: NAME, NAME@vN or NAME@SNAPSHOT_ID"),
-    row_id: str = typer.Option(None, "--id", help="Row id (default: the first row)."),
+    row_id: str = ROW_ID,
     out: Path = typer.Option(Path("rir.png"), "--out", "-o", help="PNG file to write."),
 ):
     """Draw one RIR: its channels, the first 50 ms, its energy decay curve and the room geometry."""
     from pipelines.plots import plot_rir
 
-    if out.suffix.lower() != ".png" or out.is_dir():
-        raise RoomtoneError(f"--out {out} is not a .png file name", "give a file name ending in .png, e.g. rir.png")
-    dataset = state.catalog().arrow_dataset(ref)
-    if "rir" not in dataset.schema.names:
-        raise NotFoundError(f"{ref} has no 'rir' column", "give an RIR dataset made by `roomtone simulate rirs`")
-    table = dataset.head(1) if row_id is None else dataset.to_table(filter=pc.field("id") == row_id)
-    if table.num_rows == 0:
-        raise NotFoundError(f"row {row_id!r} is not in {ref}", f"list ids with: roomtone catalog query "
-                                                               f"\"SELECT id FROM {ref.split('@')[0]} LIMIT 10\"")
-    path = plot_rir(table.to_pylist()[0], out)
-    console.print(f"wrote {path}")
+    row, _ = _row(ref, row_id, "rir", "roomtone simulate rirs", out)
+    console.print(f"wrote {plot_rir(row, out)}")
+
+
+@app.command("scene")
+def scene(
+    ref: str = typer.Argument(..., help="Scenes dataset: NAME, NAME@vN or NAME@SNAPSHOT_ID"),
+    row_id: str = ROW_ID,
+    out: Path = typer.Option(Path("scene.png"), "--out", "-o", help="PNG file to write."),
+):
+    """Draw one SELD scene: the spectrogram of its first channel over its frame labels (active
+    classes per track, azimuth, elevation and distance), on one time axis.
+
+    Example: roomtone plot scene scenes --id scene-0000003 --out scene.png
+    """
+    from pipelines.plots import plot_scene
+
+    row, snap = _row(ref, row_id, "labels", "roomtone simulate scenes", out)
+    console.print(f"wrote {plot_scene(row, snap.info['classes'], out, snap.info.get('label_hop_s', 0.1))}")
 
 
 def report(
