@@ -31,7 +31,7 @@ from catalog.errors import NotFoundError, RoomtoneError, SchemaMismatchError
 from catalog.names import DatasetRef, validate_name
 from catalog.progress import progress_bar
 from catalog.redact import redact
-from catalog.retention import ExpirePlan, expire, plan_expiry
+from catalog.retention import DropPlan, ExpirePlan, drop, expire, plan_expiry
 from catalog.runs import DatasetRun, config_hash
 from catalog.shards import SHARD_NAME, ShardStats, arrow_schema, check_same_schema, media_leaves
 from catalog.storage import Location, S3RetryStrategy, map_files, s3_endpoint, s3_region
@@ -288,6 +288,11 @@ class Catalog:
         return expire(self, plan_expiry(self, validate_name(name), keep_last, older_than_days, list(keep)),
                       dry_run=dry_run)
 
+
+    def drop(self, name: str, *, force: bool = False, dry_run: bool = False) -> DropPlan:
+        """Remove dataset `name` whole: every version, its shards and its Iceberg metadata
+        (`catalog.retention`). Refused while another dataset's version was made from it, unless `force`."""
+        return drop(self, name, force=force, dry_run=dry_run)
 
     def create_run(self, name: str, config: Any, features: datasets.Features, *, inputs: list[str] = (),
                    mode: str = "overwrite", info: dict | None = None, ray_job_id: str | None = None,

@@ -1,15 +1,19 @@
-"""Expiring old dataset versions: a nightly pipeline adds a version a night, and each keeps its shards.
+"""Removing data: expiring old versions of a dataset (a nightly pipeline adds a version a
+night, and each keeps its shards), and dropping a whole dataset.
 
 A version goes when it is neither the current one, nor among the newest ``keep_last``, nor
 younger than ``older_than_days``, nor pinned by ``keep``, nor an input of a version the
 catalog keeps: any other dataset's, or a kept version of its own (so every kept version's
-lineage still resolves). Its files go when no
-remaining version references them.
+lineage still resolves). Its files go when no remaining version references them.
 
 Order, so that a killed expire shows no version without its files and loses nothing: one
 metadata commit removes the snapshots and records their run folders as pending; the
 unreferenced files in those folders are deleted; a second commit clears the record. A
 re-run finishes what a killed one left pending.
+
+A drop first leaves a marker in the dataset's folder naming its Iceberg metadata, then drops
+the table (from then on nothing of it is visible), then deletes the metadata and the folder.
+A re-run of a killed drop finds the marker and finishes.
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ from typing import TYPE_CHECKING
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.table.update.snapshot import ExpireSnapshots
 
-from catalog.errors import RoomtoneError
-from catalog.names import DatasetRef
+from catalog.errors import NotFoundError, RoomtoneError
+from catalog.names import DatasetRef, validate_name
 from catalog.storage import Location, map_files
 
 if TYPE_CHECKING:
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
     from catalog.catalog import Catalog, Snapshot
 
 PENDING = "roomtone.expiring"  # table property: run folders whose unreferenced files are still to delete
+DROPPING = "DROPPING.json"  # marker in a dataset's folder: a drop began; it names the table's metadata folder
 
 
 @dataclass
@@ -154,3 +159,61 @@ def _unreferenced(table: Table, remaining: list[Snapshot],
         out[folder] = (not shared, [(f, n) for f, n in found
                                     if f.uri not in referenced and not (shared and not f.name.endswith(".parquet"))])
     return out
+
+
+@dataclass
+class DropPlan:
+    """What dropping a dataset removes (or, dry, would remove)."""
+
+    name: str
+    versions: list[str]  # version refs; none when only a stopped drop's files are left
+    folder: Location  # <root>/datasets/<name>: every run folder of the dataset
+    files: int
+    bytes: int
+    done: bool = False
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "versions": self.versions, "folder": self.folder.uri, "files": self.files,
+                "bytes": self.bytes, "done": self.done}
+
+
+def drop(catalog: Catalog, name: str, *, force: bool = False, dry_run: bool = False) -> DropPlan:
+    """Remove dataset `name`: every version, its shards and its Iceberg metadata. Refused while
+    another dataset's version was made from it (unless `force`), and for a folder with no table
+    and no drop marker, which may be a job's first, unpublished run (unless `force`)."""
+    from catalog.catalog import _history
+
+    name = validate_name(name)
+    folder = catalog.config.datasets_location().join(name)
+    found = list(folder.list_sizes())
+    marker = folder.join(DROPPING)
+    table = catalog._table(name) if catalog.exists(name) else None
+    plan = DropPlan(name, [s.version_ref for s in _history(name, table)] if table else [], folder, len(found),
+                    sum(n for _, n in found))
+    if not table and not found:
+        raise NotFoundError(f"dataset {name!r} is not in the catalog", "list the datasets with: roomtone catalog ls")
+    if not table and not force and not any(loc.uri == marker.uri for loc, _ in found):
+        raise RoomtoneError(f"dataset {name!r} is not in the catalog, but {folder.uri} holds {len(found)} file(s): "
+                            f"a job's first run not yet published, or a drop stopped while deleting",
+                            "pass --force to delete them, once no job is writing that dataset")
+    users = sorted({snap.version_ref for other in catalog.names() if other != name
+                    for snap in catalog.history(other)
+                    if any(DatasetRef.parse(ref).name == name for ref in snap.inputs)})
+    if users and not force:
+        more = f" and {len(users) - 5} more" if len(users) > 5 else ""
+        raise RoomtoneError(f"{', '.join(users[:5])}{more} {'was' if len(users) == 1 else 'were'} made from {name}",
+                            f"drop {'it' if len(users) == 1 else 'them'} first, or pass --force (the lineage of "
+                            f"{'it' if len(users) == 1 else 'them'} will then name a dataset that is gone)")
+    if dry_run:
+        return plan
+    if table:
+        marker.write_bytes(json.dumps({"metadata": table.location(), "versions": plan.versions}).encode())
+        catalog.iceberg.drop_table(catalog._identifier(name))  # from here on nothing of it is visible
+    if marker.exists() and not catalog.config.database_uri.startswith("http"):  # a REST server owns its metadata
+        metadata = Location.parse(json.loads(marker.read_bytes())["metadata"])
+        if metadata.exists():
+            metadata.filesystem.delete_dir(metadata.path)
+    if folder.exists():
+        folder.filesystem.delete_dir(folder.path)
+    plan.done = True
+    return plan

@@ -20,7 +20,7 @@ def roomtone(*args, root, check=True):
 
 
 @pytest.mark.parametrize("args", [[], ["catalog"], ["catalog", "diff"], ["ingest", "synthetic"], ["simulate", "scenes"],
-                                  ["catalog", "query"], ["export", "dcase"], ["plan"], ["plot", "scene"]])
+                                  ["catalog", "query"], ["export", "dcase"], ["plan"], ["plot", "scene"], ["catalog", "drop"]])
 def test_help_teaches(tmp_path, args):
     out = roomtone(*args, "--help", root=tmp_path).stdout
     assert "Usage" in out and len(out) > 200

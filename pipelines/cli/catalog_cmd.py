@@ -221,6 +221,41 @@ def expire(name: str = typer.Argument(..., help="Dataset name"),
         print_json(plan.to_dict())
 
 
+@app.command("drop")
+def drop(name: str = typer.Argument(..., help="Dataset name"),
+         force: bool = flag("--force", help="Drop even though other datasets were made from it, or delete a folder "
+                                            "the catalog does not know (once no job writes that dataset)."),
+         dry_run: bool = flag("--dry-run", help="Show what would go; change nothing."),
+         yes: bool = flag("--yes", "-y", help="Do not ask before deleting (a terminal asks; a script does not)."),
+         json_out: bool = JSON):
+    """Remove a dataset whole: every version, its files and its catalog entry.
+
+    Refused while another dataset's version was made from it: drop that one first, or pass
+    --force. MLflow runs trained on it keep their logs, not the data (the catalog does not read
+    MLflow). A drop that was stopped is finished by running it again.
+
+    Examples:
+
+      roomtone catalog drop grid_scenes --dry-run
+
+      roomtone catalog drop grid_scenes --yes
+    """
+    cat = state.catalog()
+    plan = cat.drop(name, force=force, dry_run=True)
+    if not json_out:
+        console.print(f"{name}: {', '.join(plan.versions) or 'no versions (a stopped drop left files)'}; "
+                      f"{plan.files} file(s), {_size(plan.bytes)} under {plan.folder.uri}", highlight=False)
+    if not dry_run and not yes and console.is_terminal and not typer.confirm(f"Drop {name} and delete its files?"):
+        raise typer.Exit(1)
+    if not dry_run:
+        plan = cat.drop(name, force=force)
+        if not json_out:
+            console.print(f"dropped {name}: {len(plan.versions)} version(s), {plan.files} file(s), "
+                          f"{_size(plan.bytes)}", highlight=False)
+    if json_out:
+        print_json(plan.to_dict())
+
+
 @app.command("query")
 def query(sql: str = typer.Argument(..., help='SQL; datasets are views by name, e.g. "SELECT label, '
                                               'count(*) FROM events GROUP BY label"'),

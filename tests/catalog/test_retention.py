@@ -122,3 +122,66 @@ def test_expire_from_the_command_line(tmp_path):
     assert done["expired"] == ["clips@v1"] and done["files"] == 3 and done["done"]
     refused = roomtone("catalog", "expire", "clips", root=tmp_path, check=False)
     assert refused.returncode == 1 and "--keep-last N" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_drop_removes_every_version_file_and_metadata_and_guards_lineage(catalog):
+    publish_dataset(catalog, "clips", {"v": 1})
+    publish_dataset(catalog, "clips", {"v": 2})
+    publish_dataset(catalog, "derived", {"v": 1}, inputs=["clips@v1"])
+    publish_dataset(catalog, "other", {"v": 1})
+    folder = Path(catalog.config.datasets_location().join("clips").uri)
+    metadata = Path(catalog._table("clips").location().removeprefix("file://"))
+    with pytest.raises(RoomtoneError, match="derived@v1 was made from clips.*drop it first, or pass --force"):
+        catalog.drop("clips")
+    dry = catalog.drop("clips", force=True, dry_run=True)
+    assert dry.versions == ["clips@v1", "clips@v2"] and dry.files == 6 and not dry.done and folder.is_dir()
+    done = catalog.drop("clips", force=True)
+    assert done.done and done.bytes == dry.bytes
+    assert catalog.names() == ["derived", "other"] and not folder.exists() and not metadata.exists()
+    assert catalog.to_hf("other", split="train").num_rows == 4  # the others are untouched
+    with pytest.raises(NotFoundError, match="dataset 'clips' is not in the catalog"):
+        catalog.drop("clips")
+    publish_dataset(catalog, "clips", {"v": 1})  # the name can be used again, from v1
+    assert [s.version for s in catalog.history("clips")] == [1]
+
+
+def test_a_killed_drop_is_finished_by_the_next_one_and_a_bare_folder_needs_force(catalog):
+    publish_dataset(catalog, "clips", {"v": 1})
+    folder = Path(catalog.config.datasets_location().join("clips").uri)
+    body = """
+        import signal
+        from catalog import Location
+        Location.exists = lambda self: os.kill(os.getpid(), signal.SIGKILL)  # killed right after the table drop
+        catalog.drop("clips")
+    """
+    proc = subprocess.run([sys.executable, "-c", _script(catalog, body)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    fresh = Catalog(catalog.config)
+    assert "clips" not in fresh.names() and (folder / "DROPPING.json").is_file()  # nothing visible; files left
+    plan = fresh.drop("clips")  # the marker says a drop began: no --force needed
+    assert plan.versions == [] and plan.files == 4 and not folder.exists()
+
+    (folder / "abc").mkdir(parents=True)  # an unpublished first run: no table, no marker
+    (folder / "abc" / "train-00000-of-00001.parquet").write_bytes(b"x")
+    with pytest.raises(RoomtoneError, match="not yet published.*pass --force"):
+        fresh.drop("clips")
+    assert fresh.drop("clips", force=True).files == 1 and not folder.exists()
+
+
+def test_drop_on_an_s3_root_and_from_the_command_line(bucket, tmp_path):
+    from catalog import Location
+
+    cat = Catalog(CatalogConfig(root=f"s3://{bucket}/home", uri=f"sqlite:///{tmp_path}/catalog.db"))
+    publish_dataset(cat, "clips", {"v": 1})
+    publish_dataset(cat, "clips", {"v": 2})
+    assert cat.drop("clips").files == 6
+    assert list(Location.parse(f"s3://{bucket}/home").list_files()) == []  # shards, cards and metadata
+    local = Catalog(CatalogConfig(root=str(tmp_path / "home")))
+    publish_dataset(local, "clips", {"v": 1})
+    shown = roomtone("catalog", "drop", "clips", "--dry-run", root=tmp_path / "home").stdout
+    assert "clips@v1" in shown and "3 file(s)" in shown and local.names() == ["clips"]
+    done = json.loads(roomtone("catalog", "drop", "clips", "--json", root=tmp_path / "home").stdout)
+    assert done["done"] and done["versions"] == ["clips@v1"] and local.names() == []
+    missing = roomtone("catalog", "drop", "clips", root=tmp_path / "home", check=False)
+    assert missing.returncode == 1 and "not in the catalog" in missing.stderr and "Traceback" not in missing.stderr
