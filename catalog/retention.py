@@ -73,11 +73,8 @@ def plan_expiry(catalog: Catalog, name: str, keep_last: int | None, older_than_d
             raise RoomtoneError(f"--keep {ref} is a version of another dataset", f"give versions of {name}")
         pinned[snap.snapshot_id] = ref
     used_by = {}  # snapshot id of this dataset -> a kept version made from it (elsewhere, or below, here)
-    for other in catalog.names():
-        for snap in catalog.history(other) if other != name else ():
-            for parent in map(DatasetRef.parse, snap.inputs):  # pinned as name@<snapshot id>
-                if parent.name == name:
-                    used_by.setdefault(int(parent.snapshot), snap.version_ref)
+    for parent, user in _made_from(catalog, name):
+        used_by.setdefault(parent, user)
     cutoff = None if older_than_days is None else (time.time() - older_than_days * 86400) * 1000
     young = None if older_than_days is None else f"younger than {older_than_days:g} day{'s' * (older_than_days != 1)}"
     newest = {s.snapshot_id for s in history[-keep_last:]} if keep_last else set()
@@ -96,6 +93,13 @@ def plan_expiry(catalog: Catalog, name: str, keep_last: int | None, older_than_d
                     used_by.setdefault(int(parent.snapshot), snap.version_ref)
     return ExpirePlan(name, table, [s for s in history if why[s.snapshot_id] is None],
                       {s.version_ref: why[s.snapshot_id] for s in history if why[s.snapshot_id] is not None})
+
+
+def _made_from(catalog: Catalog, name: str) -> list[tuple[int, str]]:
+    """(snapshot id of `name`, version of another dataset made from it) for every such input."""
+    return [(int(parent.snapshot), snap.version_ref) for other in catalog.names() if other != name
+            for snap in catalog.history(other)
+            for parent in map(DatasetRef.parse, snap.inputs) if parent.name == name]  # pinned as name@<id>
 
 
 def expire(catalog: Catalog, plan: ExpirePlan, *, dry_run: bool = False) -> ExpirePlan:
@@ -196,9 +200,7 @@ def drop(catalog: Catalog, name: str, *, force: bool = False, dry_run: bool = Fa
         raise RoomtoneError(f"dataset {name!r} is not in the catalog, but {folder.uri} holds {len(found)} file(s): "
                             f"a job's first run not yet published, or a drop stopped while deleting",
                             "pass --force to delete them, once no job is writing that dataset")
-    users = sorted({snap.version_ref for other in catalog.names() if other != name
-                    for snap in catalog.history(other)
-                    if any(DatasetRef.parse(ref).name == name for ref in snap.inputs)})
+    users = sorted({user for _, user in _made_from(catalog, name)})
     if users and not force:
         more = f" and {len(users) - 5} more" if len(users) > 5 else ""
         raise RoomtoneError(f"{', '.join(users[:5])}{more} {'was' if len(users) == 1 else 'were'} made from {name}",
