@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow.compute as pc
 import typer
@@ -10,10 +11,13 @@ import typer
 from catalog.errors import NotFoundError, RoomtoneError
 from pipelines.cli.common import console, state
 
+if TYPE_CHECKING:
+    from catalog.catalog import Snapshot
+
 app = typer.Typer(help="Draw dataset rows to PNG.", no_args_is_help=True)
 
 
-def _row(ref: str, row_id: str | None, column: str, made_by: str, out: Path) -> tuple[dict, object]:
+def _row(ref: str, row_id: str | None, column: str, made_by: str, out: Path) -> tuple[dict, Snapshot]:
     """One row of `ref` (the first, or the one with id `row_id`) and its snapshot, after checking
     that `out` names a PNG and that the dataset has `column`."""
     if out.suffix.lower() != ".png" or out.is_dir():
@@ -59,6 +63,9 @@ def scene(
     from pipelines.plots import plot_scene
 
     row, snap = _row(ref, row_id, "labels", "roomtone simulate scenes", out)
+    if not snap.info.get("classes"):
+        raise NotFoundError(f"{ref} records no class list (info.classes) to name its labels' class_index",
+                            "plot a dataset made by `roomtone simulate scenes` or `roomtone augment`")
     console.print(f"wrote {plot_scene(row, snap.info['classes'], out, snap.info.get('label_hop_s', 0.1))}")
 
 
