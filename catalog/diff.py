@@ -21,7 +21,7 @@ SECTIONS = ("provenance", "config", "info", "stats", "classes")
 
 @dataclass(frozen=True)
 class Change:
-    """One field that differs; a value missing on one side is None (a class count, 0)."""
+    """One field that differs; a value missing on one side is None (a class or split count, 0)."""
 
     section: str
     key: str
@@ -59,7 +59,7 @@ class VersionDiff:
 def diff_versions(old: Snapshot, new: Snapshot, old_files: list[DataFileInfo],
                   new_files: list[DataFileInfo]) -> VersionDiff:
     a, b = _views(old), _views(new)
-    changes = [change for s in SECTIONS for change in _changes(s, a[s], b[s], 0 if s == "classes" else None)]
+    changes = [change for s in SECTIONS for change in _changes(s, a[s], b[s])]
     before, after = {f.uri for f in old_files}, {f.uri for f in new_files}
     return VersionDiff(old, new, changes, sorted(after - before), sorted(before - after), len(before & after))
 
@@ -83,6 +83,10 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def _changes(section: str, a: dict, b: dict, absent: Any) -> list[Change]:
-    return [Change(section, k, a.get(k, absent), b.get(k, absent)) for k in sorted(a.keys() | b.keys())
-            if a.get(k, absent) != b.get(k, absent)]
+def _changes(section: str, a: dict, b: dict) -> list[Change]:
+    out = []
+    for k in sorted(a.keys() | b.keys()):
+        absent = 0 if section == "classes" or k.startswith("splits.") else None  # counts: none is 0
+        if a.get(k, absent) != b.get(k, absent):
+            out.append(Change(section, k, a.get(k, absent), b.get(k, absent)))
+    return out

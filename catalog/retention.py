@@ -204,8 +204,8 @@ def drop(catalog: Catalog, name: str, *, force: bool = False, dry_run: bool = Fa
     if users and not force:
         more = f" and {len(users) - 5} more" if len(users) > 5 else ""
         raise RoomtoneError(f"{', '.join(users[:5])}{more} {'was' if len(users) == 1 else 'were'} made from {name}",
-                            f"drop {'it' if len(users) == 1 else 'them'} first, or pass --force (the lineage of "
-                            f"{'it' if len(users) == 1 else 'them'} will then name a dataset that is gone)")
+                            f"drop {'it' if len(users) == 1 else 'them'} first, or pass --force (then "
+                            f"{'its' if len(users) == 1 else 'their'} lineage names a dataset that is gone)")
     if dry_run:
         return plan
     if table:
