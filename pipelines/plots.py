@@ -121,7 +121,7 @@ def scene_figure(row: dict, classes: list[str], hop_s: float):
         facts.append(f"ambience SNR {row['noise_snr_db']:.0f} dB")
     if row.get("recipe"):  # an augmented row: the steps it went through
         facts.append("recipe " + " + ".join(step["name"] for step in json.loads(row["recipe"])["steps"]))
-    caption = textwrap.fill(row.get("caption") or "", 200)
+    caption = textwrap.fill(row.get("caption") or "", 170)
     fig.suptitle(f"{row['id']}: {', '.join(facts)}\n{caption}", fontsize=10)
     ax = axes[0]
     top = power.max()
