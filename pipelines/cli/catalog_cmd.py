@@ -116,6 +116,9 @@ def _cell(key: str, value, signed: bool = False) -> str:
     return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
+CLASS_ROWS = 20  # class-count changes `diff` prints, largest first
+
+
 @app.command("diff")
 def diff(old: str = typer.Argument(..., help="NAME, NAME@vN or NAME@SNAPSHOT_ID; alone, it is compared with the "
                                              "version before it"),
@@ -136,12 +139,17 @@ def diff(old: str = typer.Argument(..., help="NAME, NAME@vN or NAME@SNAPSHOT_ID;
     console.print(f"[bold]{d.old.version_ref} -> {d.new.version_ref}[/]  snapshots {d.old.snapshot_id} -> "
                   f"{d.new.snapshot_id}, created {d.old.to_dict()['created']} -> {d.new.to_dict()['created']}",
                   highlight=False)
-    if d.changes:
+    classes = sorted(d.section("classes"), key=lambda c: -abs(c.delta))  # AudioSet-sized: the largest moves
+    shown = [c for c in d.changes if c.section != "classes"] + classes[:CLASS_ROWS]
+    if shown:
         print_table("changes", ["section", "field", "old", "new", "change"],
                     [[c.section, c.key, _cell(c.key, c.old), _cell(c.key, c.new),
-                      "" if c.delta is None else _cell(c.key, c.delta, signed=True)] for c in d.changes])
+                      "" if c.delta is None else _cell(c.key, c.delta, signed=True)] for c in shown])
     else:
         console.print("no change in code, inputs, config, statistics or class counts")
+    if len(classes) > CLASS_ROWS:
+        console.print(f"{len(classes) - CLASS_ROWS} more class counts changed, none by more (all of them: --json)",
+                      highlight=False)
     console.print(f"files: {len(d.files_added)} added, {len(d.files_removed)} removed, {d.files_shared} shared",
                   highlight=False)
 

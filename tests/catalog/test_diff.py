@@ -77,5 +77,13 @@ def test_cli_diff_prints_the_changes_and_json(catalog, home):
     assert "+2" in next(line for line in out.splitlines() if " rows " in line)
     data = json.loads(roomtone("catalog", "diff", "clips@v2", "clips@v1", "--json", root=home).stdout)
     assert data["changes"]["stats"]["rows"] == {"old": 6, "new": 4, "delta": -2}
+    many = [f"class{i:02d}" for i in range(25)]
+    publish_dataset(catalog, "tags", {"v": 1}, rows=25)
+    run = catalog.create_run("tags", {"v": 2}, clip_features())
+    write_shard(run.shard("train", 0, 1), run.features, clip_rows(0, 50, labels=many))  # 25 classes, 2 each
+    catalog.publish(run)
+    out = roomtone("catalog", "diff", "tags", root=home).stdout
+    assert "7 more class counts changed, none by more (all of them: --json)" in out  # 20 rows of 27 changed classes
+    assert "class00" in out and " dog " in out  # the largest moves first: dog 13 -> 0 beats class00 0 -> 2
     bad = roomtone("catalog", "diff", "clips@v1", root=home, check=False)
     assert bad.returncode == 1 and "nothing came before it" in bad.stderr
