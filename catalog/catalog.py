@@ -79,6 +79,10 @@ class Snapshot:
         return self.properties.get(P + "config-hash")
 
     @property
+    def code_version(self) -> str | None:
+        return self.properties.get(P + "code-version")
+
+    @property
     def inputs(self) -> list[str]:
         return self._json("inputs", [])
 
@@ -105,7 +109,7 @@ class Snapshot:
         return {"name": self.name, "snapshot_id": self.snapshot_id, "version": self.version,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.timestamp_ms / 1000)),
                 "operation": self.operation, "run_id": self.run_id, "config_hash": self.config_hash,
-                "code_version": self.properties.get(P + "code-version"), "inputs": self.inputs,
+                "code_version": self.code_version, "inputs": self.inputs,
                 "stats": self.stats, "location": self.location, "config": self.config, "info": self.info,
                 "ray_job_id": self.properties.get(P + "ray-job-id"),
                 "mlflow_run_id": self.properties.get(P + "mlflow-run-id")}
@@ -385,8 +389,9 @@ class Catalog:
                 table = self._load_or_create(run)
                 current = table.current_snapshot()
                 existing = {t.file.file_path: t.file for t in table.scan().plan_files()} if current else {}
-                if set(paths) <= set(existing) and (run.mode == "append" or (set(paths) == set(existing) and (
-                        current.summary.additional_properties.get(P + "config-hash") == run.config_hash))):
+                held = set(paths) <= existing.keys()  # every file of the run is in the table already
+                same_run = held and current.summary.additional_properties.get(P + "config-hash") == run.config_hash
+                if held and (run.mode == "append" or (len(paths) == len(existing) and same_run)):
                     return _current(run.name, table)  # already published: once only
                 version_stats = stats if run.mode == "overwrite" or not current else _appended(
                     json.loads(current.summary.additional_properties.get(P + "stats", "{}")), stats)

@@ -68,8 +68,7 @@ def _views(snap: Snapshot) -> dict[str, dict]:
     stats = dict(snap.stats)
     classes = stats.pop("class_counts", None) or {}
     stats.pop("histograms", None)  # binned for plots: the scalar statistics say what moved
-    props = snap.to_dict()
-    return {"provenance": {k: props[k] for k in ("code_version", "config_hash", "inputs")},
+    return {"provenance": {"code_version": snap.code_version, "config_hash": snap.config_hash, "inputs": snap.inputs},
             "config": _flat(snap.config), "info": _flat(snap.info), "stats": _flat(stats), "classes": classes}
 
 

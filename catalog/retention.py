@@ -194,9 +194,10 @@ def drop(catalog: Catalog, name: str, *, force: bool = False, dry_run: bool = Fa
     table = catalog._table(name) if catalog.exists(name) else None
     plan = DropPlan(name, [s.version_ref for s in _history(name, table)] if table else [], folder, len(found),
                     sum(n for _, n in found))
+    stopped = any(loc.uri == marker.uri for loc, _ in found)  # a drop began here and was stopped
     if not table and not found:
         raise NotFoundError(f"dataset {name!r} is not in the catalog", "list the datasets with: roomtone catalog ls")
-    if not table and not force and not any(loc.uri == marker.uri for loc, _ in found):
+    if not table and not force and not stopped:
         raise RoomtoneError(f"dataset {name!r} is not in the catalog, but {folder.uri} holds {len(found)} file(s): "
                             f"a job's first run not yet published, or a drop stopped while deleting",
                             "pass --force to delete them, once no job is writing that dataset")
@@ -208,11 +209,15 @@ def drop(catalog: Catalog, name: str, *, force: bool = False, dry_run: bool = Fa
                             f"{'its' if len(users) == 1 else 'their'} lineage names a dataset that is gone)")
     if dry_run:
         return plan
+    metadata = None  # the table's metadata folder: from the table, or from a stopped drop's marker
     if table:
-        marker.write_bytes(json.dumps({"metadata": table.location(), "versions": plan.versions}).encode())
+        metadata = table.location()
+        marker.write_bytes(json.dumps({"metadata": metadata}).encode())
         catalog.iceberg.drop_table(catalog._identifier(name))  # from here on nothing of it is visible
-    if marker.exists() and not catalog.config.database_uri.startswith("http"):  # a REST server owns its metadata
-        metadata = Location.parse(json.loads(marker.read_bytes())["metadata"])
+    elif stopped:
+        metadata = json.loads(marker.read_bytes())["metadata"]
+    if metadata and not catalog.config.database_uri.startswith("http"):  # a REST server owns its metadata
+        metadata = Location.parse(metadata)
         if metadata.exists():
             metadata.filesystem.delete_dir(metadata.path)
     if folder.exists():

@@ -21,7 +21,8 @@ def _row(ref: str, row_id: str | None, column: str, made_by: str, out: Path) -> 
     """One row of `ref` (the first, or the one with id `row_id`) and its snapshot, after checking
     that `out` names a PNG and that the dataset has `column`."""
     if out.suffix.lower() != ".png" or out.is_dir():
-        raise RoomtoneError(f"--out {out} is not a .png file name", f"give a file name ending in .png, e.g. {column}.png")
+        raise RoomtoneError(f"--out {out} is not a .png file name",
+                            f"give a file name ending in .png, e.g. {column}.png")
     catalog = state.catalog()
     dataset = catalog.arrow_dataset(ref)
     if column not in dataset.schema.names:
